@@ -1,0 +1,85 @@
+//! The HTTP API: one router per resource, merged here.
+
+pub mod ops;
+pub mod params;
+pub mod sites;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::Response;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::error::status_problem;
+use crate::index::SiteIndex;
+use crate::metrics::Metrics;
+use crate::store::DynStore;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub index: Arc<SiteIndex>,
+    pub metrics: Arc<Metrics>,
+    /// Set once the index is built from the store.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The whole API as a router, ready to serve.
+pub fn app(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .merge(sites::router())
+        .merge(ops::router())
+        .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            status_problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
+        })
+        .with_state(state)
+        .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
+            let metrics = metrics.clone();
+            async move { metrics.observe(req, next).await }
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(
+                    |resp: &Response, latency: Duration, _span: &tracing::Span| {
+                        tracing::info!(status = resp.status().as_u16(), latency_us = latency.as_micros() as u64, "response");
+                    },
+                ),
+        )
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("handler panicked");
+            status_problem(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; it has been logged")
+        }))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "yizhan",
+        description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
+        license(name = "MIT")
+    ),
+    paths(sites::nearby, sites::site_detail, ops::healthz, ops::readyz, ops::metrics),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc)),
+    tags(
+        (name = "sites", description = "Finding service sites"),
+        (name = "ops", description = "Health and metrics for operators"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as YAML (checked in as `openapi.yaml`).
+pub fn openapi_yaml() -> String {
+    ApiDoc::openapi().to_yaml().expect("openapi serializes")
+}

@@ -1,0 +1,18 @@
+//! yizhan (驿站): the registry, map and booking backend behind trade-union
+//! workers' phone apps. See `README.md` for who uses it and how to run it.
+//!
+//! `main.rs` only parses the command line; everything it runs lives here so that
+//! tests and benchmarks start the real service on port 0.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod geodata;
+pub mod http;
+pub mod index;
+pub mod metrics;
+pub mod service;
+pub mod store;
+
+pub use http::{AppState, app};
+pub use service::{Service, serve};

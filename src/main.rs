@@ -1,0 +1,169 @@
+//! The `yizhan` command: start-up only. See `yizhan --help`.
+
+use std::io::{BufWriter, Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use yizhan::config::{Cli, Command, GeodataCommand, LogFormat, ServeArgs};
+use yizhan::geodata::generate::{GenSpec, generate};
+use yizhan::geodata::geojson::{
+    draft_to_feature, parse_collection, site_to_feature, write_collection,
+};
+use yizhan::service::{Options, Service, serve};
+use yizhan::store;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("YIZHAN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Serve(a) => a.log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(log_format);
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => run_serve(args).await,
+        Command::Import { file, crs, db } => {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let drafts = parse_collection(&text, crs)
+                .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+            let store = store::connect(&db.database_url).await?;
+            let out = store.import_sites(drafts).await?;
+            println!(
+                "imported {}: {} created, {} updated, {} unchanged",
+                file.display(),
+                out.created,
+                out.updated,
+                out.unchanged
+            );
+            Ok(())
+        }
+        Command::Export { crs, db } => {
+            let store = store::connect(&db.database_url).await?;
+            let sites = store.all_sites().await?;
+            let meta = serde_json::json!({"generator": "yizhan export", "crs": crs.as_str(), "count": sites.len()});
+            let stdout = std::io::stdout().lock();
+            let mut w = BufWriter::new(stdout);
+            write_collection(&mut w, meta, sites.iter().map(|s| site_to_feature(s, crs)))?;
+            w.flush()?;
+            Ok(())
+        }
+        Command::Geodata {
+            command:
+                GeodataCommand::Generate {
+                    sites,
+                    seed,
+                    adcode_prefix,
+                    preset,
+                    crs,
+                    out,
+                },
+        } => {
+            let spec = match (preset.as_deref(), sites) {
+                (Some("shandong"), _) => GenSpec::shandong(),
+                (_, Some(n)) => {
+                    if yizhan::geodata::districts::county_districts(&adcode_prefix).is_empty() {
+                        anyhow::bail!(
+                            "--adcode-prefix '{adcode_prefix}' matches no county-level district"
+                        );
+                    }
+                    GenSpec::total(n as usize, seed, &adcode_prefix)
+                }
+                _ => anyhow::bail!("give --sites N or --preset shandong"),
+            };
+            let meta = yizhan::geodata::generate::metadata(&spec, crs);
+            let sink: Box<dyn Write> = match out {
+                Some(path) => Box::new(
+                    std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut w = BufWriter::with_capacity(1 << 20, sink);
+            write_collection(
+                &mut w,
+                meta,
+                generate(&spec).map(|d| draft_to_feature(&d, crs)),
+            )?;
+            w.flush()?;
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", yizhan::http::openapi_yaml());
+            Ok(())
+        }
+    }
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let opts = Options {
+        database_url: args.db.database_url.clone(),
+        seed: !args.no_seed,
+        follow_interval: Duration::from_secs_f64(args.follow_interval.max(0.05)),
+    };
+    let service = Service::start(&opts).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, database = %opts.database_url, "yizhan serving");
+    serve(listener, service.state.clone(), shutdown_signal()).await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

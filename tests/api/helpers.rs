@@ -1,0 +1,91 @@
+//! `spawn_app()`: the real service on a loopback port, with a fresh SQLite file.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use yizhan::domain::site::{Adcode, AmenitySet, Kind, SiteDraft, Status};
+use yizhan::service::{Service, serve};
+use yizhan::store;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub _service: Service,
+    _dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+/// A draft for tests; `n` makes the ref unique.
+pub fn draft(n: usize, kind: Kind, lat: f64, lon: f64) -> SiteDraft {
+    SiteDraft {
+        ext_ref: Some(format!("test-{n}")),
+        kind,
+        name: format!("测试站点{n}"),
+        address: format!("山东省济南市历下区测试路{n}号"),
+        adcode: "370102".parse::<Adcode>().unwrap(),
+        lat,
+        lon,
+        amenities: AmenitySet::EMPTY,
+        opening_hours: "24/7".into(),
+        phone: None,
+        photos: vec![],
+        status: Status::Open,
+    }
+}
+
+/// Start the service over a fresh database holding `drafts`.
+pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite:{}", dir.path().join("yizhan.db").display());
+    let store = store::connect(&url).await.expect("store opens");
+    if !drafts.is_empty() {
+        store.import_sites(drafts).await.expect("import");
+    }
+    let service = Service::with_store(store, Duration::from_millis(50))
+        .await
+        .expect("service starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let state = service.state.clone();
+    tokio::spawn(async move {
+        serve(listener, state, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
+    });
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        _service: service,
+        _dir: dir,
+        stop: Some(stop),
+    }
+}

@@ -1,0 +1,5 @@
+//! Black-box API tests: real HTTP on loopback against a real SQLite file.
+
+mod helpers;
+mod malformed;
+mod sites;

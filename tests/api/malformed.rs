@@ -1,0 +1,143 @@
+//! Every parameter of every endpoint, given a malformed value, answers 400
+//! problem+json naming that parameter — never a 5xx, never a panic.
+
+use serde_json::Value;
+use yizhan::domain::site::Kind;
+
+use crate::helpers::{TestApp, draft, spawn_app};
+
+async fn expect_400(app: &TestApp, path: &str, param: &str) {
+    let r = app.get(path).await;
+    assert_eq!(r.status(), 400, "{path}");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "{path}"
+    );
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["status"], 400, "{path}");
+    assert_eq!(p["param"], param, "{path}: {p}");
+    assert!(
+        p["detail"].as_str().unwrap().starts_with(param),
+        "{path}: {p}"
+    );
+    assert!(
+        p["type"].is_string() && p["title"].is_string(),
+        "{path}: {p}"
+    );
+}
+
+const OK: &str = "lat=36.65&lon=117.12";
+
+#[tokio::test]
+async fn nearby_rejects_every_malformed_parameter() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    let bad: &[(&str, &[&str])] = &[
+        (
+            "lat",
+            &[
+                "", "abc", "NaN", "nan", "inf", "-inf", "90.0001", "-91", "1e999", "36,65", "0x10",
+            ],
+        ),
+        ("lon", &["", "east", "NaN", "180.5", "-181", "Infinity"]),
+        ("crs", &["", "WGS84", "gcj-02", "epsg:4326", "mars"]),
+        (
+            "k",
+            &[
+                "0",
+                "1000",
+                "101",
+                "-1",
+                "1.5",
+                "ten",
+                "",
+                "99999999999999999999",
+            ],
+        ),
+        ("radius_m", &["0", "-5", "200001", "NaN", "far", ""]),
+        (
+            "kind",
+            &[
+                "",
+                "cafe",
+                "outdoor_station,",
+                ",mother_room",
+                "OUTDOOR_STATION",
+            ],
+        ),
+        ("amenity", &["", "sauna", "microwave,,wifi", "Wifi"]),
+        (
+            "at",
+            &[
+                "",
+                "yesterday",
+                "2026-13-01T00:00:00Z",
+                "2026-11-21",
+                "2026-11-21T25:00:00+08:00",
+            ],
+        ),
+        ("open", &["", "yes", "TRUE", "2"]),
+    ];
+    for (param, values) in bad {
+        for v in *values {
+            let enc: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            let query = match *param {
+                "lat" => format!("lat={enc}&lon=117.12"),
+                "lon" => format!("lat=36.65&lon={enc}"),
+                _ => format!("{OK}&{param}={enc}"),
+            };
+            expect_400(&app, &format!("/v1/sites/nearby?{query}"), param).await;
+        }
+    }
+    // Missing required parameters and repeated ones.
+    expect_400(&app, "/v1/sites/nearby?lon=117.12", "lat").await;
+    expect_400(&app, "/v1/sites/nearby?lat=36.65", "lon").await;
+    expect_400(&app, &format!("/v1/sites/nearby?{OK}&k=5&k=6"), "k").await;
+    // Percent-garbage in the query string still gets a clean answer.
+    let r = app.get(&format!("/v1/sites/nearby?{OK}&kind=%FF%FE")).await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn site_detail_rejects_every_malformed_parameter() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    for id in [
+        "x",
+        "123",
+        "s",
+        "s00000000000000000",
+        "S0000000000001",
+        "%E4%B8%AD",
+    ] {
+        expect_400(&app, &format!("/v1/sites/{id}"), "id").await;
+    }
+    let body: Value = app
+        .get(&format!("/v1/sites/nearby?{OK}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["items"][0]["id"].as_str().unwrap().to_owned();
+    for v in ["", "wgs-84", "BD09"] {
+        expect_400(&app, &format!("/v1/sites/{id}?crs={v}"), "crs").await;
+    }
+    for v in ["", "now", "2026-02-30T00:00:00Z"] {
+        expect_400(&app, &format!("/v1/sites/{id}?at={v}"), "at").await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = spawn_app(vec![]).await;
+    let r = app.get("/v1/nope").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = app
+        .client
+        .post(app.url("/v1/sites/nearby"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}

@@ -1,0 +1,189 @@
+use serde_json::Value;
+use yizhan::domain::coords::{gcj02_to_wgs84, wgs84_to_gcj02};
+use yizhan::domain::site::{Amenity, Kind, Status};
+
+use crate::helpers::{draft, spawn_app};
+
+// Jinan (济南) city centre, WGS-84.
+const JINAN: (f64, f64) = (36.6512, 117.1201);
+
+#[tokio::test]
+async fn nearby_orders_by_distance_and_filters() {
+    let mut a = draft(1, Kind::OutdoorStation, 36.6600, 117.1200); // ~1 km north
+    a.amenities = [Amenity::Microwave, Amenity::EbikeCharging]
+        .into_iter()
+        .collect();
+    let mut b = draft(2, Kind::OutdoorStation, 36.6520, 117.1201); // ~90 m
+    b.amenities = [Amenity::Microwave].into_iter().collect();
+    let c = draft(3, Kind::MotherRoom, 36.6515, 117.1201); // ~30 m
+    let mut d = draft(4, Kind::OutdoorStation, 36.6513, 117.1201); // ~10 m, but retired
+    d.status = Status::Retired;
+    let app = spawn_app(vec![a, b, c, d]).await;
+
+    let r = app
+        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let refs: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refs,
+        ["test-3", "test-2", "test-1"],
+        "nearest first, retired never"
+    );
+    let d0 = body["items"][0]["distance_m"].as_f64().unwrap();
+    assert!((20.0..40.0).contains(&d0), "{d0}");
+
+    let r = app
+        .get(&format!(
+            "/v1/sites/nearby?lat={}&lon={}&kind=outdoor_station&amenity=microwave,ebike_charging",
+            JINAN.0, JINAN.1
+        ))
+        .await;
+    let body: Value = r.json().await.unwrap();
+    let refs: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, ["test-1"]);
+    assert_eq!(
+        body["items"][0]["amenities"],
+        serde_json::json!(["microwave", "ebike_charging"])
+    );
+
+    let r = app
+        .get(&format!(
+            "/v1/sites/nearby?lat={}&lon={}&radius_m=50",
+            JINAN.0, JINAN.1
+        ))
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn nearby_in_gcj02_round_trips_coordinates() {
+    let app = spawn_app(vec![draft(1, Kind::UnionStation, 36.66, 117.12)]).await;
+    let (glat, glon) = wgs84_to_gcj02(JINAN.0, JINAN.1);
+    let r = app
+        .get(&format!("/v1/sites/nearby?lat={glat}&lon={glon}&crs=gcj02"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["crs"], "gcj02");
+    let item = &body["items"][0];
+    let (lat, lon) = gcj02_to_wgs84(item["lat"].as_f64().unwrap(), item["lon"].as_f64().unwrap());
+    assert!(
+        (lat - 36.66).abs() < 1e-5 && (lon - 117.12).abs() < 1e-5,
+        "{lat},{lon}"
+    );
+    // The distance is the same whichever crs the query used.
+    let wgs: Value = app
+        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (a, b) = (
+        item["distance_m"].as_f64().unwrap(),
+        wgs["items"][0]["distance_m"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1.0, "{a} vs {b}");
+}
+
+#[tokio::test]
+async fn opening_hours_and_status_decide_is_open() {
+    let mut office = draft(1, Kind::UnionStation, 36.652, 117.12);
+    office.opening_hours = "Mo-Fr 09:00-17:00; PH off".into();
+    let mut closed = draft(2, Kind::UnionStation, 36.653, 117.12);
+    closed.status = Status::TemporarilyClosed;
+    let app = spawn_app(vec![office, closed]).await;
+    // Wednesday 2026-11-18 10:00 in Shanghai = 02:00 UTC.
+    let q = |at: &str, open: bool| {
+        format!(
+            "/v1/sites/nearby?lat={}&lon={}&at={at}&open={open}",
+            JINAN.0, JINAN.1
+        )
+    };
+    let body: Value = app
+        .get(&q("2026-11-18T02:00:00Z", false))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["is_open"], true);
+    assert_eq!(items[0]["next_change"], "2026-11-18T09:00:00Z");
+    assert_eq!(
+        items[1]["is_open"], false,
+        "temporarily closed is never open"
+    );
+    let body: Value = app
+        .get(&q("2026-11-18T02:00:00Z", true))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    // National Day 2026-10-01 (Thursday) is a public holiday: closed.
+    let body: Value = app
+        .get(&q("2026-10-01T02:00:00Z", true))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn site_detail_with_etag() {
+    let app = spawn_app(vec![draft(1, Kind::CraftsmanStudio, 36.66, 117.12)]).await;
+    let body: Value = app
+        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = app.get(&format!("/v1/sites/{id}")).await;
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let site: Value = r.json().await.unwrap();
+    assert_eq!(site["id"], id.as_str());
+    assert_eq!(site["ref"], "test-1");
+    assert_eq!(site["kind"], "craftsman_studio");
+    assert_eq!(site["version"], 1);
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/sites/{id}")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = app.get("/v1/sites/s000000000001").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn ops_endpoints() {
+    let app = spawn_app(vec![draft(1, Kind::MotherRoom, 36.66, 117.12)]).await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), 200);
+    let _ = app
+        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(text.contains("yizhan_indexed_sites 1"), "{text}");
+    assert!(text.contains("route=\"/v1/sites/nearby\""), "{text}");
+}

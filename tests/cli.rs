@@ -1,0 +1,243 @@
+//! The `yizhan` command as operators use it: import (all or nothing, idempotent),
+//! export, geodata generate, and serve answering on a real port.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+fn yizhan() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_yizhan"));
+    c.env_remove("YIZHAN_DATABASE_URL")
+        .env_remove("YIZHAN_LISTEN");
+    c
+}
+
+fn feature(r: &str, kind: &str, lon: f64, lat: f64) -> Value {
+    json!({
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {
+            "ref": r, "kind": kind, "name": format!("站点 {r}"), "address": "山东省济南市历下区泉城路1号",
+            "adcode": "370102", "amenities": ["drinking_water", "microwave"], "opening_hours": "24/7",
+            "phone": null, "photos": [], "status": "open"
+        }
+    })
+}
+
+fn collection(features: Vec<Value>) -> String {
+    json!({"type": "FeatureCollection", "features": features}).to_string()
+}
+
+fn run(c: &mut Command) -> (bool, String, String) {
+    let out = c.output().expect("yizhan runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn import_is_all_or_nothing_and_idempotent_and_export_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    let good = dir.path().join("good.geojson");
+    std::fs::write(
+        &good,
+        collection(vec![
+            feature("a-1", "outdoor_station", 117.12, 36.65),
+            feature("a-2", "mother_room", 117.13, 36.66),
+        ]),
+    )
+    .unwrap();
+    let (ok, out, err) =
+        run(yizhan().args(["import", good.to_str().unwrap(), "--database-url", &db]));
+    assert!(ok, "{err}");
+    assert!(out.contains("2 created"), "{out}");
+
+    // A bad third feature: nothing of the file is applied, and the message names it.
+    let bad = dir.path().join("bad.geojson");
+    let mut changed = feature("a-1", "outdoor_station", 117.5, 36.9);
+    changed["properties"]["name"] = json!("改名");
+    std::fs::write(
+        &bad,
+        collection(vec![
+            changed,
+            feature("a-3", "union_station", 117.0, 36.0),
+            feature("a-4", "cafe", 117.0, 36.0),
+        ]),
+    )
+    .unwrap();
+    let (ok, _, err) = run(yizhan().args(["import", bad.to_str().unwrap(), "--database-url", &db]));
+    assert!(!ok);
+    assert!(
+        err.contains("feature 2") && err.contains("kind") && err.contains("cafe"),
+        "{err}"
+    );
+
+    // Re-importing the good file changes nothing.
+    let (ok, out, err) =
+        run(yizhan().args(["import", good.to_str().unwrap(), "--database-url", &db]));
+    assert!(ok, "{err}");
+    assert!(out.contains("0 created, 0 updated, 2 unchanged"), "{out}");
+
+    // Export: both sites, with their refs and the same coordinates.
+    let (ok, out, err) = run(yizhan().args(["export", "--database-url", &db]));
+    assert!(ok, "{err}");
+    let fc: Value = serde_json::from_str(&out).expect("export is JSON");
+    assert_eq!(fc["type"], "FeatureCollection");
+    let feats = fc["features"].as_array().unwrap();
+    assert_eq!(feats.len(), 2);
+    let a1 = feats
+        .iter()
+        .find(|f| f["properties"]["ref"] == "a-1")
+        .expect("a-1 exported");
+    assert_eq!(a1["geometry"]["coordinates"], json!([117.12, 36.65]));
+    assert_eq!(a1["properties"]["name"], "站点 a-1");
+
+    // Export then import into the same database: still nothing changes.
+    let exported = dir.path().join("export.geojson");
+    std::fs::write(&exported, &out).unwrap();
+    let (ok, out, err) =
+        run(yizhan().args(["import", exported.to_str().unwrap(), "--database-url", &db]));
+    assert!(ok, "{err}");
+    assert!(out.contains("2 unchanged"), "{out}");
+}
+
+#[test]
+fn import_in_gcj02_stores_wgs84() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    let (glat, glon) = yizhan::domain::coords::wgs84_to_gcj02(36.65, 117.12);
+    let file = dir.path().join("gcj.geojson");
+    std::fs::write(
+        &file,
+        collection(vec![feature("g-1", "union_station", glon, glat)]),
+    )
+    .unwrap();
+    let (ok, _, err) = run(yizhan().args([
+        "import",
+        file.to_str().unwrap(),
+        "--crs",
+        "gcj02",
+        "--database-url",
+        &db,
+    ]));
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(yizhan().args(["export", "--database-url", &db]));
+    assert!(ok);
+    let fc: Value = serde_json::from_str(&out).unwrap();
+    let c = &fc["features"][0]["geometry"]["coordinates"];
+    assert!(
+        (c[0].as_f64().unwrap() - 117.12).abs() < 1e-6
+            && (c[1].as_f64().unwrap() - 36.65).abs() < 1e-6,
+        "{c}"
+    );
+}
+
+#[test]
+fn geodata_generate_is_deterministic() {
+    let a = run(yizhan().args([
+        "geodata",
+        "generate",
+        "--sites",
+        "300",
+        "--seed",
+        "9",
+        "--adcode-prefix",
+        "3701",
+    ]));
+    let b = run(yizhan().args([
+        "geodata",
+        "generate",
+        "--sites",
+        "300",
+        "--seed",
+        "9",
+        "--adcode-prefix",
+        "3701",
+    ]));
+    assert!(a.0, "{}", a.2);
+    assert_eq!(a.1, b.1);
+    let fc: Value = serde_json::from_str(&a.1).unwrap();
+    let feats = fc["features"].as_array().unwrap();
+    assert_eq!(feats.len(), 300);
+    assert!(feats.iter().all(|f| {
+        f["properties"]["adcode"]
+            .as_str()
+            .unwrap()
+            .starts_with("3701")
+    }));
+    assert_eq!(fc["metadata"]["synthetic"], true);
+}
+
+/// Kills the server if the test panics before it stops it.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_seeds_shandong_and_answers_nearby_at_jinan() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    let mut server = Server(
+        yizhan()
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+            .env("YIZHAN_LOG_FORMAT", "json")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The service logs the address it bound; read it from the structured log,
+    // and keep draining the log so the server never blocks on a full pipe.
+    let stderr = server.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let drain = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if let Some(a) = v["fields"]["listen"].as_str() {
+                let _ = tx.send(a.to_owned());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let addr = rx.recv().expect("serve logged its address");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body: Value = rt.block_on(async {
+        let r = reqwest::get(format!(
+            "http://{addr}/v1/sites/nearby?lat=36.65&lon=117.12&crs=gcj02&k=5"
+        ))
+        .await
+        .expect("nearby answered");
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("nearby is JSON")
+    });
+    // SIGTERM: graceful shutdown, exit 0.
+    let ok = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = drain.join().unwrap().join("\n");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    for it in items {
+        assert!(it["adcode"].as_str().unwrap().starts_with("3701"), "{it}");
+        assert!(it["distance_m"].as_f64().unwrap() < 20_000.0, "{it}");
+    }
+}
