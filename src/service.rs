@@ -29,15 +29,16 @@ pub struct Options {
     pub follow_interval: Duration,
 }
 
-/// A started service: its state, plus the feed follower's handle.
+/// A started service: its state, plus the change-feed follower.
 pub struct Service {
     pub state: AppState,
-    follower: tokio::task::JoinHandle<()>,
+    follower: Arc<Follower>,
+    follow_task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
-        self.follower.abort();
+        self.follow_task.abort();
     }
 }
 
@@ -62,6 +63,8 @@ impl Service {
 
     /// Build the index from an already opened store.
     pub async fn with_store(store: DynStore, follow_interval: Duration) -> anyhow::Result<Service> {
+        // Read the feed's high-water mark before the sites: a change committed in
+        // between is then applied twice (harmless), never missed.
         let high_water = store.last_change_seq().await?;
         let sites = store.all_sites().await?;
         let started = std::time::Instant::now();
@@ -75,45 +78,67 @@ impl Service {
             store: store.clone(),
             index: Arc::new(index),
             metrics: Arc::new(Metrics::default()),
-            ready: Arc::new(AtomicBool::new(true)),
+            ready: Arc::new(AtomicBool::new(false)),
         };
-        let follower = tokio::spawn(follow_changes(
+        let follower = Arc::new(Follower {
             store,
-            state.index.clone(),
-            high_water,
-            follow_interval,
-        ));
+            index: state.index.clone(),
+            seq: tokio::sync::Mutex::new(high_water),
+        });
+        let follow_task = tokio::spawn(follower.clone().run(follow_interval));
         state.ready.store(true, Ordering::Release);
-        Ok(Service { state, follower })
+        Ok(Service {
+            state,
+            follower,
+            follow_task,
+        })
+    }
+
+    /// Bring the index up to date with the change feed now (the background task
+    /// does this every `follow_interval`). Returns how many changes were applied.
+    pub async fn catch_up(&self) -> anyhow::Result<usize> {
+        self.follower.catch_up().await
     }
 }
 
-/// Keep the index in step with writes made elsewhere (a CLI import into the same
-/// file, later other nodes). Writes made by this node are applied right after
-/// their commit as well; applying a change twice is harmless.
-async fn follow_changes(store: DynStore, index: Arc<SiteIndex>, mut seq: i64, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
+/// Keeps the index in step with writes made elsewhere (a CLI import into the
+/// same file; later, other nodes). Writes made by this node are applied right
+/// after their commit as well; applying a change twice is harmless.
+struct Follower {
+    store: DynStore,
+    index: Arc<SiteIndex>,
+    /// The last feed entry applied; the lock also keeps two catch-ups from interleaving.
+    seq: tokio::sync::Mutex<i64>,
+}
+
+impl Follower {
+    async fn catch_up(&self) -> anyhow::Result<usize> {
+        let mut seq = self.seq.lock().await;
+        let mut applied = 0;
         loop {
-            match store.changes_since(seq, 10_000).await {
-                Ok(changes) if changes.is_empty() => break,
-                Ok(changes) => {
-                    seq = changes.last().map_or(seq, |c| c.seq);
-                    let n = changes.len();
-                    let index = index.clone();
-                    let apply = tokio::task::spawn_blocking(move || {
-                        index.apply(changes.into_iter().map(|c| c.site))
-                    });
-                    if let Err(e) = apply.await {
-                        tracing::error!(error = %e, "applying changes to the index failed");
-                    }
-                    tracing::debug!(changes = n, seq, "index caught up with the change feed");
-                }
+            let changes = self.store.changes_since(*seq, 10_000).await?;
+            let Some(last) = changes.last() else {
+                return Ok(applied);
+            };
+            let next_seq = last.seq;
+            applied += changes.len();
+            let index = self.index.clone();
+            tokio::task::spawn_blocking(move || index.apply(changes.into_iter().map(|c| c.site)))
+                .await?;
+            *seq = next_seq;
+        }
+    }
+
+    async fn run(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.catch_up().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(changes = n, "index caught up with the change feed"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading the change feed failed; will retry");
-                    break;
+                    tracing::warn!(error = %e, "following the change feed failed; will retry")
                 }
             }
         }

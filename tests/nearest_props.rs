@@ -197,7 +197,8 @@ fn random_query(rng: &mut ChaCha8Rng) -> NearbyQuery {
 }
 
 fn check(index: &SiteIndex, oracle: &Oracle, q: &NearbyQuery) {
-    let got = index.snapshot().nearest(q);
+    let snapshot = index.snapshot();
+    let got = snapshot.nearest(q);
     let want = oracle.nearest(q);
     assert_eq!(got.len(), want.len(), "result count for {q:?}");
     for (i, (hit, (wd, _))) in got.iter().zip(&want).enumerate() {
@@ -233,10 +234,18 @@ fn nearby_matches_brute_force_on_100k_sites() {
     let sites = random_sites(&mut rng, 100_000);
     let index = SiteIndex::build(sites.clone());
     let oracle = Oracle::new(&sites);
-    for _ in 0..10_000 {
-        let q = random_query(&mut rng);
-        check(&index, &oracle, &q);
-    }
+    // 10,000 queries, split over two threads (the brute force is the slow part).
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (index, oracle) = (&index, &oracle);
+            s.spawn(move || {
+                let mut rng = ChaCha8Rng::seed_from_u64(100 + t);
+                for _ in 0..5_000 {
+                    check(index, oracle, &random_query(&mut rng));
+                }
+            });
+        }
+    });
 }
 
 #[test]
@@ -369,6 +378,7 @@ fn antimeridian_and_poles() {
         at: Utc::now(),
         open_only: false,
     };
+    let snap = index.snapshot();
     let refs = |q: NearbyQuery| -> Vec<String> {
         index
             .snapshot()
@@ -378,13 +388,13 @@ fn antimeridian_and_poles() {
             .collect()
     };
     // Just west of the antimeridian: the site just east of it is ~2.2 km away, not 40,000 km.
-    let hits = index.snapshot().nearest(&q(0.0, 179.999, 2));
+    let hits = snap.nearest(&q(0.0, 179.999, 2));
     assert_eq!(hits[0].site.site.draft.ext_ref.as_deref(), Some("p-0"));
     assert_eq!(hits[1].site.site.draft.ext_ref.as_deref(), Some("p-1"));
     assert!(hits[1].distance_m < 2_300.0, "{}", hits[1].distance_m);
     assert_eq!(refs(q(0.0, -179.999, 1)), ["p-1"]);
     // At the north pole every longitude is the same place: the two 89.99° sites tie.
-    let hits = index.snapshot().nearest(&q(90.0, 45.0, 3));
+    let hits = snap.nearest(&q(90.0, 45.0, 3));
     assert!((hits[0].distance_m - hits[1].distance_m).abs() < 1e-6);
     assert!(
         (hits[0].distance_m - 1_111.95).abs() < 1.0,
@@ -393,7 +403,7 @@ fn antimeridian_and_poles() {
     );
     assert_eq!(hits[2].site.site.draft.ext_ref.as_deref(), Some("p-6"));
     // Over the pole: from 89.99°N 180° the nearest is the site at 180°, then 0° (2.2 km across the pole).
-    let hits = index.snapshot().nearest(&q(89.99, -180.0, 2));
+    let hits = snap.nearest(&q(89.99, -180.0, 2));
     assert_eq!(hits[0].site.site.draft.ext_ref.as_deref(), Some("p-4"));
     assert!(hits[0].distance_m < 1e-3);
     assert!(

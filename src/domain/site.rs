@@ -267,6 +267,9 @@ impl KindSet {
     pub fn intersects(self, other: KindSet) -> bool {
         self.0 & other.0 != 0
     }
+    pub fn intersection(self, other: KindSet) -> KindSet {
+        KindSet(self.0 & other.0)
+    }
     pub fn union(self, other: KindSet) -> KindSet {
         KindSet(self.0 | other.0)
     }

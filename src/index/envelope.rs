@@ -1,33 +1,45 @@
-//! The R-tree's envelope: a 3D box around unit vectors, plus the union of the
-//! kinds and amenities below it. The masks are what make rare filters fast:
-//! a subtree whose union lacks a required amenity is never opened.
+//! The R-tree's envelope: a 3D box around unit vectors, plus, for each kind,
+//! the union of the amenities of the sites of that kind below it. The masks are
+//! what make rare filters fast: a subtree with no mother room, or none with a
+//! required amenity, is never opened for a query that wants one.
 
 use rstar::{AABB, Envelope, Point, RTreeObject};
 
-use crate::domain::site::{AmenitySet, KindSet};
+use crate::domain::site::{Amenity, AmenitySet, Kind, KindSet};
 
 pub type P3 = [f64; 3];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteEnvelope {
     pub aabb: AABB<P3>,
+    /// Kinds present below.
     pub kinds: KindSet,
-    pub amenities: AmenitySet,
+    /// Per kind (in `Kind::ALL` order), the union of amenity bits below. 16 bits
+    /// hold today's vocabulary and keep the envelope (so every tree node) small.
+    pub amenities: [u16; 4],
 }
 
+const _: () = assert!(Amenity::ALL.len() <= 16, "widen SiteEnvelope::amenities");
+
 impl SiteEnvelope {
-    pub fn point(p: P3, kinds: KindSet, amenities: AmenitySet) -> SiteEnvelope {
+    pub fn point(p: P3, kind: Kind, amenities: AmenitySet) -> SiteEnvelope {
+        let mut by_kind = [0u16; 4];
+        by_kind[kind.index()] = amenities.bits() as u16;
         SiteEnvelope {
             aabb: AABB::from_point(p),
-            kinds,
-            amenities,
+            kinds: KindSet::of(kind),
+            amenities: by_kind,
         }
     }
 
-    /// Could anything below this envelope match a filter?
+    /// Could a site of one of `kinds` with all of `amenities` be below?
     #[inline]
     pub fn may_match(&self, kinds: KindSet, amenities: AmenitySet) -> bool {
-        self.kinds.intersects(kinds) && self.amenities.contains_all(amenities)
+        let want = amenities.bits() as u16;
+        let present = self.kinds.intersection(kinds);
+        present
+            .iter()
+            .any(|k| self.amenities[k.index()] & want == want)
     }
 }
 
@@ -38,7 +50,7 @@ impl Envelope for SiteEnvelope {
         SiteEnvelope {
             aabb: AABB::new_empty(),
             kinds: KindSet::EMPTY,
-            amenities: AmenitySet::EMPTY,
+            amenities: [0; 4],
         }
     }
 
@@ -53,7 +65,9 @@ impl Envelope for SiteEnvelope {
     fn merge(&mut self, other: &Self) {
         self.aabb.merge(&other.aabb);
         self.kinds = self.kinds.union(other.kinds);
-        self.amenities = self.amenities.union(other.amenities);
+        for (a, b) in self.amenities.iter_mut().zip(other.amenities) {
+            *a |= b;
+        }
     }
 
     fn merged(&self, other: &Self) -> Self {

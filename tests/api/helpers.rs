@@ -12,7 +12,8 @@ use yizhan::store;
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub _service: Service,
+    pub service: Service,
+    pub database_url: String,
     _dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -65,7 +66,8 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
     if !drafts.is_empty() {
         store.import_sites(drafts).await.expect("import");
     }
-    let service = Service::with_store(store, Duration::from_millis(50))
+    // A long follow interval: tests call `catch_up()` instead of waiting for it.
+    let service = Service::with_store(store, Duration::from_secs(3600))
         .await
         .expect("service starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -84,7 +86,8 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
     TestApp {
         addr,
         client: reqwest::Client::new(),
-        _service: service,
+        service,
+        database_url: url,
         _dir: dir,
         stop: Some(stop),
     }

@@ -141,3 +141,88 @@ async fn unknown_routes_and_methods_are_problems() {
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }
+
+/// Random query strings — random parameter names from the real ones, random
+/// values mixing valid, boundary and garbage — never produce a 5xx or a non-problem error.
+#[tokio::test]
+async fn random_query_strings_never_fail_the_server() {
+    use rand::{Rng, SeedableRng};
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    let body: Value = app
+        .get(&format!("/v1/sites/nearby?{OK}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["items"][0]["id"].as_str().unwrap().to_owned();
+    let names = [
+        "lat", "lon", "crs", "k", "radius_m", "kind", "amenity", "at", "open", "x",
+    ];
+    let values = [
+        "0",
+        "-0",
+        "90",
+        "-90",
+        "180",
+        "-180",
+        "1e308",
+        "-1e-320",
+        "NaN",
+        "",
+        " ",
+        "%00",
+        "1",
+        "100",
+        "101",
+        "200000",
+        "true",
+        "gcj02",
+        "bd09",
+        "wgs84",
+        "outdoor_station,mother_room",
+        "microwave,ebike_charging",
+        "2026-11-21T12:00:00+08:00",
+        "9999-12-31T23:59:59Z",
+        "0000-01-01T00:00:00Z",
+        "中文",
+        "'",
+        "\"",
+        "&&",
+        "%E4%B8",
+        "%",
+        "+",
+        "=",
+        "==",
+        ";",
+        "\\",
+        "a".repeat(3000).leak(),
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for i in 0..600 {
+        let n = rng.random_range(0..6);
+        let q: Vec<String> = (0..n)
+            .map(|_| {
+                format!(
+                    "{}={}",
+                    names[rng.random_range(0..names.len())],
+                    values[rng.random_range(0..values.len())]
+                )
+            })
+            .collect();
+        let path = if i % 3 == 0 {
+            format!("/v1/sites/{id}")
+        } else {
+            "/v1/sites/nearby".to_owned()
+        };
+        let r = app.get(&format!("{path}?{}", q.join("&"))).await;
+        let status = r.status();
+        assert!(
+            status == 200 || status == 400,
+            "{path}?{}: {status}",
+            q.join("&")
+        );
+        if status == 400 {
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+        }
+    }
+}

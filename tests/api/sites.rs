@@ -187,3 +187,33 @@ async fn ops_endpoints() {
     assert!(text.contains("yizhan_indexed_sites 1"), "{text}");
     assert!(text.contains("route=\"/v1/sites/nearby\""), "{text}");
 }
+
+#[tokio::test]
+async fn writes_by_another_process_reach_the_index_through_the_feed() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.70, 117.12)]).await;
+    // Another process (here: a second connection, as `yizhan import` would open)
+    // adds a site right at the query point and retires the first one.
+    let other = yizhan::store::connect(&app.database_url).await.unwrap();
+    let mut retired = draft(1, Kind::OutdoorStation, 36.70, 117.12);
+    retired.status = Status::Retired;
+    other
+        .import_sites(vec![retired, draft(2, Kind::MotherRoom, JINAN.0, JINAN.1)])
+        .await
+        .unwrap();
+    assert_eq!(app.service.catch_up().await.unwrap(), 2);
+    let body: Value = app
+        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refs: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs, ["test-2"]);
+    // Caught up: nothing more to apply.
+    assert_eq!(app.service.catch_up().await.unwrap(), 0);
+}
