@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rstar::RTree;
