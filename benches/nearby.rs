@@ -144,8 +144,12 @@ fn bench(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("index_build");
     g.sample_size(10);
-    g.bench_function("bulk_load_1m", |b| {
-        b.iter(|| black_box(SiteIndex::build(sites.clone())))
+    g.bench_function("build_1m", |b| {
+        b.iter_batched(
+            || sites.clone(),
+            |sites| black_box(SiteIndex::build(sites)),
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
 }

@@ -330,6 +330,14 @@ pub struct HoursState {
     pub next_change: Option<DateTime<Utc>>,
 }
 
+impl HoursState {
+    /// Closed with no known reopening: a temporarily closed site, or hours that do not parse.
+    pub const CLOSED: HoursState = HoursState {
+        is_open: false,
+        next_change: None,
+    };
+}
+
 /// Why an `opening_hours` string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoursError {
@@ -459,10 +467,7 @@ impl Hours {
             };
         }
         let Some(local) = to_local(at) else {
-            return HoursState {
-                is_open: false,
-                next_change: None,
-            };
+            return HoursState::CLOSED;
         };
         let horizon = local
             .checked_add_signed(TimeDelta::days(HORIZON_DAYS))

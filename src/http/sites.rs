@@ -265,17 +265,11 @@ pub fn site_doc(site: &Site, crs: Crs, state: HoursState) -> SiteDoc {
 /// The site's opening state at `at`, from scratch (detail pages are not hot).
 fn state_of(site: &Site, at: DateTime<Utc>) -> HoursState {
     if site.draft.status != Status::Open {
-        return HoursState {
-            is_open: false,
-            next_change: None,
-        };
+        return HoursState::CLOSED;
     }
     Hours::parse(&site.draft.opening_hours)
         .map(|h| h.evaluate(at))
-        .unwrap_or(HoursState {
-            is_open: false,
-            next_change: None,
-        })
+        .unwrap_or(HoursState::CLOSED)
 }
 
 /// The ETag names the representation: the site's version, the coordinate system
@@ -330,15 +324,19 @@ pub async fn site_detail(
     let p = Params::parse(raw.as_deref())?;
     let crs = p.crs()?;
     let at = p.at()?;
-    let site = match state.index.snapshot().get(id) {
-        Some(s) => s.site.clone(),
-        None => state
-            .store
-            .get_site(id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?,
+    let (site, hours_state) = match state.index.snapshot().get(id) {
+        Some(s) => (s.site.clone(), s.state(at)),
+        // Not indexed: retired, or written by another process moments ago.
+        None => {
+            let site = state
+                .store
+                .get_site(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?;
+            let hours_state = state_of(&site, at);
+            (site, hours_state)
+        }
     };
-    let hours_state = state_of(&site, at);
     let tag = etag(&site, crs, hours_state);
     let mut resp = if not_modified(&headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()

@@ -63,10 +63,7 @@ impl IndexedSite {
     pub fn state(&self, at: DateTime<Utc>) -> HoursState {
         match &self.hours {
             Some(h) if self.site.draft.status == Status::Open => h.state(at),
-            _ => HoursState {
-                is_open: false,
-                next_change: None,
-            },
+            _ => HoursState::CLOSED,
         }
     }
 }
@@ -146,10 +143,7 @@ impl Entry {
     pub fn state(&self, at: DateTime<Utc>) -> HoursState {
         match &self.hours {
             Some(h) => h.state(at),
-            None => HoursState {
-                is_open: false,
-                next_change: None,
-            },
+            None => HoursState::CLOSED,
         }
     }
 }

@@ -100,12 +100,19 @@ fn site_from_row(row: &SqliteRow) -> Result<Site, StoreError> {
     })
 }
 
-async fn insert_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Result<(), StoreError> {
+/// Insert a new site or overwrite a stored one (same id) with its next version.
+async fn write_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Result<(), StoreError> {
     let d = &site.draft;
     sqlx::query(
         "INSERT INTO sites (id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
          opening_hours, phone, photos, status, version, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET ext_ref = excluded.ext_ref, kind = excluded.kind, \
+         name = excluded.name, address = excluded.address, adcode = excluded.adcode, \
+         lat = excluded.lat, lon = excluded.lon, amenities = excluded.amenities, \
+         opening_hours = excluded.opening_hours, phone = excluded.phone, \
+         photos = excluded.photos, status = excluded.status, version = excluded.version, \
+         updated_at = excluded.updated_at",
     )
     .bind(site.id.as_i64())
     .bind(d.ext_ref.clone())
@@ -122,33 +129,6 @@ async fn insert_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Resu
     .bind(d.status.as_str())
     .bind(site.version)
     .bind(fmt_time(site.updated_at))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn update_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Result<(), StoreError> {
-    let d = &site.draft;
-    sqlx::query(
-        "UPDATE sites SET ext_ref = ?, kind = ?, name = ?, address = ?, adcode = ?, lat = ?, \
-         lon = ?, amenities = ?, opening_hours = ?, phone = ?, photos = ?, status = ?, \
-         version = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(d.ext_ref.clone())
-    .bind(d.kind.as_str())
-    .bind(d.name.clone())
-    .bind(d.address.clone())
-    .bind(d.adcode.as_str().to_owned())
-    .bind(d.lat)
-    .bind(d.lon)
-    .bind(i64::from(d.amenities.bits()))
-    .bind(d.opening_hours.clone())
-    .bind(d.phone.clone())
-    .bind(serde_json::to_string(&d.photos).expect("strings serialize"))
-    .bind(d.status.as_str())
-    .bind(site.version)
-    .bind(fmt_time(site.updated_at))
-    .bind(site.id.as_i64())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -225,7 +205,7 @@ impl Store for SqliteStore {
                         version: old.version + 1,
                         updated_at: at,
                     };
-                    update_site(&mut tx, &site).await?;
+                    write_site(&mut tx, &site).await?;
                     out.updated += 1;
                     site
                 }
@@ -236,7 +216,7 @@ impl Store for SqliteStore {
                         version: 1,
                         updated_at: at,
                     };
-                    insert_site(&mut tx, &site).await?;
+                    write_site(&mut tx, &site).await?;
                     out.created += 1;
                     site
                 }

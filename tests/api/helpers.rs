@@ -31,6 +31,13 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// GET that must answer 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        r.json().await.expect("JSON body")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -91,4 +98,14 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
         _dir: dir,
         stop: Some(stop),
     }
+}
+
+/// The `ref`s of a nearby/search response's items, in order.
+pub fn refs(body: &serde_json::Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["ref"].as_str().expect("ref").to_owned())
+        .collect()
 }

@@ -111,12 +111,7 @@ async fn site_detail_rejects_every_malformed_parameter() {
     ] {
         expect_400(&app, &format!("/v1/sites/{id}"), "id").await;
     }
-    let body: Value = app
-        .get(&format!("/v1/sites/nearby?{OK}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json(&format!("/v1/sites/nearby?{OK}")).await;
     let id = body["items"][0]["id"].as_str().unwrap().to_owned();
     for v in ["", "wgs-84", "BD09"] {
         expect_400(&app, &format!("/v1/sites/{id}?crs={v}"), "crs").await;
@@ -148,12 +143,7 @@ async fn unknown_routes_and_methods_are_problems() {
 async fn random_query_strings_never_fail_the_server() {
     use rand::{Rng, SeedableRng};
     let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
-    let body: Value = app
-        .get(&format!("/v1/sites/nearby?{OK}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json(&format!("/v1/sites/nearby?{OK}")).await;
     let id = body["items"][0]["id"].as_str().unwrap().to_owned();
     let names = [
         "lat", "lon", "crs", "k", "radius_m", "kind", "amenity", "at", "open", "x",

@@ -2,7 +2,7 @@ use serde_json::Value;
 use yizhan::domain::coords::{gcj02_to_wgs84, wgs84_to_gcj02};
 use yizhan::domain::site::{Amenity, Kind, Status};
 
-use crate::helpers::{draft, spawn_app};
+use crate::helpers::{draft, refs, spawn_app};
 
 // Jinan (济南) city centre, WGS-84.
 const JINAN: (f64, f64) = (36.6512, 117.1201);
@@ -20,51 +20,35 @@ async fn nearby_orders_by_distance_and_filters() {
     d.status = Status::Retired;
     let app = spawn_app(vec![a, b, c, d]).await;
 
-    let r = app
-        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+    let body = app
+        .get_json(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
         .await;
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
-    let refs: Vec<&str> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["ref"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        refs,
+        refs(&body),
         ["test-3", "test-2", "test-1"],
         "nearest first, retired never"
     );
     let d0 = body["items"][0]["distance_m"].as_f64().unwrap();
     assert!((20.0..40.0).contains(&d0), "{d0}");
 
-    let r = app
-        .get(&format!(
+    let body = app
+        .get_json(&format!(
             "/v1/sites/nearby?lat={}&lon={}&kind=outdoor_station&amenity=microwave,ebike_charging",
             JINAN.0, JINAN.1
         ))
         .await;
-    let body: Value = r.json().await.unwrap();
-    let refs: Vec<&str> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["ref"].as_str().unwrap())
-        .collect();
-    assert_eq!(refs, ["test-1"]);
+    assert_eq!(refs(&body), ["test-1"]);
     assert_eq!(
         body["items"][0]["amenities"],
         serde_json::json!(["microwave", "ebike_charging"])
     );
 
-    let r = app
-        .get(&format!(
+    let body = app
+        .get_json(&format!(
             "/v1/sites/nearby?lat={}&lon={}&radius_m=50",
             JINAN.0, JINAN.1
         ))
         .await;
-    let body: Value = r.json().await.unwrap();
     assert_eq!(body["items"].as_array().unwrap().len(), 1);
 }
 
@@ -72,11 +56,9 @@ async fn nearby_orders_by_distance_and_filters() {
 async fn nearby_in_gcj02_round_trips_coordinates() {
     let app = spawn_app(vec![draft(1, Kind::UnionStation, 36.66, 117.12)]).await;
     let (glat, glon) = wgs84_to_gcj02(JINAN.0, JINAN.1);
-    let r = app
-        .get(&format!("/v1/sites/nearby?lat={glat}&lon={glon}&crs=gcj02"))
+    let body = app
+        .get_json(&format!("/v1/sites/nearby?lat={glat}&lon={glon}&crs=gcj02"))
         .await;
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.unwrap();
     assert_eq!(body["crs"], "gcj02");
     let item = &body["items"][0];
     let (lat, lon) = gcj02_to_wgs84(item["lat"].as_f64().unwrap(), item["lon"].as_f64().unwrap());
@@ -85,12 +67,9 @@ async fn nearby_in_gcj02_round_trips_coordinates() {
         "{lat},{lon}"
     );
     // The distance is the same whichever crs the query used.
-    let wgs: Value = app
-        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let wgs = app
+        .get_json(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await;
     let (a, b) = (
         item["distance_m"].as_f64().unwrap(),
         wgs["items"][0]["distance_m"].as_f64().unwrap(),
@@ -112,12 +91,7 @@ async fn opening_hours_and_status_decide_is_open() {
             JINAN.0, JINAN.1
         )
     };
-    let body: Value = app
-        .get(&q("2026-11-18T02:00:00Z", false))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json(&q("2026-11-18T02:00:00Z", false)).await;
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["is_open"], true);
@@ -126,32 +100,19 @@ async fn opening_hours_and_status_decide_is_open() {
         items[1]["is_open"], false,
         "temporarily closed is never open"
     );
-    let body: Value = app
-        .get(&q("2026-11-18T02:00:00Z", true))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json(&q("2026-11-18T02:00:00Z", true)).await;
     assert_eq!(body["items"].as_array().unwrap().len(), 1);
     // National Day 2026-10-01 (Thursday) is a public holiday: closed.
-    let body: Value = app
-        .get(&q("2026-10-01T02:00:00Z", true))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app.get_json(&q("2026-10-01T02:00:00Z", true)).await;
     assert_eq!(body["items"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test]
 async fn site_detail_with_etag() {
     let app = spawn_app(vec![draft(1, Kind::CraftsmanStudio, 36.66, 117.12)]).await;
-    let body: Value = app
-        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .get_json(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await;
     let id = body["items"][0]["id"].as_str().unwrap().to_owned();
     let r = app.get(&format!("/v1/sites/{id}")).await;
     assert_eq!(r.status(), 200);
@@ -201,19 +162,10 @@ async fn writes_by_another_process_reach_the_index_through_the_feed() {
         .await
         .unwrap();
     assert_eq!(app.service.catch_up().await.unwrap(), 2);
-    let body: Value = app
-        .get(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let refs: Vec<&str> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["ref"].as_str().unwrap())
-        .collect();
-    assert_eq!(refs, ["test-2"]);
+    let body = app
+        .get_json(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
+        .await;
+    assert_eq!(refs(&body), ["test-2"]);
     // Caught up: nothing more to apply.
     assert_eq!(app.service.catch_up().await.unwrap(), 0);
 }
