@@ -54,8 +54,9 @@ fn rare_filter(sites: &[Site]) -> (Kind, Amenity, f64) {
 fn bench(c: &mut Criterion) {
     let sites = sites();
     let (kind, amenity, share) = rare_filter(&sites);
+    let input = sites.clone();
     let started = Instant::now();
-    let index = SiteIndex::build(sites.clone());
+    let index = SiteIndex::build(input);
     eprintln!(
         "built index of {} sites in {:.2} s; rare filter kind={kind} amenity={amenity} passes 1 in {:.0}",
         index.snapshot().len(),
