@@ -1,5 +1,6 @@
 //! The HTTP API: one router per resource, merged here.
 
+pub mod feed;
 pub mod ops;
 pub mod params;
 pub mod sites;
@@ -36,6 +37,7 @@ pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     Router::new()
         .merge(sites::router())
+        .merge(feed::router())
         .merge(ops::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -70,8 +72,8 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, ops::healthz, ops::readyz, ops::metrics),
-    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc)),
+    paths(sites::nearby, sites::site_detail, feed::changes, ops::healthz, ops::readyz, ops::metrics),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp)),
     tags(
         (name = "sites", description = "Finding service sites"),
         (name = "ops", description = "Health and metrics for operators"),

@@ -263,7 +263,7 @@ pub fn site_doc(site: &Site, crs: Crs, state: HoursState) -> SiteDoc {
 }
 
 /// The site's opening state at `at`, from scratch (detail pages are not hot).
-fn state_of(site: &Site, at: DateTime<Utc>) -> HoursState {
+pub(crate) fn state_of(site: &Site, at: DateTime<Utc>) -> HoursState {
     if site.draft.status != Status::Open {
         return HoursState::CLOSED;
     }

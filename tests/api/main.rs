@@ -1,5 +1,6 @@
 //! Black-box API tests: real HTTP on loopback against a real SQLite file.
 
+mod feed;
 mod helpers;
 mod malformed;
 mod sites;

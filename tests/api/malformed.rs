@@ -122,6 +122,22 @@ async fn site_detail_rejects_every_malformed_parameter() {
 }
 
 #[tokio::test]
+async fn changes_rejects_every_malformed_parameter() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    let bad: &[(&str, &[&str])] = &[
+        ("since", &["", "-1", "abc", "1.5", "99999999999999999999"]),
+        ("limit", &["", "0", "5001", "-3", "many"]),
+        ("crs", &["", "GCJ02", "mars"]),
+    ];
+    for (param, values) in bad {
+        for v in *values {
+            let enc: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            expect_400(&app, &format!("/v1/sites/changes?{param}={enc}"), param).await;
+        }
+    }
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app(vec![]).await;
     let r = app.get("/v1/nope").await;
