@@ -14,6 +14,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
@@ -44,6 +45,8 @@ pub fn app(state: AppState) -> Router {
             status_problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
         })
         .with_state(state)
+        // gzip or brotli when the client asks (Accept-Encoding); small bodies stay plain.
+        .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
             let metrics = metrics.clone();
             async move { metrics.observe(req, next).await }

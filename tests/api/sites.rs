@@ -169,3 +169,35 @@ async fn writes_by_another_process_reach_the_index_through_the_feed() {
     // Caught up: nothing more to apply.
     assert_eq!(app.service.catch_up().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn responses_are_compressed_when_asked() {
+    let drafts = (0..50)
+        .map(|i| draft(i, Kind::OutdoorStation, 36.65 + i as f64 * 1e-3, 117.12))
+        .collect();
+    let app = spawn_app(drafts).await;
+    let path = format!("/v1/sites/nearby?lat={}&lon={}&k=50", JINAN.0, JINAN.1);
+    for (accept, expect) in [
+        ("gzip", Some("gzip")),
+        ("br", Some("br")),
+        ("identity", None),
+    ] {
+        let r = app
+            .client
+            .get(app.url(&path))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let got = r
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(got.as_deref(), expect, "{accept}");
+        let body = r.bytes().await.unwrap();
+        if accept == "gzip" {
+            assert_eq!(&body[..2], &[0x1f, 0x8b], "gzip magic");
+        }
+    }
+}
