@@ -1,6 +1,7 @@
 //! The HTTP API: one router per resource, merged here.
 
 pub mod feed;
+pub mod map;
 pub mod ops;
 pub mod params;
 pub mod sites;
@@ -39,6 +40,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(sites::router())
         .merge(feed::router())
+        .merge(map::router())
         .merge(ops::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -75,10 +77,11 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, ops::healthz, ops::readyz, ops::metrics),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, ops::healthz, ops::readyz, ops::metrics),
     components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp)),
     tags(
         (name = "sites", description = "Finding service sites"),
+        (name = "map", description = "The map at every zoom"),
         (name = "ops", description = "Health and metrics for operators"),
     )
 )]

@@ -119,8 +119,9 @@ pub struct NearbyItem {
     pub lat: f64,
     /// Longitude in the requested `crs`.
     pub lon: f64,
-    /// Great-circle (haversine) distance from the query point in metres.
-    pub distance_m: f64,
+    /// Great-circle (haversine) distance from the query point in metres (absent where there is no query point).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
     /// Open at the request's `at` time (a temporarily closed site is never open).
     pub is_open: bool,
     /// When `is_open` next flips, if within a year.
@@ -143,12 +144,17 @@ fn round7(x: f64) -> f64 {
     (x * 1e7).round() / 1e7
 }
 
-fn out_coords(crs: Crs, lat: f64, lon: f64) -> (f64, f64) {
+pub fn out_coords(crs: Crs, lat: f64, lon: f64) -> (f64, f64) {
     let (lat, lon) = from_wgs84(crs, lat, lon);
     (round7(lat), round7(lon))
 }
 
-pub fn nearby_item(site: &Site, crs: Crs, distance_m: f64, state: HoursState) -> NearbyItem {
+pub fn nearby_item(
+    site: &Site,
+    crs: Crs,
+    distance_m: Option<f64>,
+    state: HoursState,
+) -> NearbyItem {
     let d = &site.draft;
     let (lat, lon) = out_coords(crs, d.lat, d.lon);
     NearbyItem {
@@ -160,7 +166,7 @@ pub fn nearby_item(site: &Site, crs: Crs, distance_m: f64, state: HoursState) ->
         adcode: d.adcode.to_string(),
         lat,
         lon,
-        distance_m: (distance_m * 10.0).round() / 10.0,
+        distance_m: distance_m.map(|d| (d * 10.0).round() / 10.0),
         is_open: state.is_open,
         next_change: state.next_change,
         opening_hours: d.opening_hours.clone(),
@@ -191,7 +197,7 @@ pub async fn nearby(
     let hits = snapshot.nearest(&req.query);
     let items = hits
         .iter()
-        .map(|h| nearby_item(&h.site.site, req.crs, h.distance_m, h.state))
+        .map(|h| nearby_item(&h.site.site, req.crs, Some(h.distance_m), h.state))
         .collect();
     Ok(Json(NearbyResponse {
         crs: req.crs.as_str().to_owned(),

@@ -17,6 +17,7 @@
 
 mod envelope;
 mod nearest;
+mod viewport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ use rstar::{RTree, RTreeObject, RTreeParams};
 
 pub use envelope::{P3, SiteEnvelope};
 pub use nearest::{Hit, NearbyQuery};
+pub use viewport::LonLatBox;
 
 use crate::domain::coords::{LatLon, unit_vector};
 use crate::domain::hours::{Hours, HoursState};

@@ -3,4 +3,5 @@
 mod feed;
 mod helpers;
 mod malformed;
+mod map;
 mod sites;

@@ -138,6 +138,38 @@ async fn changes_rejects_every_malformed_parameter() {
 }
 
 #[tokio::test]
+async fn viewport_rejects_every_malformed_parameter() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    let ok = "bbox=117,36,118,37";
+    for v in [
+        "",
+        "1,2,3",
+        "1,2,3,4,5",
+        "a,36,118,37",
+        "117,36,118,NaN",
+        "117,37,118,36",
+        "-181,0,0,1",
+        "0,-91,1,0",
+        "117,,118,37",
+    ] {
+        let enc: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+        expect_400(&app, &format!("/v1/sites?bbox={enc}"), "bbox").await;
+    }
+    expect_400(&app, "/v1/sites", "bbox").await;
+    for (param, values) in [
+        ("crs", &["", "WGS84"][..]),
+        ("kind", &["", "cafe"][..]),
+        ("amenity", &["sauna", ","][..]),
+        ("limit", &["0", "5001", "x"][..]),
+        ("at", &["yesterday"][..]),
+    ] {
+        for v in values {
+            expect_400(&app, &format!("/v1/sites?{ok}&{param}={v}"), param).await;
+        }
+    }
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app(vec![]).await;
     let r = app.get("/v1/nope").await;

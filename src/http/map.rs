@@ -1,0 +1,171 @@
+//! The map's viewport: every matching site inside a box, as GeoJSON.
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::params::{self, Params};
+use super::sites::nearby_item;
+use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
+use crate::domain::site::{Amenity, AmenitySet, Kind, KindSet};
+use crate::error::{ApiError, Problem};
+use crate::index::LonLatBox;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/sites", get(viewport))
+}
+
+pub const DEFAULT_LIMIT: i64 = 500;
+pub const MAX_LIMIT: i64 = 5_000;
+
+/// Query parameters of `GET /v1/sites`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ViewportParams {
+    /// `minLon,minLat,maxLon,maxLat` in `crs`; `minLon > maxLon` crosses the antimeridian.
+    bbox: String,
+    /// Coordinate system of `bbox` and of the returned coordinates (default wgs84).
+    crs: Option<String>,
+    /// Comma-separated kinds; any of them matches.
+    kind: Option<String>,
+    /// Comma-separated amenities; a site must have all of them.
+    amenity: Option<String>,
+    /// At most this many sites, 1–5000 (default 500); past it the response says `truncated`.
+    limit: Option<u32>,
+    /// Evaluate opening hours at this RFC 3339 instant (default: now).
+    at: Option<String>,
+}
+
+fn parse_bbox(v: &str) -> Result<[f64; 4], String> {
+    let parts: Vec<&str> = v.split(',').collect();
+    if parts.len() != 4 {
+        return Err("expected minLon,minLat,maxLon,maxLat".to_owned());
+    }
+    let mut b = [0.0; 4];
+    for (i, (part, (lo, hi))) in parts
+        .iter()
+        .zip([
+            (-180.0, 180.0),
+            (-90.0, 90.0),
+            (-180.0, 180.0),
+            (-90.0, 90.0),
+        ])
+        .enumerate()
+    {
+        b[i] = params::in_range(part, lo, hi)?;
+    }
+    if b[1] > b[3] {
+        return Err("minLat is greater than maxLat".to_owned());
+    }
+    Ok(b)
+}
+
+/// Sites inside a box, as an RFC 7946 FeatureCollection. Past `limit` the
+/// sites nearest the box's centre are returned and `metadata.truncated` is true,
+/// with `metadata.total` the number of matching sites.
+#[utoipa::path(
+    get,
+    path = "/v1/sites",
+    tag = "map",
+    params(ViewportParams),
+    responses(
+        (status = 200, description = "GeoJSON FeatureCollection of sites; properties as in nearby items; `metadata` says crs, at, total, truncated", content_type = "application/geo+json"),
+        (status = 400, description = "A parameter is malformed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn viewport(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(raw.as_deref())?;
+    let crs = p.crs()?;
+    let [min_lon, min_lat, max_lon, max_lat] = p.required("bbox", parse_bbox)?;
+    let kinds = p
+        .optional("kind", params::list::<Kind>)?
+        .map_or(KindSet::ALL, |ks| ks.into_iter().collect());
+    let amenities = p
+        .optional("amenity", params::list::<Amenity>)?
+        .map_or(AmenitySet::EMPTY, |a| a.into_iter().collect());
+    let limit = p
+        .optional("limit", |v| params::int_in_range(v, 1, MAX_LIMIT))?
+        .unwrap_or(DEFAULT_LIMIT) as usize;
+    let at = p.at()?;
+    let asked = LonLatBox {
+        min_lon,
+        min_lat,
+        max_lon,
+        max_lat,
+    };
+    // Search a WGS-84 box widened past the GCJ-02/BD-09 shift (under 0.02°),
+    // then test each site exactly in the caller's coordinate system.
+    let search = if crs == Crs::Wgs84 {
+        asked
+    } else {
+        asked.widened(0.05)
+    };
+    let snapshot = state.index.snapshot();
+    let mut found = snapshot.within(&search, kinds, amenities, |e| {
+        let (lat, lon) = crate::domain::coords::from_wgs84(crs, e.pos.lat(), e.pos.lon());
+        asked.contains(lat, lon)
+    });
+    let total = found.len();
+    let truncated = total > limit;
+    // Nearest the centre first, so a truncated page shows the middle of the view.
+    let (clat, clon) = box_centre(&asked);
+    let (clat, clon) = to_wgs84(crs, clat, clon);
+    let centre = LatLon::new(clat, clon).unwrap_or_else(|_| LatLon::new(0.0, 0.0).expect("valid"));
+    let mut keyed: Vec<_> = found
+        .drain(..)
+        .map(|e| (haversine_m(centre, e.pos), e))
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+    keyed.truncate(limit);
+    let features: Vec<Value> = keyed
+        .iter()
+        .map(|(_, e)| {
+            let item = nearby_item(&e.site.site, crs, None, e.state(at));
+            json!({
+                "type": "Feature",
+                "id": item.id.to_string(),
+                "geometry": {"type": "Point", "coordinates": [item.lon, item.lat]},
+                "properties": item,
+            })
+        })
+        .collect();
+    let body = json!({
+        "type": "FeatureCollection",
+        "metadata": {
+            "crs": crs.as_str(),
+            "at": at,
+            "total": total,
+            "returned": features.len(),
+            "truncated": truncated,
+        },
+        "features": features,
+    });
+    let mut resp = axum::Json(body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/geo+json"),
+    );
+    Ok(resp)
+}
+
+fn box_centre(b: &LonLatBox) -> (f64, f64) {
+    let lat = (b.min_lat + b.max_lat) / 2.0;
+    let mut lon = if b.crosses_antimeridian() {
+        (b.min_lon + b.max_lon + 360.0) / 2.0
+    } else {
+        (b.min_lon + b.max_lon) / 2.0
+    };
+    if lon > 180.0 {
+        lon -= 360.0;
+    }
+    (lat, lon)
+}
