@@ -4,6 +4,7 @@ pub mod feed;
 pub mod map;
 pub mod ops;
 pub mod params;
+pub mod search;
 pub mod sites;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(sites::router())
         .merge(feed::router())
         .merge(map::router())
+        .merge(search::router())
         .merge(ops::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -77,7 +79,7 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, ops::healthz, ops::readyz, ops::metrics),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, search::search, ops::healthz, ops::readyz, ops::metrics),
     components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp)),
     tags(
         (name = "sites", description = "Finding service sites"),

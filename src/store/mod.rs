@@ -56,6 +56,9 @@ pub trait Store: Send + Sync + 'static {
     /// Changes after `seq`, oldest first, at most `limit`. A site changed several
     /// times appears once per change, each time in its current state.
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>, StoreError>;
+    /// Non-retired sites whose name or address contains every term (a substring
+    /// match, for Chinese text), at most `limit`, in no particular order.
+    async fn search_sites(&self, terms: &[String], limit: i64) -> Result<Vec<SiteId>, StoreError>;
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;
 }

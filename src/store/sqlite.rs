@@ -65,6 +65,18 @@ fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// Escape LIKE's wildcards so a user's `%` or `_` matches itself.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -131,6 +143,26 @@ async fn write_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Resul
     .bind(fmt_time(site.updated_at))
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Keep the search table in step with the site, inside the caller's transaction.
+async fn index_for_search(
+    tx: &mut Transaction<'static, Sqlite>,
+    site: &Site,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM site_search WHERE rowid = ?")
+        .bind(site.id.as_i64())
+        .execute(&mut **tx)
+        .await?;
+    if site.draft.status != crate::domain::site::Status::Retired {
+        sqlx::query("INSERT INTO site_search (rowid, name, address) VALUES (?, ?, ?)")
+            .bind(site.id.as_i64())
+            .bind(site.draft.name.clone())
+            .bind(site.draft.address.clone())
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
@@ -221,6 +253,7 @@ impl Store for SqliteStore {
                     site
                 }
             };
+            index_for_search(&mut tx, &site).await?;
             record_change(&mut tx, &site).await?;
             out.changed.push(site);
         }
@@ -258,6 +291,23 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn search_sites(&self, terms: &[String], limit: i64) -> Result<Vec<SiteId>, StoreError> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every term must occur in the name or the address.
+        let cond = vec!["(name LIKE ? ESCAPE '\\' OR address LIKE ? ESCAPE '\\')"; terms.len()]
+            .join(" AND ");
+        let sql = format!("SELECT rowid FROM site_search WHERE {cond} LIMIT ?");
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+        for t in terms {
+            let pattern = format!("%{}%", like_escape(t));
+            q = q.bind(pattern.clone()).bind(pattern);
+        }
+        let ids = q.bind(limit).fetch_all(&self.pool).await?;
+        Ok(ids.into_iter().filter_map(SiteId::from_i64).collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

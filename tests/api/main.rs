@@ -4,4 +4,5 @@ mod feed;
 mod helpers;
 mod malformed;
 mod map;
+mod search;
 mod sites;

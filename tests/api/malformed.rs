@@ -170,6 +170,40 @@ async fn viewport_rejects_every_malformed_parameter() {
 }
 
 #[tokio::test]
+async fn search_rejects_every_malformed_parameter() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    expect_400(&app, "/v1/sites/search", "q").await;
+    for v in ["", "%20%20", "a", "%E9%A9%BF", "ab%20c", &"ab%20".repeat(9)] {
+        expect_400(&app, &format!("/v1/sites/search?q={v}"), "q").await;
+    }
+    let ok = "q=%E9%A9%BF%E7%AB%99";
+    for (param, values) in [
+        ("lat", &["abc", "91"][..]),
+        ("lon", &["x", "-181"][..]),
+        ("crs", &["", "bd-09"][..]),
+        ("kind", &["cafe", ""][..]),
+        ("limit", &["0", "101", "z"][..]),
+        ("at", &["2026"][..]),
+    ] {
+        for v in values {
+            let extra = match param {
+                "lat" => "&lon=117",
+                "lon" => "&lat=36",
+                _ => "",
+            };
+            expect_400(
+                &app,
+                &format!("/v1/sites/search?{ok}&{param}={v}{extra}"),
+                param,
+            )
+            .await;
+        }
+    }
+    expect_400(&app, &format!("/v1/sites/search?{ok}&lat=36"), "lon").await;
+    expect_400(&app, &format!("/v1/sites/search?{ok}&lon=117"), "lat").await;
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app(vec![]).await;
     let r = app.get("/v1/nope").await;
