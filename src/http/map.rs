@@ -2,15 +2,15 @@
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::AppState;
 use super::params::{self, Params};
-use super::sites::nearby_item;
+use super::sites::{nearby_item, tagged};
 use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
 use crate::domain::site::{Amenity, AmenitySet, Kind, KindSet};
 use crate::error::{ApiError, Problem};
@@ -75,13 +75,15 @@ fn parse_bbox(v: &str) -> Result<[f64; 4], String> {
     tag = "map",
     params(ViewportParams),
     responses(
-        (status = 200, description = "GeoJSON FeatureCollection of sites; properties as in nearby items; `metadata` says crs, at, total, truncated", content_type = "application/geo+json"),
+        (status = 200, description = "GeoJSON FeatureCollection of sites; properties as in nearby items; `metadata` says crs, at, total, truncated", content_type = "application/geo+json", headers(("ETag" = String, description = "Entity tag of this body"))),
+        (status = 304, description = "Not modified (If-None-Match matched)"),
         (status = 400, description = "A parameter is malformed", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn viewport(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(raw.as_deref())?;
     let crs = p.crs()?;
@@ -138,23 +140,24 @@ pub async fn viewport(
             })
         })
         .collect();
+    let mut metadata = json!({
+        "crs": crs.as_str(),
+        "total": total,
+        "returned": features.len(),
+        "truncated": truncated,
+    });
+    // Echo `at` only when asked for: "now" in the body would change the ETag on
+    // every request, while the opening states it decides change rarely.
+    if p.raw("at").is_some() {
+        metadata["at"] = json!(at);
+    }
     let body = json!({
         "type": "FeatureCollection",
-        "metadata": {
-            "crs": crs.as_str(),
-            "at": at,
-            "total": total,
-            "returned": features.len(),
-            "truncated": truncated,
-        },
+        "metadata": metadata,
         "features": features,
     });
-    let mut resp = axum::Json(body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/geo+json"),
-    );
-    Ok(resp)
+    let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
+    Ok(tagged(&headers, "application/geo+json", bytes))
 }
 
 fn box_centre(b: &LonLatBox) -> (f64, f64) {

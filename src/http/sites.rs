@@ -292,6 +292,27 @@ fn etag(site: &Site, crs: Crs, state: HoursState) -> String {
     )
 }
 
+/// A response carrying `body` with a strong ETag derived from its bytes, or an
+/// empty 304 when `If-None-Match` already names it.
+pub fn tagged(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut h = std::hash::DefaultHasher::new();
+    body.hash(&mut h);
+    let tag = format!("\"{:016x}-{:x}\"", h.finish(), body.len());
+    let mut resp = if not_modified(headers, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = body.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
+    };
+    resp.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&tag).expect("etag is ascii"),
+    );
+    resp
+}
+
 /// Does an `If-None-Match` header match this ETag? (RFC 9110 weak comparison.)
 pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     let Some(v) = headers

@@ -147,3 +147,33 @@ async fn past_the_limit_the_viewport_says_truncated() {
     assert_eq!(fc["features"].as_array().unwrap().len(), 30);
     assert_eq!(fc["metadata"]["truncated"], false);
 }
+
+#[tokio::test]
+async fn viewport_etag_gives_304_until_the_sites_change() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    let path = "/v1/sites?bbox=117,36,118,37";
+    let r = app.get(path).await;
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        app.get(path).await.headers()["etag"].to_str().unwrap(),
+        etag,
+        "stable across requests"
+    );
+    let cond = |tag: String| {
+        app.client
+            .get(app.url(path))
+            .header("if-none-match", tag)
+            .send()
+    };
+    assert_eq!(cond(etag.clone()).await.unwrap().status(), 304);
+    // Another site in the box: a new body, a new tag.
+    let other = yizhan::store::connect(&app.database_url).await.unwrap();
+    other
+        .import_sites(vec![draft(2, Kind::MotherRoom, 36.7, 117.2)])
+        .await
+        .unwrap();
+    app.service.catch_up().await.unwrap();
+    let r = cond(etag.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
+}
