@@ -12,7 +12,6 @@ use super::AppState;
 use super::params::{self, Params};
 use super::sites::{nearby_item, tagged};
 use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
-use crate::domain::site::{Amenity, AmenitySet, Kind, KindSet};
 use crate::error::{ApiError, Problem};
 use crate::index::LonLatBox;
 
@@ -88,12 +87,8 @@ pub async fn viewport(
     let p = Params::parse(raw.as_deref())?;
     let crs = p.crs()?;
     let [min_lon, min_lat, max_lon, max_lat] = p.required("bbox", parse_bbox)?;
-    let kinds = p
-        .optional("kind", params::list::<Kind>)?
-        .map_or(KindSet::ALL, |ks| ks.into_iter().collect());
-    let amenities = p
-        .optional("amenity", params::list::<Amenity>)?
-        .map_or(AmenitySet::EMPTY, |a| a.into_iter().collect());
+    let kinds = p.kinds()?;
+    let amenities = p.amenities()?;
     let limit = p
         .optional("limit", |v| params::int_in_range(v, 1, MAX_LIMIT))?
         .unwrap_or(DEFAULT_LIMIT) as usize;

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use crate::domain::coords::Crs;
+use crate::domain::site::{Amenity, AmenitySet, Kind, KindSet};
 use crate::error::ApiError;
 
 pub struct Params {
@@ -68,6 +69,20 @@ impl Params {
         Ok(self
             .optional("crs", |v| v.parse::<Crs>().map_err(|e| e.to_string()))?
             .unwrap_or_default())
+    }
+
+    /// `kind=a,b`: any of them; default every kind.
+    pub fn kinds(&self) -> Result<KindSet, ApiError> {
+        Ok(self
+            .optional("kind", list::<Kind>)?
+            .map_or(KindSet::ALL, |ks| ks.into_iter().collect()))
+    }
+
+    /// `amenity=a,b`: all of them required; default none.
+    pub fn amenities(&self) -> Result<AmenitySet, ApiError> {
+        Ok(self
+            .optional("amenity", list::<Amenity>)?
+            .map_or(AmenitySet::EMPTY, |a| a.into_iter().collect()))
     }
 
     /// `at=<RFC 3339>`; default now.

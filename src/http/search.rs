@@ -9,7 +9,6 @@ use super::AppState;
 use super::params::{self, Params};
 use super::sites::{NearbyResponse, nearby_item};
 use crate::domain::coords::{LatLon, haversine_m, to_wgs84};
-use crate::domain::site::{Kind, KindSet};
 use crate::error::{ApiError, Problem};
 
 pub fn router() -> Router<AppState> {
@@ -111,9 +110,7 @@ pub async fn search(
         (Some(_), None) => return Err(ApiError::param("lon", "is required with lat")),
         (None, Some(_)) => return Err(ApiError::param("lat", "is required with lon")),
     };
-    let kinds = p
-        .optional("kind", params::list::<Kind>)?
-        .map_or(KindSet::ALL, |ks| ks.into_iter().collect());
+    let kinds = p.kinds()?;
     let limit = p
         .optional("limit", |v| params::int_in_range(v, 1, MAX_LIMIT))?
         .unwrap_or(DEFAULT_LIMIT) as usize;

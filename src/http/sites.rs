@@ -16,7 +16,7 @@ use super::AppState;
 use super::params::{self, Params};
 use crate::domain::coords::{Crs, LatLon, from_wgs84, to_wgs84};
 use crate::domain::hours::{Hours, HoursState};
-use crate::domain::site::{Amenity, AmenitySet, Kind, KindSet, Site, SiteId, Status};
+use crate::domain::site::{Amenity, Kind, Site, SiteId, Status};
 use crate::error::{ApiError, Problem};
 use crate::index::NearbyQuery;
 
@@ -79,12 +79,8 @@ impl NearbyRequest {
                 Err("must be greater than 0".to_owned())
             }
         })?;
-        let kinds = p
-            .optional("kind", params::list::<Kind>)?
-            .map_or(KindSet::ALL, |ks| ks.into_iter().collect());
-        let amenities = p
-            .optional("amenity", params::list::<Amenity>)?
-            .map_or(AmenitySet::EMPTY, |a| a.into_iter().collect());
+        let kinds = p.kinds()?;
+        let amenities = p.amenities()?;
         let at = p.at()?;
         let open_only = p.optional("open", params::boolean)?.unwrap_or(false);
         Ok(NearbyRequest {
