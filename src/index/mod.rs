@@ -5,7 +5,7 @@
 //! snapshot (one atomic load, no lock) and search it; a writer builds the next
 //! snapshot and swaps it in, so readers are never blocked.
 //!
-//! A snapshot is a large *base* (one R-tree per kind, bulk-loaded) plus a small
+//! A snapshot is a large *base* (one bulk-loaded R-tree) plus a small
 //! *overlay* holding the sites changed since the base was built. A write rebuilds
 //! only the overlay; when the overlay outgrows a fraction of the base, the next
 //! write compacts both into a new base. Base entries superseded by the overlay
