@@ -221,14 +221,6 @@ impl Snapshot {
         self.len() == 0
     }
 
-    /// All indexed sites, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<IndexedSite>> {
-        self.base_by_id
-            .values()
-            .filter(|s| !self.changed.contains_key(&s.id()))
-            .chain(self.changed.values().flatten())
-    }
-
     fn is_stale(&self, id: SiteId) -> bool {
         !self.changed.is_empty() && self.changed.contains_key(&id)
     }
