@@ -15,6 +15,7 @@
 //! everywhere on the sphere, so nearest search is exact across the antimeridian
 //! and at the poles without special cases.
 
+pub mod cluster;
 mod envelope;
 mod nearest;
 mod viewport;
@@ -26,6 +27,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, Utc};
 use rstar::{RTree, RTreeObject, RTreeParams};
 
+pub use cluster::{Cluster, ClusterFilter, ClusterView};
 pub use envelope::{P3, SiteEnvelope};
 pub use nearest::{Hit, NearbyQuery};
 pub use viewport::LonLatBox;
@@ -221,6 +223,14 @@ impl Snapshot {
         self.len() == 0
     }
 
+    /// Every indexed site, in no particular order.
+    pub fn sites(&self) -> impl Iterator<Item = &Arc<IndexedSite>> {
+        self.base_by_id
+            .values()
+            .filter(|s| !self.changed.contains_key(&s.id()))
+            .chain(self.changed.values().flatten())
+    }
+
     fn is_stale(&self, id: SiteId) -> bool {
         !self.changed.is_empty() && self.changed.contains_key(&id)
     }
@@ -261,13 +271,21 @@ pub struct SiteIndex {
     current: ArcSwap<Snapshot>,
     /// Serialises writers (readers never take it) and owns the interner.
     writer: Mutex<HoursInterner>,
+    /// Cluster hierarchies, updated by the writer with each snapshot.
+    clusters: cluster::ClusterCache,
 }
 
 impl Default for SiteIndex {
     fn default() -> Self {
+        let clusters = cluster::ClusterCache::default();
+        clusters.insert(Arc::new(cluster::ClusterSet::build(
+            ClusterFilter::ALL,
+            std::iter::empty(),
+        )));
         SiteIndex {
             current: ArcSwap::from_pointee(Snapshot::empty()),
             writer: Mutex::default(),
+            clusters,
         }
     }
 }
@@ -283,9 +301,52 @@ impl SiteIndex {
                 .filter(|s| s.draft.status != Status::Retired)
                 .map(|s| Arc::new(make_indexed(&mut interner, s)))
                 .collect();
-            index.current.store(Arc::new(compact(indexed)));
+            let snapshot = compact(indexed);
+            index.clusters.insert(Arc::new(cluster::ClusterSet::build(
+                ClusterFilter::ALL,
+                snapshot.sites(),
+            )));
+            index.current.store(Arc::new(snapshot));
         }
         index
+    }
+
+    /// Run `f` on the cluster hierarchy of `filter` (built now if it is not
+    /// cached: that takes the writer lock and time linear in the matching sites)
+    /// together with the snapshot it agrees with.
+    pub fn with_clusters<R>(
+        &self,
+        filter: ClusterFilter,
+        f: impl FnOnce(&ClusterView<'_>) -> R,
+    ) -> R {
+        let mut f = f;
+        loop {
+            let set = match self.clusters.get(filter) {
+                Some(set) => set,
+                None => {
+                    let _writer = self.writer.lock().expect("index writer poisoned");
+                    match self.clusters.get(filter) {
+                        Some(set) => set,
+                        None => {
+                            let snapshot = self.snapshot();
+                            let set =
+                                Arc::new(cluster::ClusterSet::build(filter, snapshot.sites()));
+                            self.clusters.insert(set.clone());
+                            set
+                        }
+                    }
+                }
+            };
+            match cluster::with_view(&set, || self.snapshot(), f) {
+                Ok(r) => return r,
+                Err(back) => f = back,
+            }
+        }
+    }
+
+    /// Whether the hierarchy of `filter` is built (a request will not wait for it).
+    pub fn clusters_cached(&self, filter: ClusterFilter) -> bool {
+        self.clusters.get(filter).is_some()
     }
 
     /// The current snapshot: hold it for the duration of one request.
@@ -300,9 +361,13 @@ impl SiteIndex {
         let mut interner = self.writer.lock().expect("index writer poisoned");
         let cur = self.current.load_full();
         let mut changed = cur.changed.clone();
-        let mut any = false;
+        let mut moves = Vec::new();
         for site in sites {
             let id = site.id;
+            let old = match changed.get(&id) {
+                Some(current) => current.clone(),
+                None => cur.base_by_id.get(&id).cloned(),
+            };
             let known_version = match changed.get(&id) {
                 Some(Some(s)) => Some(s.site.version),
                 Some(None) => None, // retired: a newer version may revive it
@@ -311,12 +376,12 @@ impl SiteIndex {
             if known_version.is_some_and(|v| v >= site.version) {
                 continue;
             }
-            any = true;
             let next = (site.draft.status != Status::Retired)
                 .then(|| Arc::new(make_indexed(&mut interner, site)));
-            changed.insert(id, next);
+            changed.insert(id, next.clone());
+            moves.push((old, next));
         }
-        if !any {
+        if moves.is_empty() {
             return;
         }
         let base_len = cur.base_by_id.len();
@@ -337,7 +402,9 @@ impl SiteIndex {
                 changed,
             }
         };
-        self.current.store(Arc::new(next));
+        cluster::apply_changes(&self.clusters, &moves, || {
+            self.current.store(Arc::new(next))
+        });
     }
 }
 
