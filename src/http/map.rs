@@ -41,7 +41,7 @@ pub struct ViewportParams {
     at: Option<String>,
 }
 
-fn parse_bbox(v: &str) -> Result<[f64; 4], String> {
+pub fn parse_bbox(v: &str) -> Result<[f64; 4], String> {
     let parts: Vec<&str> = v.split(',').collect();
     if parts.len() != 4 {
         return Err("expected minLon,minLat,maxLon,maxLat".to_owned());

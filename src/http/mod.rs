@@ -1,11 +1,13 @@
 //! The HTTP API: one router per resource, merged here.
 
+pub mod clusters;
 pub mod feed;
 pub mod map;
 pub mod ops;
 pub mod params;
 pub mod search;
 pub mod sites;
+pub mod tiles;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -42,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .merge(sites::router())
         .merge(feed::router())
         .merge(map::router())
+        .merge(clusters::router())
+        .merge(tiles::router())
         .merge(search::router())
         .merge(ops::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -79,8 +83,8 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, search::search, ops::healthz, ops::readyz, ops::metrics),
-    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp)),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, ops::healthz, ops::readyz, ops::metrics),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem)),
     tags(
         (name = "sites", description = "Finding service sites"),
         (name = "map", description = "The map at every zoom"),

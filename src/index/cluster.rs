@@ -748,11 +748,7 @@ pub type SiteChange = (Option<Arc<IndexedSite>>, Option<Arc<IndexedSite>>);
 /// Apply site changes to every cached hierarchy, then publish `publish` (the
 /// new snapshot) while their write locks are held: a reader that locks a
 /// hierarchy and then loads the snapshot always sees the two agree.
-pub(super) fn apply_changes(
-    cache: &ClusterCache,
-    changes: &[SiteChange],
-    publish: impl FnOnce(),
-) {
+pub(super) fn apply_changes(cache: &ClusterCache, changes: &[SiteChange], publish: impl FnOnce()) {
     let sets = cache.all();
     let mut guards: Vec<_> = sets
         .iter()

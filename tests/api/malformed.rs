@@ -222,13 +222,71 @@ async fn unknown_routes_and_methods_are_problems() {
 /// Random query strings — random parameter names from the real ones, random
 /// values mixing valid, boundary and garbage — never produce a 5xx or a non-problem error.
 #[tokio::test]
+async fn clusters_reject_every_malformed_parameter() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    let ok = "bbox=117,36,118,37&zoom=10";
+    expect_400(&app, "/v1/sites/clusters?zoom=3", "bbox").await;
+    expect_400(&app, "/v1/sites/clusters?bbox=117,36,118,37", "zoom").await;
+    expect_400(&app, "/v1/sites/clusters?bbox=117,37,118,36&zoom=3", "bbox").await;
+    for (param, values) in [
+        (
+            "zoom",
+            &["", "-1", "21", "3.5", "ten", "99999999999999999999"][..],
+        ),
+        ("crs", &["", "WGS84"][..]),
+        ("kind", &["", "cafe"][..]),
+        ("amenity", &["sauna", ","][..]),
+        ("limit", &["0", "50001", "x"][..]),
+        ("at", &["yesterday"][..]),
+    ] {
+        for v in values {
+            let base = if param == "zoom" {
+                "bbox=117,36,118,37"
+            } else {
+                ok
+            };
+            expect_400(
+                &app,
+                &format!("/v1/sites/clusters?{base}&{param}={v}"),
+                param,
+            )
+            .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn tiles_reject_every_malformed_parameter() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    for (path, param) in [
+        ("/v1/tiles/21/0/0.mvt", "z"),
+        ("/v1/tiles/-1/0/0.mvt", "z"),
+        ("/v1/tiles/x/0/0.mvt", "z"),
+        ("/v1/tiles/0/1/0.mvt", "x"),
+        ("/v1/tiles/3/8/0.mvt", "x"),
+        ("/v1/tiles/3/-1/0.mvt", "x"),
+        ("/v1/tiles/3/0/8.mvt", "y"),
+        ("/v1/tiles/3/0/0.pbf", "y"),
+        ("/v1/tiles/3/0/0", "y"),
+        ("/v1/tiles/3/0/.mvt", "y"),
+        ("/v1/tiles/12/3381/1582.mvt?crs=mars", "crs"),
+        ("/v1/tiles/12/3381/1582.mvt?kind=cafe", "kind"),
+        ("/v1/tiles/12/3381/1582.mvt?amenity=sauna", "amenity"),
+        ("/v1/tiles/12/3381/1582.mvt?at=soon", "at"),
+    ] {
+        expect_400(&app, path, param).await;
+    }
+}
+
+#[tokio::test]
 async fn random_query_strings_never_fail_the_server() {
     use rand::{Rng, SeedableRng};
     let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
     let body = app.get_json(&format!("/v1/sites/nearby?{OK}")).await;
     let id = body["items"][0]["id"].as_str().unwrap().to_owned();
     let names = [
-        "lat", "lon", "crs", "k", "radius_m", "kind", "amenity", "at", "open", "x",
+        "lat", "lon", "crs", "k", "radius_m", "kind", "amenity", "at", "open", "x", "bbox", "zoom",
+        "limit",
     ];
     let values = [
         "0",
@@ -253,6 +311,9 @@ async fn random_query_strings_never_fail_the_server() {
         "wgs84",
         "outdoor_station,mother_room",
         "microwave,ebike_charging",
+        "117,36,118,37",
+        "170,-10,-170,10",
+        "-180,-90,180,90",
         "2026-11-21T12:00:00+08:00",
         "9999-12-31T23:59:59Z",
         "0000-01-01T00:00:00Z",
@@ -281,10 +342,11 @@ async fn random_query_strings_never_fail_the_server() {
                 )
             })
             .collect();
-        let path = if i % 3 == 0 {
-            format!("/v1/sites/{id}")
-        } else {
-            "/v1/sites/nearby".to_owned()
+        let path = match i % 5 {
+            0 => format!("/v1/sites/{id}"),
+            1 => "/v1/sites/clusters".to_owned(),
+            2 => format!("/v1/tiles/{}/{}/{}.mvt", i % 4, i % 3, i % 2),
+            _ => "/v1/sites/nearby".to_owned(),
         };
         let r = app.get(&format!("{path}?{}", q.join("&"))).await;
         let status = r.status();
