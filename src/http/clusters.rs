@@ -97,14 +97,10 @@ pub async fn with_clusters<R: Send + 'static>(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cluster build failed: {e}")))
 }
 
-/// The box to ask the WGS-84 hierarchy for: widened past the GCJ-02/BD-09
-/// shift (under 0.02°), so every site inside the caller's box is covered.
+/// The box to ask the WGS-84 hierarchy for, so that every site inside the
+/// caller's box (in `crs`) is covered.
 pub fn wgs84_box(asked: LonLatBox, crs: Crs) -> LonLatBox {
-    if crs == Crs::Wgs84 {
-        asked
-    } else {
-        asked.widened(0.05)
-    }
+    asked.to_wgs84_bounds(crs)
 }
 
 pub fn cluster_item(c: &Cluster<'_>, crs: Crs, at: DateTime<Utc>) -> ClusterItem {
@@ -170,18 +166,31 @@ pub async fn clusters(
     };
     let search = wgs84_box(asked, crs);
     let body = with_clusters(&state.index, filter, move |view| {
-        let (found, truncated) = view.clusters(zoom, &search, limit);
-        let clusters: Vec<ClusterItem> = found.iter().map(|c| cluster_item(c, crs, at)).collect();
-        let resp = ClustersResponse {
-            crs: crs.as_str().to_owned(),
-            zoom,
-            total: clusters.iter().map(|c| u64::from(c.count)).sum(),
-            truncated,
-            at: echo_at,
-            clusters,
-        };
-        serde_json::to_vec(&resp).expect("clusters serialize")
+        render(view, zoom, &search, crs, limit, at, echo_at)
     })
     .await?;
     Ok(tagged(&headers, "application/json", body))
+}
+
+/// The response body for clusters at `zoom` in `search` (a WGS-84 box).
+pub fn render(
+    view: &ClusterView<'_>,
+    zoom: u8,
+    search: &LonLatBox,
+    crs: Crs,
+    limit: usize,
+    at: DateTime<Utc>,
+    echo_at: Option<DateTime<Utc>>,
+) -> Vec<u8> {
+    let (found, truncated) = view.clusters(zoom, search, limit);
+    let clusters: Vec<ClusterItem> = found.iter().map(|c| cluster_item(c, crs, at)).collect();
+    let resp = ClustersResponse {
+        crs: crs.as_str().to_owned(),
+        zoom,
+        total: clusters.iter().map(|c| u64::from(c.count)).sum(),
+        truncated,
+        at: echo_at,
+        clusters,
+    };
+    serde_json::to_vec(&resp).expect("clusters serialize")
 }

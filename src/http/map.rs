@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::params::{self, Params};
 use super::sites::{nearby_item, tagged};
-use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
+use crate::domain::coords::{LatLon, haversine_m, to_wgs84};
 use crate::error::{ApiError, Problem};
 use crate::index::LonLatBox;
 
@@ -99,13 +99,9 @@ pub async fn viewport(
         max_lon,
         max_lat,
     };
-    // Search a WGS-84 box widened past the GCJ-02/BD-09 shift (under 0.02°),
-    // then test each site exactly in the caller's coordinate system.
-    let search = if crs == Crs::Wgs84 {
-        asked
-    } else {
-        asked.widened(0.05)
-    };
+    // Search a WGS-84 box that holds the caller's, then test each site exactly
+    // in the caller's coordinate system.
+    let search = asked.to_wgs84_bounds(crs);
     let snapshot = state.index.snapshot();
     let mut found = snapshot.within(&search, kinds, amenities, |e| {
         let (lat, lon) = crate::domain::coords::from_wgs84(crs, e.pos.lat(), e.pos.lon());

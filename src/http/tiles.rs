@@ -6,6 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use chrono::{DateTime, Utc};
 use mvt::{GeomEncoder, GeomType, Tile};
 use utoipa::IntoParams;
 
@@ -13,10 +14,11 @@ use super::AppState;
 use super::clusters::{ClusterItem, cluster_item, wgs84_box, with_clusters};
 use super::params::{self, Params};
 use super::sites::tagged;
+use crate::domain::coords::Crs;
 use crate::domain::site::Kind;
 use crate::error::{ApiError, Problem};
 use crate::index::cluster::{MAX_ZOOM, merc_to_latlon, merc_x, merc_y};
-use crate::index::{ClusterFilter, LonLatBox};
+use crate::index::{ClusterFilter, ClusterView, LonLatBox};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tiles/{z}/{x}/{y}", get(tile))
@@ -99,14 +101,25 @@ pub async fn tile(
         amenities: p.amenities()?,
     };
     let at = p.at()?;
-    let search = wgs84_box(tile_box(z, x, y), crs);
     let body = with_clusters(&state.index, filter, move |view| {
-        let (found, _) = view.clusters(z, &search, MAX_FEATURES);
-        let items: Vec<ClusterItem> = found.iter().map(|c| cluster_item(c, crs, at)).collect();
-        encode(z, x, y, &items)
+        render(view, z, x, y, crs, at)
     })
     .await?;
     Ok(tagged(&headers, CONTENT_TYPE, body))
+}
+
+/// Tile `(z, x, y)` of the grid in `crs`, encoded.
+pub fn render(
+    view: &ClusterView<'_>,
+    z: u8,
+    x: u32,
+    y: u32,
+    crs: Crs,
+    at: DateTime<Utc>,
+) -> Vec<u8> {
+    let (found, _) = view.clusters(z, &wgs84_box(tile_box(z, x, y), crs), MAX_FEATURES);
+    let items: Vec<ClusterItem> = found.iter().map(|c| cluster_item(c, crs, at)).collect();
+    encode(z, x, y, &items)
 }
 
 /// The tile plus its buffer, in degrees of the tile grid's system.

@@ -5,6 +5,7 @@
 use rstar::{AABB, Envelope, RTreeNode};
 
 use super::{Entry, P3, Snapshot};
+use crate::domain::coords::{Crs, to_wgs84};
 use crate::domain::site::{AmenitySet, KindSet};
 
 /// A box in degrees. `min_lon > max_lon` means it crosses the antimeridian.
@@ -43,6 +44,64 @@ impl LonLatBox {
             min_lat: (self.min_lat - deg).max(-90.0),
             max_lon,
             max_lat: (self.max_lat + deg).min(90.0),
+        }
+    }
+
+    /// A WGS-84 box holding every point that is inside this box when read in
+    /// `crs`. The GCJ-02 and BD-09 shifts (up to ~0.02°) vary smoothly inside
+    /// China's rectangle and are zero outside it, so the box's edges are
+    /// converted at points at most 0.01° apart (16 per edge at most), with a
+    /// margin well above how far the shift can bend between two of them. A box
+    /// that straddles the rectangle's edge is widened by 0.05° instead.
+    pub fn to_wgs84_bounds(&self, crs: Crs) -> LonLatBox {
+        const CHINA: LonLatBox = LonLatBox {
+            min_lon: 72.004,
+            min_lat: 0.8293,
+            max_lon: 137.8347,
+            max_lat: 55.8271,
+        };
+        if crs == Crs::Wgs84 {
+            return *self;
+        }
+        let lat_apart = self.max_lat < CHINA.min_lat || self.min_lat > CHINA.max_lat;
+        let lon_apart = if self.crosses_antimeridian() {
+            self.min_lon > CHINA.max_lon && self.max_lon < CHINA.min_lon
+        } else {
+            self.max_lon < CHINA.min_lon || self.min_lon > CHINA.max_lon
+        };
+        if lat_apart || lon_apart {
+            return *self;
+        }
+        let inside = !self.crosses_antimeridian()
+            && self.min_lon >= CHINA.min_lon
+            && self.max_lon <= CHINA.max_lon
+            && self.min_lat >= CHINA.min_lat
+            && self.max_lat <= CHINA.max_lat;
+        if !inside {
+            return self.widened(0.05);
+        }
+        let (w, h) = (self.max_lon - self.min_lon, self.max_lat - self.min_lat);
+        let steps = ((w.max(h) / 0.01).ceil() as usize).clamp(2, 16);
+        let spacing = w.max(h) / steps as f64;
+        let (mut lat0, mut lat1, mut lon0, mut lon1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        let mut take = |lat: f64, lon: f64| {
+            let (lat, lon) = to_wgs84(crs, lat, lon);
+            (lat0, lat1, lon0, lon1) = (lat0.min(lat), lat1.max(lat), lon0.min(lon), lon1.max(lon));
+        };
+        for i in 0..=steps {
+            let t = i as f64 / steps as f64;
+            let (lat, lon) = (self.min_lat + t * h, self.min_lon + t * w);
+            take(self.min_lat, lon);
+            take(self.max_lat, lon);
+            take(lat, self.min_lon);
+            take(lat, self.max_lon);
+        }
+        let margin = (1e-4f64).max(spacing * 3e-3);
+        LonLatBox {
+            min_lon: (lon0 - margin).max(-180.0),
+            min_lat: (lat0 - margin).max(-90.0),
+            max_lon: (lon1 + margin).min(180.0),
+            max_lat: (lat1 + margin).min(90.0),
         }
     }
 
@@ -206,6 +265,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn wgs84_bounds_hold_every_shifted_point() {
+        use crate::domain::coords::from_wgs84;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for crs in [Crs::Gcj02, Crs::Bd09] {
+            for _ in 0..400 {
+                let size = 10f64.powf(rng.random_range(-4.0..1.3));
+                let lat = rng.random_range(0.0..56.0);
+                let lon = rng.random_range(70.0..140.0);
+                let b = LonLatBox {
+                    min_lon: lon,
+                    min_lat: lat,
+                    max_lon: (lon + size * rng.random_range(0.3..2.0)).min(180.0),
+                    max_lat: (lat + size).min(90.0),
+                };
+                let w = b.to_wgs84_bounds(crs);
+                for _ in 0..200 {
+                    // A WGS-84 point whose `crs` reading lies inside `b`.
+                    let p_lat = rng.random_range(b.min_lat..=b.max_lat);
+                    let p_lon = rng.random_range(b.min_lon..=b.max_lon);
+                    let (wl, wn) = to_wgs84(crs, p_lat, p_lon);
+                    let (bl, bn) = from_wgs84(crs, wl, wn);
+                    if b.contains(bl, bn) {
+                        assert!(
+                            w.contains(wl, wn),
+                            "{crs:?} {b:?} -> {w:?} misses {wl},{wn}"
+                        );
+                    }
+                }
+                // Small boxes stay small: the point of not widening by 0.05°.
+                if size < 0.01
+                    && b.min_lon > 73.0
+                    && b.max_lon < 135.0
+                    && b.min_lat > 1.0
+                    && b.max_lat < 55.0
+                {
+                    assert!(
+                        w.max_lon - w.min_lon < (b.max_lon - b.min_lon) + 0.001,
+                        "{b:?} -> {w:?}"
+                    );
+                }
+            }
+        }
+        let far = LonLatBox {
+            min_lon: -10.0,
+            min_lat: 40.0,
+            max_lon: 10.0,
+            max_lat: 50.0,
+        };
+        assert_eq!(far.to_wgs84_bounds(Crs::Gcj02), far);
     }
 
     #[test]
