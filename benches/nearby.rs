@@ -3,34 +3,20 @@
 //!
 //! Run: `cargo bench --bench nearby`. Numbers go in README's performance section.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 use yizhan::domain::coords::{LatLon, unit_vector};
-use yizhan::domain::site::{Amenity, AmenitySet, Kind, KindSet, Site, SiteId};
-use yizhan::geodata::generate::{GenSpec, generate};
+use yizhan::domain::site::{Amenity, AmenitySet, Kind, KindSet, Site};
 use yizhan::index::{NearbyQuery, SiteIndex};
-
-const N: usize = 1_000_000;
-
-fn sites() -> Vec<Site> {
-    let spec = GenSpec::total(N, 42, "");
-    generate(&spec)
-        .enumerate()
-        .map(|(i, draft)| Site {
-            id: SiteId::from_u64(i as u64 + 1).unwrap(),
-            draft,
-            version: 1,
-            updated_at: Utc.timestamp_opt(0, 0).unwrap(),
-        })
-        .collect()
-}
 
 /// The (kind, amenity) pair whose share of all sites is closest to 1 in 1,000.
 fn rare_filter(sites: &[Site]) -> (Kind, Amenity, f64) {
@@ -52,7 +38,7 @@ fn rare_filter(sites: &[Site]) -> (Kind, Amenity, f64) {
 }
 
 fn bench(c: &mut Criterion) {
-    let sites = sites();
+    let sites = common::sites();
     let (kind, amenity, share) = rare_filter(&sites);
     let input = sites.clone();
     let started = Instant::now();

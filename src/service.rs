@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::domain::coords::Crs;
 use crate::geodata;
 use crate::http::AppState;
-use crate::index::SiteIndex;
+use crate::index::{ClusterFilter, SiteIndex};
 use crate::metrics::Metrics;
 use crate::store::{self, DynStore};
 
@@ -87,6 +87,18 @@ impl Service {
         });
         let follow_task = tokio::spawn(follower.clone().run(follow_interval));
         state.ready.store(true, Ordering::Release);
+        // The unfiltered cluster hierarchy (about 1.3 s per million sites) is built
+        // behind readiness: nearby search serves meanwhile, and a map request that
+        // comes first waits for this build rather than starting its own.
+        let index = state.index.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            index.with_clusters(ClusterFilter::ALL, |_| ());
+            tracing::info!(
+                build_ms = started.elapsed().as_millis() as u64,
+                "cluster hierarchy built"
+            );
+        });
         Ok(Service {
             state,
             follower,

@@ -73,12 +73,32 @@ pub struct ClusterItem {
     pub lon: f64,
     pub count: u32,
     /// Members per kind; every kind is listed.
-    #[schema(value_type = std::collections::BTreeMap<String, u32>, example = json!({"outdoor_station": 12, "mother_room": 3, "union_station": 5, "craftsman_studio": 0}))]
-    pub counts_by_kind: serde_json::Map<String, serde_json::Value>,
+    pub counts_by_kind: CountsByKind,
     /// Zoom in to this level to see the members apart; null for a lone site.
     pub expansion_zoom: Option<u8>,
     /// The site of a cluster of one (shaped as a nearby item, without distance).
     pub site: Option<NearbyItem>,
+}
+
+/// A cluster's members per kind.
+#[derive(Serialize, ToSchema, Debug, Clone, Copy)]
+pub struct CountsByKind {
+    pub outdoor_station: u32,
+    pub mother_room: u32,
+    pub union_station: u32,
+    pub craftsman_studio: u32,
+}
+
+impl CountsByKind {
+    pub fn of(by_kind: [u32; 4]) -> CountsByKind {
+        let n = |k: Kind| by_kind[k.index()];
+        CountsByKind {
+            outdoor_station: n(Kind::OutdoorStation),
+            mother_room: n(Kind::MotherRoom),
+            union_station: n(Kind::UnionStation),
+            craftsman_studio: n(Kind::CraftsmanStudio),
+        }
+    }
 }
 
 /// The hierarchy-building part runs off the async workers when the filter's
@@ -113,10 +133,7 @@ pub fn cluster_item(c: &Cluster<'_>, crs: Crs, at: DateTime<Utc>) -> ClusterItem
         lat,
         lon,
         count: c.found.count(),
-        counts_by_kind: Kind::ALL
-            .iter()
-            .map(|k| (k.as_str().to_owned(), c.found.by_kind[k.index()].into()))
-            .collect(),
+        counts_by_kind: CountsByKind::of(c.found.by_kind),
         expansion_zoom: c.found.expansion_zoom,
         site,
     }

@@ -11,14 +11,14 @@ use mvt::{GeomEncoder, GeomType, Tile};
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::clusters::{ClusterItem, cluster_item, wgs84_box, with_clusters};
+use super::clusters::{wgs84_box, with_clusters};
 use super::params::{self, Params};
-use super::sites::tagged;
+use super::sites::{out_coords, tagged};
 use crate::domain::coords::Crs;
 use crate::domain::site::Kind;
 use crate::error::{ApiError, Problem};
 use crate::index::cluster::{MAX_ZOOM, merc_to_latlon, merc_x, merc_y};
-use crate::index::{ClusterFilter, ClusterView, LonLatBox};
+use crate::index::{Cluster, ClusterFilter, ClusterView, LonLatBox};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tiles/{z}/{x}/{y}", get(tile))
@@ -118,8 +118,7 @@ pub fn render(
     at: DateTime<Utc>,
 ) -> Vec<u8> {
     let (found, _) = view.clusters(z, &wgs84_box(tile_box(z, x, y), crs), MAX_FEATURES);
-    let items: Vec<ClusterItem> = found.iter().map(|c| cluster_item(c, crs, at)).collect();
-    encode(z, x, y, &items)
+    encode(z, x, y, crs, at, &found)
 }
 
 /// The tile plus its buffer, in degrees of the tile grid's system.
@@ -176,13 +175,19 @@ fn abbreviated(count: u32) -> String {
     }
 }
 
-fn encode(z: u8, x: u32, y: u32, items: &[ClusterItem]) -> Vec<u8> {
+fn encode(z: u8, x: u32, y: u32, crs: Crs, at: DateTime<Utc>, found: &[Cluster<'_>]) -> Vec<u8> {
     let mut tile = Tile::new(EXTENT);
     let mut layer = tile.create_layer(LAYER);
     let lo = -BUFFER;
     let hi = f64::from(EXTENT) + BUFFER;
-    for item in items {
-        let (px, py) = tile_point(z, x, y, item.lat, item.lon);
+    let kind_keys = Kind::ALL.map(|k| format!("count_{}", k.as_str()));
+    for c in found {
+        // Positions as the clusters endpoint gives them, so the two agree exactly.
+        let (lat, lon) = match c.site {
+            Some(s) => out_coords(crs, s.pos.lat(), s.pos.lon()),
+            None => out_coords(crs, c.lat, c.lon),
+        };
+        let (px, py) = tile_point(z, x, y, lat, lon);
         if !(lo..=hi).contains(&px) || !(lo..=hi).contains(&py) {
             continue;
         }
@@ -190,29 +195,30 @@ fn encode(z: u8, x: u32, y: u32, items: &[ClusterItem]) -> Vec<u8> {
             .point(px.round(), py.round())
             .and_then(|g| g.encode())
             .expect("a point inside the buffer encodes");
+        let count = c.found.count();
         let mut f = layer.into_feature(geom);
-        f.add_tag_uint("point_count", u64::from(item.count));
-        match &item.site {
+        f.add_tag_uint("point_count", u64::from(count));
+        match c.site {
             Some(site) => {
-                f.set_id(site.id.get());
+                let d = &site.site.draft;
+                f.set_id(site.id().get());
                 f.add_tag_bool("cluster", false);
-                f.add_tag_string("id", &site.id.to_string());
-                f.add_tag_string("name", &site.name);
-                f.add_tag_string("kind", site.kind.as_str());
-                f.add_tag_string("status", site.status.as_str());
-                f.add_tag_bool("is_open", site.is_open);
-                let amenities: Vec<&str> = site.amenities.iter().map(|a| a.as_str()).collect();
+                f.add_tag_string("id", &site.id().to_string());
+                f.add_tag_string("name", &d.name);
+                f.add_tag_string("kind", d.kind.as_str());
+                f.add_tag_string("status", d.status.as_str());
+                f.add_tag_bool("is_open", site.state(at).is_open);
+                let amenities: Vec<&str> = d.amenities.iter().map(|a| a.as_str()).collect();
                 f.add_tag_string("amenities", &amenities.join(","));
             }
             None => {
                 f.add_tag_bool("cluster", true);
-                f.add_tag_string("point_count_abbreviated", &abbreviated(item.count));
-                if let Some(e) = item.expansion_zoom {
+                f.add_tag_string("point_count_abbreviated", &abbreviated(count));
+                if let Some(e) = c.found.expansion_zoom {
                     f.add_tag_uint("expansion_zoom", u64::from(e));
                 }
-                for k in Kind::ALL {
-                    let n = item.counts_by_kind[k.as_str()].as_u64().unwrap_or(0);
-                    f.add_tag_uint(&format!("count_{}", k.as_str()), n);
+                for (k, key) in Kind::ALL.iter().zip(&kind_keys) {
+                    f.add_tag_uint(key, u64::from(c.found.by_kind[k.index()]));
                 }
             }
         }

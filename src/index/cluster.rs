@@ -273,28 +273,34 @@ impl Hierarchy {
             ));
             h.leaves.insert(p.id, i);
         }
-        let mut level: Vec<u32> = (0..n as u32).collect();
-        let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(n);
+        // The items of the level being clustered, with their centres inline so
+        // the sweep reads memory in order.
+        let mut level: Vec<Item> = (0..n as u32)
+            .map(|i| Item {
+                key: 0,
+                x: points[i as usize].x,
+                y: points[i as usize].y,
+                id: i,
+            })
+            .collect();
         let mut taken: Vec<bool> = Vec::with_capacity(n);
         let mut members: Vec<usize> = Vec::new();
         for z in (0..=CLUSTER_MAX_ZOOM).rev() {
             let r = radius(z);
             let inv = 1.0 / r;
-            keyed.clear();
-            keyed.extend(level.iter().map(|&i| {
-                let (x, y) = h.nodes[i as usize].agg.centre();
-                (cell_key(x, y, inv), i)
-            }));
-            keyed.sort_unstable();
+            for it in &mut level {
+                it.key = cell_key(it.x, it.y, inv);
+            }
+            level.sort_unstable_by_key(|it| (it.key, it.id));
             taken.clear();
-            taken.resize(keyed.len(), false);
+            taken.resize(level.len(), false);
             let mut next = Vec::with_capacity(level.len());
             // For the rows above, at and below the item's cell: the index range of
             // the three cells around its column. Both ends only move forward.
             let mut lo = [0usize; 3];
             let mut hi = [0usize; 3];
-            for i in 0..keyed.len() {
-                let (key, id) = keyed[i];
+            for i in 0..level.len() {
+                let Item { key, x, y, id } = level[i];
                 let (cy, cx) = (key >> 32, key & 0xffff_ffff);
                 for (w, dy) in [-1i64, 0, 1].into_iter().enumerate() {
                     let row = cy as i64 + dy;
@@ -303,11 +309,11 @@ impl Hierarchy {
                     }
                     let from = ((row as u64) << 32) | cx.saturating_sub(1);
                     let to = ((row as u64) << 32) | (cx + 1).min(0xffff_ffff);
-                    while lo[w] < keyed.len() && keyed[lo[w]].0 < from {
+                    while lo[w] < level.len() && level[lo[w]].key < from {
                         lo[w] += 1;
                     }
                     hi[w] = hi[w].max(lo[w]);
-                    while hi[w] < keyed.len() && keyed[hi[w]].0 <= to {
+                    while hi[w] < level.len() && level[hi[w]].key <= to {
                         hi[w] += 1;
                     }
                 }
@@ -315,31 +321,26 @@ impl Hierarchy {
                     continue;
                 }
                 taken[i] = true;
-                let (x, y) = h.nodes[id as usize].agg.centre();
                 members.clear();
                 for w in 0..3 {
-                    for (j, &(_, other)) in keyed.iter().enumerate().take(hi[w]).skip(lo[w]) {
-                        if taken[j] {
-                            continue;
-                        }
-                        let (ox, oy) = h.nodes[other as usize].agg.centre();
-                        if (ox - x).powi(2) + (oy - y).powi(2) <= r * r {
+                    for (j, other) in level.iter().enumerate().take(hi[w]).skip(lo[w]) {
+                        if !taken[j] && (other.x - x).powi(2) + (other.y - y).powi(2) <= r * r {
                             members.push(j);
                         }
                     }
                 }
                 if members.is_empty() {
-                    next.push(id);
+                    next.push(level[i]);
                     continue;
                 }
                 let mut agg = h.nodes[id as usize].agg;
                 for &j in &members {
                     taken[j] = true;
-                    agg.add(&h.nodes[keyed[j].1 as usize].agg);
+                    agg.add(&h.nodes[level[j].id as usize].agg);
                 }
                 let c = h.push(Node::new(agg, z, None));
                 let mut prev = NIL;
-                for child in std::iter::once(id).chain(members.iter().map(|&j| keyed[j].1)) {
+                for child in std::iter::once(id).chain(members.iter().map(|&j| level[j].id)) {
                     let node = &mut h.nodes[child as usize];
                     node.parent = c;
                     node.parent_zoom = z as i8;
@@ -347,12 +348,18 @@ impl Hierarchy {
                     prev = child;
                 }
                 h.nodes[c as usize].first_child = prev;
-                next.push(c);
+                let (cx, cy) = agg.centre();
+                next.push(Item {
+                    key: 0,
+                    x: cx,
+                    y: cy,
+                    id: c,
+                });
             }
             level = next;
         }
-        level.sort_unstable();
-        h.roots = level;
+        h.roots = level.iter().map(|it| it.id).collect();
+        h.roots.sort_unstable();
         h
     }
 
@@ -616,6 +623,14 @@ impl Hierarchy {
     }
 }
 
+#[derive(Clone, Copy)]
+struct Item {
+    key: u64,
+    x: f64,
+    y: f64,
+    id: u32,
+}
+
 /// Row-major key of the grid cell (of size `1 / inv`) holding `(x, y)`.
 fn cell_key(x: f64, y: f64, inv: f64) -> u64 {
     let cx = (x * inv).floor().clamp(0.0, f64::from(u32::MAX - 1)) as u64;
@@ -660,9 +675,14 @@ impl ClusterSet {
             .filter(|s| filter.matches(s))
             .map(|s| Point::of(s))
             .collect();
+        ClusterSet::of(filter, Hierarchy::build(points))
+    }
+
+    /// A set of an already built hierarchy (of the sites `filter` matches).
+    pub(super) fn of(filter: ClusterFilter, tree: Hierarchy) -> ClusterSet {
         ClusterSet {
             filter,
-            tree: RwLock::new(Hierarchy::build(points)),
+            tree: RwLock::new(tree),
             evicted: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
         }

@@ -277,21 +277,17 @@ pub struct SiteIndex {
 
 impl Default for SiteIndex {
     fn default() -> Self {
-        let clusters = cluster::ClusterCache::default();
-        clusters.insert(Arc::new(cluster::ClusterSet::build(
-            ClusterFilter::ALL,
-            std::iter::empty(),
-        )));
         SiteIndex {
             current: ArcSwap::from_pointee(Snapshot::empty()),
             writer: Mutex::default(),
-            clusters,
+            clusters: cluster::ClusterCache::default(),
         }
     }
 }
 
 impl SiteIndex {
-    /// Build from every stored site (retired ones are skipped).
+    /// Build from every stored site (retired ones are skipped). Cluster
+    /// hierarchies are built on first use; see [`SiteIndex::with_clusters`].
     pub fn build(sites: impl IntoIterator<Item = Site>) -> SiteIndex {
         let index = SiteIndex::default();
         {
@@ -302,10 +298,6 @@ impl SiteIndex {
                 .map(|s| Arc::new(make_indexed(&mut interner, s)))
                 .collect();
             let snapshot = compact(indexed);
-            index.clusters.insert(Arc::new(cluster::ClusterSet::build(
-                ClusterFilter::ALL,
-                snapshot.sites(),
-            )));
             index.current.store(Arc::new(snapshot));
         }
         index
