@@ -84,6 +84,68 @@ pub enum Command {
     },
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Operators' tools: users and tokens.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: AdminUserCommand,
+    },
+    /// Issue a bearer token for an existing user; prints only the token.
+    Token {
+        /// The user's mobile number.
+        #[arg(long)]
+        phone: String,
+        /// Lifetime: a number with s, m, h or d (`90s`, `30m`, `1h`, `7d`).
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminUserCommand {
+    /// Create a user, or set an existing user's role and sites.
+    Create {
+        /// Mainland mobile number (`+86` accepted).
+        #[arg(long)]
+        phone: String,
+        #[arg(long, value_parser = ["worker", "site_manager", "admin"])]
+        role: String,
+        /// A site a site manager manages (repeat for several).
+        #[arg(long = "site")]
+        sites: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// `90s`, `30m`, `1h`, `7d`.
+pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{s}': expected a number then s, m, h or d"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{s}': expected a number then s, m, h or d")),
+    };
+    if n == 0 || n > 366 * 86_400 / secs {
+        return Err(format!("'{s}': between 1 s and a year"));
+    }
+    Ok(std::time::Duration::from_secs(n * secs))
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,9 @@ pub struct Problem {
     /// The request parameter or body field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
+    /// Where in the field's value the fault is (0-based character offset), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,32 @@ pub enum ApiError {
     NotFound(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// No valid bearer token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Signed in, but outside the caller's role or scope.
+    #[error("forbidden: {detail}")]
+    Forbidden {
+        detail: String,
+        param: Option<String>,
+    },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A conditional request without its condition (`If-Match`).
+    #[error("precondition required: {0}")]
+    PreconditionRequired(String),
+    /// `If-Match` names a version that is no longer current.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    /// A body field is well-formed JSON but not an acceptable value.
+    #[error("{param}: {detail}")]
+    Unprocessable {
+        param: String,
+        detail: String,
+        position: Option<usize>,
+    },
+    #[error("too many requests: {detail}")]
+    TooManyRequests { detail: String, retry_after_s: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -50,18 +79,82 @@ impl ApiError {
             ApiError::InvalidParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::PreconditionFailed(_) | ApiError::Store(StoreError::Conflict { .. }) => {
+                StatusCode::PRECONDITION_FAILED
+            }
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn unprocessable(param: impl Into<String>, detail: impl Into<String>) -> ApiError {
+        ApiError::Unprocessable {
+            param: param.into(),
+            detail: detail.into(),
+            position: None,
+        }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::Forbidden {
+            detail: detail.into(),
+            param: None,
         }
     }
 
     pub fn problem(&self) -> Problem {
         let status = self.status();
+        let mut position = None;
         let (type_, detail, param) = match self {
             ApiError::InvalidParam { param, detail } => (
                 "/problems/invalid-parameter",
                 format!("{param}: {detail}"),
                 Some(param.clone()),
             ),
+            ApiError::Unauthorized(why) => ("/problems/unauthorized", why.clone(), None),
+            ApiError::Forbidden { detail, param } => {
+                ("/problems/forbidden", detail.clone(), param.clone())
+            }
+            ApiError::Conflict(why) => ("/problems/conflict", why.clone(), None),
+            ApiError::PreconditionRequired(why) => (
+                "/problems/precondition-required",
+                why.clone(),
+                Some("If-Match".to_owned()),
+            ),
+            ApiError::PreconditionFailed(why) => (
+                "/problems/precondition-failed",
+                why.clone(),
+                Some("If-Match".to_owned()),
+            ),
+            ApiError::Store(StoreError::Conflict { current }) => (
+                "/problems/precondition-failed",
+                format!("the site changed meanwhile; its current version is {current}"),
+                Some("If-Match".to_owned()),
+            ),
+            ApiError::Store(StoreError::NotFound) => {
+                ("/problems/not-found", "not found".to_owned(), None)
+            }
+            ApiError::Unprocessable {
+                param,
+                detail,
+                position: pos,
+            } => {
+                position = *pos;
+                (
+                    "/problems/invalid-field",
+                    format!("{param}: {detail}"),
+                    Some(param.clone()),
+                )
+            }
+            ApiError::TooManyRequests { detail, .. } => {
+                ("/problems/rate-limited", detail.clone(), None)
+            }
             ApiError::NotFound(what) => ("/problems/not-found", what.clone(), None),
             ApiError::Unavailable(why) => ("/problems/unavailable", why.clone(), None),
             ApiError::Store(_) | ApiError::Internal(_) => (
@@ -76,6 +169,7 @@ impl ApiError {
             status: status.as_u16(),
             detail,
             param,
+            position,
         }
     }
 }
@@ -85,7 +179,19 @@ impl IntoResponse for ApiError {
         if self.status().is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        self.problem().into_response()
+        let mut resp = self.problem().into_response();
+        match &self {
+            ApiError::Unauthorized(_) => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            _ => {}
+        }
+        resp
     }
 }
 
@@ -116,6 +222,7 @@ pub fn status_problem(status: StatusCode, detail: impl Into<String>) -> Response
         status: status.as_u16(),
         detail: detail.into(),
         param: None,
+        position: None,
     }
     .into_response()
 }

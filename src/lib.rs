@@ -4,6 +4,7 @@
 //! `main.rs` only parses the command line; everything it runs lives here so that
 //! tests and benchmarks start the real service on port 0.
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;

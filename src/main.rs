@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use yizhan::config::{Cli, Command, GeodataCommand, LogFormat, ServeArgs};
+use yizhan::config::{
+    AdminCommand, AdminUserCommand, Cli, Command, GeodataCommand, LogFormat, ServeArgs,
+};
 use yizhan::geodata::generate::{GenSpec, generate};
 use yizhan::geodata::geojson::{
     draft_to_feature, parse_collection, site_to_feature, write_collection,
@@ -121,6 +123,71 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             print!("{}", yizhan::http::openapi_yaml());
+            Ok(())
+        }
+        Command::Admin { command } => run_admin(command).await,
+    }
+}
+
+async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
+    use yizhan::domain::site::SiteId;
+    use yizhan::domain::user::{Phone, Role};
+    match command {
+        AdminCommand::User {
+            command:
+                AdminUserCommand::Create {
+                    phone,
+                    role,
+                    sites,
+                    db,
+                },
+        } => {
+            let phone: Phone = phone.parse().map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
+            let role: Role = role
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+            let sites = sites
+                .iter()
+                .map(|s| {
+                    s.parse::<SiteId>()
+                        .map_err(|e| anyhow::anyhow!("--site {s}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if role != Role::SiteManager && !sites.is_empty() {
+                anyhow::bail!("--site is for site managers only");
+            }
+            let store = store::connect(&db.database_url).await?;
+            for s in &sites {
+                if store.get_site(*s).await?.is_none() {
+                    anyhow::bail!("--site {s}: no such site");
+                }
+            }
+            let user = store
+                .put_user(&phone, role, &sites, chrono::Utc::now())
+                .await?;
+            println!(
+                "user {} ({}) is {} of {} site(s)",
+                user.id,
+                phone.masked(),
+                role.as_str(),
+                user.sites.len()
+            );
+            Ok(())
+        }
+        AdminCommand::Token { phone, ttl, db } => {
+            let phone: Phone = phone.parse().map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
+            let store = store::connect(&db.database_url).await?;
+            let user = store.user_by_phone(&phone).await?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no user with that phone; create one with `yizhan admin user create`"
+                )
+            })?;
+            let token = yizhan::auth::new_token();
+            let expires = chrono::Utc::now() + chrono::Duration::from_std(ttl)?;
+            store
+                .create_token(user.id, &yizhan::auth::token_hash(&token), expires)
+                .await?;
+            println!("{token}");
             Ok(())
         }
     }

@@ -63,6 +63,15 @@ impl Service {
 
     /// Build the index from an already opened store.
     pub async fn with_store(store: DynStore, follow_interval: Duration) -> anyhow::Result<Service> {
+        Service::with_store_and_auth(store, follow_interval, crate::auth::Auth::default()).await
+    }
+
+    /// As [`Service::with_store`], with a given clock and SMS sender (tests, gateways).
+    pub async fn with_store_and_auth(
+        store: DynStore,
+        follow_interval: Duration,
+        auth: crate::auth::Auth,
+    ) -> anyhow::Result<Service> {
         // Read the feed's high-water mark before the sites: a change committed in
         // between is then applied twice (harmless), never missed.
         let high_water = store.last_change_seq().await?;
@@ -79,6 +88,7 @@ impl Service {
             index: Arc::new(index),
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
+            auth,
         };
         let follower = Arc::new(Follower {
             store,
@@ -164,8 +174,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = crate::http::app(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")
 }

@@ -241,3 +241,145 @@ fn serve_seeds_shandong_and_answers_nearby_at_jinan() {
         assert!(it["distance_m"].as_f64().unwrap() < 20_000.0, "{it}");
     }
 }
+
+#[test]
+fn admin_creates_users_and_prints_just_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    let file = dir.path().join("s.geojson");
+    std::fs::write(
+        &file,
+        collection(vec![feature("m-1", "outdoor_station", 117.12, 36.65)]),
+    )
+    .unwrap();
+    let (ok, _, err) =
+        run(yizhan().args(["import", file.to_str().unwrap(), "--database-url", &db]));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(yizhan().args(["export", "--database-url", &db]));
+    assert!(ok, "{err}");
+    let fc: Value = serde_json::from_str(&out).unwrap();
+    let site = fc["features"][0]["id"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = run(yizhan().args([
+        "admin",
+        "user",
+        "create",
+        "--phone",
+        "+86 138 0000 1111",
+        "--role",
+        "site_manager",
+        "--site",
+        &site,
+        "--database-url",
+        &db,
+    ]));
+    assert!(ok, "{err}");
+    assert!(!out.contains("13800001111"), "the phone is masked: {out}");
+    let (ok, token, err) = run(yizhan().args([
+        "admin",
+        "token",
+        "--phone",
+        "13800001111",
+        "--ttl",
+        "1h",
+        "--database-url",
+        &db,
+    ]));
+    assert!(ok, "{err}");
+    let token = token.trim_end().to_owned();
+    assert!(
+        token.starts_with("yz_") && token.len() == 46 && !token.contains(char::is_whitespace),
+        "{token:?}"
+    );
+
+    // The token is the manager's, scoped to the site, for an hour.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = yizhan::store::connect(&db).await.unwrap();
+        let hash = yizhan::auth::token_hash(&token);
+        let now = chrono::Utc::now();
+        let user = store
+            .token_user(&hash, now)
+            .await
+            .unwrap()
+            .expect("a live token");
+        assert_eq!(user.role, yizhan::domain::user::Role::SiteManager);
+        assert_eq!(
+            user.sites.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            vec![site.clone()]
+        );
+        assert!(
+            store
+                .token_user(&hash, now + chrono::Duration::minutes(61))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    });
+
+    for (args, says) in [
+        (
+            vec![
+                "admin", "user", "create", "--phone", "12345", "--role", "admin",
+            ],
+            "--phone",
+        ),
+        (
+            vec![
+                "admin",
+                "user",
+                "create",
+                "--phone",
+                "13800001112",
+                "--role",
+                "worker",
+                "--site",
+                &site,
+            ],
+            "site managers only",
+        ),
+        (
+            vec![
+                "admin",
+                "user",
+                "create",
+                "--phone",
+                "13800001112",
+                "--role",
+                "site_manager",
+                "--site",
+                "s0000000000000",
+            ],
+            "--site",
+        ),
+        (
+            vec![
+                "admin",
+                "user",
+                "create",
+                "--phone",
+                "13800001112",
+                "--role",
+                "boss",
+            ],
+            "boss",
+        ),
+        (vec!["admin", "token", "--phone", "13999999999"], "no user"),
+        (
+            vec!["admin", "token", "--phone", "13800001111", "--ttl", "0h"],
+            "0h",
+        ),
+        (
+            vec!["admin", "token", "--phone", "13800001111", "--ttl", "soon"],
+            "soon",
+        ),
+    ] {
+        let (ok, out, err) = run(yizhan().args(&args).args(["--database-url", &db]));
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(out.is_empty(), "{args:?} printed {out}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

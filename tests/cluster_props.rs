@@ -38,6 +38,7 @@ fn site(n: u64, lat: f64, lon: f64, kind: Kind, amenities: AmenitySet, version: 
             phone: None,
             photos: vec![],
             status: Status::Open,
+            closure: Default::default(),
         },
         version,
         updated_at: Utc.timestamp_opt(0, 0).unwrap(),

@@ -43,6 +43,7 @@ fn site(
             phone: None,
             photos: vec![],
             status,
+            closure: Default::default(),
         },
         version: 1,
         updated_at: Utc.timestamp_opt(0, 0).unwrap(),

@@ -341,8 +341,9 @@ impl HoursState {
 /// Why an `opening_hours` string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoursError {
-    message: String,
-    position: Option<usize>,
+    pub message: String,
+    /// 0-based character offset of the fault in the expression, when known.
+    pub position: Option<usize>,
 }
 
 impl HoursError {

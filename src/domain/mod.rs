@@ -3,3 +3,4 @@
 pub mod coords;
 pub mod hours;
 pub mod site;
+pub mod user;

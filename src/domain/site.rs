@@ -414,6 +414,116 @@ pub struct SiteDraft {
     pub phone: Option<String>,
     pub photos: Vec<String>,
     pub status: Status,
+    /// Closures beyond the opening hours, kept by the site's managers.
+    pub closure: ClosureInfo,
+}
+
+/// Why and when a site is closed beyond what its opening hours say.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClosureInfo {
+    /// With status `temporarily_closed`: why, shown to riders.
+    pub reason: Option<String>,
+    /// With status `temporarily_closed`: when it expects to reopen.
+    pub reopens_at: Option<DateTime<Utc>>,
+    /// Intervals when the site is closed whatever its hours say, in time order.
+    pub exceptions: Vec<Closure>,
+}
+
+/// Closed from `from` (inclusive) to `to` (exclusive), e.g. for cleaning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Closure {
+    #[schema(value_type = String, format = DateTime, example = "2026-12-24T14:00:00+08:00")]
+    pub from: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime, example = "2026-12-24T18:00:00+08:00")]
+    pub to: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ClosureInfo {
+    /// The exception covering `at`, if any.
+    pub fn closed_at(&self, at: DateTime<Utc>) -> Option<&Closure> {
+        self.exceptions.iter().find(|c| c.from <= at && at < c.to)
+    }
+
+    /// The open state at `at` given the opening hours' state function, with the
+    /// exceptions closing it: open only if the hours say open and no exception
+    /// covers the instant; the next change is the first later instant (an hours
+    /// change or an exception's edge) where that differs.
+    pub fn state(
+        &self,
+        at: DateTime<Utc>,
+        hours: impl Fn(DateTime<Utc>) -> crate::domain::hours::HoursState,
+    ) -> crate::domain::hours::HoursState {
+        use crate::domain::hours::HoursState;
+        if self.exceptions.is_empty() {
+            return hours(at);
+        }
+        let open_at = |t: DateTime<Utc>| self.closed_at(t).is_none() && hours(t).is_open;
+        let now_open = open_at(at);
+        let mut t = at;
+        for _ in 0..(2 * self.exceptions.len() + 8) {
+            let next = hours(t)
+                .next_change
+                .into_iter()
+                .chain(self.exceptions.iter().flat_map(|c| [c.from, c.to]))
+                .filter(|x| *x > t)
+                .min();
+            let Some(next) = next else { break };
+            if open_at(next) != now_open {
+                return HoursState {
+                    is_open: now_open,
+                    next_change: Some(next),
+                };
+            }
+            t = next;
+        }
+        HoursState {
+            is_open: now_open,
+            next_change: None,
+        }
+    }
+}
+
+impl SiteDraft {
+    /// The draft as named fields, as the API and the audit log name them.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let c = &self.closure;
+        let pairs = [
+            ("ref", json!(self.ext_ref)),
+            ("kind", json!(self.kind)),
+            ("name", json!(self.name)),
+            ("address", json!(self.address)),
+            ("adcode", json!(self.adcode.as_str())),
+            ("lat", json!(self.lat)),
+            ("lon", json!(self.lon)),
+            ("amenities", json!(self.amenities.to_vec())),
+            ("opening_hours", json!(self.opening_hours)),
+            ("phone", json!(self.phone)),
+            ("photos", json!(self.photos)),
+            ("status", json!(self.status)),
+            ("status_reason", json!(c.reason)),
+            ("reopens_at", json!(c.reopens_at)),
+            ("closures", json!(c.exceptions)),
+        ];
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// `{field: {"old": …, "new": …}}` for every field that differs (`old`
+    /// absent: every field of `new`, as created).
+    pub fn diff(old: Option<&SiteDraft>, new: &SiteDraft) -> serde_json::Value {
+        let after = new.fields();
+        let before = old.map(SiteDraft::fields);
+        let mut out = serde_json::Map::new();
+        for (k, v) in after {
+            let was = before.as_ref().and_then(|b| b.get(&k)).cloned();
+            if was.as_ref() != Some(&v) {
+                out.insert(k, serde_json::json!({"old": was, "new": v}));
+            }
+        }
+        serde_json::Value::Object(out)
+    }
 }
 
 /// A stored site: its content plus identity and versioning.

@@ -337,6 +337,7 @@ impl KindGen {
             phone,
             photos,
             status,
+            closure: Default::default(),
         }
     }
 }

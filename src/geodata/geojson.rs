@@ -19,7 +19,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use crate::domain::coords::{Crs, from_wgs84, to_wgs84};
 use crate::domain::hours::Hours;
-use crate::domain::site::{Adcode, Amenity, AmenitySet, Kind, Site, SiteDraft, Status};
+use crate::domain::site::{
+    Adcode, Amenity, AmenitySet, ClosureInfo, Kind, Site, SiteDraft, Status,
+};
 
 /// Longest accepted `name` and `address`, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -44,13 +46,29 @@ pub fn draft_to_feature(d: &SiteDraft, crs: Crs) -> Feature {
         .map(|a| JsonValue::from(a.as_str()))
         .collect();
     p.insert("amenities".into(), JsonValue::Array(amenities));
+    // Closure details only when set, so plain registries export as before.
+    if !d.closure.exceptions.is_empty() {
+        p.insert(
+            "closures".into(),
+            serde_json::to_value(&d.closure.exceptions).expect("closures serialize"),
+        );
+    }
     p.insert("kind".into(), d.kind.as_str().into());
     p.insert("name".into(), d.name.clone().into());
     p.insert("opening_hours".into(), d.opening_hours.clone().into());
     p.insert("phone".into(), d.phone.clone().into());
     p.insert("photos".into(), d.photos.clone().into());
     p.insert("ref".into(), d.ext_ref.clone().into());
+    if let Some(t) = d.closure.reopens_at {
+        p.insert(
+            "reopens_at".into(),
+            serde_json::to_value(t).expect("time serializes"),
+        );
+    }
     p.insert("status".into(), d.status.as_str().into());
+    if let Some(r) = &d.closure.reason {
+        p.insert("status_reason".into(), r.clone().into());
+    }
     Feature {
         bbox: None,
         geometry: Some(Geometry::new_point([round7(lon), round7(lat)])),
@@ -350,6 +368,22 @@ fn feature_to_draft(f: &Feature, crs: Crs) -> Result<SiteDraft, String> {
         phone,
         photos: photos.into_iter().map(str::to_owned).collect(),
         status,
+        closure: ClosureInfo {
+            reason: optional_str(p, "status_reason")?.map(str::to_owned),
+            reopens_at: match optional_str(p, "reopens_at")? {
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| format!("properties.reopens_at: {e}"))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            },
+            exceptions: match p.get("closures") {
+                None | Some(JsonValue::Null) => Vec::new(),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map_err(|e| format!("properties.closures: {e}"))?,
+            },
+        },
     })
 }
 

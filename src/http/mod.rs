@@ -1,7 +1,11 @@
 //! The HTTP API: one router per resource, merged here.
 
+pub mod account;
+pub mod body;
+pub mod caller;
 pub mod clusters;
 pub mod feed;
+pub mod manage;
 pub mod map;
 pub mod ops;
 pub mod params;
@@ -35,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once the index is built from the store.
     pub ready: Arc<AtomicBool>,
+    /// Sign-in: the clock and the SMS sender.
+    pub auth: crate::auth::Auth,
 }
 
 /// The whole API as a router, ready to serve.
@@ -46,6 +52,8 @@ pub fn app(state: AppState) -> Router {
         .merge(map::router())
         .merge(clusters::router())
         .merge(tiles::router())
+        .merge(account::router())
+        .merge(manage::router())
         .merge(search::router())
         .merge(ops::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -83,15 +91,32 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, ops::healthz, ops::readyz, ops::metrics),
-    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem)),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, ops::healthz, ops::readyz, ops::metrics),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure)),
+    modifiers(&BearerAuth),
     tags(
         (name = "sites", description = "Finding service sites"),
         (name = "map", description = "The map at every zoom"),
+        (name = "accounts", description = "Sign-in by phone, the signed-in person, follows"),
+        (name = "management", description = "Admins and site managers keeping sites current"),
         (name = "ops", description = "Health and metrics for operators"),
     )
 )]
 pub struct ApiDoc;
+
+/// `bearer`: the token from `POST /v1/auth/token` (or `yizhan admin token`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The OpenAPI document as YAML (checked in as `openapi.yaml`).
 pub fn openapi_yaml() -> String {

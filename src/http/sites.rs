@@ -16,7 +16,7 @@ use super::AppState;
 use super::params::{self, Params};
 use crate::domain::coords::{Crs, LatLon, from_wgs84, to_wgs84};
 use crate::domain::hours::{Hours, HoursState};
-use crate::domain::site::{Amenity, Kind, Site, SiteId, Status};
+use crate::domain::site::{Amenity, Closure, Kind, Site, SiteId, Status};
 use crate::error::{ApiError, Problem};
 use crate::index::NearbyQuery;
 
@@ -232,6 +232,12 @@ pub struct SiteDoc {
     pub phone: Option<String>,
     pub photos: Vec<String>,
     pub status: Status,
+    /// With `temporarily_closed`: why.
+    pub status_reason: Option<String>,
+    /// With `temporarily_closed`: when it expects to reopen.
+    pub reopens_at: Option<DateTime<Utc>>,
+    /// Intervals when the site is closed whatever its hours say.
+    pub closures: Vec<Closure>,
     pub is_open: bool,
     pub next_change: Option<DateTime<Utc>>,
     /// Incremented on every change.
@@ -257,6 +263,9 @@ pub fn site_doc(site: &Site, crs: Crs, state: HoursState) -> SiteDoc {
         phone: d.phone.clone(),
         photos: d.photos.clone(),
         status: d.status,
+        status_reason: d.closure.reason.clone(),
+        reopens_at: d.closure.reopens_at,
+        closures: d.closure.exceptions.clone(),
         is_open: state.is_open,
         next_change: state.next_change,
         version: site.version,
@@ -270,13 +279,13 @@ pub(crate) fn state_of(site: &Site, at: DateTime<Utc>) -> HoursState {
         return HoursState::CLOSED;
     }
     Hours::parse(&site.draft.opening_hours)
-        .map(|h| h.evaluate(at))
+        .map(|h| site.draft.closure.state(at, |t| h.evaluate(t)))
         .unwrap_or(HoursState::CLOSED)
 }
 
 /// The ETag names the representation: the site's version, the coordinate system
 /// and the opening state (which changes with time, not with the version).
-fn etag(site: &Site, crs: Crs, state: HoursState) -> String {
+pub(crate) fn etag(site: &Site, crs: Crs, state: HoursState) -> String {
     let mut h = std::hash::DefaultHasher::new();
     (state.is_open, state.next_change.map(|t| t.timestamp())).hash(&mut h);
     format!(

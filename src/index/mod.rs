@@ -66,7 +66,9 @@ impl IndexedSite {
     /// `open` (temporarily closed) is never open.
     pub fn state(&self, at: DateTime<Utc>) -> HoursState {
         match &self.hours {
-            Some(h) if self.site.draft.status == Status::Open => h.state(at),
+            Some(h) if self.site.draft.status == Status::Open => {
+                self.site.draft.closure.state(at, |t| h.state(t))
+            }
             _ => HoursState::CLOSED,
         }
     }
@@ -126,6 +128,8 @@ pub struct Entry {
     pub id: SiteId,
     /// The site's hours if it can ever be open (status `open`, hours parse).
     pub hours: Option<Arc<HoursSlot>>,
+    /// Closure exceptions exist: the state needs the site's record.
+    pub closures: bool,
     pub site: Arc<IndexedSite>,
 }
 
@@ -139,6 +143,7 @@ impl Entry {
             amenities: d.amenities,
             id: site.id(),
             hours: site.hours.clone().filter(|_| d.status == Status::Open),
+            closures: !d.closure.exceptions.is_empty(),
             site,
         }
     }
@@ -146,6 +151,7 @@ impl Entry {
     /// Same as `IndexedSite::state`, from the inline copy.
     pub fn state(&self, at: DateTime<Utc>) -> HoursState {
         match &self.hours {
+            Some(_) if self.closures => self.site.state(at),
             Some(h) => h.state(at),
             None => HoursState::CLOSED,
         }

@@ -8,7 +8,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
 use crate::domain::site::{Site, SiteDraft, SiteId};
+use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
 /// What can go wrong below the HTTP layer. Details are logged, never shown to users.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,51 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A conditional write found another version (optimistic concurrency).
+    #[error("version conflict: the current version is {current}")]
+    Conflict { current: i64 },
+    #[error("not found")]
+    NotFound,
+}
+
+/// The outcome of checking a sign-in code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpCheck {
+    /// Right: the code is used up.
+    Ok,
+    Wrong {
+        attempts_left: i64,
+    },
+    Expired,
+    /// Too many wrong tries: the code is dead.
+    Locked,
+    /// No code was requested (or it was used).
+    Missing,
+}
+
+/// A request for a sign-in code.
+#[derive(Debug, Clone, Copy)]
+pub struct OtpRequest<'a> {
+    pub phone: &'a Phone,
+    /// The client's address.
+    pub ip: &'a str,
+    pub code_hash: &'a str,
+    pub at: DateTime<Utc>,
+    /// How long the code lives.
+    pub ttl: Duration,
+    /// (requests, window) limits per phone and per address.
+    pub phone_limits: &'a [(i64, Duration)],
+    pub ip_limits: &'a [(i64, Duration)],
+}
+
+/// One entry of a site's audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub user_id: Option<UserId>,
+    pub version: i64,
+    pub action: String,
+    pub changes: serde_json::Value,
 }
 
 /// The result of an all-or-nothing import.
@@ -61,6 +111,80 @@ pub trait Store: Send + Sync + 'static {
     async fn search_sites(&self, terms: &[String], limit: i64) -> Result<Vec<SiteId>, StoreError>;
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- site management -------------------------------------------------
+    /// A new site (random id, version 1), audited as created by `actor`.
+    async fn create_site(
+        &self,
+        draft: SiteDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Site, StoreError>;
+    /// Replace a site's content if it is still at `expected_version`
+    /// (`Conflict` with the current version otherwise, `NotFound` if absent),
+    /// writing the change feed and the audit log in the same transaction.
+    async fn update_site(
+        &self,
+        id: SiteId,
+        expected_version: i64,
+        draft: SiteDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Site, StoreError>;
+    /// A site's audit log, oldest first.
+    async fn site_history(&self, id: SiteId) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // --- people -----------------------------------------------------------
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    async fn user_by_phone(&self, phone: &Phone) -> Result<Option<User>, StoreError>;
+    /// Create or update a user with this role and (for managers) site scope.
+    async fn put_user(
+        &self,
+        phone: &Phone,
+        role: Role,
+        sites: &[SiteId],
+        at: DateTime<Utc>,
+    ) -> Result<User, StoreError>;
+    /// The user signing in with `phone`: a new worker if unknown.
+    async fn sign_in_user(&self, phone: &Phone, at: DateTime<Utc>) -> Result<User, StoreError>;
+    async fn set_profile(&self, id: UserId, profile: &Profile) -> Result<(), StoreError>;
+
+    // --- sign-in codes and tokens ----------------------------------------
+    /// Record a code request and store the new code's hash, unless a rate limit
+    /// is hit: then nothing is stored and the wait until a request would pass
+    /// is returned.
+    async fn request_otp(&self, req: OtpRequest<'_>) -> Result<Result<(), Duration>, StoreError>;
+    /// Check a code; a right one is consumed, a wrong one counts against `max_attempts`.
+    async fn check_otp(
+        &self,
+        phone: &Phone,
+        code_hash: &str,
+        at: DateTime<Utc>,
+        max_attempts: i64,
+    ) -> Result<OtpCheck, StoreError>;
+    async fn create_token(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The user a live (unexpired, unrevoked) token belongs to.
+    async fn token_user(
+        &self,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError>;
+    async fn revoke_token(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    // --- follows ----------------------------------------------------------
+    async fn set_follow(
+        &self,
+        user: UserId,
+        site: SiteId,
+        follow: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn follows(&self, user: UserId) -> Result<Vec<SiteId>, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -15,8 +15,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{Change, ImportOutcome, Store, StoreError};
-use crate::domain::site::{AmenitySet, Site, SiteDraft, SiteId};
+use super::{AuditEntry, Change, ImportOutcome, OtpCheck, OtpRequest, Store, StoreError};
+use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
+use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -25,7 +26,7 @@ pub struct SqliteStore {
 }
 
 const SITE_COLUMNS: &str = "id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
-     opening_hours, phone, photos, status, version, updated_at";
+     opening_hours, phone, photos, status, version, updated_at, status_reason, reopens_at, closures";
 
 impl SqliteStore {
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
@@ -104,6 +105,7 @@ fn site_from_row(row: &SqliteRow) -> Result<Site, StoreError> {
             phone: row.try_get("phone")?,
             photos: serde_json::from_str(&photos).map_err(|e| corrupt("photos", e))?,
             status: status.parse().map_err(|e| corrupt("status", e))?,
+            closure: closure_from_row(row)?,
         },
         version: row.try_get("version")?,
         updated_at: DateTime::parse_from_rfc3339(&updated_at)
@@ -112,19 +114,38 @@ fn site_from_row(row: &SqliteRow) -> Result<Site, StoreError> {
     })
 }
 
+fn closure_from_row(row: &SqliteRow) -> Result<ClosureInfo, StoreError> {
+    let reopens_at: Option<String> = row.try_get("reopens_at")?;
+    let closures: String = row.try_get("closures")?;
+    Ok(ClosureInfo {
+        reason: row.try_get("status_reason")?,
+        reopens_at: reopens_at
+            .map(|t| parse_time(&t))
+            .transpose()
+            .map_err(|e| corrupt("reopens_at", e))?,
+        exceptions: serde_json::from_str(&closures).map_err(|e| corrupt("closures", e))?,
+    })
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    Ok(DateTime::parse_from_rfc3339(s)?.with_timezone(&Utc))
+}
+
 /// Insert a new site or overwrite a stored one (same id) with its next version.
 async fn write_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Result<(), StoreError> {
     let d = &site.draft;
     sqlx::query(
         "INSERT INTO sites (id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
-         opening_hours, phone, photos, status, version, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         opening_hours, phone, photos, status, version, updated_at, status_reason, reopens_at, \
+         closures) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET ext_ref = excluded.ext_ref, kind = excluded.kind, \
          name = excluded.name, address = excluded.address, adcode = excluded.adcode, \
          lat = excluded.lat, lon = excluded.lon, amenities = excluded.amenities, \
          opening_hours = excluded.opening_hours, phone = excluded.phone, \
          photos = excluded.photos, status = excluded.status, version = excluded.version, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at, status_reason = excluded.status_reason, \
+         reopens_at = excluded.reopens_at, closures = excluded.closures",
     )
     .bind(site.id.as_i64())
     .bind(d.ext_ref.clone())
@@ -140,6 +161,35 @@ async fn write_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Resul
     .bind(serde_json::to_string(&d.photos).expect("strings serialize"))
     .bind(d.status.as_str())
     .bind(site.version)
+    .bind(fmt_time(site.updated_at))
+    .bind(d.closure.reason.clone())
+    .bind(d.closure.reopens_at.map(fmt_time))
+    .bind(serde_json::to_string(&d.closure.exceptions).expect("closures serialize"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Append to a site's audit log, inside the caller's transaction.
+async fn record_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    site: &Site,
+    old: Option<&SiteDraft>,
+    actor: Option<UserId>,
+) -> Result<(), StoreError> {
+    let action = match (old, site.draft.status) {
+        (None, _) => "create",
+        (Some(_), Status::Retired) => "retire",
+        _ => "update",
+    };
+    sqlx::query(
+        "INSERT INTO site_audit (site_id, user_id, version, action, changes, at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(site.id.as_i64())
+    .bind(actor)
+    .bind(site.version)
+    .bind(action)
+    .bind(SiteDraft::diff(old, &site.draft).to_string())
     .bind(fmt_time(site.updated_at))
     .execute(&mut **tx)
     .await?;
@@ -238,6 +288,7 @@ impl Store for SqliteStore {
                         updated_at: at,
                     };
                     write_site(&mut tx, &site).await?;
+                    record_audit(&mut tx, &site, Some(&old.draft), None).await?;
                     out.updated += 1;
                     site
                 }
@@ -249,6 +300,7 @@ impl Store for SqliteStore {
                         updated_at: at,
                     };
                     write_site(&mut tx, &site).await?;
+                    record_audit(&mut tx, &site, None, None).await?;
                     out.created += 1;
                     site
                 }
@@ -314,4 +366,387 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn create_site(
+        &self,
+        draft: SiteDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Site, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let site = Site {
+            id: SiteId::random(),
+            draft,
+            version: 1,
+            updated_at: micros(at),
+        };
+        write_site(&mut tx, &site).await?;
+        record_audit(&mut tx, &site, None, actor).await?;
+        index_for_search(&mut tx, &site).await?;
+        record_change(&mut tx, &site).await?;
+        tx.commit().await?;
+        Ok(site)
+    }
+
+    async fn update_site(
+        &self,
+        id: SiteId,
+        expected_version: i64,
+        draft: SiteDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Site, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let select = format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(select))
+            .bind(id.as_i64())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let old = site_from_row(&row)?;
+        if old.version != expected_version {
+            return Err(StoreError::Conflict {
+                current: old.version,
+            });
+        }
+        if old.draft == draft {
+            return Ok(old);
+        }
+        let site = Site {
+            id,
+            draft,
+            version: old.version + 1,
+            updated_at: micros(at),
+        };
+        write_site(&mut tx, &site).await?;
+        record_audit(&mut tx, &site, Some(&old.draft), actor).await?;
+        index_for_search(&mut tx, &site).await?;
+        record_change(&mut tx, &site).await?;
+        tx.commit().await?;
+        Ok(site)
+    }
+
+    async fn site_history(&self, id: SiteId) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT user_id, version, action, changes, at FROM site_audit WHERE site_id = ? ORDER BY id")
+            .bind(id.as_i64())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let changes: String = r.try_get("changes")?;
+                let at: String = r.try_get("at")?;
+                Ok(AuditEntry {
+                    at: parse_time(&at).map_err(|e| corrupt("audit at", e))?,
+                    user_id: r.try_get("user_id")?,
+                    version: r.try_get("version")?,
+                    action: r.try_get("action")?,
+                    changes: serde_json::from_str(&changes)
+                        .map_err(|e| corrupt("audit changes", e))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(USER_SELECT_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.user_from_row(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn user_by_phone(&self, phone: &Phone) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(USER_SELECT_BY_PHONE)
+            .bind(phone.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.user_from_row(&r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_user(
+        &self,
+        phone: &Phone,
+        role: Role,
+        sites: &[SiteId],
+        at: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (phone, role, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT (phone) DO UPDATE SET role = excluded.role RETURNING id",
+        )
+        .bind(phone.as_str())
+        .bind(role.as_str())
+        .bind(fmt_time(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM user_sites WHERE user_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for s in sites {
+            sqlx::query("INSERT OR IGNORE INTO user_sites (user_id, site_id) VALUES (?, ?)")
+                .bind(id)
+                .bind(s.as_i64())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn sign_in_user(&self, phone: &Phone, at: DateTime<Utc>) -> Result<User, StoreError> {
+        sqlx::query("INSERT INTO users (phone, role, created_at) VALUES (?, 'worker', ?) ON CONFLICT (phone) DO NOTHING")
+            .bind(phone.as_str())
+            .bind(fmt_time(at))
+            .execute(&self.pool)
+            .await?;
+        self.user_by_phone(phone).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn set_profile(&self, id: UserId, p: &Profile) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET display_name = ?, gender = ?, birth_year = ?, marital_status = ?, \
+             union_member_no = ?, employer = ?, frontline = ? WHERE id = ?",
+        )
+        .bind(p.display_name.clone())
+        .bind(p.gender.map(|g| g.as_str()))
+        .bind(p.birth_year)
+        .bind(p.marital_status.map(|m| m.as_str()))
+        .bind(p.union_member_no.clone())
+        .bind(p.employer.clone())
+        .bind(p.frontline)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn request_otp(&self, req: OtpRequest<'_>) -> Result<Result<(), Duration>, StoreError> {
+        let OtpRequest {
+            phone,
+            ip,
+            code_hash,
+            at,
+            ttl,
+            phone_limits: limits,
+            ip_limits,
+        } = req;
+        let now = at.timestamp();
+        let mut tx = self.write_tx().await?;
+        let mut wait = 0i64;
+        for (column, key, limits) in [("phone", phone.as_str(), limits), ("ip", ip, ip_limits)] {
+            for &(max, window) in limits {
+                let since = now - window.as_secs() as i64;
+                // The `max`-th most recent request in the window decides when the next may pass.
+                let sql = format!(
+                    "SELECT at FROM otp_requests WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?"
+                );
+                let oldest: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(key)
+                    .bind(since)
+                    .bind(max - 1)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(t) = oldest {
+                    wait = wait.max(t + window.as_secs() as i64 - now);
+                }
+            }
+        }
+        if wait > 0 {
+            return Ok(Err(Duration::from_secs(wait as u64)));
+        }
+        sqlx::query("INSERT INTO otp_requests (phone, ip, at) VALUES (?, ?, ?)")
+            .bind(phone.as_str())
+            .bind(ip)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        // Old requests no longer count towards any window.
+        sqlx::query("DELETE FROM otp_requests WHERE at < ?")
+            .bind(now - 24 * 3600)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, 0) \
+             ON CONFLICT (phone) DO UPDATE SET code_hash = excluded.code_hash, \
+             expires_at = excluded.expires_at, attempts = 0",
+        )
+        .bind(phone.as_str())
+        .bind(code_hash)
+        .bind(now + ttl.as_secs() as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn check_otp(
+        &self,
+        phone: &Phone,
+        code_hash: &str,
+        at: DateTime<Utc>,
+        max_attempts: i64,
+    ) -> Result<OtpCheck, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row =
+            sqlx::query("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone = ?")
+                .bind(phone.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(row) = row else {
+            return Ok(OtpCheck::Missing);
+        };
+        let (stored, expires_at, attempts): (String, i64, i64) = (
+            row.try_get("code_hash")?,
+            row.try_get("expires_at")?,
+            row.try_get("attempts")?,
+        );
+        let outcome = if attempts >= max_attempts {
+            OtpCheck::Locked
+        } else if at.timestamp() >= expires_at {
+            OtpCheck::Expired
+        } else if stored == code_hash {
+            sqlx::query("DELETE FROM otp_codes WHERE phone = ?")
+                .bind(phone.as_str())
+                .execute(&mut *tx)
+                .await?;
+            OtpCheck::Ok
+        } else {
+            sqlx::query("UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = ?")
+                .bind(phone.as_str())
+                .execute(&mut *tx)
+                .await?;
+            OtpCheck::Wrong {
+                attempts_left: max_attempts - attempts - 1,
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn create_token(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tokens (hash, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(user)
+            .bind(expires_at.timestamp())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn token_user(
+        &self,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT user_id FROM tokens WHERE hash = ? AND revoked = 0 AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(at.timestamp())
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.user(id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn revoke_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET revoked = 1 WHERE hash = ?")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_follow(
+        &self,
+        user: UserId,
+        site: SiteId,
+        follow: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let q = if follow {
+            sqlx::query(
+                "INSERT OR IGNORE INTO follows (user_id, site_id, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(user)
+            .bind(site.as_i64())
+            .bind(fmt_time(at))
+        } else {
+            sqlx::query("DELETE FROM follows WHERE user_id = ? AND site_id = ?")
+                .bind(user)
+                .bind(site.as_i64())
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn follows(&self, user: UserId) -> Result<Vec<SiteId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT site_id FROM follows WHERE user_id = ? ORDER BY created_at, site_id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().filter_map(SiteId::from_i64).collect())
+    }
+}
+
+const USER_SELECT_BY_ID: &str = "SELECT id, phone, role, display_name, gender, birth_year, \
+     marital_status, union_member_no, employer, frontline FROM users WHERE id = ?";
+const USER_SELECT_BY_PHONE: &str = "SELECT id, phone, role, display_name, gender, birth_year, \
+     marital_status, union_member_no, employer, frontline FROM users WHERE phone = ?";
+
+impl SqliteStore {
+    async fn user_from_row(&self, r: &SqliteRow) -> Result<User, StoreError> {
+        let id: i64 = r.try_get("id")?;
+        let phone: String = r.try_get("phone")?;
+        let role: String = r.try_get("role")?;
+        let gender: Option<String> = r.try_get("gender")?;
+        let marital: Option<String> = r.try_get("marital_status")?;
+        let sites: Vec<i64> =
+            sqlx::query_scalar("SELECT site_id FROM user_sites WHERE user_id = ? ORDER BY site_id")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(User {
+            id,
+            phone: phone.parse().map_err(|e| corrupt("phone", e))?,
+            role: role.parse().map_err(|e| corrupt("role", e))?,
+            sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
+            profile: Profile {
+                display_name: r.try_get("display_name")?,
+                gender: gender
+                    .map(|g| g.parse())
+                    .transpose()
+                    .map_err(|e| corrupt("gender", e))?,
+                birth_year: r.try_get("birth_year")?,
+                marital_status: marital
+                    .map(|m| m.parse())
+                    .transpose()
+                    .map_err(|e| corrupt("marital_status", e))?,
+                union_member_no: r.try_get("union_member_no")?,
+                employer: r.try_get("employer")?,
+                frontline: r.try_get("frontline")?,
+            },
+        })
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }

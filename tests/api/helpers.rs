@@ -3,9 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+use yizhan::auth::{Auth, ManualClock, MemorySender};
+use yizhan::domain::site::SiteId;
 use yizhan::domain::site::{Adcode, AmenitySet, Kind, SiteDraft, Status};
+use yizhan::domain::user::{Phone, Role};
 use yizhan::service::{Service, serve};
 use yizhan::store;
 
@@ -13,6 +18,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub service: Service,
+    /// The service's clock: tests move it instead of sleeping.
+    pub clock: Arc<ManualClock>,
+    /// The SMS gateway's double: what codes were sent.
+    pub sms: Arc<MemorySender>,
     pub database_url: String,
     _dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -36,6 +45,61 @@ impl TestApp {
         let r = self.get(path).await;
         assert_eq!(r.status(), 200, "{path}");
         r.json().await.expect("JSON body")
+    }
+
+    /// A user with this role and scope, and a bearer token for them (made
+    /// through the store, as `yizhan admin token` does).
+    pub async fn token_for(&self, phone: &str, role: Role, sites: &[SiteId]) -> String {
+        let store = &self.service.state.store;
+        let phone: Phone = phone.parse().expect("a valid phone");
+        let user = store
+            .put_user(&phone, role, sites, self.clock_now())
+            .await
+            .expect("user stored");
+        let token = yizhan::auth::new_token();
+        store
+            .create_token(
+                user.id,
+                &yizhan::auth::token_hash(&token),
+                self.clock_now() + chrono::Duration::hours(1),
+            )
+            .await
+            .expect("token stored");
+        token
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use yizhan::auth::Clock;
+        self.clock.now()
+    }
+
+    /// A request with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> reqwest::Response {
+        let mut r = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        if let Some(m) = if_match {
+            r = r.header("if-match", m);
+        }
+        r.send().await.expect("request sent")
+    }
+
+    /// The current ETag of a site.
+    pub async fn etag(&self, id: &str) -> String {
+        let r = self.get(&format!("/v1/sites/{id}")).await;
+        assert_eq!(r.status(), 200);
+        r.headers()["etag"].to_str().unwrap().to_owned()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -62,6 +126,7 @@ pub fn draft(n: usize, kind: Kind, lat: f64, lon: f64) -> SiteDraft {
         phone: None,
         photos: vec![],
         status: Status::Open,
+        closure: Default::default(),
     }
 }
 
@@ -74,7 +139,13 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
         store.import_sites(drafts).await.expect("import");
     }
     // A long follow interval: tests call `catch_up()` instead of waiting for it.
-    let service = Service::with_store(store, Duration::from_secs(3600))
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let sms = Arc::new(MemorySender::default());
+    let auth = Auth {
+        clock: clock.clone(),
+        sms: sms.clone(),
+    };
+    let service = Service::with_store_and_auth(store, Duration::from_secs(3600), auth)
         .await
         .expect("service starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -94,6 +165,8 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
         addr,
         client: reqwest::Client::new(),
         service,
+        clock,
+        sms,
         database_url: url,
         _dir: dir,
         stop: Some(stop),

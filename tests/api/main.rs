@@ -1,5 +1,6 @@
 //! Black-box API tests: real HTTP on loopback against a real SQLite file.
 
+mod accounts;
 mod clusters;
 mod feed;
 mod helpers;

@@ -1,0 +1,332 @@
+//! Sign-in by phone and one-time code, and the signed-in person's own data.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::{DateTime, Datelike, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::body::{self, JsonObject};
+use super::caller::{Caller, ClientIp};
+use super::params::Params;
+use super::sites::{NearbyItem, nearby_item};
+use crate::auth::{self, code_hash, new_code, new_token, token_hash};
+use crate::domain::user::{Gender, MaritalStatus, Phone, Profile, Role, User};
+use crate::error::{ApiError, Problem};
+use crate::store::{OtpCheck, OtpRequest};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/otp", post(request_code))
+        .route("/v1/auth/token", post(sign_in))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/me", get(me))
+        .route("/v1/me/profile", put(put_profile))
+        .route("/v1/me/follows", get(my_follows))
+}
+
+fn phone_field(obj: &JsonObject) -> Result<Phone, ApiError> {
+    obj.required("phone", body::parsed::<Phone>)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CodeSent {
+    /// The code expires after this many seconds.
+    pub expires_in_s: u64,
+    /// Another code may be requested for this phone after this many seconds.
+    pub resend_after_s: u64,
+}
+
+/// Send a 6-digit sign-in code to a mainland mobile number (`+86` accepted).
+/// Rate-limited per phone (1 a minute, 5 an hour) and per client address
+/// (10 a minute, 30 an hour): past a limit, 429 with `Retry-After`.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/otp",
+    tag = "accounts",
+    request_body(content = Object, description = "`{\"phone\": \"13812345678\"}`", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Code sent", body = CodeSent),
+        (status = 422, description = "Not a mainland mobile number", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn request_code(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    obj: JsonObject,
+) -> Result<Response, ApiError> {
+    obj.only(&["phone"])?;
+    let phone = phone_field(&obj)?;
+    let code = new_code();
+    let now = state.auth.clock.now();
+    let outcome = state
+        .store
+        .request_otp(OtpRequest {
+            phone: &phone,
+            ip: &ip,
+            code_hash: &code_hash(&phone, &code),
+            at: now,
+            ttl: auth::OTP_TTL,
+            phone_limits: &auth::OTP_LIMITS_PER_PHONE,
+            ip_limits: &auth::OTP_LIMITS_PER_IP,
+        })
+        .await?;
+    if let Err(wait) = outcome {
+        return Err(ApiError::TooManyRequests {
+            detail: format!(
+                "too many codes requested; try again in {} s",
+                wait.as_secs()
+            ),
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    state
+        .auth
+        .sms
+        .send_code(&phone, &code)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the code could not be sent: {e}")))?;
+    tracing::info!(phone = %phone.masked(), "sign-in code sent");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CodeSent {
+            expires_in_s: auth::OTP_TTL.as_secs(),
+            resend_after_s: auth::OTP_LIMITS_PER_PHONE[0].1.as_secs(),
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+    pub user: Me,
+}
+
+/// Exchange a phone and its code for a bearer token. The first sign-in creates
+/// a worker account. A code works once, for 5 minutes; 5 wrong tries kill it.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/token",
+    tag = "accounts",
+    request_body(content = Object, description = "`{\"phone\": \"13812345678\", \"code\": \"123456\"}`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Wrong, expired, used or locked code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed phone or code", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    obj: JsonObject,
+) -> Result<Json<TokenResponse>, ApiError> {
+    obj.only(&["phone", "code"])?;
+    let phone = phone_field(&obj)?;
+    let code = obj.required("code", |v| {
+        let s = v.as_str().ok_or("expected a string of 6 digits")?;
+        if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(s.to_owned())
+        } else {
+            Err("expected 6 digits".to_owned())
+        }
+    })?;
+    let now = state.auth.clock.now();
+    match state
+        .store
+        .check_otp(
+            &phone,
+            &code_hash(&phone, &code),
+            now,
+            auth::OTP_MAX_ATTEMPTS,
+        )
+        .await?
+    {
+        OtpCheck::Ok => {}
+        OtpCheck::Wrong { attempts_left } if attempts_left > 0 => {
+            return Err(ApiError::Unauthorized(format!(
+                "wrong code; {attempts_left} tries left"
+            )));
+        }
+        OtpCheck::Wrong { .. } | OtpCheck::Locked => {
+            return Err(ApiError::Unauthorized(
+                "too many wrong tries; request a new code".into(),
+            ));
+        }
+        OtpCheck::Expired => {
+            return Err(ApiError::Unauthorized(
+                "the code has expired; request a new one".into(),
+            ));
+        }
+        OtpCheck::Missing => {
+            return Err(ApiError::Unauthorized(
+                "no code is pending for this phone; request one".into(),
+            ));
+        }
+    }
+    let user = state.store.sign_in_user(&phone, now).await?;
+    let token = new_token();
+    let expires_at = now + chrono::Duration::from_std(auth::TOKEN_TTL).expect("sane ttl");
+    state
+        .store
+        .create_token(user.id, &token_hash(&token), expires_at)
+        .await?;
+    tracing::info!(user = user.id, "signed in");
+    Ok(Json(TokenResponse {
+        token,
+        token_type: "Bearer",
+        expires_at,
+        user: Me::of(&user),
+    }))
+}
+
+/// Revoke the token this request carries.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The token is revoked"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    state.store.revoke_token(&caller.token_hash).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in person: visible to themselves (and admins) only.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub id: i64,
+    pub phone: String,
+    pub role: Role,
+    /// The sites a site manager manages.
+    #[schema(value_type = Vec<String>)]
+    pub sites: Vec<crate::domain::site::SiteId>,
+    pub profile: Profile,
+}
+
+impl Me {
+    pub fn of(u: &User) -> Me {
+        Me {
+            id: u.id,
+            phone: u.phone.as_str().to_owned(),
+            role: u.role,
+            sites: u.sites.clone(),
+            profile: u.profile.clone(),
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed-in person", body = Me),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn me(caller: Caller) -> Json<Me> {
+    Json(Me::of(&caller.user))
+}
+
+pub const PROFILE_FIELDS: [&str; 7] = [
+    "display_name",
+    "gender",
+    "birth_year",
+    "marital_status",
+    "union_member_no",
+    "employer",
+    "frontline",
+];
+
+/// Replace the profile (absent or null fields are cleared). Used for event
+/// eligibility and quotas; visible to the person and to admins only.
+#[utoipa::path(
+    put,
+    path = "/v1/me/profile",
+    tag = "accounts",
+    security(("bearer" = [])),
+    request_body(content = Profile, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The stored profile", body = Profile),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid (named in `param`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn put_profile(
+    State(state): State<AppState>,
+    caller: Caller,
+    obj: JsonObject,
+) -> Result<Json<Profile>, ApiError> {
+    obj.only(&PROFILE_FIELDS)?;
+    let year = i64::from(state.auth.clock.now().year());
+    let profile = Profile {
+        display_name: obj.nullable("display_name", body::text(50))?.flatten(),
+        gender: obj.nullable("gender", body::parsed::<Gender>)?.flatten(),
+        birth_year: obj
+            .nullable("birth_year", body::int_in(1900, year))?
+            .flatten()
+            .map(|y| y as i32),
+        marital_status: obj
+            .nullable("marital_status", body::parsed::<MaritalStatus>)?
+            .flatten(),
+        union_member_no: obj.nullable("union_member_no", body::text(32))?.flatten(),
+        employer: obj.nullable("employer", body::text(100))?.flatten(),
+        frontline: obj.nullable("frontline", body::boolean)?.flatten(),
+    };
+    state.store.set_profile(caller.user.id, &profile).await?;
+    Ok(Json(profile))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FollowsResponse {
+    pub crs: String,
+    /// Followed sites that are not retired, as nearby items without distance.
+    pub items: Vec<NearbyItem>,
+}
+
+/// The sites the caller follows.
+#[utoipa::path(
+    get,
+    path = "/v1/me/follows",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("crs" = Option<String>, Query, description = "wgs84 (default), gcj02 or bd09")),
+    responses(
+        (status = 200, description = "Followed sites", body = FollowsResponse),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn my_follows(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<FollowsResponse>, ApiError> {
+    let p = Params::parse(raw.as_deref())?;
+    let crs = p.crs()?;
+    let at = state.auth.clock.now();
+    let ids = state.store.follows(caller.user.id).await?;
+    let snapshot = state.index.snapshot();
+    let items = ids
+        .iter()
+        .filter_map(|id| snapshot.get(*id))
+        .map(|s| nearby_item(&s.site, crs, None, s.state(at)))
+        .collect();
+    Ok(Json(FollowsResponse {
+        crs: crs.as_str().to_owned(),
+        items,
+    }))
+}
