@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/me", get(me))
         .route("/v1/me/profile", put(put_profile))
         .route("/v1/me/follows", get(my_follows))
+        .route("/v1/users/{id}", get(user_by_id))
 }
 
 fn phone_field(obj: &JsonObject) -> Result<Phone, ApiError> {
@@ -289,6 +290,41 @@ pub async fn put_profile(
     };
     state.store.set_profile(caller.user.id, &profile).await?;
     Ok(Json(profile))
+}
+
+/// A person's account and profile (admins only).
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The person", body = Me),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn user_by_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Me>, ApiError> {
+    if caller.user.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "only an admin may read other people's accounts",
+        ));
+    }
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::param("id", "expected a user id (an integer)"))?;
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user with id {id}")))?;
+    Ok(Json(Me::of(&user)))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -441,6 +441,13 @@ async fn authorization_matrix() {
             [401, 403, 403, 403, 204],
         ),
         (
+            Method::GET,
+            "/v1/users/1".into(),
+            None,
+            false,
+            [401, 403, 403, 403, 200],
+        ),
+        (
             Method::POST,
             "/v1/auth/logout".into(),
             None,
@@ -484,7 +491,7 @@ async fn authorization_matrix() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 55);
+    assert_eq!(checked, 60);
 }
 
 #[tokio::test]
