@@ -1,6 +1,8 @@
 //! Pure domain types: no HTTP, no SQL.
 
 pub mod coords;
+pub mod event;
 pub mod hours;
+pub(crate) mod id;
 pub mod site;
 pub mod user;

@@ -326,77 +326,13 @@ impl FromStr for Status {
     }
 }
 
-/// A site's stable, opaque identifier. Internally a random 60-bit integer
-/// (so ids cannot be enumerated and are cheap to index); outside, `s` and 12
-/// lowercase Crockford base32 digits such as `s3k9v0q2m7x1c`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SiteId(u64);
-
-const B32: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-
-impl SiteId {
-    pub fn from_u64(v: u64) -> Option<SiteId> {
-        (v != 0 && v < (1 << 60)).then_some(SiteId(v))
-    }
-    pub fn random() -> SiteId {
-        loop {
-            if let Some(id) = SiteId::from_u64(rand::random::<u64>() >> 4) {
-                return id;
-            }
-        }
-    }
-    pub fn get(self) -> u64 {
-        self.0
-    }
-    /// The database form (SQLite INTEGER PRIMARY KEY, PostgreSQL BIGINT).
-    pub fn as_i64(self) -> i64 {
-        self.0 as i64
-    }
-    pub fn from_i64(v: i64) -> Option<SiteId> {
-        u64::try_from(v).ok().and_then(SiteId::from_u64)
-    }
-}
-
-impl fmt::Display for SiteId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // 60 bits in 12 base32 digits, most significant first.
-        let mut buf = [0u8; 12];
-        let mut v = self.0;
-        for slot in buf.iter_mut().rev() {
-            *slot = B32[(v & 31) as usize];
-            v >>= 5;
-        }
-        f.write_str("s")?;
-        f.write_str(std::str::from_utf8(&buf).expect("ascii"))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a site id: '{0}'")]
-pub struct BadSiteId(pub String);
-
-impl FromStr for SiteId {
-    type Err = BadSiteId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadSiteId(s.chars().take(64).collect());
-        let digits = s.strip_prefix('s').ok_or_else(bad)?;
-        if digits.len() != 12 {
-            return Err(bad());
-        }
-        let mut v: u64 = 0;
-        for c in digits.bytes() {
-            let d = B32.iter().position(|b| *b == c).ok_or_else(bad)? as u64;
-            v = (v << 5) | d;
-        }
-        SiteId::from_u64(v).ok_or_else(bad)
-    }
-}
-
-impl Serialize for SiteId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::domain::id::opaque_id!(
+    /// A site's stable, opaque identifier, such as `s3k9v0q2m7x1c`.
+    SiteId,
+    "s",
+    BadSiteId,
+    "site"
+);
 
 /// The editable content of a site, as imported or created. Coordinates are WGS-84.
 #[derive(Debug, Clone, PartialEq)]

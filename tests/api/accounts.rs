@@ -821,3 +821,158 @@ async fn admins_create_and_retire_sites() {
         "retired"
     );
 }
+
+/// A random JSON value, biased towards the shapes the endpoints expect.
+fn random_json(rng: &mut rand_chacha::ChaCha8Rng, depth: u32) -> Value {
+    use rand::Rng;
+    let strings = [
+        "",
+        " ",
+        "13812345678",
+        "+86 138 1234 5678",
+        "123456",
+        "24/7",
+        "Mo-Fr 08:00-18:00",
+        "Mo-Fr 25:00-26:00",
+        "open",
+        "temporarily_closed",
+        "retired",
+        "male",
+        "female",
+        "single",
+        "union_station",
+        "370102",
+        "2026-12-24",
+        "2026-12-24T14:00:00+08:00",
+        "not a time",
+        "https://x.cn/p.jpg",
+        "\u{0}",
+        "中文",
+        "sauna",
+        "microwave",
+        "a very long string indeed that keeps going and going and going and going and going",
+    ];
+    let keys = [
+        "phone",
+        "code",
+        "display_name",
+        "gender",
+        "birth_year",
+        "marital_status",
+        "union_member_no",
+        "employer",
+        "frontline",
+        "opening_hours",
+        "status",
+        "status_reason",
+        "reopens_at",
+        "closures",
+        "amenities",
+        "photos",
+        "name",
+        "kind",
+        "address",
+        "adcode",
+        "lat",
+        "lon",
+        "ref",
+        "from",
+        "to",
+        "reason",
+        "x",
+    ];
+    match rng.random_range(0..if depth > 2 { 6 } else { 9 }) {
+        0 => Value::Null,
+        1 => json!(rng.random::<bool>()),
+        2 => json!(rng.random_range(-1e6..1e6f64)),
+        3 => json!(rng.random_range(-5i64..3000)),
+        4 | 5 => json!(strings[rng.random_range(0..strings.len())]),
+        6 => Value::Array(
+            (0..rng.random_range(0..4))
+                .map(|_| random_json(rng, depth + 1))
+                .collect(),
+        ),
+        _ => {
+            let mut m = serde_json::Map::new();
+            for _ in 0..rng.random_range(0..5) {
+                m.insert(
+                    keys[rng.random_range(0..keys.len())].to_owned(),
+                    random_json(rng, depth + 1),
+                );
+            }
+            Value::Object(m)
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_bodies_never_fail_the_server() {
+    use rand::{Rng, SeedableRng};
+    let w = world().await;
+    let (app, a) = (&w.app, w.a.clone());
+    let mut admin = w.tokens[4].1.clone().unwrap();
+    let mut manager = w.tokens[2].1.clone().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..600 {
+        if i % 200 == 199 {
+            // Tokens live an hour of the test's clock.
+            admin = app.token_for("13800000004", Role::Admin, &[]).await;
+            manager = app
+                .token_for("13800000002", Role::SiteManager, &[a.parse().unwrap()])
+                .await;
+        }
+        let body = random_json(&mut rng, 0);
+        let (method, path, token) = match i % 5 {
+            0 => (Method::POST, "/v1/auth/otp".to_owned(), None),
+            1 => (Method::POST, "/v1/auth/token".to_owned(), None),
+            2 => (
+                Method::PUT,
+                "/v1/me/profile".to_owned(),
+                Some(manager.as_str()),
+            ),
+            3 => (
+                Method::PATCH,
+                format!("/v1/sites/{a}"),
+                Some(if rng.random() {
+                    admin.as_str()
+                } else {
+                    manager.as_str()
+                }),
+            ),
+            _ => (Method::POST, "/v1/sites".to_owned(), Some(admin.as_str())),
+        };
+        let tag = if method == Method::PATCH {
+            Some(app.etag(&a).await)
+        } else {
+            None
+        };
+        let r = app
+            .call(
+                method.clone(),
+                &path,
+                token,
+                Some(body.clone()),
+                tag.as_deref(),
+            )
+            .await;
+        let status = r.status().as_u16();
+        assert!(
+            status < 500,
+            "{method} {path} {body}: {status} {}",
+            r.text().await.unwrap()
+        );
+        if status >= 400 {
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/problem+json",
+                "{method} {path} {body}"
+            );
+        }
+        *seen.entry(status).or_insert(0) += 1;
+        // Keep the code limits (1 a minute per phone, 10 a minute per address) from answering everything.
+        app.clock.advance(Duration::from_secs(13));
+    }
+    // The bodies reached the validators, not only the JSON parser.
+    assert!(seen.get(&422).copied().unwrap_or(0) > 100, "{seen:?}");
+}

@@ -1,0 +1,314 @@
+//! Events the unions run — free skills courses (工惠乐学), recuperation trips
+//! for front-line workers (职工疗休养) and matchmaking events for single workers
+//! (职工交友联谊) — and the rules of booking them.
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::hours::SHANGHAI;
+use super::user::{MaritalStatus, Profile};
+
+crate::domain::id::opaque_id!(
+    /// An event's opaque id, such as `e3k9v0q2m7x1c`.
+    EventId,
+    "e",
+    BadEventId,
+    "event"
+);
+
+crate::domain::id::opaque_id!(
+    /// A booking's opaque id, such as `b3k9v0q2m7x1c`.
+    BookingId,
+    "b",
+    BadBookingId,
+    "booking"
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Training,
+    Recuperation,
+    Matchmaking,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Draft,
+    Published,
+    Cancelled,
+    Finished,
+}
+
+/// The profile attribute a quota is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaAttribute {
+    Gender,
+    MaritalStatus,
+    Frontline,
+}
+
+/// `seats` of the capacity reserved for people whose `attribute` is `value`
+/// (e.g. 20 seats for `gender` = `female`). People matching no quota take the
+/// seats no quota reserves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Quota {
+    pub attribute: QuotaAttribute,
+    pub value: String,
+    pub seats: u32,
+}
+
+impl Quota {
+    /// The profile's value of this quota's attribute, as a string.
+    pub fn value_of(attribute: QuotaAttribute, p: &Profile) -> Option<String> {
+        match attribute {
+            QuotaAttribute::Gender => p.gender.map(|g| g.as_str().to_owned()),
+            QuotaAttribute::MaritalStatus => p.marital_status.map(|m| m.as_str().to_owned()),
+            QuotaAttribute::Frontline => p.frontline.map(|f| f.to_string()),
+        }
+    }
+
+    /// The quota a person falls in (the first that matches), as `attribute=value`.
+    pub fn key_for(quotas: &[Quota], p: &Profile) -> Option<String> {
+        quotas.iter().find_map(|q| {
+            (Quota::value_of(q.attribute, p).as_deref() == Some(q.value.as_str())).then(|| q.key())
+        })
+    }
+
+    pub fn key(&self) -> String {
+        let attr = match self.attribute {
+            QuotaAttribute::Gender => "gender",
+            QuotaAttribute::MaritalStatus => "marital_status",
+            QuotaAttribute::Frontline => "frontline",
+        };
+        format!("{attr}={}", self.value)
+    }
+}
+
+/// Who may book. Every rule set must hold; a refusal names the first that fails.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct Eligibility {
+    pub union_members_only: bool,
+    pub frontline_only: bool,
+    pub single_only: bool,
+    /// Age (in the event's starting year) at least this.
+    pub min_age: Option<u32>,
+    /// Age (in the event's starting year) at most this.
+    pub max_age: Option<u32>,
+    /// At most this many recuperation trips per person per calendar year.
+    pub max_per_year: Option<u32>,
+}
+
+/// A failed eligibility rule: its name (for clients) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub rule: &'static str,
+    pub detail: String,
+}
+
+impl Eligibility {
+    /// Check `p` for an event starting at `starts_at`; `trips_this_year` is the
+    /// person's confirmed bookings of the same kind in that calendar year.
+    pub fn check(
+        &self,
+        p: &Profile,
+        starts_at: DateTime<Utc>,
+        trips_this_year: u32,
+    ) -> Result<(), Refusal> {
+        let refuse = |rule: &'static str, detail: &str| {
+            Err(Refusal {
+                rule,
+                detail: detail.to_owned(),
+            })
+        };
+        if self.union_members_only && p.union_member_no.as_deref().is_none_or(str::is_empty) {
+            return refuse(
+                "union_members_only",
+                "for union members only: add union_member_no to your profile",
+            );
+        }
+        if self.frontline_only && p.frontline != Some(true) {
+            return refuse("frontline_only", "for front-line workers only");
+        }
+        if self.single_only && p.marital_status.is_none_or(|m| m == MaritalStatus::Married) {
+            return refuse(
+                "single_only",
+                "for single workers only: set marital_status in your profile",
+            );
+        }
+        if self.min_age.is_some() || self.max_age.is_some() {
+            let Some(born) = p.birth_year else {
+                return refuse(
+                    "age",
+                    "this event has an age range: add birth_year to your profile",
+                );
+            };
+            let age = (starts_at.with_timezone(&SHANGHAI).year() - born).max(0) as u32;
+            if self.min_age.is_some_and(|m| age < m) || self.max_age.is_some_and(|m| age > m) {
+                return refuse(
+                    "age",
+                    &format!(
+                        "for ages {}–{}",
+                        self.min_age.map_or("".into(), |m| m.to_string()),
+                        self.max_age.map_or("".into(), |m| m.to_string())
+                    ),
+                );
+            }
+        }
+        if let Some(max) = self.max_per_year
+            && trips_this_year >= max
+        {
+            return refuse(
+                "max_per_year",
+                &format!("at most {max} per calendar year, and you have {trips_this_year}"),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::user::Gender;
+    use chrono::TimeZone;
+
+    fn person() -> Profile {
+        Profile {
+            display_name: None,
+            gender: Some(Gender::Female),
+            birth_year: Some(1990),
+            marital_status: Some(MaritalStatus::Single),
+            union_member_no: Some("GH-1".into()),
+            employer: None,
+            frontline: Some(true),
+        }
+    }
+
+    #[test]
+    fn every_rule_refuses_by_name() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let all = Eligibility {
+            union_members_only: true,
+            frontline_only: true,
+            single_only: true,
+            min_age: Some(25),
+            max_age: Some(40),
+            max_per_year: Some(1),
+        };
+        assert_eq!(all.check(&person(), at, 0), Ok(()));
+        let rule = |p: Profile, trips: u32| all.check(&p, at, trips).unwrap_err().rule;
+        assert_eq!(
+            rule(
+                Profile {
+                    union_member_no: None,
+                    ..person()
+                },
+                0
+            ),
+            "union_members_only"
+        );
+        assert_eq!(
+            rule(
+                Profile {
+                    frontline: Some(false),
+                    ..person()
+                },
+                0
+            ),
+            "frontline_only"
+        );
+        assert_eq!(
+            rule(
+                Profile {
+                    marital_status: Some(MaritalStatus::Married),
+                    ..person()
+                },
+                0
+            ),
+            "single_only"
+        );
+        assert_eq!(
+            rule(
+                Profile {
+                    marital_status: None,
+                    ..person()
+                },
+                0
+            ),
+            "single_only"
+        );
+        assert_eq!(
+            rule(
+                Profile {
+                    birth_year: Some(2005),
+                    ..person()
+                },
+                0
+            ),
+            "age"
+        );
+        assert_eq!(
+            rule(
+                Profile {
+                    birth_year: Some(1980),
+                    ..person()
+                },
+                0
+            ),
+            "age"
+        );
+        assert_eq!(
+            rule(
+                Profile {
+                    birth_year: None,
+                    ..person()
+                },
+                0
+            ),
+            "age"
+        );
+        assert_eq!(rule(person(), 1), "max_per_year");
+        // Divorced and widowed people are single for matchmaking.
+        assert!(
+            all.check(
+                &Profile {
+                    marital_status: Some(MaritalStatus::Divorced),
+                    ..person()
+                },
+                at,
+                0
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            Eligibility::default().check(&Profile::default(), at, 99),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn quota_keys() {
+        let q = vec![
+            Quota {
+                attribute: QuotaAttribute::Gender,
+                value: "male".into(),
+                seats: 15,
+            },
+            Quota {
+                attribute: QuotaAttribute::Gender,
+                value: "female".into(),
+                seats: 15,
+            },
+        ];
+        assert_eq!(
+            Quota::key_for(&q, &person()),
+            Some("gender=female".to_owned())
+        );
+        assert_eq!(Quota::key_for(&q, &Profile::default()), None);
+    }
+}
