@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::hours::SHANGHAI;
+use super::site::SiteId;
 use super::user::{MaritalStatus, Profile};
 
 crate::domain::id::opaque_id!(
@@ -169,6 +170,170 @@ impl Eligibility {
         }
         Ok(())
     }
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Training => "training",
+            EventKind::Recuperation => "recuperation",
+            EventKind::Matchmaking => "matchmaking",
+        }
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "training" => Ok(EventKind::Training),
+            "recuperation" => Ok(EventKind::Recuperation),
+            "matchmaking" => Ok(EventKind::Matchmaking),
+            _ => Err(format!(
+                "'{s}' is not one of: training, recuperation, matchmaking"
+            )),
+        }
+    }
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Draft => "draft",
+            EventStatus::Published => "published",
+            EventStatus::Cancelled => "cancelled",
+            EventStatus::Finished => "finished",
+        }
+    }
+}
+
+impl std::str::FromStr for EventStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "draft" => Ok(EventStatus::Draft),
+            "published" => Ok(EventStatus::Published),
+            "cancelled" => Ok(EventStatus::Cancelled),
+            "finished" => Ok(EventStatus::Finished),
+            _ => Err(format!(
+                "'{s}' is not one of: draft, published, cancelled, finished"
+            )),
+        }
+    }
+}
+
+/// The editable content of an event. Coordinates are WGS-84.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDraft {
+    pub kind: EventKind,
+    /// Held at this site, or at `venue_name` (with `lat`/`lon`).
+    pub site_id: Option<SiteId>,
+    pub venue_name: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    pub title: String,
+    pub description: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: u32,
+    pub booking_opens_at: DateTime<Utc>,
+    pub booking_closes_at: DateTime<Utc>,
+    pub cancel_deadline: DateTime<Utc>,
+    pub waitlist: bool,
+    pub status: EventStatus,
+    pub quotas: Vec<Quota>,
+    pub eligibility: Eligibility,
+    /// With a waitlist: a promoted person has this many hours to accept.
+    pub offer_hours: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: EventId,
+    pub draft: EventDraft,
+    /// Seats held: confirmed, offered or checked in.
+    pub held: u32,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    Confirmed,
+    Waitlisted,
+    /// Promoted from the waitlist; must be accepted before `offer_expires_at`.
+    Offered,
+    Cancelled,
+    CheckedIn,
+    NoShow,
+}
+
+impl BookingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::Confirmed => "confirmed",
+            BookingStatus::Waitlisted => "waitlisted",
+            BookingStatus::Offered => "offered",
+            BookingStatus::Cancelled => "cancelled",
+            BookingStatus::CheckedIn => "checked_in",
+            BookingStatus::NoShow => "no_show",
+        }
+    }
+
+    /// Holds a seat.
+    pub fn holds_seat(self) -> bool {
+        matches!(
+            self,
+            BookingStatus::Confirmed | BookingStatus::Offered | BookingStatus::CheckedIn
+        )
+    }
+}
+
+impl std::str::FromStr for BookingStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            BookingStatus::Confirmed,
+            BookingStatus::Waitlisted,
+            BookingStatus::Offered,
+            BookingStatus::Cancelled,
+            BookingStatus::CheckedIn,
+            BookingStatus::NoShow,
+        ]
+        .into_iter()
+        .find(|b| b.as_str() == s)
+        .ok_or_else(|| format!("unknown booking status '{s}'"))
+    }
+}
+
+/// A booking as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Booking {
+    #[schema(value_type = String)]
+    pub id: String,
+    #[schema(value_type = String)]
+    pub event_id: String,
+    pub status: BookingStatus,
+    /// 1-based place on the waitlist, while waitlisted.
+    pub waitlist_position: Option<u32>,
+    /// The quota the seat counts against (`gender=female`), if any.
+    pub quota: Option<String>,
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a booking attempt came to; stored whole for idempotent replays.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BookOutcome {
+    Booked { booking: Booking },
+    AlreadyBooked { booking_id: String },
+    NotEligible { rule: String, detail: String },
+    Full,
+    OutsideWindow { detail: String },
+    NotOpen { detail: String },
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! [`sqlite::SqliteStore`] without touching them.
 
 pub mod sqlite;
+mod sqlite_events;
+
+pub use sqlite_events::BookingRow;
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::event::{BookOutcome, BookingId, Event, EventDraft, EventId};
 use crate::domain::site::{Site, SiteDraft, SiteId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
@@ -33,6 +37,9 @@ pub enum StoreError {
     Conflict { current: i64 },
     #[error("not found")]
     NotFound,
+    /// An Idempotency-Key was used before with a different request.
+    #[error("idempotency key reused with a different request")]
+    KeyReuse,
 }
 
 /// The outcome of checking a sign-in code.
@@ -63,6 +70,18 @@ pub struct OtpRequest<'a> {
     /// (requests, window) limits per phone and per address.
     pub phone_limits: &'a [(i64, Duration)],
     pub ip_limits: &'a [(i64, Duration)],
+}
+
+/// A booking attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct BookRequest<'a> {
+    pub user: &'a User,
+    pub event: EventId,
+    /// The client's Idempotency-Key, if sent.
+    pub key: Option<&'a str>,
+    /// What the request said (a hash of it), to tell a retry from a new request with the same key.
+    pub request_hash: &'a str,
+    pub at: DateTime<Utc>,
 }
 
 /// One entry of a site's audit log.
@@ -185,6 +204,34 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn follows(&self, user: UserId) -> Result<Vec<SiteId>, StoreError>;
+
+    // --- events and bookings ---------------------------------------------
+    async fn create_event(
+        &self,
+        draft: EventDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError>;
+    async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError>;
+    /// Published events overlapping `[from, to]`, by start.
+    async fn published_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Event>, StoreError>;
+    /// Decide and record a booking attempt in one transaction; with a key, a
+    /// retry within 24 h gets the stored outcome back (`true`: replayed), and a
+    /// different request with the same key is `KeyReuse`.
+    async fn book(&self, req: BookRequest<'_>) -> Result<(BookOutcome, bool), StoreError>;
+    async fn get_booking(&self, id: BookingId) -> Result<Option<BookingRow>, StoreError>;
+    /// Cancel; a freed seat goes to the first fitting waitlisted person in the
+    /// same transaction (returned).
+    async fn cancel_booking(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<(BookingRow, Option<BookingId>), StoreError>;
+    async fn user_bookings(&self, user: UserId) -> Result<Vec<BookingRow>, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -15,7 +15,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::{AuditEntry, Change, ImportOutcome, OtpCheck, OtpRequest, Store, StoreError};
+use super::{
+    AuditEntry, BookRequest, BookingRow, Change, ImportOutcome, OtpCheck, OtpRequest, Store,
+    StoreError,
+};
+use crate::domain::event::{BookOutcome, BookingId, Event, EventDraft, EventId};
 use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
@@ -50,7 +54,11 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(super) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
@@ -62,7 +70,7 @@ fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
-fn fmt_time(t: DateTime<Utc>) -> String {
+pub(super) fn fmt_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -78,7 +86,7 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
@@ -127,7 +135,7 @@ fn closure_from_row(row: &SqliteRow) -> Result<ClosureInfo, StoreError> {
     })
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+pub(super) fn parse_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     Ok(DateTime::parse_from_rfc3339(s)?.with_timezone(&Utc))
 }
 
@@ -693,6 +701,47 @@ impl Store for SqliteStore {
         };
         q.execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn create_event(
+        &self,
+        draft: EventDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        self.insert_event(draft, actor, at).await
+    }
+
+    async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+        self.select_event(id).await
+    }
+
+    async fn published_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.select_published(from, to).await
+    }
+
+    async fn book(&self, req: BookRequest<'_>) -> Result<(BookOutcome, bool), StoreError> {
+        self.book_tx(req).await
+    }
+
+    async fn get_booking(&self, id: BookingId) -> Result<Option<BookingRow>, StoreError> {
+        self.select_booking(id).await
+    }
+
+    async fn cancel_booking(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<(BookingRow, Option<BookingId>), StoreError> {
+        self.cancel_tx(id, at).await
+    }
+
+    async fn user_bookings(&self, user: UserId) -> Result<Vec<BookingRow>, StoreError> {
+        self.select_user_bookings(user).await
     }
 
     async fn follows(&self, user: UserId) -> Result<Vec<SiteId>, StoreError> {

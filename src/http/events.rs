@@ -1,0 +1,514 @@
+//! Events and bookings: managers publish events at their sites; workers find
+//! them near a point and book, safely under retries and crowds.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::body::{self, JsonObject};
+use super::caller::Caller;
+use super::params::{self, Params};
+use super::sites::out_coords;
+use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
+use crate::domain::event::{
+    BookOutcome, Booking, BookingId, Eligibility, Event, EventDraft, EventId, EventKind,
+    EventStatus, Quota,
+};
+use crate::domain::site::SiteId;
+use crate::domain::user::Role;
+use crate::error::{ApiError, Problem};
+use crate::store::{BookRequest, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", post(create_event).get(find_events))
+        .route("/v1/events/{id}", get(event_detail))
+        .route("/v1/events/{id}/bookings", post(book))
+        .route("/v1/bookings/{id}", delete(cancel))
+        .route("/v1/me/bookings", get(my_bookings))
+}
+
+/// An event as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct EventDoc {
+    #[schema(value_type = String)]
+    pub id: String,
+    pub kind: EventKind,
+    #[schema(value_type = Option<String>)]
+    pub site_id: Option<String>,
+    pub venue_name: Option<String>,
+    pub crs: String,
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+    pub title: String,
+    pub description: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub capacity: u32,
+    pub seats_left: u32,
+    pub booking_opens_at: DateTime<Utc>,
+    pub booking_closes_at: DateTime<Utc>,
+    pub cancel_deadline: DateTime<Utc>,
+    pub waitlist: bool,
+    pub status: EventStatus,
+    pub quotas: Vec<Quota>,
+    pub eligibility: Eligibility,
+    pub offer_hours: Option<u32>,
+}
+
+fn event_doc(e: &Event, crs: Crs, distance_m: Option<f64>) -> EventDoc {
+    let d = &e.draft;
+    let (lat, lon) = out_coords(crs, d.lat, d.lon);
+    EventDoc {
+        id: e.id.to_string(),
+        kind: d.kind,
+        site_id: d.site_id.map(|s| s.to_string()),
+        venue_name: d.venue_name.clone(),
+        crs: crs.as_str().to_owned(),
+        lat,
+        lon,
+        distance_m: distance_m.map(|m| (m * 10.0).round() / 10.0),
+        title: d.title.clone(),
+        description: d.description.clone(),
+        starts_at: d.starts_at,
+        ends_at: d.ends_at,
+        capacity: d.capacity,
+        seats_left: d.capacity.saturating_sub(e.held),
+        booking_opens_at: d.booking_opens_at,
+        booking_closes_at: d.booking_closes_at,
+        cancel_deadline: d.cancel_deadline,
+        waitlist: d.waitlist,
+        status: d.status,
+        quotas: d.quotas.clone(),
+        eligibility: d.eligibility.clone(),
+        offer_hours: d.offer_hours,
+    }
+}
+
+fn rfc3339(v: &Value) -> Result<DateTime<Utc>, String> {
+    let s = v.as_str().ok_or("expected an RFC 3339 time")?;
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time: {e}"))
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
+    serde_json::from_value(v.clone()).map_err(|e| e.to_string())
+}
+
+/// Create an event: a site manager at a site in scope, an admin anywhere.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("crs" = Option<String>, Query, description = "Coordinate system of a venue's lat/lon")),
+    request_body(content = Object, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = EventDoc),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a manager of the site, nor an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    obj: JsonObject,
+) -> Result<Response, ApiError> {
+    let crs = Params::parse(raw.as_deref())?.crs()?;
+    obj.only(&[
+        "kind",
+        "site_id",
+        "venue_name",
+        "lat",
+        "lon",
+        "title",
+        "description",
+        "starts_at",
+        "ends_at",
+        "capacity",
+        "booking_opens_at",
+        "booking_closes_at",
+        "cancel_deadline",
+        "waitlist",
+        "status",
+        "quotas",
+        "eligibility",
+        "offer_hours",
+    ])?;
+    let site_id = obj.optional("site_id", body::parsed::<SiteId>)?;
+    match site_id {
+        Some(s) if !caller.user.manages(s) => {
+            return Err(ApiError::forbidden("you do not manage this site"));
+        }
+        None if caller.user.role != Role::Admin => {
+            return Err(ApiError::forbidden(
+                "only an admin may create an event away from a site",
+            ));
+        }
+        _ => {}
+    }
+    let (lat, lon, venue_name) = match site_id {
+        Some(s) => {
+            let site = state
+                .store
+                .get_site(s)
+                .await?
+                .ok_or_else(|| ApiError::unprocessable("site_id", "no such site"))?;
+            (
+                site.draft.lat,
+                site.draft.lon,
+                obj.optional("venue_name", body::text(100))?,
+            )
+        }
+        None => {
+            let lat = obj.required("lat", body::number_in(-90.0, 90.0))?;
+            let lon = obj.required("lon", body::number_in(-180.0, 180.0))?;
+            let (lat, lon) = to_wgs84(crs, lat, lon);
+            (lat, lon, Some(obj.required("venue_name", body::text(100))?))
+        }
+    };
+    let starts_at = obj.required("starts_at", rfc3339)?;
+    let ends_at = obj.required("ends_at", rfc3339)?;
+    if ends_at <= starts_at {
+        return Err(ApiError::unprocessable(
+            "ends_at",
+            "must be after starts_at",
+        ));
+    }
+    let capacity = obj.required("capacity", body::int_in(1, 100_000))? as u32;
+    let booking_opens_at = obj.required("booking_opens_at", rfc3339)?;
+    let booking_closes_at = obj
+        .optional("booking_closes_at", rfc3339)?
+        .unwrap_or(starts_at);
+    if booking_closes_at <= booking_opens_at {
+        return Err(ApiError::unprocessable(
+            "booking_closes_at",
+            "must be after booking_opens_at",
+        ));
+    }
+    let cancel_deadline = obj
+        .optional("cancel_deadline", rfc3339)?
+        .unwrap_or(starts_at);
+    let quotas: Vec<Quota> = obj.optional("quotas", json_of)?.unwrap_or_default();
+    if quotas.iter().map(|q| u64::from(q.seats)).sum::<u64>() > u64::from(capacity) {
+        return Err(ApiError::unprocessable(
+            "quotas",
+            "quota seats exceed the capacity",
+        ));
+    }
+    let draft = EventDraft {
+        kind: obj.required("kind", body::parsed::<EventKind>)?,
+        site_id,
+        venue_name,
+        lat,
+        lon,
+        title: obj.required("title", body::text(100))?,
+        description: obj
+            .optional("description", body::text(5000))?
+            .unwrap_or_default(),
+        starts_at,
+        ends_at,
+        capacity,
+        booking_opens_at,
+        booking_closes_at,
+        cancel_deadline,
+        waitlist: obj.optional("waitlist", body::boolean)?.unwrap_or(true),
+        status: obj
+            .optional("status", body::parsed::<EventStatus>)?
+            .unwrap_or(EventStatus::Published),
+        quotas,
+        eligibility: obj.optional("eligibility", json_of)?.unwrap_or_default(),
+        offer_hours: obj
+            .optional("offer_hours", body::int_in(1, 24 * 14))?
+            .map(|h| h as u32),
+    };
+    let event = state
+        .store
+        .create_event(draft, Some(caller.user.id), state.auth.clock.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(event_doc(&event, crs, None))).into_response())
+}
+
+fn event_id(id: &str) -> Result<EventId, ApiError> {
+    id.parse()
+        .map_err(|e: crate::domain::event::BadEventId| ApiError::param("id", e.to_string()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "Event id"), ("crs" = Option<String>, Query, description = "wgs84 (default), gcj02 or bd09")),
+    responses(
+        (status = 200, description = "The event, with seats left", body = EventDoc),
+        (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn event_detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<EventDoc>, ApiError> {
+    let id = event_id(&id)?;
+    let crs = Params::parse(raw.as_deref())?.crs()?;
+    let e = state
+        .store
+        .get_event(id)
+        .await?
+        .filter(|e| e.draft.status != EventStatus::Draft)
+        .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?;
+    Ok(Json(event_doc(&e, crs, None)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventsResponse {
+    pub crs: String,
+    pub items: Vec<EventDoc>,
+}
+
+/// Published events near a point, nearest first, with seats left.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    params(
+        ("lat" = f64, Query, description = "Latitude in crs"),
+        ("lon" = f64, Query, description = "Longitude in crs"),
+        ("radius_m" = Option<f64>, Query, description = "Up to this far (default 50 km, at most 2,000 km)"),
+        ("kind" = Option<String>, Query, description = "training, recuperation or matchmaking"),
+        ("from" = Option<String>, Query, description = "Events ending after this RFC 3339 time (default now)"),
+        ("to" = Option<String>, Query, description = "Events starting before this RFC 3339 time (default a year on)"),
+        ("crs" = Option<String>, Query, description = "wgs84 (default), gcj02 or bd09"),
+    ),
+    responses(
+        (status = 200, description = "Events, nearest first", body = EventsResponse),
+        (status = 400, description = "A parameter is malformed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn find_events(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<EventsResponse>, ApiError> {
+    let p = Params::parse(raw.as_deref())?;
+    let crs = p.crs()?;
+    let lat = p.required("lat", |v| params::in_range(v, -90.0, 90.0))?;
+    let lon = p.required("lon", |v| params::in_range(v, -180.0, 180.0))?;
+    let radius = p
+        .optional("radius_m", |v| params::in_range(v, 1.0, 2_000_000.0))?
+        .unwrap_or(50_000.0);
+    let kind = p.optional("kind", |v| v.parse::<EventKind>())?;
+    let now = state.auth.clock.now();
+    let from = p.optional("from", params::rfc3339)?.unwrap_or(now);
+    let to = p
+        .optional("to", params::rfc3339)?
+        .unwrap_or(now + chrono::Duration::days(366));
+    let (wlat, wlon) = to_wgs84(crs, lat, lon);
+    let origin = LatLon::new(wlat, wlon).map_err(|e| ApiError::param("lat", e.to_string()))?;
+    let mut found: Vec<(f64, Event)> = state
+        .store
+        .published_events(from, to)
+        .await?
+        .into_iter()
+        .filter(|e| kind.is_none_or(|k| e.draft.kind == k))
+        .filter_map(|e| {
+            let at = LatLon::new(e.draft.lat, e.draft.lon).ok()?;
+            let d = haversine_m(origin, at);
+            (d <= radius).then_some((d, e))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(Json(EventsResponse {
+        crs: crs.as_str().to_owned(),
+        items: found
+            .iter()
+            .take(200)
+            .map(|(d, e)| event_doc(e, crs, Some(*d)))
+            .collect(),
+    }))
+}
+
+/// Book a seat. Send an `Idempotency-Key` header: a retry with the same key
+/// (within 24 h) gets the original answer, replayed, not re-executed; the same
+/// key with a different body is 422.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{id}/bookings",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Event id"), ("Idempotency-Key" = Option<String>, Header, description = "A unique key per booking attempt (1–100 characters)")),
+    responses(
+        (status = 201, description = "Confirmed, or waitlisted with its position", body = Booking),
+        (status = 403, description = "Not eligible; `rule` names the rule", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already booked, or full without a waitlist", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Outside the booking window, not open, or a reused key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn book(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let id = event_id(&id)?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => {
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 100)
+                .ok_or_else(|| {
+                    ApiError::param("Idempotency-Key", "1–100 visible ASCII characters")
+                })?;
+            Some(k.to_owned())
+        }
+        None => None,
+    };
+    let hash: String = Sha256::digest([id.to_string().as_bytes(), b"\n", &body].concat())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (outcome, replayed) = state
+        .store
+        .book(BookRequest {
+            user: &caller.user,
+            event: id,
+            key: key.as_deref(),
+            request_hash: &hash,
+            at: state.auth.clock.now(),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound(format!("no event with id {id}")),
+            StoreError::KeyReuse => ApiError::Unprocessable {
+                param: "Idempotency-Key".into(),
+                detail: "this key was used with a different request".into(),
+                position: None,
+            },
+            e => e.into(),
+        })?;
+    let mut resp = outcome_response(outcome);
+    if replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
+}
+
+fn outcome_response(outcome: BookOutcome) -> Response {
+    match outcome {
+        BookOutcome::Booked { booking } => (StatusCode::CREATED, Json(booking)).into_response(),
+        BookOutcome::AlreadyBooked { booking_id } => ApiError::Conflict(format!(
+            "you already hold booking {booking_id} for this event"
+        ))
+        .into_response(),
+        BookOutcome::NotEligible { rule, detail } => ApiError::Forbidden {
+            detail: format!("{rule}: {detail}"),
+            param: Some(rule),
+        }
+        .into_response(),
+        BookOutcome::Full => {
+            ApiError::Conflict("the event is full and has no waitlist".into()).into_response()
+        }
+        BookOutcome::OutsideWindow { detail } => {
+            ApiError::unprocessable("booking_window", detail).into_response()
+        }
+        BookOutcome::NotOpen { detail } => {
+            ApiError::unprocessable("status", detail).into_response()
+        }
+    }
+}
+
+/// Cancel a booking (its holder, before the event's cancel deadline; the
+/// event's site managers and admins at any time). A seat it held goes, in the
+/// same transaction, to the first waitlisted person whose quota it fits.
+#[utoipa::path(
+    delete,
+    path = "/v1/bookings/{id}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "The cancelled booking", body = Booking),
+        (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Past the cancel deadline", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Booking>, ApiError> {
+    let id: BookingId = id
+        .parse()
+        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
+    let row = state
+        .store
+        .get_booking(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    let event = state
+        .store
+        .get_event(row.event)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
+        || caller.user.role == Role::Admin;
+    if row.user != caller.user.id && !manager {
+        return Err(ApiError::forbidden("not your booking"));
+    }
+    let now = state.auth.clock.now();
+    if !manager && now >= event.draft.cancel_deadline {
+        return Err(ApiError::unprocessable(
+            "cancel_deadline",
+            format!(
+                "cancellations closed at {}",
+                event.draft.cancel_deadline.to_rfc3339()
+            ),
+        ));
+    }
+    let (row, _promoted) = state.store.cancel_booking(id, now).await?;
+    Ok(Json(row.booking))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MyBookings {
+    pub items: Vec<Booking>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me/bookings",
+    tag = "events",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's bookings, oldest first", body = MyBookings),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn my_bookings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<MyBookings>, ApiError> {
+    let rows = state.store.user_bookings(caller.user.id).await?;
+    Ok(Json(MyBookings {
+        items: rows.into_iter().map(|r| r.booking).collect(),
+    }))
+}
