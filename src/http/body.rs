@@ -107,6 +107,22 @@ pub fn text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
     }
 }
 
+/// Like [`text`], but line breaks and tabs are allowed (descriptions).
+pub fn multiline_text(max: usize) -> impl Fn(&Value) -> Result<String, String> {
+    move |v| {
+        let s = v.as_str().ok_or("expected a string")?.trim();
+        if s.chars().count() > max {
+            return Err(format!("longer than {max} characters"));
+        }
+        if s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err("contains control characters".to_owned());
+        }
+        Ok(s.to_owned())
+    }
+}
+
 /// A value parsed from a string by `FromStr`.
 pub fn parsed<T: std::str::FromStr>(v: &Value) -> Result<T, String>
 where

@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/events", post(create_event).get(find_events))
         .route("/v1/events/{id}", get(event_detail))
         .route("/v1/events/{id}/bookings", post(book))
-        .route("/v1/bookings/{id}", delete(cancel))
+        .route("/v1/bookings/{id}", delete(cancel).get(booking_or_ics))
         .route("/v1/me/bookings", get(my_bookings))
 }
 
@@ -218,7 +218,7 @@ pub async fn create_event(
         lon,
         title: obj.required("title", body::text(100))?,
         description: obj
-            .optional("description", body::text(5000))?
+            .optional("description", body::multiline_text(5000))?
             .unwrap_or_default(),
         starts_at,
         ends_at,
@@ -511,4 +511,109 @@ pub async fn my_bookings(
     Ok(Json(MyBookings {
         items: rows.into_iter().map(|r| r.booking).collect(),
     }))
+}
+
+/// The VTIMEZONE the entries refer to: China has kept UTC+8 without daylight
+/// saving since 1991.
+const SHANGHAI_VTIMEZONE: &str = "BEGIN:VTIMEZONE\r\nTZID:Asia/Shanghai\r\nBEGIN:STANDARD\r\n\
+DTSTART:19910915T000000\r\nTZOFFSETFROM:+0800\r\nTZOFFSETTO:+0800\r\nTZNAME:CST\r\n\
+END:STANDARD\r\nEND:VTIMEZONE\r\n";
+
+/// An RFC 5545 calendar with one entry for a booking, in Asia/Shanghai time.
+pub fn booking_ics(booking: &Booking, event: &Event, location: &str, now: DateTime<Utc>) -> String {
+    use crate::domain::event::BookingStatus;
+    use icalendar::{Calendar, CalendarDateTime, Component, EventLike};
+    let local = |t: DateTime<Utc>| CalendarDateTime::WithTimezone {
+        date_time: t
+            .with_timezone(&crate::domain::hours::SHANGHAI)
+            .naive_local(),
+        tzid: "Asia/Shanghai".to_owned(),
+    };
+    let d = &event.draft;
+    let status = match booking.status {
+        BookingStatus::Confirmed | BookingStatus::CheckedIn => icalendar::EventStatus::Confirmed,
+        BookingStatus::Waitlisted | BookingStatus::Offered => icalendar::EventStatus::Tentative,
+        BookingStatus::Cancelled | BookingStatus::NoShow => icalendar::EventStatus::Cancelled,
+    };
+    let entry = icalendar::Event::new()
+        .uid(&format!("{}@yizhan", booking.id))
+        .timestamp(now)
+        .summary(&d.title)
+        .description(&d.description)
+        .location(location)
+        .starts(local(d.starts_at))
+        .ends(local(d.ends_at))
+        .status(status)
+        .add_property("GEO", format!("{:.6};{:.6}", d.lat, d.lon))
+        .done();
+    let text = Calendar::new()
+        .name(&d.title)
+        .push(entry)
+        .done()
+        .to_string();
+    // The crate writes VEVENTs only; the zone they name goes before them.
+    match text.find("BEGIN:VEVENT") {
+        Some(i) => format!("{}{SHANGHAI_VTIMEZONE}{}", &text[..i], &text[i..]),
+        None => text,
+    }
+}
+
+/// A booking as JSON, or `{id}.ics`: its calendar entry (RFC 5545, Asia/Shanghai
+/// time) for the phone's calendar. The holder, the event's site managers and admins.
+#[utoipa::path(
+    get,
+    path = "/v1/bookings/{id}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id, or the id followed by `.ics` for a calendar entry")),
+    responses(
+        (status = 200, description = "The booking (JSON), or `text/calendar`", body = Booking),
+        (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn booking_or_ics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, ics) = match id.strip_suffix(".ics") {
+        Some(id) => (id.to_owned(), true),
+        None => (id, false),
+    };
+    let id: BookingId = id
+        .parse()
+        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
+    let row = state
+        .store
+        .get_booking(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    let event = state
+        .store
+        .get_event(row.event)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
+        || caller.user.role == Role::Admin;
+    if row.user != caller.user.id && !manager {
+        return Err(ApiError::forbidden("not your booking"));
+    }
+    if !ics {
+        return Ok(Json(row.booking).into_response());
+    }
+    let location = match (&event.draft.venue_name, event.draft.site_id) {
+        (Some(v), _) => v.clone(),
+        (None, Some(s)) => match state.store.get_site(s).await? {
+            Some(site) => format!("{} {}", site.draft.name, site.draft.address),
+            None => String::new(),
+        },
+        (None, None) => String::new(),
+    };
+    let body = booking_ics(&row.booking, &event, &location, state.auth.clock.now());
+    Ok((
+        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+        body,
+    )
+        .into_response())
 }

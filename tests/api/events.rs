@@ -237,3 +237,274 @@ async fn five_hundred_at_once_never_overbook_and_retries_replay() {
     let ev = app.get_json(&format!("/v1/events/{event}")).await;
     assert_eq!(ev["seats_left"], 0);
 }
+
+async fn setup() -> (TestApp, String, String) {
+    let app = spawn_app(vec![draft(
+        1,
+        yizhan::domain::site::Kind::UnionStation,
+        36.65,
+        117.12,
+    )])
+    .await;
+    let site = app
+        .get_json("/v1/sites/nearby?lat=36.65&lon=117.12&k=1")
+        .await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = app.token_for("13600000000", Role::Admin, &[]).await;
+    (app, site, admin)
+}
+
+#[tokio::test]
+async fn the_calendar_entry_parses_back_in_shanghai_time() {
+    let (app, site, admin) = setup().await;
+    let starts = "2026-12-02T09:30:00+08:00";
+    let event = make_event(&app, &admin, &site, json!({
+        "kind": "training", "title": "电工技能培训, 第1期; 免费", "description": "带上工作证\n准时到场",
+        "starts_at": starts, "ends_at": "2026-12-02T17:00:00+08:00", "quotas": []
+    }))
+    .await;
+    let token = app.token_for("13700000001", Role::Worker, &[]).await;
+    let (status, booking) = book(&app, &event, &token, "k1").await;
+    assert_eq!(status, 201);
+    let id = booking["id"].as_str().unwrap();
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/bookings/{id}.ics"),
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/calendar")
+    );
+    let text = r.text().await.unwrap();
+    // Parsed by the `ical` crate, not by the one that wrote it.
+    let mut cals = ical::IcalParser::new(std::io::BufReader::new(text.as_bytes()));
+    let cal = cals.next().expect("a calendar").expect("it parses");
+    assert!(cals.next().is_none());
+    assert_eq!(cal.timezones.len(), 1);
+    assert_eq!(cal.events.len(), 1);
+    let prop = |name: &str| {
+        cal.events[0]
+            .properties
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .clone()
+    };
+    let start = prop("DTSTART");
+    assert_eq!(start.value.as_deref(), Some("20261202T093000"));
+    let tzid = start
+        .params
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == "TZID")
+        .unwrap()
+        .1;
+    assert_eq!(tzid, vec!["Asia/Shanghai".to_owned()]);
+    assert_eq!(prop("DTEND").value.as_deref(), Some("20261202T170000"));
+    assert_eq!(prop("STATUS").value.as_deref(), Some("CONFIRMED"));
+    assert_eq!(prop("UID").value.unwrap(), format!("{id}@yizhan"));
+    // Commas and semicolons in text are escaped by the writer and come back as written.
+    assert_eq!(
+        prop("SUMMARY")
+            .value
+            .unwrap()
+            .replace("\\,", ",")
+            .replace("\\;", ";"),
+        "电工技能培训, 第1期; 免费"
+    );
+    // Not someone else's.
+    let other = app.token_for("13700000002", Role::Worker, &[]).await;
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/v1/bookings/{id}.ics"),
+            Some(&other),
+            None,
+            None
+        )
+        .await
+        .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn eligibility_window_and_deadline_are_enforced_by_name() {
+    let (app, site, admin) = setup().await;
+    let store = app.service.state.store.clone();
+    let now = app.clock_now();
+    let next_year = chrono::Datelike::year(&now) + 1;
+    let event = make_event(&app, &admin, &site, json!({
+        "kind": "recuperation", "quotas": [], "capacity": 5, "waitlist": false,
+        "eligibility": {"union_members_only": true, "frontline_only": true, "min_age": 25, "max_age": 55, "max_per_year": 1},
+        "starts_at": format!("{next_year}-06-01T09:00:00+08:00"),
+        "ends_at": format!("{next_year}-06-05T17:00:00+08:00"),
+        "booking_opens_at": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        "booking_closes_at": (now + chrono::Duration::days(7)).to_rfc3339(),
+        "cancel_deadline": (now + chrono::Duration::days(3)).to_rfc3339(),
+    }))
+    .await;
+    let ok = Profile {
+        union_member_no: Some("GH-1".into()),
+        frontline: Some(true),
+        birth_year: Some(1985),
+        ..Profile::default()
+    };
+    let person = |n: u32, p: Profile| {
+        let (app, store) = (&app, store.clone());
+        async move {
+            let phone = format!("1370000{n:04}");
+            let token = app.token_for(&phone, Role::Worker, &[]).await;
+            let u = store
+                .user_by_phone(&phone.parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            store.set_profile(u.id, &p).await.unwrap();
+            token
+        }
+    };
+    let good = person(1, ok.clone()).await;
+    // Before the window opens.
+    let (status, body) = book(&app, &event, &good, "a").await;
+    assert_eq!(
+        (status, body["param"].as_str()),
+        (422, Some("booking_window")),
+        "{body}"
+    );
+    app.clock.advance(std::time::Duration::from_secs(2 * 3600));
+    for (n, p, rule) in [
+        (
+            2,
+            Profile {
+                union_member_no: None,
+                ..ok.clone()
+            },
+            "union_members_only",
+        ),
+        (
+            3,
+            Profile {
+                frontline: Some(false),
+                ..ok.clone()
+            },
+            "frontline_only",
+        ),
+        (
+            4,
+            Profile {
+                birth_year: Some(2010),
+                ..ok.clone()
+            },
+            "age",
+        ),
+        (
+            5,
+            Profile {
+                birth_year: None,
+                ..ok.clone()
+            },
+            "age",
+        ),
+    ] {
+        let token = person(n, p).await;
+        let (status, body) = book(&app, &event, &token, "a").await;
+        assert_eq!(status, 403, "{rule}: {body}");
+        assert_eq!(body["param"], rule);
+    }
+    let (status, body) = book(&app, &event, &good, "b").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (201, Some("confirmed")),
+        "{body}"
+    );
+    // A second trip the same year: refused by max_per_year.
+    let second = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({
+            "kind": "recuperation", "quotas": [], "capacity": 5,
+            "eligibility": {"max_per_year": 1},
+            // The same calendar year as the first trip.
+            "starts_at": format!("{next_year}-09-01T09:00:00+08:00"),
+            "ends_at": format!("{next_year}-09-05T17:00:00+08:00"),
+        }),
+    )
+    .await;
+    let (status, body) = book(&app, &second, &good, "c").await;
+    assert_eq!(
+        (status, body["param"].as_str()),
+        (403, Some("max_per_year")),
+        "{body}"
+    );
+    // Cancelling before the deadline works; after it, not.
+    let late = person(6, ok.clone()).await;
+    let (_, b) = book(&app, &event, &late, "d").await;
+    let (_, first) = (
+        0,
+        app.call(Method::GET, "/v1/me/bookings", Some(&good), None, None)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
+    );
+    let first_id = first["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.call(
+            Method::DELETE,
+            &format!("/v1/bookings/{first_id}"),
+            Some(&good),
+            None,
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+    app.clock.advance(std::time::Duration::from_secs(4 * 86400));
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/bookings/{}", b["id"].as_str().unwrap()),
+            Some(&late),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    // After booking closes: refused.
+    app.clock.advance(std::time::Duration::from_secs(4 * 86400));
+    let (status, body) = book(&app, &event, &person(7, ok.clone()).await, "e").await;
+    assert_eq!(
+        (status, body["param"].as_str()),
+        (422, Some("booking_window")),
+        "{body}"
+    );
+    // Full without a waitlist: 409.
+    let tiny = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({"quotas": [], "capacity": 1, "waitlist": false}),
+    )
+    .await;
+    assert_eq!(
+        book(&app, &tiny, &person(8, ok.clone()).await, "f").await.0,
+        201
+    );
+    assert_eq!(
+        book(&app, &tiny, &person(9, ok.clone()).await, "f").await.0,
+        409
+    );
+}

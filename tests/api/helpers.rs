@@ -61,7 +61,7 @@ impl TestApp {
             .create_token(
                 user.id,
                 &yizhan::auth::token_hash(&token),
-                self.clock_now() + chrono::Duration::hours(1),
+                self.clock_now() + chrono::Duration::days(30),
             )
             .await
             .expect("token stored");
