@@ -89,6 +89,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::WrongState(_)) => StatusCode::CONFLICT,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -139,6 +140,9 @@ impl ApiError {
             ),
             ApiError::Store(StoreError::NotFound) => {
                 ("/problems/not-found", "not found".to_owned(), None)
+            }
+            ApiError::Store(StoreError::WrongState(why)) => {
+                ("/problems/conflict", why.clone(), None)
             }
             ApiError::Unprocessable {
                 param,

@@ -322,6 +322,10 @@ pub struct Booking {
     pub offer_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// For the holder of a confirmed booking: the signed code to show as a QR
+    /// at the door.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkin_code: Option<String>,
 }
 
 /// What a booking attempt came to; stored whole for idempotent replays.

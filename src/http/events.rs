@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/events/{id}/bookings", post(book))
         .route("/v1/bookings/{id}", delete(cancel).get(booking_or_ics))
         .route("/v1/me/bookings", get(my_bookings))
+        .route("/v1/checkins", post(check_in))
+        .route("/v1/events/{id}/attendees", get(attendees))
 }
 
 /// An event as the API shows it.
@@ -401,6 +403,12 @@ pub async fn book(
             },
             e => e.into(),
         })?;
+    let outcome = match outcome {
+        BookOutcome::Booked { booking } => BookOutcome::Booked {
+            booking: with_code(&state, booking).await?,
+        },
+        other => other,
+    };
     let mut resp = outcome_response(outcome);
     if replayed {
         resp.headers_mut().insert(
@@ -508,9 +516,11 @@ pub async fn my_bookings(
     caller: Caller,
 ) -> Result<Json<MyBookings>, ApiError> {
     let rows = state.store.user_bookings(caller.user.id).await?;
-    Ok(Json(MyBookings {
-        items: rows.into_iter().map(|r| r.booking).collect(),
-    }))
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        items.push(with_code(&state, r.booking).await?);
+    }
+    Ok(Json(MyBookings { items }))
 }
 
 /// The VTIMEZONE the entries refer to: China has kept UTC+8 without daylight
@@ -600,7 +610,12 @@ pub async fn booking_or_ics(
         return Err(ApiError::forbidden("not your booking"));
     }
     if !ics {
-        return Ok(Json(row.booking).into_response());
+        let b = if row.user == caller.user.id {
+            with_code(&state, row.booking.clone()).await?
+        } else {
+            row.booking.clone()
+        };
+        return Ok(Json(b).into_response());
     }
     let location = match (&event.draft.venue_name, event.draft.site_id) {
         (Some(v), _) => v.clone(),
@@ -616,4 +631,252 @@ pub async fn booking_or_ics(
         body,
     )
         .into_response())
+}
+
+/// The check-in code of a booking: its id and an HMAC-SHA256 tag (80 bits)
+/// under the server's key, URL-safe base64, 24 characters. It can be checked
+/// without a lookup and cannot be made without the key.
+pub fn checkin_code(key: &[u8], id: BookingId) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let idb = id.get().to_be_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(b"yizhan-checkin:");
+    mac.update(&idb);
+    let tag = mac.finalize().into_bytes();
+    let mut raw = idb.to_vec();
+    raw.extend_from_slice(&tag[..10]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The booking a genuine code names.
+pub fn verify_checkin_code(key: &[u8], code: &str) -> Option<BookingId> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(code.trim())
+        .ok()?;
+    if raw.len() != 18 {
+        return None;
+    }
+    let id = BookingId::from_u64(u64::from_be_bytes(raw[..8].try_into().ok()?))?;
+    let expected = checkin_code(key, id);
+    // Constant-time comparison of the tags.
+    let a = expected.as_bytes();
+    let b = code.trim().as_bytes();
+    (a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0)
+        .then_some(id)
+}
+
+async fn checkin_key(state: &AppState) -> Result<Vec<u8>, ApiError> {
+    Ok(state.store.secret("checkin-hmac").await?)
+}
+
+/// Fill in the holder's check-in code where the booking holds a seat.
+async fn with_code(state: &AppState, mut b: Booking) -> Result<Booking, ApiError> {
+    use crate::domain::event::BookingStatus;
+    if matches!(
+        b.status,
+        BookingStatus::Confirmed | BookingStatus::CheckedIn
+    ) && let Ok(id) = b.id.parse::<BookingId>()
+    {
+        b.checkin_code = Some(checkin_code(&checkin_key(state).await?, id));
+    }
+    Ok(b)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckinResponse {
+    pub booking: Booking,
+    /// When the booking was first checked in.
+    pub checked_in_at: DateTime<Utc>,
+    /// This scan was not the first: the person had already checked in.
+    pub already_checked_in: bool,
+}
+
+/// Scan a check-in code at the door (managers of the event's site, admins).
+/// A second scan answers `already_checked_in` with the first time; a code for
+/// another event is refused.
+#[utoipa::path(
+    post,
+    path = "/v1/checkins",
+    tag = "events",
+    security(("bearer" = [])),
+    request_body(content = Object, description = "`{\"event_id\": \"e…\", \"code\": \"…\"}`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Checked in (or already)", body = CheckinResponse),
+        (status = 403, description = "Not a manager of the event's site", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The booking does not hold a seat", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a genuine code, or one for another event", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn check_in(
+    State(state): State<AppState>,
+    caller: Caller,
+    obj: JsonObject,
+) -> Result<Json<CheckinResponse>, ApiError> {
+    obj.only(&["event_id", "code"])?;
+    let event_id = obj.required("event_id", body::parsed::<EventId>)?;
+    let code = obj.required("code", body::text(64))?;
+    let event = state
+        .store
+        .get_event(event_id)
+        .await?
+        .ok_or_else(|| ApiError::unprocessable("event_id", "no such event"))?;
+    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
+        || caller.user.role == Role::Admin;
+    if !manager {
+        return Err(ApiError::forbidden(
+            "only the event's site managers check people in",
+        ));
+    }
+    let id = verify_checkin_code(&checkin_key(&state).await?, &code)
+        .ok_or_else(|| ApiError::unprocessable("code", "not a genuine check-in code"))?;
+    let row = state
+        .store
+        .get_booking(id)
+        .await?
+        .ok_or_else(|| ApiError::unprocessable("code", "not a genuine check-in code"))?;
+    if row.event != event_id {
+        return Err(ApiError::unprocessable(
+            "code",
+            "this code is for another event",
+        ));
+    }
+    let (at, again) = state.store.check_in(id, state.auth.clock.now()).await?;
+    let row = state
+        .store
+        .get_booking(id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(Json(CheckinResponse {
+        booking: row.booking,
+        checked_in_at: at,
+        already_checked_in: again,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Attendee {
+    #[schema(value_type = String)]
+    pub booking_id: String,
+    pub user_id: i64,
+    pub display_name: Option<String>,
+    /// Masked (`138****5678`).
+    pub phone: String,
+    pub status: crate::domain::event::BookingStatus,
+    pub quota: Option<String>,
+    pub waitlist_position: Option<u32>,
+    pub checked_in_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttendeesResponse {
+    pub items: Vec<Attendee>,
+}
+
+/// Everyone booked on an event (managers of its site, admins), as JSON or,
+/// with `format=csv` or `Accept: text/csv`, as CSV. After the event ends,
+/// confirmed bookings that never checked in are marked no-shows.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}/attendees",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Event id"), ("format" = Option<String>, Query, description = "json (default) or csv")),
+    responses(
+        (status = 200, description = "Attendees", body = AttendeesResponse),
+        (status = 403, description = "Not a manager of the event's site", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn attendees(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = event_id(&id)?;
+    let p = Params::parse(raw.as_deref())?;
+    let csv = match p.optional("format", |v| match v {
+        "json" => Ok(false),
+        "csv" => Ok(true),
+        _ => Err("expected json or csv".to_owned()),
+    })? {
+        Some(c) => c,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/csv")),
+    };
+    let event = state
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?;
+    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
+        || caller.user.role == Role::Admin;
+    if !manager {
+        return Err(ApiError::forbidden(
+            "only the event's site managers see its attendees",
+        ));
+    }
+    state
+        .store
+        .mark_no_shows(id, state.auth.clock.now())
+        .await?;
+    let mut items = Vec::new();
+    for (row, user, checked) in state.store.event_bookings(id).await? {
+        let mut b = row.booking;
+        if b.status == crate::domain::event::BookingStatus::Waitlisted
+            && let Ok(bid) = b.id.parse::<BookingId>()
+            && let Some(r) = state.store.get_booking(bid).await?
+        {
+            b.waitlist_position = r.booking.waitlist_position;
+        }
+        items.push(Attendee {
+            booking_id: b.id,
+            user_id: user.id,
+            display_name: user.profile.display_name,
+            phone: user.phone.masked(),
+            status: b.status,
+            quota: b.quota,
+            waitlist_position: b.waitlist_position,
+            checked_in_at: checked,
+        });
+    }
+    if !csv {
+        return Ok(Json(AttendeesResponse { items }).into_response());
+    }
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "booking_id",
+        "user_id",
+        "display_name",
+        "phone",
+        "status",
+        "quota",
+        "waitlist_position",
+        "checked_in_at",
+    ])
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    for a in &items {
+        w.write_record([
+            a.booking_id.clone(),
+            a.user_id.to_string(),
+            a.display_name.clone().unwrap_or_default(),
+            a.phone.clone(),
+            a.status.as_str().to_owned(),
+            a.quota.clone().unwrap_or_default(),
+            a.waitlist_position
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            a.checked_in_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        ])
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("csv: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
 }

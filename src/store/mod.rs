@@ -37,6 +37,9 @@ pub enum StoreError {
     Conflict { current: i64 },
     #[error("not found")]
     NotFound,
+    /// The record is not in a state that allows this.
+    #[error("{0}")]
+    WrongState(String),
     /// An Idempotency-Key was used before with a different request.
     #[error("idempotency key reused with a different request")]
     KeyReuse,
@@ -232,6 +235,22 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<(BookingRow, Option<BookingId>), StoreError>;
     async fn user_bookings(&self, user: UserId) -> Result<Vec<BookingRow>, StoreError>;
+    /// Check a confirmed booking in: `Ok(first check-in time)` — now, or the
+    /// earlier time of a previous scan (`true` then). Other statuses are `Conflict`.
+    async fn check_in(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, bool), StoreError>;
+    /// After an event has ended, its unchecked confirmed bookings become no-shows.
+    async fn mark_no_shows(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Every booking of an event, with its holder.
+    async fn event_bookings(
+        &self,
+        event: EventId,
+    ) -> Result<Vec<(BookingRow, User, Option<DateTime<Utc>>)>, StoreError>;
+    /// A named secret, created (32 random bytes) on first use and shared by all nodes.
+    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -744,6 +744,46 @@ impl Store for SqliteStore {
         self.select_user_bookings(user).await
     }
 
+    async fn check_in(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, bool), StoreError> {
+        self.check_in_tx(id, at).await
+    }
+
+    async fn mark_no_shows(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.no_shows_tx(event, at).await
+    }
+
+    async fn event_bookings(
+        &self,
+        event: EventId,
+    ) -> Result<Vec<(BookingRow, User, Option<DateTime<Utc>>)>, StoreError> {
+        let rows = self.select_event_bookings(event).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (b, checked) in rows {
+            let user = self.user(b.user).await?.ok_or(StoreError::NotFound)?;
+            out.push((b, user, checked));
+        }
+        Ok(out)
+    }
+
+    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        sqlx::query("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(fresh.to_vec())
+            .execute(&self.pool)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn follows(&self, user: UserId) -> Result<Vec<SiteId>, StoreError> {
         let ids: Vec<i64> = sqlx::query_scalar(
             "SELECT site_id FROM follows WHERE user_id = ? ORDER BY created_at, site_id",
@@ -796,6 +836,6 @@ impl SqliteStore {
     }
 }
 
-fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }

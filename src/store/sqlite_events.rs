@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
+use super::sqlite::{SqliteStore, corrupt, fmt_time, micros, parse_time};
 use super::{BookRequest, StoreError};
 use crate::domain::event::{
     BookOutcome, Booking, BookingId, BookingStatus, Event, EventDraft, EventId, Quota,
@@ -98,6 +98,7 @@ fn booking_from_row(r: &SqliteRow) -> Result<BookingRow, StoreError> {
                 .map_err(|e| corrupt("offer", e))?,
             created_at: time(r, "created_at")?,
             updated_at: time(r, "updated_at")?,
+            checkin_code: None,
         },
         event,
         user: r.try_get("user_id")?,
@@ -256,6 +257,7 @@ impl SqliteStore {
             request_hash,
             at,
         } = req;
+        let at = micros(at);
         let mut tx = self.write_tx().await?;
         if let Some(key) = key {
             let row = sqlx::query(
@@ -359,6 +361,7 @@ impl SqliteStore {
         id: BookingId,
         at: DateTime<Utc>,
     ) -> Result<(BookingRow, Option<BookingId>), StoreError> {
+        let at = micros(at);
         let mut tx = self.write_tx().await?;
         let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -395,6 +398,108 @@ impl SqliteStore {
         let b = booking_from_row(&row)?;
         tx.commit().await?;
         Ok((b, promoted))
+    }
+}
+
+impl SqliteStore {
+    pub(super) async fn check_in_tx(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, bool), StoreError> {
+        let at = micros(at);
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT status, checked_in_at FROM bookings WHERE id = ?")
+            .bind(id.as_i64())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let status: String = row.try_get("status")?;
+        let checked: Option<String> = row.try_get("checked_in_at")?;
+        match (status.as_str(), checked) {
+            ("checked_in", Some(t)) => Ok((
+                parse_time(&t).map_err(|e| corrupt("checked_in_at", e))?,
+                true,
+            )),
+            ("confirmed", _) => {
+                sqlx::query("UPDATE bookings SET status = 'checked_in', checked_in_at = ?, updated_at = ? WHERE id = ?")
+                    .bind(fmt_time(at))
+                    .bind(fmt_time(at))
+                    .bind(id.as_i64())
+                    .execute(&mut *tx)
+                    .await?;
+                log(&mut tx, id.as_i64(), BookingStatus::CheckedIn, at, None).await?;
+                tx.commit().await?;
+                Ok((at, false))
+            }
+            (other, _) => Err(StoreError::WrongState(format!("the booking is {other}"))),
+        }
+    }
+
+    pub(super) async fn no_shows_tx(
+        &self,
+        event: EventId,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let ends: Option<String> = sqlx::query_scalar("SELECT ends_at FROM events WHERE id = ?")
+            .bind(event.as_i64())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(ends) = ends else {
+            return Err(StoreError::NotFound);
+        };
+        if parse_time(&ends).map_err(|e| corrupt("ends_at", e))? > at {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM bookings WHERE event_id = ? AND status = 'confirmed'",
+        )
+        .bind(event.as_i64())
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            sqlx::query("UPDATE bookings SET status = 'no_show', updated_at = ? WHERE id = ?")
+                .bind(fmt_time(at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            log(
+                &mut tx,
+                *id,
+                BookingStatus::NoShow,
+                at,
+                Some("not checked in by the end"),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    pub(super) async fn select_event_bookings(
+        &self,
+        event: EventId,
+    ) -> Result<Vec<(BookingRow, Option<DateTime<Utc>>)>, StoreError> {
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS}, checked_in_at FROM bookings WHERE event_id = ? ORDER BY created_at, waitlist_seq"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event.as_i64())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let checked: Option<String> = r.try_get("checked_in_at")?;
+                Ok((
+                    booking_from_row(r)?,
+                    checked
+                        .map(|t| parse_time(&t))
+                        .transpose()
+                        .map_err(|e| corrupt("checked_in_at", e))?,
+                ))
+            })
+            .collect()
     }
 }
 
@@ -566,6 +671,7 @@ async fn decide(
             offer_expires_at: None,
             created_at: at,
             updated_at: at,
+            checkin_code: None,
         },
     })
 }

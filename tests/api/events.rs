@@ -508,3 +508,139 @@ async fn eligibility_window_and_deadline_are_enforced_by_name() {
         409
     );
 }
+
+#[tokio::test]
+async fn check_in_once_refuse_foreign_codes_and_list_attendees() {
+    let (app, site, admin) = setup().await;
+    let manager = app
+        .token_for("13500000000", Role::SiteManager, &[site.parse().unwrap()])
+        .await;
+    let now = app.clock_now();
+    let times = json!({"quotas": [], "capacity": 5,
+        "starts_at": (now + chrono::Duration::hours(2)).to_rfc3339(),
+        "ends_at": (now + chrono::Duration::hours(4)).to_rfc3339(),
+        "cancel_deadline": (now + chrono::Duration::hours(1)).to_rfc3339()});
+    let event = make_event(&app, &manager, &site, times.clone()).await;
+    let other_event = make_event(&app, &admin, &site, times).await;
+    let a = app.token_for("13700000011", Role::Worker, &[]).await;
+    let b = app.token_for("13700000012", Role::Worker, &[]).await;
+    let (_, booked_a) = book(&app, &event, &a, "a").await;
+    let (_, _booked_b) = book(&app, &event, &b, "b").await;
+    let (_, foreign) = book(&app, &other_event, &a, "c").await;
+    let code = booked_a["checkin_code"]
+        .as_str()
+        .expect("a confirmed booking carries its code")
+        .to_owned();
+    assert_eq!(code.len(), 24);
+    assert!(!code.contains(booked_a["id"].as_str().unwrap()));
+
+    let scan = |code: String, token: String, ev: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    "/v1/checkins",
+                    Some(&token),
+                    Some(json!({"event_id": ev, "code": code})),
+                    None,
+                )
+                .await;
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, first) = scan(code.clone(), manager.clone(), event.clone()).await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["already_checked_in"], false);
+    assert_eq!(first["booking"]["status"], "checked_in");
+    app.clock.advance(std::time::Duration::from_secs(600));
+    let (s, second) = scan(code.clone(), manager.clone(), event.clone()).await;
+    assert_eq!(s, 200);
+    assert_eq!(second["already_checked_in"], true);
+    assert_eq!(
+        second["checked_in_at"], first["checked_in_at"],
+        "the first time is kept"
+    );
+    // A code for another event, a forged code, a non-manager scanning.
+    let (s, p) = scan(
+        foreign["checkin_code"].as_str().unwrap().to_owned(),
+        manager.clone(),
+        event.clone(),
+    )
+    .await;
+    assert_eq!((s, p["param"].as_str()), (422, Some("code")), "{p}");
+    let mut forged = code.clone().into_bytes();
+    forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
+    let (s, _) = scan(
+        String::from_utf8(forged).unwrap(),
+        manager.clone(),
+        event.clone(),
+    )
+    .await;
+    assert_eq!(s, 422);
+    let (s, _) = scan(code.clone(), a.clone(), event.clone()).await;
+    assert_eq!(s, 403);
+
+    // Attendees, as JSON and CSV; after the end, B (never checked in) is a no-show.
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/events/{event}/attendees"),
+            Some(&manager),
+            None,
+            None,
+        )
+        .await;
+    let list: Value = r.json().await.unwrap();
+    let statuses: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["checked_in", "confirmed"]);
+    assert!(list["items"][0]["phone"].as_str().unwrap().contains("****"));
+    app.clock.advance(std::time::Duration::from_secs(5 * 3600));
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/events/{event}/attendees?format=csv"),
+            Some(&manager),
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = r.text().await.unwrap();
+    let mut rd = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = rd.headers().unwrap().iter().map(str::to_owned).collect();
+    let status_col = header.iter().position(|h| h == "status").unwrap();
+    let rows: Vec<Vec<String>> = rd
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r[status_col].as_str())
+            .collect::<Vec<_>>(),
+        vec!["checked_in", "no_show"]
+    );
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/v1/events/{event}/attendees"),
+            Some(&a),
+            None,
+            None
+        )
+        .await
+        .status(),
+        403
+    );
+}
