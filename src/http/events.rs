@@ -31,7 +31,8 @@ use crate::store::{BookRequest, StoreError};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/events", post(create_event).get(find_events))
-        .route("/v1/events/{id}", get(event_detail))
+        .route("/v1/events/{id}", get(event_detail).patch(patch_event))
+        .route("/v1/bookings/{id}/accept", post(accept))
         .route("/v1/events/{id}/bookings", post(book))
         .route("/v1/bookings/{id}", delete(cancel).get(booking_or_ics))
         .route("/v1/me/bookings", get(my_bookings))
@@ -515,6 +516,18 @@ pub async fn my_bookings(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<MyBookings>, ApiError> {
+    let now = state.auth.clock.now();
+    let offered: std::collections::BTreeSet<EventId> = state
+        .store
+        .user_bookings(caller.user.id)
+        .await?
+        .into_iter()
+        .filter(|r| r.booking.status == crate::domain::event::BookingStatus::Offered)
+        .map(|r| r.event)
+        .collect();
+    for e in offered {
+        state.store.expire_offers(e, now).await?;
+    }
     let rows = state.store.user_bookings(caller.user.id).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
@@ -879,4 +892,89 @@ pub async fn attendees(
         .into_inner()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("csv: {e}")))?;
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+}
+
+/// Accept a seat offered from the waitlist, before `offer_expires_at`.
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/accept",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "Confirmed", body = Booking),
+        (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not offered (or the offer lapsed)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Booking>, ApiError> {
+    let id: BookingId = id
+        .parse()
+        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
+    let row = state
+        .store
+        .get_booking(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    if row.user != caller.user.id {
+        return Err(ApiError::forbidden("not your booking"));
+    }
+    let row = state.store.accept_offer(id, state.auth.clock.now()).await?;
+    Ok(Json(with_code(&state, row.booking).await?))
+}
+
+/// Edit an event (its site's managers, admins). For now: `status` — `cancelled`
+/// cancels every booking in the same transaction; `finished`, `published`, `draft`.
+#[utoipa::path(
+    patch,
+    path = "/v1/events/{id}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Event id")),
+    request_body(content = Object, description = "`{\"status\": \"cancelled\"}`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The event", body = EventDoc),
+        (status = 403, description = "Not a manager of the event's site", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn patch_event(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    obj: JsonObject,
+) -> Result<Json<EventDoc>, ApiError> {
+    let id = event_id(&id)?;
+    obj.only(&["status"])?;
+    let event = state
+        .store
+        .get_event(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?;
+    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
+        || caller.user.role == Role::Admin;
+    if !manager {
+        return Err(ApiError::forbidden(
+            "only the event's site managers edit it",
+        ));
+    }
+    let mut event = event;
+    if let Some(status) = obj.optional("status", body::parsed::<EventStatus>)? {
+        if event.draft.status == EventStatus::Cancelled && status != EventStatus::Cancelled {
+            return Err(ApiError::unprocessable(
+                "status",
+                "a cancelled event stays cancelled",
+            ));
+        }
+        event = state
+            .store
+            .set_event_status(id, status, state.auth.clock.now())
+            .await?;
+    }
+    Ok(Json(event_doc(&event, Crs::Wgs84, None)))
 }

@@ -249,6 +249,22 @@ pub trait Store: Send + Sync + 'static {
         &self,
         event: EventId,
     ) -> Result<Vec<(BookingRow, User, Option<DateTime<Utc>>)>, StoreError>;
+    /// Offers past their time lapse (cancelled) and pass to the next fitting
+    /// waitlisted person, in one transaction. Returns how many lapsed.
+    async fn expire_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Accept an offered seat before it lapses.
+    async fn accept_offer(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<BookingRow, StoreError>;
+    /// Set an event's status; cancelling it cancels every active booking in the same transaction.
+    async fn set_event_status(
+        &self,
+        id: EventId,
+        status: crate::domain::event::EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError>;
     /// A named secret, created (32 random bytes) on first use and shared by all nodes.
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 }

@@ -769,6 +769,27 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn expire_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.expire_offers_tx(event, at).await
+    }
+
+    async fn accept_offer(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<BookingRow, StoreError> {
+        self.accept_tx(id, at).await
+    }
+
+    async fn set_event_status(
+        &self,
+        id: EventId,
+        status: crate::domain::event::EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        self.event_status_tx(id, status, at).await
+    }
+
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let fresh: [u8; 32] = rand::random();
         sqlx::query("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)")

@@ -503,6 +503,149 @@ impl SqliteStore {
     }
 }
 
+/// Lapse the event's offers past their time, passing each seat on.
+async fn lapse_offers(
+    tx: &mut Transaction<'static, Sqlite>,
+    event: EventId,
+    at: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let lapsed: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM bookings WHERE event_id = ? AND status = 'offered' AND offer_expires_at <= ? ORDER BY offer_expires_at",
+    )
+    .bind(event.as_i64())
+    .bind(fmt_time(at))
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in &lapsed {
+        sqlx::query("UPDATE bookings SET status = 'cancelled', updated_at = ? WHERE id = ?")
+            .bind(fmt_time(at))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE events SET held = held - 1 WHERE id = ?")
+            .bind(event.as_i64())
+            .execute(&mut **tx)
+            .await?;
+        log(tx, *id, BookingStatus::Cancelled, at, Some("offer lapsed")).await?;
+        let ev = load_event(tx, event).await?.ok_or(StoreError::NotFound)?;
+        promote(tx, &ev, at).await?;
+    }
+    Ok(lapsed.len() as u64)
+}
+
+impl SqliteStore {
+    pub(super) async fn expire_offers_tx(
+        &self,
+        event: EventId,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let at = micros(at);
+        let mut tx = self.write_tx().await?;
+        let n = lapse_offers(&mut tx, event, at).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub(super) async fn accept_tx(
+        &self,
+        id: BookingId,
+        at: DateTime<Utc>,
+    ) -> Result<BookingRow, StoreError> {
+        let at = micros(at);
+        let mut tx = self.write_tx().await?;
+        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(id.as_i64())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let b = booking_from_row(&row)?;
+        lapse_offers(&mut tx, b.event, at).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(id.as_i64())
+            .fetch_one(&mut *tx)
+            .await?;
+        let b = booking_from_row(&row)?;
+        if b.booking.status != BookingStatus::Offered {
+            return Err(StoreError::WrongState(format!(
+                "the booking is {}, not offered",
+                b.booking.status.as_str()
+            )));
+        }
+        sqlx::query("UPDATE bookings SET status = 'confirmed', offer_expires_at = NULL, updated_at = ? WHERE id = ?")
+            .bind(fmt_time(at))
+            .bind(id.as_i64())
+            .execute(&mut *tx)
+            .await?;
+        log(
+            &mut tx,
+            id.as_i64(),
+            BookingStatus::Confirmed,
+            at,
+            Some("offer accepted"),
+        )
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_i64())
+            .fetch_one(&mut *tx)
+            .await?;
+        let b = booking_from_row(&row)?;
+        tx.commit().await?;
+        Ok(b)
+    }
+
+    pub(super) async fn event_status_tx(
+        &self,
+        id: EventId,
+        status: crate::domain::event::EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        let at = micros(at);
+        let mut tx = self.write_tx().await?;
+        load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        sqlx::query(
+            "UPDATE events SET status = ?, version = version + 1, updated_at = ? WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(fmt_time(at))
+        .bind(id.as_i64())
+        .execute(&mut *tx)
+        .await?;
+        if status == crate::domain::event::EventStatus::Cancelled {
+            let active: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM bookings WHERE event_id = ? AND status IN ('confirmed', 'waitlisted', 'offered')",
+            )
+            .bind(id.as_i64())
+            .fetch_all(&mut *tx)
+            .await?;
+            for b in &active {
+                sqlx::query(
+                    "UPDATE bookings SET status = 'cancelled', updated_at = ? WHERE id = ?",
+                )
+                .bind(fmt_time(at))
+                .bind(b)
+                .execute(&mut *tx)
+                .await?;
+                log(
+                    &mut tx,
+                    *b,
+                    BookingStatus::Cancelled,
+                    at,
+                    Some("event cancelled"),
+                )
+                .await?;
+            }
+            sqlx::query("UPDATE events SET held = 0 WHERE id = ?")
+                .bind(id.as_i64())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let ev = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(ev)
+    }
+}
+
 /// Give the free seat to the first waitlisted person it fits.
 async fn promote(
     tx: &mut Transaction<'static, Sqlite>,

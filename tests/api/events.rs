@@ -644,3 +644,124 @@ async fn check_in_once_refuse_foreign_codes_and_list_attendees() {
         403
     );
 }
+
+#[tokio::test]
+async fn offers_lapse_and_pass_on_and_a_cancelled_event_cancels_its_bookings() {
+    let (app, site, admin) = setup().await;
+    let manager = app
+        .token_for("13500000000", Role::SiteManager, &[site.parse().unwrap()])
+        .await;
+    let event = make_event(
+        &app,
+        &manager,
+        &site,
+        json!({"kind": "recuperation", "quotas": [], "capacity": 1, "offer_hours": 24}),
+    )
+    .await;
+    let people: Vec<String> = {
+        let mut v = Vec::new();
+        for n in 0..3 {
+            v.push(
+                app.token_for(&format!("1370000002{n}"), Role::Worker, &[])
+                    .await,
+            );
+        }
+        v
+    };
+    let (_, a) = book(&app, &event, &people[0], "a").await;
+    let (_, b) = book(&app, &event, &people[1], "b").await;
+    let (_, c) = book(&app, &event, &people[2], "c").await;
+    assert_eq!(
+        (
+            a["status"].as_str(),
+            b["status"].as_str(),
+            c["status"].as_str()
+        ),
+        (Some("confirmed"), Some("waitlisted"), Some("waitlisted"))
+    );
+    let mine = |i: usize| {
+        let app = &app;
+        let token = people[i].clone();
+        async move {
+            app.call(Method::GET, "/v1/me/bookings", Some(&token), None, None)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()["items"][0]
+                .clone()
+        }
+    };
+    // A cancels: B is offered the seat for 24 hours.
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/bookings/{}", a["id"].as_str().unwrap()),
+            Some(&people[0]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let b_now = mine(1).await;
+    assert_eq!(b_now["status"], "offered");
+    assert!(b_now["offer_expires_at"].is_string());
+    assert_eq!(mine(2).await["waitlist_position"], 1);
+    // B lets it lapse: it passes to C, who accepts.
+    app.clock.advance(std::time::Duration::from_secs(25 * 3600));
+    assert_eq!(mine(1).await["status"], "cancelled");
+    assert_eq!(mine(2).await["status"], "offered");
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/bookings/{}/accept", b["id"].as_str().unwrap()),
+            Some(&people[1]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 409, "a lapsed offer cannot be accepted");
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/bookings/{}/accept", c["id"].as_str().unwrap()),
+            Some(&people[2]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let accepted: Value = r.json().await.unwrap();
+    assert_eq!(accepted["status"], "confirmed");
+    assert!(accepted["checkin_code"].is_string());
+
+    // The manager cancels the event: every booking is cancelled and no one can book.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{event}"),
+            Some(&people[0]),
+            Some(json!({"status": "cancelled"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{event}"),
+            Some(&manager),
+            Some(json!({"status": "cancelled"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(mine(2).await["status"], "cancelled");
+    let late = app.token_for("13700000029", Role::Worker, &[]).await;
+    let (status, body) = book(&app, &event, &late, "z").await;
+    assert_eq!(
+        (status, body["param"].as_str()),
+        (422, Some("status")),
+        "{body}"
+    );
+    let _ = admin;
+}
