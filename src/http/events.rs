@@ -499,7 +499,28 @@ pub async fn cancel(
 
 #[derive(Serialize, ToSchema)]
 pub struct MyBookings {
-    pub items: Vec<Booking>,
+    /// Upcoming first (soonest first), then past (latest first).
+    pub items: Vec<MyBooking>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MyBooking {
+    #[serde(flatten)]
+    pub booking: Booking,
+    pub event: EventSummary,
+    /// The event has not ended yet.
+    pub upcoming: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventSummary {
+    #[schema(value_type = String)]
+    pub id: String,
+    pub kind: EventKind,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: EventStatus,
 }
 
 #[utoipa::path(
@@ -531,8 +552,29 @@ pub async fn my_bookings(
     let rows = state.store.user_bookings(caller.user.id).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
-        items.push(with_code(&state, r.booking).await?);
+        let Some(e) = state.store.get_event(r.event).await? else {
+            continue;
+        };
+        let d = &e.draft;
+        items.push(MyBooking {
+            booking: with_code(&state, r.booking).await?,
+            upcoming: d.ends_at > now,
+            event: EventSummary {
+                id: e.id.to_string(),
+                kind: d.kind,
+                title: d.title.clone(),
+                starts_at: d.starts_at,
+                ends_at: d.ends_at,
+                status: d.status,
+            },
+        });
     }
+    items.sort_by(|a, b| match (a.upcoming, b.upcoming) {
+        (true, true) => a.event.starts_at.cmp(&b.event.starts_at),
+        (false, false) => b.event.starts_at.cmp(&a.event.starts_at),
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+    });
     Ok(Json(MyBookings { items }))
 }
 
@@ -927,8 +969,11 @@ pub async fn accept(
     Ok(Json(with_code(&state, row.booking).await?))
 }
 
-/// Edit an event (its site's managers, admins). For now: `status` — `cancelled`
-/// cancels every booking in the same transaction; `finished`, `published`, `draft`.
+/// Edit an event (its site's managers, admins): `title, description,
+/// starts_at, ends_at, capacity, booking_opens_at, booking_closes_at,
+/// cancel_deadline, waitlist` and `status`. A larger capacity moves the waitlist
+/// up at once; one below the seats held is refused. `status: cancelled`
+/// cancels every booking in the same transaction.
 #[utoipa::path(
     patch,
     path = "/v1/events/{id}",
@@ -950,7 +995,18 @@ pub async fn patch_event(
     obj: JsonObject,
 ) -> Result<Json<EventDoc>, ApiError> {
     let id = event_id(&id)?;
-    obj.only(&["status"])?;
+    obj.only(&[
+        "title",
+        "description",
+        "starts_at",
+        "ends_at",
+        "capacity",
+        "booking_opens_at",
+        "booking_closes_at",
+        "cancel_deadline",
+        "waitlist",
+        "status",
+    ])?;
     let event = state
         .store
         .get_event(id)
@@ -964,6 +1020,58 @@ pub async fn patch_event(
         ));
     }
     let mut event = event;
+    let mut d = event.draft.clone();
+    if let Some(t) = obj.optional("title", body::text(100))? {
+        d.title = t;
+    }
+    if let Some(t) = obj.optional("description", body::multiline_text(5000))? {
+        d.description = t;
+    }
+    for (name, field) in [
+        ("starts_at", &mut d.starts_at),
+        ("ends_at", &mut d.ends_at),
+        ("booking_opens_at", &mut d.booking_opens_at),
+        ("booking_closes_at", &mut d.booking_closes_at),
+        ("cancel_deadline", &mut d.cancel_deadline),
+    ] {
+        if let Some(t) = obj.optional(name, rfc3339)? {
+            *field = t;
+        }
+    }
+    if d.ends_at <= d.starts_at {
+        return Err(ApiError::unprocessable(
+            "ends_at",
+            "must be after starts_at",
+        ));
+    }
+    if d.booking_closes_at <= d.booking_opens_at {
+        return Err(ApiError::unprocessable(
+            "booking_closes_at",
+            "must be after booking_opens_at",
+        ));
+    }
+    if let Some(c) = obj.optional("capacity", body::int_in(1, 100_000))? {
+        d.capacity = c as u32;
+        if d.quotas.iter().map(|q| u64::from(q.seats)).sum::<u64>() > u64::from(d.capacity) {
+            return Err(ApiError::unprocessable(
+                "capacity",
+                "below the seats the quotas reserve",
+            ));
+        }
+    }
+    if let Some(w) = obj.optional("waitlist", body::boolean)? {
+        d.waitlist = w;
+    }
+    if d != event.draft {
+        event = state
+            .store
+            .update_event(id, d, state.auth.clock.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::WrongState(why) => ApiError::unprocessable("capacity", why),
+                e => e.into(),
+            })?;
+    }
     if let Some(status) = obj.optional("status", body::parsed::<EventStatus>)? {
         if event.draft.status == EventStatus::Cancelled && status != EventStatus::Cancelled {
             return Err(ApiError::unprocessable(

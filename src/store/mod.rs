@@ -265,6 +265,14 @@ pub trait Store: Send + Sync + 'static {
         status: crate::domain::event::EventStatus,
         at: DateTime<Utc>,
     ) -> Result<Event, StoreError>;
+    /// Replace an event's editable fields (not its status); a capacity below the
+    /// seats held is `WrongState`.
+    async fn update_event(
+        &self,
+        id: EventId,
+        draft: EventDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError>;
     /// A named secret, created (32 random bytes) on first use and shared by all nodes.
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
 }

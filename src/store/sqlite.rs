@@ -790,6 +790,15 @@ impl Store for SqliteStore {
         self.event_status_tx(id, status, at).await
     }
 
+    async fn update_event(
+        &self,
+        id: EventId,
+        draft: EventDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        self.update_event_tx(id, draft, at).await
+    }
+
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let fresh: [u8; 32] = rand::random();
         sqlx::query("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)")

@@ -646,6 +646,53 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    pub(super) async fn update_event_tx(
+        &self,
+        id: EventId,
+        d: EventDraft,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        let at = micros(at);
+        let mut tx = self.write_tx().await?;
+        let cur = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        if d.capacity < cur.held {
+            return Err(StoreError::WrongState(format!(
+                "capacity {} is below the {} seats already held",
+                d.capacity, cur.held
+            )));
+        }
+        sqlx::query(
+            "UPDATE events SET title = ?, description = ?, starts_at = ?, ends_at = ?, capacity = ?, \
+             booking_opens_at = ?, booking_closes_at = ?, cancel_deadline = ?, waitlist = ?, \
+             version = version + 1, updated_at = ? WHERE id = ?",
+        )
+        .bind(d.title)
+        .bind(d.description)
+        .bind(fmt_time(d.starts_at))
+        .bind(fmt_time(d.ends_at))
+        .bind(i64::from(d.capacity))
+        .bind(fmt_time(d.booking_opens_at))
+        .bind(fmt_time(d.booking_closes_at))
+        .bind(fmt_time(d.cancel_deadline))
+        .bind(i64::from(d.waitlist))
+        .bind(fmt_time(at))
+        .bind(id.as_i64())
+        .execute(&mut *tx)
+        .await?;
+        // More seats: the waitlist moves up.
+        loop {
+            let ev = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+            if ev.held >= ev.draft.capacity || promote(&mut tx, &ev, at).await?.is_none() {
+                break;
+            }
+        }
+        let ev = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(ev)
+    }
+}
+
 /// Give the free seat to the first waitlisted person it fits.
 async fn promote(
     tx: &mut Transaction<'static, Sqlite>,

@@ -765,3 +765,95 @@ async fn offers_lapse_and_pass_on_and_a_cancelled_event_cancels_its_bookings() {
     );
     let _ = admin;
 }
+
+#[tokio::test]
+async fn editing_an_event_moves_the_waitlist_and_my_bookings_split_upcoming_and_past() {
+    let (app, site, admin) = setup().await;
+    let now = app.clock_now();
+    let soon = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({"quotas": [], "capacity": 1, "title": "近期",
+        "starts_at": (now + chrono::Duration::hours(3)).to_rfc3339(),
+        "ends_at": (now + chrono::Duration::hours(5)).to_rfc3339(),
+        "cancel_deadline": (now + chrono::Duration::hours(2)).to_rfc3339()}),
+    )
+    .await;
+    let later = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({"quotas": [], "capacity": 5, "title": "下月"}),
+    )
+    .await;
+    let a = app.token_for("13700000031", Role::Worker, &[]).await;
+    let b = app.token_for("13700000032", Role::Worker, &[]).await;
+    assert_eq!(book(&app, &soon, &a, "1").await.1["status"], "confirmed");
+    assert_eq!(book(&app, &soon, &b, "1").await.1["status"], "waitlisted");
+    assert_eq!(book(&app, &later, &a, "2").await.1["status"], "confirmed");
+    // A bad edit changes nothing; raising the capacity confirms B at once.
+    let patch = |body: Value| {
+        let (app, admin, soon) = (&app, admin.clone(), soon.clone());
+        async move {
+            app.call(
+                Method::PATCH,
+                &format!("/v1/events/{soon}"),
+                Some(&admin),
+                Some(body),
+                None,
+            )
+            .await
+        }
+    };
+    let r = patch(json!({"capacity": 1, "title": "近期（改）", "ends_at": "2000-01-01T00:00:00Z"}))
+        .await;
+    assert_eq!(r.status(), 422);
+    let r = patch(json!({"capacity": 2, "title": "近期（改）"})).await;
+    assert_eq!(r.status(), 200);
+    let ev: Value = r.json().await.unwrap();
+    assert_eq!(
+        (ev["title"].as_str(), ev["seats_left"].as_u64()),
+        (Some("近期（改）"), Some(0))
+    );
+    let mine: Value = app
+        .call(Method::GET, "/v1/me/bookings", Some(&b), None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"][0]["status"], "confirmed");
+    // Upcoming soonest first; after the first event ends it is past and last.
+    let mine: Value = app
+        .call(Method::GET, "/v1/me/bookings", Some(&a), None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let titles: Vec<&str> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["event"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, vec!["近期（改）", "下月"]);
+    app.clock.advance(std::time::Duration::from_secs(6 * 3600));
+    let mine: Value = app
+        .call(Method::GET, "/v1/me/bookings", Some(&a), None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<(&str, bool)> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["event"]["title"].as_str().unwrap(),
+                i["upcoming"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![("下月", true), ("近期（改）", false)]);
+}
