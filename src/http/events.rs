@@ -246,6 +246,27 @@ pub async fn create_event(
     Ok((StatusCode::CREATED, Json(event_doc(&event, crs, None))).into_response())
 }
 
+/// A booking by its path id.
+async fn load_booking(
+    state: &AppState,
+    id: &str,
+) -> Result<(BookingId, crate::store::BookingRow), ApiError> {
+    let id: BookingId = id
+        .parse()
+        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
+    let row = state
+        .store
+        .get_booking(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    Ok((id, row))
+}
+
+/// Is the caller a manager of the event's site, or an admin?
+fn manages_event(caller: &Caller, event: &Event) -> bool {
+    event.draft.site_id.is_some_and(|s| caller.user.manages(s)) || caller.user.role == Role::Admin
+}
+
 fn event_id(id: &str) -> Result<EventId, ApiError> {
     id.parse()
         .map_err(|e: crate::domain::event::BadEventId| ApiError::param("id", e.to_string()))
@@ -465,21 +486,13 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Booking>, ApiError> {
-    let id: BookingId = id
-        .parse()
-        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
-    let row = state
-        .store
-        .get_booking(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    let (id, row) = load_booking(&state, &id).await?;
     let event = state
         .store
         .get_event(row.event)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
-        || caller.user.role == Role::Admin;
+    let manager = manages_event(&caller, &event);
     if row.user != caller.user.id && !manager {
         return Err(ApiError::forbidden("not your booking"));
     }
@@ -646,21 +659,13 @@ pub async fn booking_or_ics(
         Some(id) => (id.to_owned(), true),
         None => (id, false),
     };
-    let id: BookingId = id
-        .parse()
-        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
-    let row = state
-        .store
-        .get_booking(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    let (_, row) = load_booking(&state, &id).await?;
     let event = state
         .store
         .get_event(row.event)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
-        || caller.user.role == Role::Admin;
+    let manager = manages_event(&caller, &event);
     if row.user != caller.user.id && !manager {
         return Err(ApiError::forbidden("not your booking"));
     }
@@ -777,8 +782,7 @@ pub async fn check_in(
         .get_event(event_id)
         .await?
         .ok_or_else(|| ApiError::unprocessable("event_id", "no such event"))?;
-    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
-        || caller.user.role == Role::Admin;
+    let manager = manages_event(&caller, &event);
     if !manager {
         return Err(ApiError::forbidden(
             "only the event's site managers check people in",
@@ -869,8 +873,7 @@ pub async fn attendees(
         .get_event(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?;
-    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
-        || caller.user.role == Role::Admin;
+    let manager = manages_event(&caller, &event);
     if !manager {
         return Err(ApiError::forbidden(
             "only the event's site managers see its attendees",
@@ -954,14 +957,7 @@ pub async fn accept(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Booking>, ApiError> {
-    let id: BookingId = id
-        .parse()
-        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
-    let row = state
-        .store
-        .get_booking(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    let (id, row) = load_booking(&state, &id).await?;
     if row.user != caller.user.id {
         return Err(ApiError::forbidden("not your booking"));
     }
@@ -1012,8 +1008,7 @@ pub async fn patch_event(
         .get_event(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?;
-    let manager = event.draft.site_id.is_some_and(|s| caller.user.manages(s))
-        || caller.user.role == Role::Admin;
+    let manager = manages_event(&caller, &event);
     if !manager {
         return Err(ApiError::forbidden(
             "only the event's site managers edit it",

@@ -123,6 +123,23 @@ async fn log(
     Ok(())
 }
 
+/// Move a booking to `status`, logged with `note`.
+async fn transition(
+    tx: &mut Transaction<'static, Sqlite>,
+    booking: i64,
+    status: BookingStatus,
+    at: DateTime<Utc>,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE bookings SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(status.as_str())
+        .bind(fmt_time(at))
+        .bind(booking)
+        .execute(&mut **tx)
+        .await?;
+    log(tx, booking, status, at, note).await
+}
+
 /// Seats held in the event, in all and by the quota `key` (or outside every
 /// quota when `None`).
 async fn held_by(
@@ -374,12 +391,7 @@ impl SqliteStore {
             return Ok((b, None));
         }
         let held = b.booking.status.holds_seat();
-        sqlx::query("UPDATE bookings SET status = 'cancelled', updated_at = ? WHERE id = ?")
-            .bind(fmt_time(at))
-            .bind(id.as_i64())
-            .execute(&mut *tx)
-            .await?;
-        log(&mut tx, id.as_i64(), BookingStatus::Cancelled, at, None).await?;
+        transition(&mut tx, id.as_i64(), BookingStatus::Cancelled, at, None).await?;
         let mut promoted = None;
         if held {
             sqlx::query("UPDATE events SET held = held - 1 WHERE id = ?")
@@ -459,12 +471,7 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         for id in &ids {
-            sqlx::query("UPDATE bookings SET status = 'no_show', updated_at = ? WHERE id = ?")
-                .bind(fmt_time(at))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            log(
+            transition(
                 &mut tx,
                 *id,
                 BookingStatus::NoShow,
@@ -517,16 +524,11 @@ async fn lapse_offers(
     .fetch_all(&mut **tx)
     .await?;
     for id in &lapsed {
-        sqlx::query("UPDATE bookings SET status = 'cancelled', updated_at = ? WHERE id = ?")
-            .bind(fmt_time(at))
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        transition(tx, *id, BookingStatus::Cancelled, at, Some("offer lapsed")).await?;
         sqlx::query("UPDATE events SET held = held - 1 WHERE id = ?")
             .bind(event.as_i64())
             .execute(&mut **tx)
             .await?;
-        log(tx, *id, BookingStatus::Cancelled, at, Some("offer lapsed")).await?;
         let ev = load_event(tx, event).await?.ok_or(StoreError::NotFound)?;
         promote(tx, &ev, at).await?;
     }
@@ -619,14 +621,7 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
             for b in &active {
-                sqlx::query(
-                    "UPDATE bookings SET status = 'cancelled', updated_at = ? WHERE id = ?",
-                )
-                .bind(fmt_time(at))
-                .bind(b)
-                .execute(&mut *tx)
-                .await?;
-                log(
+                transition(
                     &mut tx,
                     *b,
                     BookingStatus::Cancelled,
