@@ -311,6 +311,14 @@ impl SqliteStore {
             .bind(at.timestamp())
             .execute(&mut *tx)
             .await?;
+            // Records past their 24 hours answer nothing: drop a few with each write.
+            sqlx::query(
+                "DELETE FROM idempotency WHERE rowid IN \
+                 (SELECT rowid FROM idempotency WHERE created_at <= ? LIMIT 100)",
+            )
+            .bind(at.timestamp() - 24 * 3600)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok((outcome, false))

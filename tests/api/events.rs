@@ -857,3 +857,75 @@ async fn editing_an_event_moves_the_waitlist_and_my_bookings_split_upcoming_and_
         .collect();
     assert_eq!(got, vec![("下月", true), ("近期（改）", false)]);
 }
+
+#[tokio::test]
+async fn keys_live_a_day_and_single_only_is_enforced() {
+    let (app, site, admin) = setup().await;
+    let event = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({"quotas": [], "capacity": 5, "kind": "matchmaking",
+        "eligibility": {"single_only": true}}),
+    )
+    .await;
+    let store = app.service.state.store.clone();
+    let married = app.token_for("13700000041", Role::Worker, &[]).await;
+    let u = store
+        .user_by_phone(&"13700000041".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_profile(
+            u.id,
+            &Profile {
+                marital_status: Some(yizhan::domain::user::MaritalStatus::Married),
+                ..Profile::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, body) = book(&app, &event, &married, "m").await;
+    assert_eq!(
+        (status, body["param"].as_str()),
+        (403, Some("single_only")),
+        "{body}"
+    );
+
+    let single = app.token_for("13700000042", Role::Worker, &[]).await;
+    let u = store
+        .user_by_phone(&"13700000042".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_profile(
+            u.id,
+            &Profile {
+                marital_status: Some(yizhan::domain::user::MaritalStatus::Single),
+                ..Profile::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, first) = book(&app, &event, &single, "k").await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        book(&app, &event, &single, "k").await,
+        (201, first.clone()),
+        "replayed within the day"
+    );
+    // A day later the key answers nothing: the same request is decided anew
+    // (already booked), and the old record is purged by the next keyed write.
+    app.clock
+        .advance(std::time::Duration::from_secs(24 * 3600 + 1));
+    assert_eq!(book(&app, &event, &single, "k").await.0, 409);
+    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+    let old: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency WHERE created_at <= ?")
+        .bind(app.clock_now().timestamp() - 24 * 3600)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(old, 0);
+}
