@@ -45,14 +45,17 @@ pub fn new_token() -> String {
 
 /// What is stored for a token: hex SHA-256.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    sha256_hex(token.as_bytes())
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// What is stored for a code: bound to its phone, so a hash says nothing on its own.
 pub fn code_hash(phone: &Phone, code: &str) -> String {
-    hex(&Sha256::digest(
-        format!("{}:{code}", phone.as_str()).as_bytes(),
-    ))
+    sha256_hex(format!("{}:{code}", phone.as_str()).as_bytes())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -89,6 +89,7 @@ impl Service {
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(false)),
             auth,
+            checkin_key: Arc::default(),
         };
         let follower = Arc::new(Follower {
             store,

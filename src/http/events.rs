@@ -10,7 +10,7 @@ use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -100,10 +100,7 @@ fn event_doc(e: &Event, crs: Crs, distance_m: Option<f64>) -> EventDoc {
 }
 
 fn rfc3339(v: &Value) -> Result<DateTime<Utc>, String> {
-    let s = v.as_str().ok_or("expected an RFC 3339 time")?;
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("'{s}' is not an RFC 3339 time: {e}"))
+    params::rfc3339(v.as_str().ok_or("expected an RFC 3339 time")?)
 }
 
 fn json_of<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
@@ -402,10 +399,7 @@ pub async fn book(
         }
         None => None,
     };
-    let hash: String = Sha256::digest([id.to_string().as_bytes(), b"\n", &body].concat())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = crate::auth::sha256_hex(&[id.to_string().as_bytes(), b"\n", &body].concat());
     let (outcome, replayed) = state
         .store
         .book(BookRequest {
@@ -551,18 +545,20 @@ pub async fn my_bookings(
     caller: Caller,
 ) -> Result<Json<MyBookings>, ApiError> {
     let now = state.auth.clock.now();
-    let offered: std::collections::BTreeSet<EventId> = state
-        .store
-        .user_bookings(caller.user.id)
-        .await?
-        .into_iter()
+    let mut rows = state.store.user_bookings(caller.user.id).await?;
+    let offered: std::collections::BTreeSet<EventId> = rows
+        .iter()
         .filter(|r| r.booking.status == crate::domain::event::BookingStatus::Offered)
         .map(|r| r.event)
         .collect();
+    // Lapse pending offers first; read again only if there were any.
+    let mut lapsed = 0;
     for e in offered {
-        state.store.expire_offers(e, now).await?;
+        lapsed += state.store.expire_offers(e, now).await?;
     }
-    let rows = state.store.user_bookings(caller.user.id).await?;
+    if lapsed > 0 {
+        rows = state.store.user_bookings(caller.user.id).await?;
+    }
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         let Some(e) = state.store.get_event(r.event).await? else {
@@ -727,8 +723,12 @@ pub fn verify_checkin_code(key: &[u8], code: &str) -> Option<BookingId> {
         .then_some(id)
 }
 
-async fn checkin_key(state: &AppState) -> Result<Vec<u8>, ApiError> {
-    Ok(state.store.secret("checkin-hmac").await?)
+async fn checkin_key(state: &AppState) -> Result<&[u8], ApiError> {
+    let key = state
+        .checkin_key
+        .get_or_try_init(|| state.store.secret("checkin-hmac"))
+        .await?;
+    Ok(key)
 }
 
 /// Fill in the holder's check-in code where the booking holds a seat.
@@ -739,7 +739,7 @@ async fn with_code(state: &AppState, mut b: Booking) -> Result<Booking, ApiError
         BookingStatus::Confirmed | BookingStatus::CheckedIn
     ) && let Ok(id) = b.id.parse::<BookingId>()
     {
-        b.checkin_code = Some(checkin_code(&checkin_key(state).await?, id));
+        b.checkin_code = Some(checkin_code(checkin_key(state).await?, id));
     }
     Ok(b)
 }
@@ -788,7 +788,7 @@ pub async fn check_in(
             "only the event's site managers check people in",
         ));
     }
-    let id = verify_checkin_code(&checkin_key(&state).await?, &code)
+    let id = verify_checkin_code(checkin_key(&state).await?, &code)
         .ok_or_else(|| ApiError::unprocessable("code", "not a genuine check-in code"))?;
     let row = state
         .store

@@ -42,6 +42,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Sign-in: the clock and the SMS sender.
     pub auth: crate::auth::Auth,
+    /// The key that signs check-in codes, read from the store once.
+    pub checkin_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// The whole API as a router, ready to serve.

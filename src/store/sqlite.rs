@@ -66,8 +66,7 @@ impl SqliteStore {
 fn now() -> DateTime<Utc> {
     // Stored with microsecond precision; truncate here so the value we return
     // equals the value we read back.
-    let t = Utc::now();
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+    micros(Utc::now())
 }
 
 pub(super) fn fmt_time(t: DateTime<Utc>) -> String {
