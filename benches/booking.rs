@@ -56,7 +56,7 @@ async fn run(store: &DynStore, users: &Arc<Vec<User>>, events: &[EventId]) -> Du
                     break;
                 }
                 let key = format!("k{i}");
-                let (outcome, _) = store
+                let booked = store
                     .book(BookRequest {
                         user: &users[i],
                         event: events[i % events.len()],
@@ -66,7 +66,7 @@ async fn run(store: &DynStore, users: &Arc<Vec<User>>, events: &[EventId]) -> Du
                     })
                     .await
                     .expect("booking attempt");
-                std::hint::black_box(outcome);
+                std::hint::black_box(booked);
             }
         });
     }

@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Seconds between polls of the change feed for writes made by other processes.
     #[arg(long, env = "YIZHAN_FOLLOW_INTERVAL", default_value_t = 2.0)]
     pub follow_interval: f64,
+    /// Seconds between the worker's passes: offers lapse and no-shows are marked this soon after their time.
+    #[arg(long, env = "YIZHAN_WORKER_INTERVAL", default_value_t = 1.0)]
+    pub worker_interval: f64,
     /// Log line format.
     #[arg(long, env = "YIZHAN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -60,10 +60,31 @@ pub enum ApiError {
     },
     #[error("too many requests: {detail}")]
     TooManyRequests { detail: String, retry_after_s: u64 },
+    /// A store failure that is not the caller's fault (logged, never shown).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// What the store says, as the client should hear it.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::WrongState(why) => ApiError::Conflict(why),
+            StoreError::Duplicate(_) => ApiError::Conflict("it exists already".into()),
+            StoreError::Conflict { current } => ApiError::PreconditionFailed(format!(
+                "the site changed meanwhile; its current version is {current}"
+            )),
+            StoreError::Invalid { field, detail } => ApiError::unprocessable(field, detail),
+            StoreError::KeyReuse => ApiError::unprocessable(
+                "Idempotency-Key",
+                "this key was used with a different request",
+            ),
+            e => ApiError::Store(e),
+        }
+    }
 }
 
 impl ApiError {
@@ -83,13 +104,9 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
-            ApiError::PreconditionFailed(_) | ApiError::Store(StoreError::Conflict { .. }) => {
-                StatusCode::PRECONDITION_FAILED
-            }
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Store(StoreError::NotFound) => StatusCode::NOT_FOUND,
-            ApiError::Store(StoreError::WrongState(_)) => StatusCode::CONFLICT,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,17 +150,6 @@ impl ApiError {
                 why.clone(),
                 Some("If-Match".to_owned()),
             ),
-            ApiError::Store(StoreError::Conflict { current }) => (
-                "/problems/precondition-failed",
-                format!("the site changed meanwhile; its current version is {current}"),
-                Some("If-Match".to_owned()),
-            ),
-            ApiError::Store(StoreError::NotFound) => {
-                ("/problems/not-found", "not found".to_owned(), None)
-            }
-            ApiError::Store(StoreError::WrongState(why)) => {
-                ("/problems/conflict", why.clone(), None)
-            }
             ApiError::Unprocessable {
                 param,
                 detail,

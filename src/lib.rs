@@ -14,6 +14,7 @@ pub mod index;
 pub mod metrics;
 pub mod service;
 pub mod store;
+pub mod worker;
 
 pub use http::{AppState, app};
 pub use service::{Service, serve};

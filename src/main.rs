@@ -61,7 +61,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let drafts = parse_collection(&text, crs)
                 .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
             let store = store::connect(&db.database_url).await?;
-            let out = store.import_sites(drafts).await?;
+            let out = store.import_sites(drafts, chrono::Utc::now()).await?;
             println!(
                 "imported {}: {} created, {} updated, {} unchanged",
                 file.display(),
@@ -198,6 +198,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         database_url: args.db.database_url.clone(),
         seed: !args.no_seed,
         follow_interval: Duration::from_secs_f64(args.follow_interval.max(0.05)),
+        worker_interval: Duration::from_secs_f64(args.worker_interval.max(0.05)),
     };
     let service = Service::start(&opts).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -205,6 +206,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = %opts.database_url, "yizhan serving");
     serve(listener, service.state.clone(), shutdown_signal()).await?;
+    service.stop().await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::http::AppState;
 use crate::index::{ClusterFilter, SiteIndex};
 use crate::metrics::Metrics;
 use crate::store::{self, DynStore};
+use crate::worker::{PassReport, Worker};
 
 /// The Shandong dataset shipped in `geodata/` (synthetic, see geodata/README.md).
 pub const SHANDONG_GEOJSON: &str = include_str!("../geodata/shandong-sites.geojson");
@@ -27,18 +28,26 @@ pub struct Options {
     pub seed: bool,
     /// How often to pull changes written by other processes (CLI imports, other nodes).
     pub follow_interval: Duration,
+    /// How often the worker looks for what time decides (offers lapsing, no-shows).
+    pub worker_interval: Duration,
 }
 
-/// A started service: its state, plus the change-feed follower.
+/// A started service: its state, the change-feed follower and the worker.
 pub struct Service {
     pub state: AppState,
     follower: Arc<Follower>,
     follow_task: tokio::task::JoinHandle<()>,
+    pub worker: Arc<Worker>,
+    worker_stop: tokio::sync::watch::Sender<bool>,
+    worker_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         self.follow_task.abort();
+        if let Some(t) = &self.worker_task {
+            t.abort();
+        }
     }
 }
 
@@ -51,14 +60,15 @@ impl Service {
             let drafts = geodata::geojson::parse_collection(SHANDONG_GEOJSON, Crs::Wgs84)
                 .map_err(|e| anyhow::anyhow!("shipped dataset is invalid: {e}"))?;
             let n = drafts.len();
-            let out = store.import_sites(drafts).await?;
+            let out = store.import_sites(drafts, chrono::Utc::now()).await?;
             tracing::info!(
                 sites = n,
                 created = out.created,
                 "seeded the empty registry with the Shandong dataset"
             );
         }
-        Service::with_store(store, opts.follow_interval).await
+        let auth = crate::auth::Auth::default();
+        Service::with_parts(store, opts.follow_interval, opts.worker_interval, auth).await
     }
 
     /// Build the index from an already opened store.
@@ -66,10 +76,21 @@ impl Service {
         Service::with_store_and_auth(store, follow_interval, crate::auth::Auth::default()).await
     }
 
-    /// As [`Service::with_store`], with a given clock and SMS sender (tests, gateways).
+    /// As [`Service::with_store`], with a given clock and SMS sender (tests,
+    /// gateways); the worker runs a pass every `follow_interval` too.
     pub async fn with_store_and_auth(
         store: DynStore,
         follow_interval: Duration,
+        auth: crate::auth::Auth,
+    ) -> anyhow::Result<Service> {
+        Service::with_parts(store, follow_interval, follow_interval, auth).await
+    }
+
+    /// Start from an opened store with every part given.
+    pub async fn with_parts(
+        store: DynStore,
+        follow_interval: Duration,
+        worker_interval: Duration,
         auth: crate::auth::Auth,
     ) -> anyhow::Result<Service> {
         // Read the feed's high-water mark before the sites: a change committed in
@@ -97,6 +118,9 @@ impl Service {
             seq: tokio::sync::Mutex::new(high_water),
         });
         let follow_task = tokio::spawn(follower.clone().run(follow_interval));
+        let worker = Arc::new(Worker::new(state.store.clone(), state.auth.clock.clone()));
+        let (worker_stop, stop) = tokio::sync::watch::channel(false);
+        let worker_task = tokio::spawn(worker.clone().run(worker_interval, stop));
         state.ready.store(true, Ordering::Release);
         // The unfiltered cluster hierarchy (about 1.3 s per million sites) is built
         // behind readiness: nearby search serves meanwhile, and a map request that
@@ -114,7 +138,25 @@ impl Service {
             state,
             follower,
             follow_task,
+            worker,
+            worker_stop,
+            worker_task: Some(worker_task),
         })
+    }
+
+    /// Run the worker's due jobs now (its background task does this every
+    /// `worker_interval`): tests drain it instead of waiting.
+    pub async fn run_jobs(&self) -> anyhow::Result<PassReport> {
+        self.worker.run_due().await
+    }
+
+    /// Stop the background tasks, letting a worker pass under way finish.
+    pub async fn stop(mut self) {
+        let _ = self.worker_stop.send(true);
+        if let Some(t) = self.worker_task.take() {
+            let _ = t.await;
+        }
+        self.follow_task.abort();
     }
 
     /// Bring the index up to date with the change feed now (the background task

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::hours::SHANGHAI;
 use super::site::SiteId;
-use super::user::{MaritalStatus, Profile};
+use super::user::{MaritalStatus, Profile, Role, User};
 
 crate::domain::id::opaque_id!(
     /// An event's opaque id, such as `e3k9v0q2m7x1c`.
@@ -255,6 +255,17 @@ pub struct Event {
     pub held: u32,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+    /// When the worker marked the no-shows after the event ended (`None`
+    /// until then, and again when an edit moves the end into the future).
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+impl Event {
+    /// May `user` run this event (edit it, check people in, see attendees,
+    /// cancel any booking)? Its site's managers and admins.
+    pub fn managed_by(&self, user: &User) -> bool {
+        self.draft.site_id.is_some_and(|s| user.manages(s)) || user.role == Role::Admin
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

@@ -1,8 +1,13 @@
-//! Pure domain types: no HTTP, no SQL.
+//! Pure domain types and rules: no HTTP, no SQL, no clock.
 
+pub mod booking;
+pub mod checkin;
 pub mod coords;
 pub mod event;
 pub mod hours;
+pub mod ics;
 pub(crate) mod id;
+pub mod idempotency;
+pub mod otp;
 pub mod site;
 pub mod user;

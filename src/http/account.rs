@@ -16,9 +16,10 @@ use super::caller::{Caller, ClientIp};
 use super::params::Params;
 use super::sites::{NearbyItem, nearby_item};
 use crate::auth::{self, code_hash, new_code, new_token, token_hash};
+use crate::domain::otp::OtpCheck;
 use crate::domain::user::{Gender, MaritalStatus, Phone, Profile, Role, User};
 use crate::error::{ApiError, Problem};
-use crate::store::{OtpCheck, OtpRequest};
+use crate::store::OtpRequest;
 
 pub fn router() -> Router<AppState> {
     Router::new()

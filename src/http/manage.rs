@@ -310,9 +310,7 @@ pub async fn create_site(
         .create_site(draft, Some(caller.user.id), now)
         .await
         .map_err(|e| match e {
-            StoreError::Database(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-                ApiError::Conflict("a site with this ref exists".into())
-            }
+            StoreError::Duplicate(_) => ApiError::Conflict("a site with this ref exists".into()),
             e => e.into(),
         })?;
     index_now(&state, &site).await?;

@@ -1,31 +1,48 @@
-//! Storage: the source of truth. Handlers and the index talk to [`Store`], never
-//! to a database driver, so PostgreSQL can arrive as a second backend beside
-//! [`sqlite::SqliteStore`] without touching them.
+//! Storage: the source of truth. Handlers and the index talk to [`Store`],
+//! never to a database driver.
+//!
+//! The contract is backend-neutral: its types are the domain's or named
+//! structs here, its errors say what happened ([`StoreError`]) without the
+//! driver, and every write is given its time. It has three parts:
+//! - reads and plain writes, split by concern ([`SiteStore`],
+//!   [`AccountStore`], [`EventStore`]);
+//! - [`WriteTx`]: the primitives of one write transaction (take the right
+//!   lock, read a snapshot, apply the rules' effects, keep idempotent
+//!   answers), which is all a backend implements for the commands;
+//! - the commands themselves ([`commands`]): read a snapshot, ask the rules
+//!   in `domain/`, apply, commit — written once for every backend.
 
+pub mod commands;
 pub mod sqlite;
 mod sqlite_events;
 
-pub use sqlite_events::BookingRow;
-
 use std::sync::Arc;
-
-use async_trait::async_trait;
-
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::event::{BookOutcome, BookingId, Event, EventDraft, EventId};
+use crate::domain::booking::{BookingRecord, Effect, HeldCounts, Waiting};
+use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId, EventKind};
+use crate::domain::idempotency::IdempotencyRecord;
+use crate::domain::otp::{CodeEffect, StoredCode};
 use crate::domain::site::{Site, SiteDraft, SiteId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
-/// What can go wrong below the HTTP layer. Details are logged, never shown to users.
+pub use commands::{BookRequest, Booked, OtpRequest};
+
+/// A driver's error, kept for the log but not part of the contract.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What can go wrong below the HTTP layer. Details of `Database` are logged,
+/// never shown to users.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database failed (connection, I/O, a statement): not the caller's fault.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(BackendError),
     #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(BackendError),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("unsupported database url '{0}' (expected sqlite:…)")]
@@ -35,56 +52,30 @@ pub enum StoreError {
     /// A conditional write found another version (optimistic concurrency).
     #[error("version conflict: the current version is {current}")]
     Conflict { current: i64 },
+    /// A record with the same unique key exists (a site's `ref`, …).
+    #[error("duplicate: {0}")]
+    Duplicate(String),
     #[error("not found")]
     NotFound,
     /// The record is not in a state that allows this.
     #[error("{0}")]
     WrongState(String),
+    /// A value the rules refuse; `field` names it.
+    #[error("{field}: {detail}")]
+    Invalid { field: &'static str, detail: String },
     /// An Idempotency-Key was used before with a different request.
     #[error("idempotency key reused with a different request")]
     KeyReuse,
 }
 
-/// The outcome of checking a sign-in code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtpCheck {
-    /// Right: the code is used up.
-    Ok,
-    Wrong {
-        attempts_left: i64,
-    },
-    Expired,
-    /// Too many wrong tries: the code is dead.
-    Locked,
-    /// No code was requested (or it was used).
-    Missing,
-}
-
-/// A request for a sign-in code.
-#[derive(Debug, Clone, Copy)]
-pub struct OtpRequest<'a> {
-    pub phone: &'a Phone,
-    /// The client's address.
-    pub ip: &'a str,
-    pub code_hash: &'a str,
-    pub at: DateTime<Utc>,
-    /// How long the code lives.
-    pub ttl: Duration,
-    /// (requests, window) limits per phone and per address.
-    pub phone_limits: &'a [(i64, Duration)],
-    pub ip_limits: &'a [(i64, Duration)],
-}
-
-/// A booking attempt.
-#[derive(Debug, Clone, Copy)]
-pub struct BookRequest<'a> {
-    pub user: &'a User,
-    pub event: EventId,
-    /// The client's Idempotency-Key, if sent.
-    pub key: Option<&'a str>,
-    /// What the request said (a hash of it), to tell a retry from a new request with the same key.
-    pub request_hash: &'a str,
-    pub at: DateTime<Utc>,
+impl From<crate::domain::booking::Refused> for StoreError {
+    fn from(r: crate::domain::booking::Refused) -> StoreError {
+        use crate::domain::booking::Refused;
+        match r {
+            Refused::WrongState(why) => StoreError::WrongState(why),
+            Refused::Invalid { field, detail } => StoreError::Invalid { field, detail },
+        }
+    }
 }
 
 /// One entry of a site's audit log.
@@ -114,15 +105,49 @@ pub struct Change {
     pub site: Site,
 }
 
+/// A booking with its place on the waitlist (while waitlisted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingView {
+    pub record: BookingRecord,
+    pub waitlist_position: Option<u32>,
+}
+
+/// One of a person's bookings, with its event.
+#[derive(Debug, Clone)]
+pub struct UserBooking {
+    pub booking: BookingView,
+    pub event: Event,
+}
+
+/// A booking of an event with what its managers may see of the holder.
+#[derive(Debug, Clone)]
+pub struct AttendeeRow {
+    pub booking: BookingRecord,
+    pub phone: Phone,
+    pub display_name: Option<String>,
+}
+
+/// The waitlist's length and the last arrival number given in an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WaitlistTail {
+    pub waitlisted: u32,
+    pub last_seq: i64,
+}
+
+/// Sites: the registry, its change feed, search and management.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait SiteStore: Send + Sync + 'static {
     /// Every site, retired ones included, in id order.
     async fn all_sites(&self) -> Result<Vec<Site>, StoreError>;
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError>;
     async fn count_sites(&self) -> Result<u64, StoreError>;
     /// Upsert by `ext_ref` in one transaction: every draft must carry a ref.
     /// A draft equal to the stored site changes nothing (no new version, no feed entry).
-    async fn import_sites(&self, drafts: Vec<SiteDraft>) -> Result<ImportOutcome, StoreError>;
+    async fn import_sites(
+        &self,
+        drafts: Vec<SiteDraft>,
+        at: DateTime<Utc>,
+    ) -> Result<ImportOutcome, StoreError>;
     /// The highest change-feed sequence number (0 when nothing was ever written).
     async fn last_change_seq(&self) -> Result<i64, StoreError>;
     /// Changes after `seq`, oldest first, at most `limit`. A site changed several
@@ -131,11 +156,8 @@ pub trait Store: Send + Sync + 'static {
     /// Non-retired sites whose name or address contains every term (a substring
     /// match, for Chinese text), at most `limit`, in no particular order.
     async fn search_sites(&self, terms: &[String], limit: i64) -> Result<Vec<SiteId>, StoreError>;
-    /// Cheap liveness probe of the database.
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    // --- site management -------------------------------------------------
-    /// A new site (random id, version 1), audited as created by `actor`.
+    /// A new site (random id, version 1), audited as created by `actor`;
+    /// `Duplicate` when its ref is taken.
     async fn create_site(
         &self,
         draft: SiteDraft,
@@ -155,8 +177,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Site, StoreError>;
     /// A site's audit log, oldest first.
     async fn site_history(&self, id: SiteId) -> Result<Vec<AuditEntry>, StoreError>;
+}
 
-    // --- people -----------------------------------------------------------
+/// People, their tokens and follows.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     async fn user_by_phone(&self, phone: &Phone) -> Result<Option<User>, StoreError>;
     /// Create or update a user with this role and (for managers) site scope.
@@ -170,20 +195,6 @@ pub trait Store: Send + Sync + 'static {
     /// The user signing in with `phone`: a new worker if unknown.
     async fn sign_in_user(&self, phone: &Phone, at: DateTime<Utc>) -> Result<User, StoreError>;
     async fn set_profile(&self, id: UserId, profile: &Profile) -> Result<(), StoreError>;
-
-    // --- sign-in codes and tokens ----------------------------------------
-    /// Record a code request and store the new code's hash, unless a rate limit
-    /// is hit: then nothing is stored and the wait until a request would pass
-    /// is returned.
-    async fn request_otp(&self, req: OtpRequest<'_>) -> Result<Result<(), Duration>, StoreError>;
-    /// Check a code; a right one is consumed, a wrong one counts against `max_attempts`.
-    async fn check_otp(
-        &self,
-        phone: &Phone,
-        code_hash: &str,
-        at: DateTime<Utc>,
-        max_attempts: i64,
-    ) -> Result<OtpCheck, StoreError>;
     async fn create_token(
         &self,
         user: UserId,
@@ -197,8 +208,6 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError>;
     async fn revoke_token(&self, token_hash: &str) -> Result<(), StoreError>;
-
-    // --- follows ----------------------------------------------------------
     async fn set_follow(
         &self,
         user: UserId,
@@ -207,8 +216,14 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn follows(&self, user: UserId) -> Result<Vec<SiteId>, StoreError>;
+    /// A named secret, created (32 random bytes) on first use and shared by all nodes.
+    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+}
 
-    // --- events and bookings ---------------------------------------------
+/// Events and bookings: reads, and what the worker asks. Every change of a
+/// booking is a command in [`commands`].
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
     async fn create_event(
         &self,
         draft: EventDraft,
@@ -222,59 +237,123 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Event>, StoreError>;
-    /// Decide and record a booking attempt in one transaction; with a key, a
-    /// retry within 24 h gets the stored outcome back (`true`: replayed), and a
-    /// different request with the same key is `KeyReuse`.
-    async fn book(&self, req: BookRequest<'_>) -> Result<(BookOutcome, bool), StoreError>;
-    async fn get_booking(&self, id: BookingId) -> Result<Option<BookingRow>, StoreError>;
-    /// Cancel; a freed seat goes to the first fitting waitlisted person in the
-    /// same transaction (returned).
-    async fn cancel_booking(
+    async fn get_booking(&self, id: BookingId) -> Result<Option<BookingView>, StoreError>;
+    /// A person's bookings with their events, oldest booking first.
+    async fn user_bookings(&self, user: UserId) -> Result<Vec<UserBooking>, StoreError>;
+    /// Every booking of an event with its holder, in a constant number of
+    /// queries whatever the event's size, in booking order.
+    async fn attendees(&self, event: EventId) -> Result<Vec<AttendeeRow>, StoreError>;
+    /// Events with an offer whose deadline is at or before `at`, soonest first.
+    async fn events_with_lapsed_offers(
         &self,
-        id: BookingId,
         at: DateTime<Utc>,
-    ) -> Result<(BookingRow, Option<BookingId>), StoreError>;
-    async fn user_bookings(&self, user: UserId) -> Result<Vec<BookingRow>, StoreError>;
-    /// Check a confirmed booking in: `Ok(first check-in time)` — now, or the
-    /// earlier time of a previous scan (`true` then). Other statuses are `Conflict`.
-    async fn check_in(
+        limit: i64,
+    ) -> Result<Vec<EventId>, StoreError>;
+    /// Events that ended at or before `at` and are not settled yet (no-shows
+    /// not marked), earliest end first.
+    async fn events_to_settle(
         &self,
-        id: BookingId,
         at: DateTime<Utc>,
-    ) -> Result<(DateTime<Utc>, bool), StoreError>;
-    /// After an event has ended, its unchecked confirmed bookings become no-shows.
-    async fn mark_no_shows(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError>;
-    /// Every booking of an event, with its holder.
-    async fn event_bookings(
-        &self,
+        limit: i64,
+    ) -> Result<Vec<EventId>, StoreError>;
+    /// Drop idempotency records created before `before`; how many went.
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// The whole storage contract.
+#[async_trait]
+pub trait Store: SiteStore + AccountStore + EventStore {
+    /// Cheap liveness probe of the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Open a write transaction. On SQLite it takes the database's write lock
+    /// at once (`BEGIN IMMEDIATE`); a backend with row locks takes them as
+    /// the snapshot is read ([`WriteTx::lock_event`]). Dropping it without
+    /// [`WriteTx::commit`] rolls everything back.
+    async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError>;
+}
+
+/// The primitives of one write transaction: what a backend implements so the
+/// [`commands`] run on it. None of them knows a rule.
+#[async_trait]
+pub trait WriteTx: Send {
+    // --- events and bookings -------------------------------------------------
+    /// Read an event and hold it against concurrent commands until commit
+    /// (PostgreSQL: `FOR UPDATE`; SQLite: the write lock is already held).
+    async fn lock_event(&mut self, id: EventId) -> Result<Option<Event>, StoreError>;
+    async fn booking(&mut self, id: BookingId) -> Result<Option<BookingRecord>, StoreError>;
+    /// An event's bookings in these statuses, in booking order.
+    async fn bookings_of(
+        &mut self,
         event: EventId,
-    ) -> Result<Vec<(BookingRow, User, Option<DateTime<Utc>>)>, StoreError>;
-    /// Offers past their time lapse (cancelled) and pass to the next fitting
-    /// waitlisted person, in one transaction. Returns how many lapsed.
-    async fn expire_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError>;
-    /// Accept an offered seat before it lapses.
-    async fn accept_offer(
-        &self,
-        id: BookingId,
+        statuses: &[BookingStatus],
+    ) -> Result<Vec<BookingRecord>, StoreError>;
+    /// Seats held in an event, by quota.
+    async fn held_counts(&mut self, event: EventId) -> Result<HeldCounts, StoreError>;
+    /// The waitlist in arrival order.
+    async fn waitlist(&mut self, event: EventId) -> Result<Vec<Waiting>, StoreError>;
+    async fn waitlist_tail(&mut self, event: EventId) -> Result<WaitlistTail, StoreError>;
+    /// The person's active (confirmed, waitlisted, offered, checked-in) booking.
+    async fn active_booking(
+        &mut self,
+        event: EventId,
+        user: UserId,
+    ) -> Result<Option<BookingId>, StoreError>;
+    /// The person's seat-holding bookings of events of `kind` starting in `[from, to)`.
+    async fn seats_held_in(
+        &mut self,
+        user: UserId,
+        kind: EventKind,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u32, StoreError>;
+    /// Write the rules' effects in order. A transition whose booking is no
+    /// longer in its `from` status fails with `WrongState` (the caller rolls back).
+    async fn apply(&mut self, effects: &[Effect]) -> Result<(), StoreError>;
+
+    // --- idempotent answers --------------------------------------------------
+    async fn idempotency(
+        &mut self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn put_idempotency(
+        &mut self,
+        user: UserId,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError>;
+
+    // --- sign-in codes --------------------------------------------------------
+    /// Times of the code requests from `phone` (or client address `ip`) after
+    /// `since`, newest first, at most `limit`.
+    async fn otp_requests(
+        &mut self,
+        by: OtpRequester<'_>,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError>;
+    /// Record a code request and store its code (replacing an earlier one);
+    /// requests older than `forget_before` are dropped.
+    async fn put_otp(
+        &mut self,
+        phone: &Phone,
+        ip: &str,
         at: DateTime<Utc>,
-    ) -> Result<BookingRow, StoreError>;
-    /// Set an event's status; cancelling it cancels every active booking in the same transaction.
-    async fn set_event_status(
-        &self,
-        id: EventId,
-        status: crate::domain::event::EventStatus,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError>;
-    /// Replace an event's editable fields (not its status); a capacity below the
-    /// seats held is `WrongState`.
-    async fn update_event(
-        &self,
-        id: EventId,
-        draft: EventDraft,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError>;
-    /// A named secret, created (32 random bytes) on first use and shared by all nodes.
-    async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+        code: &StoredCode,
+        forget_before: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn stored_code(&mut self, phone: &Phone) -> Result<Option<StoredCode>, StoreError>;
+    async fn apply_code(&mut self, phone: &Phone, effect: CodeEffect) -> Result<(), StoreError>;
+
+    /// Make everything written durable.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Whose code requests to count.
+#[derive(Debug, Clone, Copy)]
+pub enum OtpRequester<'a> {
+    Phone(&'a Phone),
+    Ip(&'a str),
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -286,4 +365,13 @@ pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
+}
+
+/// How long a code request counts towards a rate limit at most.
+pub const OTP_REQUEST_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// Times are stored to the microsecond: a write truncates its time so that
+/// what it returns equals what a later read gives back.
+pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }

@@ -15,13 +15,31 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::sqlite_events::SqliteTx;
 use super::{
-    AuditEntry, BookRequest, BookingRow, Change, ImportOutcome, OtpCheck, OtpRequest, Store,
-    StoreError,
+    AccountStore, AuditEntry, Change, ImportOutcome, SiteStore, Store, StoreError, WriteTx, micros,
 };
-use crate::domain::event::{BookOutcome, BookingId, Event, EventDraft, EventId};
 use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
+
+/// Driver errors become the contract's: a unique-key violation is `Duplicate`,
+/// anything else an opaque `Database` error.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Duplicate(d.message().to_owned())
+            }
+            e => StoreError::Database(Box::new(e)),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Migrate(Box::new(e))
+    }
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -61,12 +79,6 @@ impl SqliteStore {
     pub(super) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
-}
-
-fn now() -> DateTime<Utc> {
-    // Stored with microsecond precision; truncate here so the value we return
-    // equals the value we read back.
-    micros(Utc::now())
 }
 
 pub(super) fn fmt_time(t: DateTime<Utc>) -> String {
@@ -245,6 +257,18 @@ async fn record_change(
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError> {
+        Ok(Box::new(SqliteTx(self.write_tx().await?)))
+    }
+}
+
+#[async_trait]
+impl SiteStore for SqliteStore {
     async fn all_sites(&self) -> Result<Vec<Site>, StoreError> {
         let sql = format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -269,11 +293,15 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn import_sites(&self, drafts: Vec<SiteDraft>) -> Result<ImportOutcome, StoreError> {
+    async fn import_sites(
+        &self,
+        drafts: Vec<SiteDraft>,
+        at: DateTime<Utc>,
+    ) -> Result<ImportOutcome, StoreError> {
         let mut out = ImportOutcome::default();
         let mut tx = self.write_tx().await?;
         let select = format!("SELECT {SITE_COLUMNS} FROM sites WHERE ext_ref = ?");
-        let at = now();
+        let at = micros(at);
         for draft in drafts {
             let Some(ext_ref) = draft.ext_ref.clone() else {
                 return Err(StoreError::Corrupt("import draft without ref".into()));
@@ -369,11 +397,6 @@ impl Store for SqliteStore {
         Ok(ids.into_iter().filter_map(SiteId::from_i64).collect())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     async fn create_site(
         &self,
         draft: SiteDraft,
@@ -453,7 +476,10 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl AccountStore for SqliteStore {
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(USER_SELECT_BY_ID)
             .bind(id)
@@ -535,109 +561,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn request_otp(&self, req: OtpRequest<'_>) -> Result<Result<(), Duration>, StoreError> {
-        let OtpRequest {
-            phone,
-            ip,
-            code_hash,
-            at,
-            ttl,
-            phone_limits: limits,
-            ip_limits,
-        } = req;
-        let now = at.timestamp();
-        let mut tx = self.write_tx().await?;
-        let mut wait = 0i64;
-        for (column, key, limits) in [("phone", phone.as_str(), limits), ("ip", ip, ip_limits)] {
-            for &(max, window) in limits {
-                let since = now - window.as_secs() as i64;
-                // The `max`-th most recent request in the window decides when the next may pass.
-                let sql = format!(
-                    "SELECT at FROM otp_requests WHERE {column} = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?"
-                );
-                let oldest: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(key)
-                    .bind(since)
-                    .bind(max - 1)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(t) = oldest {
-                    wait = wait.max(t + window.as_secs() as i64 - now);
-                }
-            }
-        }
-        if wait > 0 {
-            return Ok(Err(Duration::from_secs(wait as u64)));
-        }
-        sqlx::query("INSERT INTO otp_requests (phone, ip, at) VALUES (?, ?, ?)")
-            .bind(phone.as_str())
-            .bind(ip)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        // Old requests no longer count towards any window.
-        sqlx::query("DELETE FROM otp_requests WHERE at < ?")
-            .bind(now - 24 * 3600)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, 0) \
-             ON CONFLICT (phone) DO UPDATE SET code_hash = excluded.code_hash, \
-             expires_at = excluded.expires_at, attempts = 0",
-        )
-        .bind(phone.as_str())
-        .bind(code_hash)
-        .bind(now + ttl.as_secs() as i64)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Ok(()))
-    }
-
-    async fn check_otp(
-        &self,
-        phone: &Phone,
-        code_hash: &str,
-        at: DateTime<Utc>,
-        max_attempts: i64,
-    ) -> Result<OtpCheck, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let row =
-            sqlx::query("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone = ?")
-                .bind(phone.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(row) = row else {
-            return Ok(OtpCheck::Missing);
-        };
-        let (stored, expires_at, attempts): (String, i64, i64) = (
-            row.try_get("code_hash")?,
-            row.try_get("expires_at")?,
-            row.try_get("attempts")?,
-        );
-        let outcome = if attempts >= max_attempts {
-            OtpCheck::Locked
-        } else if at.timestamp() >= expires_at {
-            OtpCheck::Expired
-        } else if stored == code_hash {
-            sqlx::query("DELETE FROM otp_codes WHERE phone = ?")
-                .bind(phone.as_str())
-                .execute(&mut *tx)
-                .await?;
-            OtpCheck::Ok
-        } else {
-            sqlx::query("UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = ?")
-                .bind(phone.as_str())
-                .execute(&mut *tx)
-                .await?;
-            OtpCheck::Wrong {
-                attempts_left: max_attempts - attempts - 1,
-            }
-        };
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
     async fn create_token(
         &self,
         user: UserId,
@@ -700,102 +623,6 @@ impl Store for SqliteStore {
         };
         q.execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn create_event(
-        &self,
-        draft: EventDraft,
-        actor: Option<UserId>,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError> {
-        self.insert_event(draft, actor, at).await
-    }
-
-    async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
-        self.select_event(id).await
-    }
-
-    async fn published_events(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<Event>, StoreError> {
-        self.select_published(from, to).await
-    }
-
-    async fn book(&self, req: BookRequest<'_>) -> Result<(BookOutcome, bool), StoreError> {
-        self.book_tx(req).await
-    }
-
-    async fn get_booking(&self, id: BookingId) -> Result<Option<BookingRow>, StoreError> {
-        self.select_booking(id).await
-    }
-
-    async fn cancel_booking(
-        &self,
-        id: BookingId,
-        at: DateTime<Utc>,
-    ) -> Result<(BookingRow, Option<BookingId>), StoreError> {
-        self.cancel_tx(id, at).await
-    }
-
-    async fn user_bookings(&self, user: UserId) -> Result<Vec<BookingRow>, StoreError> {
-        self.select_user_bookings(user).await
-    }
-
-    async fn check_in(
-        &self,
-        id: BookingId,
-        at: DateTime<Utc>,
-    ) -> Result<(DateTime<Utc>, bool), StoreError> {
-        self.check_in_tx(id, at).await
-    }
-
-    async fn mark_no_shows(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.no_shows_tx(event, at).await
-    }
-
-    async fn event_bookings(
-        &self,
-        event: EventId,
-    ) -> Result<Vec<(BookingRow, User, Option<DateTime<Utc>>)>, StoreError> {
-        let rows = self.select_event_bookings(event).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (b, checked) in rows {
-            let user = self.user(b.user).await?.ok_or(StoreError::NotFound)?;
-            out.push((b, user, checked));
-        }
-        Ok(out)
-    }
-
-    async fn expire_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.expire_offers_tx(event, at).await
-    }
-
-    async fn accept_offer(
-        &self,
-        id: BookingId,
-        at: DateTime<Utc>,
-    ) -> Result<BookingRow, StoreError> {
-        self.accept_tx(id, at).await
-    }
-
-    async fn set_event_status(
-        &self,
-        id: EventId,
-        status: crate::domain::event::EventStatus,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError> {
-        self.event_status_tx(id, status, at).await
-    }
-
-    async fn update_event(
-        &self,
-        id: EventId,
-        draft: EventDraft,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError> {
-        self.update_event_tx(id, draft, at).await
     }
 
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
@@ -863,8 +690,4 @@ impl SqliteStore {
             },
         })
     }
-}
-
-pub(super) fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }

@@ -1,55 +1,73 @@
-//! Events and bookings on SQLite. Every booking decision is one write
-//! transaction (`BEGIN IMMEDIATE`: SQLite's single writer), so counting seats
-//! and taking one can never interleave with another booking; the `held <=
-//! capacity` CHECK on `events` is the last line of defence.
+//! Events, bookings and sign-in codes on SQLite: reads, and the primitives
+//! of a write transaction ([`WriteTx`]). No rule lives here: the commands in
+//! `store/commands.rs` read through these, ask `domain/`, and apply.
+//!
+//! A write transaction is `BEGIN IMMEDIATE` (SQLite's single writer), so
+//! reading a snapshot and applying its effects can never interleave with
+//! another command; the `held <= capacity` CHECK on `events` and the partial
+//! unique index of active bookings are the last line of defence.
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::sqlite::{SqliteStore, corrupt, fmt_time, micros, parse_time};
-use super::{BookRequest, StoreError};
-use crate::domain::event::{
-    BookOutcome, Booking, BookingId, BookingStatus, Event, EventDraft, EventId, Quota,
+use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
+use super::{
+    AttendeeRow, BookingView, EventStore, OtpRequester, StoreError, UserBooking, WaitlistTail,
+    WriteTx,
 };
-use crate::domain::hours::SHANGHAI;
+use crate::domain::booking::{BookingRecord, Effect, HeldCounts, Transition, Waiting};
+use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId, EventKind};
+use crate::domain::idempotency::IdempotencyRecord;
+use crate::domain::otp::{CodeEffect, StoredCode};
 use crate::domain::site::SiteId;
-use crate::domain::user::UserId;
+use crate::domain::user::{Phone, UserId};
 
 const EVENT_COLUMNS: &str = "id, kind, site_id, venue_name, lat, lon, title, description, starts_at, \
      ends_at, capacity, booking_opens_at, booking_closes_at, cancel_deadline, waitlist, status, quotas, \
-     eligibility, offer_hours, held, version, updated_at";
+     eligibility, offer_hours, held, version, updated_at, settled_at";
 const BOOKING_COLUMNS: &str = "id, event_id, user_id, status, quota, waitlist_seq, offer_expires_at, \
-     created_at, updated_at";
+     checked_in_at, created_at, updated_at";
 /// Statuses that hold a seat, as SQL.
 const HOLDS: &str = "('confirmed', 'offered', 'checked_in')";
+/// A waitlisted booking's position: those ahead of it, plus one.
+const POSITION: &str = "CASE WHEN b.status = 'waitlisted' THEN (SELECT count(*) FROM bookings w \
+     WHERE w.event_id = b.event_id AND w.status = 'waitlisted' AND w.waitlist_seq < b.waitlist_seq) + 1 END";
 
-fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
-    let s: String = r.try_get(col)?;
+fn time<R: Columns>(r: &R, col: &str) -> Result<DateTime<Utc>, StoreError> {
+    let s: String = r.col(col)?;
     parse_time(&s).map_err(|e| corrupt(col, e))
 }
 
-fn event_from_row(r: &SqliteRow) -> Result<Event, StoreError> {
-    let id: i64 = r.try_get("id")?;
-    let kind: String = r.try_get("kind")?;
-    let status: String = r.try_get("status")?;
-    let site: Option<i64> = r.try_get("site_id")?;
-    let quotas: String = r.try_get("quotas")?;
-    let eligibility: String = r.try_get("eligibility")?;
-    let capacity: i64 = r.try_get("capacity")?;
-    let held: i64 = r.try_get("held")?;
-    let offer_hours: Option<i64> = r.try_get("offer_hours")?;
-    let waitlist: i64 = r.try_get("waitlist")?;
+fn opt_time<R: Columns>(r: &R, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let s: Option<String> = r.col(col)?;
+    s.map(|t| parse_time(&t))
+        .transpose()
+        .map_err(|e| corrupt(col, e))
+}
+
+fn event_from_row<R: Columns>(r: &R) -> Result<Event, StoreError> {
+    let id: i64 = r.col("id")?;
+    let kind: String = r.col("kind")?;
+    let status: String = r.col("status")?;
+    let site: Option<i64> = r.col("site_id")?;
+    let quotas: String = r.col("quotas")?;
+    let eligibility: String = r.col("eligibility")?;
+    let capacity: i64 = r.col("capacity")?;
+    let held: i64 = r.col("held")?;
+    let offer_hours: Option<i64> = r.col("offer_hours")?;
+    let waitlist: i64 = r.col("waitlist")?;
     Ok(Event {
         id: EventId::from_i64(id).ok_or_else(|| corrupt("event id", id))?,
         draft: EventDraft {
             kind: kind.parse().map_err(|e| corrupt("kind", e))?,
             site_id: site.and_then(SiteId::from_i64),
-            venue_name: r.try_get("venue_name")?,
-            lat: r.try_get("lat")?,
-            lon: r.try_get("lon")?,
-            title: r.try_get("title")?,
-            description: r.try_get("description")?,
+            venue_name: r.col("venue_name")?,
+            lat: r.col("lat")?,
+            lon: r.col("lon")?,
+            title: r.col("title")?,
+            description: r.col("description")?,
             starts_at: time(r, "starts_at")?,
             ends_at: time(r, "ends_at")?,
             capacity: capacity as u32,
@@ -64,139 +82,58 @@ fn event_from_row(r: &SqliteRow) -> Result<Event, StoreError> {
             offer_hours: offer_hours.map(|h| h as u32),
         },
         held: held as u32,
-        version: r.try_get("version")?,
+        version: r.col("version")?,
+        updated_at: time(r, "updated_at")?,
+        settled_at: opt_time(r, "settled_at")?,
+    })
+}
+
+fn booking_from_row(r: &SqliteRow) -> Result<BookingRecord, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let event: i64 = r.try_get("event_id")?;
+    let status: String = r.try_get("status")?;
+    Ok(BookingRecord {
+        id: BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?,
+        event: EventId::from_i64(event).ok_or_else(|| corrupt("event id", event))?,
+        user: r.try_get("user_id")?,
+        status: status.parse().map_err(|e| corrupt("booking status", e))?,
+        quota: r.try_get("quota")?,
+        waitlist_seq: r.try_get("waitlist_seq")?,
+        offer_expires_at: opt_time(r, "offer_expires_at")?,
+        checked_in_at: opt_time(r, "checked_in_at")?,
+        created_at: time(r, "created_at")?,
         updated_at: time(r, "updated_at")?,
     })
 }
 
-/// A booking row: the booking, its event and its owner.
-pub struct BookingRow {
-    pub booking: Booking,
-    pub event: EventId,
-    pub user: UserId,
-    seq: Option<i64>,
-}
-
-fn booking_from_row(r: &SqliteRow) -> Result<BookingRow, StoreError> {
-    let id: i64 = r.try_get("id")?;
-    let event: i64 = r.try_get("event_id")?;
-    let status: String = r.try_get("status")?;
-    let offer: Option<String> = r.try_get("offer_expires_at")?;
-    let event = EventId::from_i64(event).ok_or_else(|| corrupt("event id", event))?;
-    Ok(BookingRow {
-        booking: Booking {
-            id: BookingId::from_i64(id)
-                .ok_or_else(|| corrupt("booking id", id))?
-                .to_string(),
-            event_id: event.to_string(),
-            status: status.parse().map_err(|e| corrupt("booking status", e))?,
-            waitlist_position: None,
-            quota: r.try_get("quota")?,
-            offer_expires_at: offer
-                .map(|t| parse_time(&t))
-                .transpose()
-                .map_err(|e| corrupt("offer", e))?,
-            created_at: time(r, "created_at")?,
-            updated_at: time(r, "updated_at")?,
-            checkin_code: None,
-        },
-        event,
-        user: r.try_get("user_id")?,
-        seq: r.try_get("waitlist_seq")?,
+fn view_from_row(r: &SqliteRow) -> Result<BookingView, StoreError> {
+    let position: Option<i64> = r.try_get("position")?;
+    Ok(BookingView {
+        record: booking_from_row(r)?,
+        waitlist_position: position.map(|p| p as u32),
     })
 }
 
-async fn log(
-    tx: &mut Transaction<'static, Sqlite>,
-    booking: i64,
-    status: BookingStatus,
-    at: DateTime<Utc>,
-    note: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO booking_log (booking_id, at, status, note) VALUES (?, ?, ?, ?)")
-        .bind(booking)
-        .bind(fmt_time(at))
-        .bind(status.as_str())
-        .bind(note)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// `b.id, b.event_id, …` for a query that aliases bookings as `b`.
+fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Move a booking to `status`, logged with `note`.
-async fn transition(
-    tx: &mut Transaction<'static, Sqlite>,
-    booking: i64,
-    status: BookingStatus,
-    at: DateTime<Utc>,
-    note: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE bookings SET status = ?, updated_at = ? WHERE id = ?")
-        .bind(status.as_str())
-        .bind(fmt_time(at))
-        .bind(booking)
-        .execute(&mut **tx)
-        .await?;
-    log(tx, booking, status, at, note).await
+fn statuses_sql(statuses: &[BookingStatus]) -> String {
+    let list: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", list.join(", "))
 }
 
-/// Seats held in the event, in all and by the quota `key` (or outside every
-/// quota when `None`).
-async fn held_by(
-    tx: &mut Transaction<'static, Sqlite>,
-    event: i64,
-    key: Option<&str>,
-) -> Result<i64, StoreError> {
-    let sql = format!(
-        "SELECT count(*) FROM bookings WHERE event_id = ? AND status IN {HOLDS} AND quota IS ?"
-    );
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(event)
-        .bind(key)
-        .fetch_one(&mut **tx)
-        .await?)
-}
-
-/// Is a seat free for someone in quota `key`?
-async fn seat_for(
-    tx: &mut Transaction<'static, Sqlite>,
-    event: &Event,
-    key: Option<&str>,
-) -> Result<bool, StoreError> {
-    let d = &event.draft;
-    if event.held >= d.capacity {
-        return Ok(false);
-    }
-    if d.quotas.is_empty() {
-        return Ok(true);
-    }
-    let eid = event.id.as_i64();
-    let limit = match key {
-        Some(k) => d
-            .quotas
-            .iter()
-            .filter(|q| q.key() == k)
-            .map(|q| i64::from(q.seats))
-            .sum(),
-        None => i64::from(d.capacity) - d.quotas.iter().map(|q| i64::from(q.seats)).sum::<i64>(),
-    };
-    Ok(held_by(tx, eid, key).await? < limit)
-}
-
-async fn load_event(
-    tx: &mut Transaction<'static, Sqlite>,
-    id: EventId,
-) -> Result<Option<Event>, StoreError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id.as_i64())
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref().map(event_from_row).transpose()
-}
-
-impl SqliteStore {
-    pub(super) async fn insert_event(
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn create_event(
         &self,
         d: EventDraft,
         actor: Option<UserId>,
@@ -206,7 +143,7 @@ impl SqliteStore {
         let mut tx = self.write_tx().await?;
         let sql = format!(
             "INSERT INTO events ({EVENT_COLUMNS}, created_by) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, ?)"
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, NULL, ?)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_i64())
@@ -228,7 +165,7 @@ impl SqliteStore {
             .bind(serde_json::to_string(&d.quotas).expect("quotas serialize"))
             .bind(serde_json::to_string(&d.eligibility).expect("eligibility serializes"))
             .bind(d.offer_hours.map(i64::from))
-            .bind(fmt_time(at))
+            .bind(fmt_time(super::micros(at)))
             .bind(actor)
             .execute(&mut *tx)
             .await?;
@@ -237,7 +174,7 @@ impl SqliteStore {
         Ok(event)
     }
 
-    pub(super) async fn select_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
+    async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_i64())
@@ -246,7 +183,7 @@ impl SqliteStore {
         row.as_ref().map(event_from_row).transpose()
     }
 
-    pub(super) async fn select_published(
+    async fn published_events(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -262,242 +199,51 @@ impl SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
-    /// One booking attempt, decided and recorded in one transaction.
-    pub(super) async fn book_tx(
-        &self,
-        req: BookRequest<'_>,
-    ) -> Result<(BookOutcome, bool), StoreError> {
-        let BookRequest {
-            user,
-            event,
-            key,
-            request_hash,
-            at,
-        } = req;
-        let at = micros(at);
-        let mut tx = self.write_tx().await?;
-        if let Some(key) = key {
-            let row = sqlx::query(
-                "SELECT request_hash, body FROM idempotency WHERE user_id = ? AND key = ? AND created_at > ?",
-            )
-            .bind(user.id)
-            .bind(key)
-            .bind(at.timestamp() - 24 * 3600)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
-                let (hash, body): (String, String) =
-                    (row.try_get("request_hash")?, row.try_get("body")?);
-                if hash != request_hash {
-                    return Err(StoreError::KeyReuse);
-                }
-                let outcome =
-                    serde_json::from_str(&body).map_err(|e| corrupt("idempotent body", e))?;
-                return Ok((outcome, true));
-            }
-        }
-        let ev = load_event(&mut tx, event)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let outcome = decide(&mut tx, &ev, user, at).await?;
-        if let Some(key) = key {
-            sqlx::query(
-                "INSERT OR REPLACE INTO idempotency (user_id, key, request_hash, status, body, created_at) VALUES (?, ?, ?, 0, ?, ?)",
-            )
-            .bind(user.id)
-            .bind(key)
-            .bind(request_hash)
-            .bind(serde_json::to_string(&outcome).expect("outcome serializes"))
-            .bind(at.timestamp())
-            .execute(&mut *tx)
-            .await?;
-            // Records past their 24 hours answer nothing: drop a few with each write.
-            sqlx::query(
-                "DELETE FROM idempotency WHERE rowid IN \
-                 (SELECT rowid FROM idempotency WHERE created_at <= ? LIMIT 100)",
-            )
-            .bind(at.timestamp() - 24 * 3600)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok((outcome, false))
-    }
-
-    pub(super) async fn select_booking(
-        &self,
-        id: BookingId,
-    ) -> Result<Option<BookingRow>, StoreError> {
-        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ?");
+    async fn get_booking(&self, id: BookingId) -> Result<Option<BookingView>, StoreError> {
+        let sql = format!(
+            "SELECT {}, {POSITION} AS position FROM bookings b WHERE b.id = ?",
+            prefixed(BOOKING_COLUMNS, "b")
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_i64())
             .fetch_optional(self.pool())
             .await?;
-        match row {
-            Some(r) => {
-                let mut b = booking_from_row(&r)?;
-                self.fill_position(&mut b).await?;
-                Ok(Some(b))
-            }
-            None => Ok(None),
-        }
+        row.as_ref().map(view_from_row).transpose()
     }
 
-    async fn fill_position(&self, b: &mut BookingRow) -> Result<(), StoreError> {
-        if b.booking.status == BookingStatus::Waitlisted
-            && let Some(seq) = b.seq
-        {
-            let ahead: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM bookings WHERE event_id = ? AND status = 'waitlisted' AND waitlist_seq < ?",
-            )
-            .bind(b.event.as_i64())
-            .bind(seq)
-            .fetch_one(self.pool())
-            .await?;
-            b.booking.waitlist_position = Some(ahead as u32 + 1);
-        }
-        Ok(())
-    }
-
-    pub(super) async fn select_user_bookings(
-        &self,
-        user: UserId,
-    ) -> Result<Vec<BookingRow>, StoreError> {
-        let sql =
-            format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = ? ORDER BY created_at");
+    async fn user_bookings(&self, user: UserId) -> Result<Vec<UserBooking>, StoreError> {
+        let sql = format!(
+            "SELECT {}, {POSITION} AS position, {} FROM bookings b JOIN events e ON e.id = b.event_id \
+             WHERE b.user_id = ? ORDER BY b.created_at",
+            prefixed(BOOKING_COLUMNS, "b"),
+            EVENT_COLUMNS
+                .split(", ")
+                .map(|c| format!("e.{c} AS e_{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user)
             .fetch_all(self.pool())
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut b = booking_from_row(r)?;
-            self.fill_position(&mut b).await?;
-            out.push(b);
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                Ok(UserBooking {
+                    booking: view_from_row(r)?,
+                    event: event_from_row(&Renamed {
+                        row: r,
+                        prefix: "e_",
+                    })?,
+                })
+            })
+            .collect()
     }
 
-    /// Cancel a booking; a seat it held goes to the first waitlisted person
-    /// whose quota it fits, in the same transaction. Returns the cancelled
-    /// booking and the promoted one, if any.
-    pub(super) async fn cancel_tx(
-        &self,
-        id: BookingId,
-        at: DateTime<Utc>,
-    ) -> Result<(BookingRow, Option<BookingId>), StoreError> {
-        let at = micros(at);
-        let mut tx = self.write_tx().await?;
-        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(id.as_i64())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let b = booking_from_row(&row)?;
-        if b.booking.status == BookingStatus::Cancelled {
-            return Ok((b, None));
-        }
-        let held = b.booking.status.holds_seat();
-        transition(&mut tx, id.as_i64(), BookingStatus::Cancelled, at, None).await?;
-        let mut promoted = None;
-        if held {
-            sqlx::query("UPDATE events SET held = held - 1 WHERE id = ?")
-                .bind(b.event.as_i64())
-                .execute(&mut *tx)
-                .await?;
-            let ev = load_event(&mut tx, b.event)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            promoted = promote(&mut tx, &ev, at).await?;
-        }
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_i64())
-            .fetch_one(&mut *tx)
-            .await?;
-        let b = booking_from_row(&row)?;
-        tx.commit().await?;
-        Ok((b, promoted))
-    }
-}
-
-impl SqliteStore {
-    pub(super) async fn check_in_tx(
-        &self,
-        id: BookingId,
-        at: DateTime<Utc>,
-    ) -> Result<(DateTime<Utc>, bool), StoreError> {
-        let at = micros(at);
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT status, checked_in_at FROM bookings WHERE id = ?")
-            .bind(id.as_i64())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let status: String = row.try_get("status")?;
-        let checked: Option<String> = row.try_get("checked_in_at")?;
-        match (status.as_str(), checked) {
-            ("checked_in", Some(t)) => Ok((
-                parse_time(&t).map_err(|e| corrupt("checked_in_at", e))?,
-                true,
-            )),
-            ("confirmed", _) => {
-                sqlx::query("UPDATE bookings SET status = 'checked_in', checked_in_at = ?, updated_at = ? WHERE id = ?")
-                    .bind(fmt_time(at))
-                    .bind(fmt_time(at))
-                    .bind(id.as_i64())
-                    .execute(&mut *tx)
-                    .await?;
-                log(&mut tx, id.as_i64(), BookingStatus::CheckedIn, at, None).await?;
-                tx.commit().await?;
-                Ok((at, false))
-            }
-            (other, _) => Err(StoreError::WrongState(format!("the booking is {other}"))),
-        }
-    }
-
-    pub(super) async fn no_shows_tx(
-        &self,
-        event: EventId,
-        at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let ends: Option<String> = sqlx::query_scalar("SELECT ends_at FROM events WHERE id = ?")
-            .bind(event.as_i64())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(ends) = ends else {
-            return Err(StoreError::NotFound);
-        };
-        if parse_time(&ends).map_err(|e| corrupt("ends_at", e))? > at {
-            return Ok(0);
-        }
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM bookings WHERE event_id = ? AND status = 'confirmed'",
-        )
-        .bind(event.as_i64())
-        .fetch_all(&mut *tx)
-        .await?;
-        for id in &ids {
-            transition(
-                &mut tx,
-                *id,
-                BookingStatus::NoShow,
-                at,
-                Some("not checked in by the end"),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(ids.len() as u64)
-    }
-
-    pub(super) async fn select_event_bookings(
-        &self,
-        event: EventId,
-    ) -> Result<Vec<(BookingRow, Option<DateTime<Utc>>)>, StoreError> {
+    async fn attendees(&self, event: EventId) -> Result<Vec<AttendeeRow>, StoreError> {
         let sql = format!(
-            "SELECT {BOOKING_COLUMNS}, checked_in_at FROM bookings WHERE event_id = ? ORDER BY created_at, waitlist_seq"
+            "SELECT {}, u.phone AS phone, u.display_name AS display_name FROM bookings b \
+             JOIN users u ON u.id = b.user_id WHERE b.event_id = ? ORDER BY b.created_at, b.waitlist_seq",
+            prefixed(BOOKING_COLUMNS, "b")
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(event.as_i64())
@@ -505,366 +251,455 @@ impl SqliteStore {
             .await?;
         rows.iter()
             .map(|r| {
-                let checked: Option<String> = r.try_get("checked_in_at")?;
-                Ok((
-                    booking_from_row(r)?,
-                    checked
-                        .map(|t| parse_time(&t))
-                        .transpose()
-                        .map_err(|e| corrupt("checked_in_at", e))?,
-                ))
+                let phone: String = r.try_get("phone")?;
+                Ok(AttendeeRow {
+                    booking: booking_from_row(r)?,
+                    phone: phone.parse().map_err(|e| corrupt("phone", e))?,
+                    display_name: r.try_get("display_name")?,
+                })
             })
             .collect()
     }
+
+    async fn events_with_lapsed_offers(
+        &self,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT event_id FROM bookings WHERE status = 'offered' AND offer_expires_at <= ? \
+             GROUP BY event_id ORDER BY min(offer_expires_at) LIMIT ?",
+        )
+        .bind(fmt_time(at))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.into_iter().filter_map(EventId::from_i64).collect())
+    }
+
+    async fn events_to_settle(
+        &self,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM events WHERE settled_at IS NULL AND ends_at <= ? ORDER BY ends_at LIMIT ?",
+        )
+        .bind(fmt_time(at))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.into_iter().filter_map(EventId::from_i64).collect())
+    }
+
+    async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
+            .bind(before.timestamp())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
-/// Lapse the event's offers past their time, passing each seat on.
-async fn lapse_offers(
+/// Read a row's `prefix`-ed columns under their plain names, for a joined
+/// query that selects `e.x AS e_x`.
+struct Renamed<'a> {
+    row: &'a SqliteRow,
+    prefix: &'static str,
+}
+
+/// The few accessors the row mappers use, over plain and prefixed rows.
+trait Columns {
+    fn col<'r, T>(&'r self, col: &str) -> Result<T, sqlx::Error>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>;
+}
+
+impl Columns for SqliteRow {
+    fn col<'r, T>(&'r self, col: &str) -> Result<T, sqlx::Error>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        self.try_get(col)
+    }
+}
+
+impl Columns for Renamed<'_> {
+    fn col<'r, T>(&'r self, col: &str) -> Result<T, sqlx::Error>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        self.row.try_get(format!("{}{col}", self.prefix).as_str())
+    }
+}
+
+async fn load_event(
     tx: &mut Transaction<'static, Sqlite>,
-    event: EventId,
-    at: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    let lapsed: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM bookings WHERE event_id = ? AND status = 'offered' AND offer_expires_at <= ? ORDER BY offer_expires_at",
-    )
-    .bind(event.as_i64())
-    .bind(fmt_time(at))
-    .fetch_all(&mut **tx)
-    .await?;
-    for id in &lapsed {
-        transition(tx, *id, BookingStatus::Cancelled, at, Some("offer lapsed")).await?;
-        sqlx::query("UPDATE events SET held = held - 1 WHERE id = ?")
-            .bind(event.as_i64())
-            .execute(&mut **tx)
-            .await?;
-        let ev = load_event(tx, event).await?.ok_or(StoreError::NotFound)?;
-        promote(tx, &ev, at).await?;
-    }
-    Ok(lapsed.len() as u64)
+    id: EventId,
+) -> Result<Option<Event>, StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_i64())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(event_from_row).transpose()
 }
 
-impl SqliteStore {
-    pub(super) async fn expire_offers_tx(
-        &self,
-        event: EventId,
-        at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let at = micros(at);
-        let mut tx = self.write_tx().await?;
-        let n = lapse_offers(&mut tx, event, at).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
+/// A write transaction on SQLite: `BEGIN IMMEDIATE` holds the database's
+/// write lock from the first statement to commit.
+pub(super) struct SqliteTx(pub(super) Transaction<'static, Sqlite>);
 
-    pub(super) async fn accept_tx(
-        &self,
-        id: BookingId,
-        at: DateTime<Utc>,
-    ) -> Result<BookingRow, StoreError> {
-        let at = micros(at);
-        let mut tx = self.write_tx().await?;
-        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(id.as_i64())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let b = booking_from_row(&row)?;
-        lapse_offers(&mut tx, b.event, at).await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(id.as_i64())
-            .fetch_one(&mut *tx)
-            .await?;
-        let b = booking_from_row(&row)?;
-        if b.booking.status != BookingStatus::Offered {
+impl SqliteTx {
+    async fn transition(&mut self, t: &Transition) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE bookings SET status = ?, offer_expires_at = ?, \
+             checked_in_at = coalesce(?, checked_in_at), updated_at = ? WHERE id = ? AND status = ?",
+        )
+        .bind(t.to.as_str())
+        .bind(t.offer_expires_at.map(fmt_time))
+        .bind(t.checked_in_at.map(fmt_time))
+        .bind(fmt_time(t.at))
+        .bind(t.booking.as_i64())
+        .bind(t.from.as_str())
+        .execute(&mut *self.0)
+        .await?;
+        if done.rows_affected() != 1 {
             return Err(StoreError::WrongState(format!(
-                "the booking is {}, not offered",
-                b.booking.status.as_str()
+                "booking {} is no longer {}",
+                t.booking,
+                t.from.as_str()
             )));
         }
-        sqlx::query("UPDATE bookings SET status = 'confirmed', offer_expires_at = NULL, updated_at = ? WHERE id = ?")
+        self.log(t.booking, t.to, t.at, t.note).await
+    }
+
+    async fn log(
+        &mut self,
+        booking: BookingId,
+        status: BookingStatus,
+        at: DateTime<Utc>,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO booking_log (booking_id, at, status, note) VALUES (?, ?, ?, ?)")
+            .bind(booking.as_i64())
             .bind(fmt_time(at))
-            .bind(id.as_i64())
-            .execute(&mut *tx)
+            .bind(status.as_str())
+            .bind(note)
+            .execute(&mut *self.0)
             .await?;
-        log(
-            &mut tx,
-            id.as_i64(),
-            BookingStatus::Confirmed,
-            at,
-            Some("offer accepted"),
-        )
-        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WriteTx for SqliteTx {
+    async fn lock_event(&mut self, id: EventId) -> Result<Option<Event>, StoreError> {
+        load_event(&mut self.0, id).await
+    }
+
+    async fn booking(&mut self, id: BookingId) -> Result<Option<BookingRecord>, StoreError> {
+        let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_i64())
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *self.0)
             .await?;
-        let b = booking_from_row(&row)?;
-        tx.commit().await?;
-        Ok(b)
+        row.as_ref().map(booking_from_row).transpose()
     }
 
-    pub(super) async fn event_status_tx(
-        &self,
-        id: EventId,
-        status: crate::domain::event::EventStatus,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError> {
-        let at = micros(at);
-        let mut tx = self.write_tx().await?;
-        load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        sqlx::query(
-            "UPDATE events SET status = ?, version = version + 1, updated_at = ? WHERE id = ?",
-        )
-        .bind(status.as_str())
-        .bind(fmt_time(at))
-        .bind(id.as_i64())
-        .execute(&mut *tx)
-        .await?;
-        if status == crate::domain::event::EventStatus::Cancelled {
-            let active: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM bookings WHERE event_id = ? AND status IN ('confirmed', 'waitlisted', 'offered')",
-            )
-            .bind(id.as_i64())
-            .fetch_all(&mut *tx)
+    async fn bookings_of(
+        &mut self,
+        event: EventId,
+        statuses: &[BookingStatus],
+    ) -> Result<Vec<BookingRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {BOOKING_COLUMNS} FROM bookings WHERE event_id = ? AND status IN {} \
+             ORDER BY created_at, id",
+            statuses_sql(statuses)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(event.as_i64())
+            .fetch_all(&mut *self.0)
             .await?;
-            for b in &active {
-                transition(
-                    &mut tx,
-                    *b,
-                    BookingStatus::Cancelled,
-                    at,
-                    Some("event cancelled"),
-                )
-                .await?;
-            }
-            sqlx::query("UPDATE events SET held = 0 WHERE id = ?")
-                .bind(id.as_i64())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let ev = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        Ok(ev)
+        rows.iter().map(booking_from_row).collect()
     }
-}
 
-impl SqliteStore {
-    pub(super) async fn update_event_tx(
-        &self,
-        id: EventId,
-        d: EventDraft,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError> {
-        let at = micros(at);
-        let mut tx = self.write_tx().await?;
-        let cur = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        if d.capacity < cur.held {
-            return Err(StoreError::WrongState(format!(
-                "capacity {} is below the {} seats already held",
-                d.capacity, cur.held
-            )));
-        }
-        sqlx::query(
-            "UPDATE events SET title = ?, description = ?, starts_at = ?, ends_at = ?, capacity = ?, \
-             booking_opens_at = ?, booking_closes_at = ?, cancel_deadline = ?, waitlist = ?, \
-             version = version + 1, updated_at = ? WHERE id = ?",
-        )
-        .bind(d.title)
-        .bind(d.description)
-        .bind(fmt_time(d.starts_at))
-        .bind(fmt_time(d.ends_at))
-        .bind(i64::from(d.capacity))
-        .bind(fmt_time(d.booking_opens_at))
-        .bind(fmt_time(d.booking_closes_at))
-        .bind(fmt_time(d.cancel_deadline))
-        .bind(i64::from(d.waitlist))
-        .bind(fmt_time(at))
-        .bind(id.as_i64())
-        .execute(&mut *tx)
-        .await?;
-        // More seats: the waitlist moves up.
-        loop {
-            let ev = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-            if ev.held >= ev.draft.capacity || promote(&mut tx, &ev, at).await?.is_none() {
-                break;
-            }
-        }
-        let ev = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        Ok(ev)
-    }
-}
-
-/// Give the free seat to the first waitlisted person it fits.
-async fn promote(
-    tx: &mut Transaction<'static, Sqlite>,
-    ev: &Event,
-    at: DateTime<Utc>,
-) -> Result<Option<BookingId>, StoreError> {
-    let waiting: Vec<(i64, Option<String>)> = sqlx::query_as(
-        "SELECT id, quota FROM bookings WHERE event_id = ? AND status = 'waitlisted' ORDER BY waitlist_seq",
-    )
-    .bind(ev.id.as_i64())
-    .fetch_all(&mut **tx)
-    .await?;
-    for (bid, quota) in waiting {
-        if !seat_for(tx, ev, quota.as_deref()).await? {
-            continue;
-        }
-        let (status, offer) = match ev.draft.offer_hours {
-            Some(h) => (
-                BookingStatus::Offered,
-                Some(at + chrono::Duration::hours(i64::from(h))),
-            ),
-            None => (BookingStatus::Confirmed, None),
-        };
-        sqlx::query(
-            "UPDATE bookings SET status = ?, offer_expires_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(status.as_str())
-        .bind(offer.map(fmt_time))
-        .bind(fmt_time(at))
-        .bind(bid)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query("UPDATE events SET held = held + 1 WHERE id = ?")
-            .bind(ev.id.as_i64())
-            .execute(&mut **tx)
+    async fn held_counts(&mut self, event: EventId) -> Result<HeldCounts, StoreError> {
+        let sql = format!(
+            "SELECT quota, count(*) FROM bookings WHERE event_id = ? AND status IN {HOLDS} GROUP BY quota"
+        );
+        let rows: Vec<(Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(event.as_i64())
+            .fetch_all(&mut *self.0)
             .await?;
-        log(tx, bid, status, at, Some("promoted from the waitlist")).await?;
-        return Ok(BookingId::from_i64(bid));
+        Ok(rows.into_iter().map(|(q, n)| (q, n as u32)).collect())
     }
-    Ok(None)
-}
 
-/// The booking decision, inside the transaction.
-async fn decide(
-    tx: &mut Transaction<'static, Sqlite>,
-    ev: &Event,
-    user: &crate::domain::user::User,
-    at: DateTime<Utc>,
-) -> Result<BookOutcome, StoreError> {
-    let d = &ev.draft;
-    if d.status != crate::domain::event::EventStatus::Published {
-        return Ok(BookOutcome::NotOpen {
-            detail: format!("the event is {}", d.status.as_str()),
-        });
-    }
-    if at < d.booking_opens_at {
-        return Ok(BookOutcome::OutsideWindow {
-            detail: format!("booking opens at {}", d.booking_opens_at.to_rfc3339()),
-        });
-    }
-    if at >= d.booking_closes_at {
-        return Ok(BookOutcome::OutsideWindow {
-            detail: format!("booking closed at {}", d.booking_closes_at.to_rfc3339()),
-        });
-    }
-    let active: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM bookings WHERE event_id = ? AND user_id = ? AND status IN ('confirmed', 'waitlisted', 'offered', 'checked_in')",
-    )
-    .bind(ev.id.as_i64())
-    .bind(user.id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(b) = active {
-        return Ok(BookOutcome::AlreadyBooked {
-            booking_id: BookingId::from_i64(b)
-                .map(|b| b.to_string())
-                .unwrap_or_default(),
-        });
-    }
-    // Trips of the same kind this person holds in the event's calendar year (Shanghai).
-    let year = d.starts_at.with_timezone(&SHANGHAI).year();
-    let (y0, y1) = (
-        SHANGHAI
-            .with_ymd_and_hms(year, 1, 1, 0, 0, 0)
-            .single()
-            .expect("fixed offset"),
-        SHANGHAI
-            .with_ymd_and_hms(year + 1, 1, 1, 0, 0, 0)
-            .single()
-            .expect("fixed offset"),
-    );
-    let sql = format!(
-        "SELECT count(*) FROM bookings b JOIN events e ON e.id = b.event_id WHERE b.user_id = ? \
-         AND b.status IN {HOLDS} AND e.kind = ? AND e.starts_at >= ? AND e.starts_at < ?"
-    );
-    let trips: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(user.id)
-        .bind(d.kind.as_str())
-        .bind(fmt_time(y0.with_timezone(&Utc)))
-        .bind(fmt_time(y1.with_timezone(&Utc)))
-        .fetch_one(&mut **tx)
+    async fn waitlist(&mut self, event: EventId) -> Result<Vec<Waiting>, StoreError> {
+        let rows: Vec<(i64, i64, Option<String>, i64)> = sqlx::query_as(
+            "SELECT id, user_id, quota, waitlist_seq FROM bookings \
+             WHERE event_id = ? AND status = 'waitlisted' ORDER BY waitlist_seq",
+        )
+        .bind(event.as_i64())
+        .fetch_all(&mut *self.0)
         .await?;
-    if let Err(r) = d
-        .eligibility
-        .check(&user.profile, d.starts_at, trips as u32)
-    {
-        return Ok(BookOutcome::NotEligible {
-            rule: r.rule.to_owned(),
-            detail: r.detail,
-        });
+        rows.into_iter()
+            .map(|(id, user, quota, seq)| {
+                Ok(Waiting {
+                    id: BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?,
+                    user,
+                    quota,
+                    seq,
+                })
+            })
+            .collect()
     }
-    let key = Quota::key_for(&d.quotas, &user.profile);
-    let id = BookingId::random();
-    let (status, seq) = if seat_for(tx, ev, key.as_deref()).await? {
-        (BookingStatus::Confirmed, None)
-    } else if d.waitlist {
-        let max: Option<i64> =
+
+    async fn waitlist_tail(&mut self, event: EventId) -> Result<WaitlistTail, StoreError> {
+        let waitlisted: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM bookings WHERE event_id = ? AND status = 'waitlisted'",
+        )
+        .bind(event.as_i64())
+        .fetch_one(&mut *self.0)
+        .await?;
+        let last: Option<i64> =
             sqlx::query_scalar("SELECT max(waitlist_seq) FROM bookings WHERE event_id = ?")
-                .bind(ev.id.as_i64())
-                .fetch_one(&mut **tx)
+                .bind(event.as_i64())
+                .fetch_one(&mut *self.0)
                 .await?;
-        (BookingStatus::Waitlisted, Some(max.unwrap_or(0) + 1))
-    } else {
-        return Ok(BookOutcome::Full);
-    };
-    sqlx::query(
-        "INSERT INTO bookings (id, event_id, user_id, status, quota, waitlist_seq, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id.as_i64())
-    .bind(ev.id.as_i64())
-    .bind(user.id)
-    .bind(status.as_str())
-    .bind(key.clone())
-    .bind(seq)
-    .bind(fmt_time(at))
-    .bind(fmt_time(at))
-    .execute(&mut **tx)
-    .await?;
-    if status.holds_seat() {
-        sqlx::query("UPDATE events SET held = held + 1 WHERE id = ?")
-            .bind(ev.id.as_i64())
-            .execute(&mut **tx)
-            .await?;
+        Ok(WaitlistTail {
+            waitlisted: waitlisted as u32,
+            last_seq: last.unwrap_or(0),
+        })
     }
-    log(tx, id.as_i64(), status, at, None).await?;
-    let position = match seq {
-        Some(seq) => {
-            let ahead: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM bookings WHERE event_id = ? AND status = 'waitlisted' AND waitlist_seq < ?",
-            )
-            .bind(ev.id.as_i64())
-            .bind(seq)
-            .fetch_one(&mut **tx)
+
+    async fn active_booking(
+        &mut self,
+        event: EventId,
+        user: UserId,
+    ) -> Result<Option<BookingId>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM bookings WHERE event_id = ? AND user_id = ? \
+             AND status IN ('confirmed', 'waitlisted', 'offered', 'checked_in')",
+        )
+        .bind(event.as_i64())
+        .bind(user)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(id.and_then(BookingId::from_i64))
+    }
+
+    async fn seats_held_in(
+        &mut self,
+        user: UserId,
+        kind: EventKind,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let sql = format!(
+            "SELECT count(*) FROM bookings b JOIN events e ON e.id = b.event_id WHERE b.user_id = ? \
+             AND b.status IN {HOLDS} AND e.kind = ? AND e.starts_at >= ? AND e.starts_at < ?"
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(user)
+            .bind(kind.as_str())
+            .bind(fmt_time(from))
+            .bind(fmt_time(to))
+            .fetch_one(&mut *self.0)
             .await?;
-            Some(ahead as u32 + 1)
+        Ok(n as u32)
+    }
+
+    async fn apply(&mut self, effects: &[Effect]) -> Result<(), StoreError> {
+        for effect in effects {
+            match effect {
+                Effect::Insert(b) => {
+                    sqlx::query(
+                        "INSERT INTO bookings (id, event_id, user_id, status, quota, waitlist_seq, \
+                         offer_expires_at, checked_in_at, created_at, updated_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(b.id.as_i64())
+                    .bind(b.event.as_i64())
+                    .bind(b.user)
+                    .bind(b.status.as_str())
+                    .bind(b.quota.clone())
+                    .bind(b.waitlist_seq)
+                    .bind(b.offer_expires_at.map(fmt_time))
+                    .bind(b.checked_in_at.map(fmt_time))
+                    .bind(fmt_time(b.created_at))
+                    .bind(fmt_time(b.updated_at))
+                    .execute(&mut *self.0)
+                    .await?;
+                    self.log(b.id, b.status, b.created_at, None).await?;
+                }
+                Effect::Transition(t) => self.transition(t).await?,
+                Effect::SaveEvent(e) => {
+                    let d = &e.draft;
+                    sqlx::query(
+                        "UPDATE events SET title = ?, description = ?, starts_at = ?, ends_at = ?, \
+                         capacity = ?, booking_opens_at = ?, booking_closes_at = ?, cancel_deadline = ?, \
+                         waitlist = ?, status = ?, held = ?, version = ?, updated_at = ?, settled_at = ? \
+                         WHERE id = ?",
+                    )
+                    .bind(d.title.clone())
+                    .bind(d.description.clone())
+                    .bind(fmt_time(d.starts_at))
+                    .bind(fmt_time(d.ends_at))
+                    .bind(i64::from(d.capacity))
+                    .bind(fmt_time(d.booking_opens_at))
+                    .bind(fmt_time(d.booking_closes_at))
+                    .bind(fmt_time(d.cancel_deadline))
+                    .bind(i64::from(d.waitlist))
+                    .bind(d.status.as_str())
+                    .bind(i64::from(e.held))
+                    .bind(e.version)
+                    .bind(fmt_time(e.updated_at))
+                    .bind(e.settled_at.map(fmt_time))
+                    .bind(e.id.as_i64())
+                    .execute(&mut *self.0)
+                    .await?;
+                }
+            }
         }
-        None => None,
-    };
-    Ok(BookOutcome::Booked {
-        booking: Booking {
-            id: id.to_string(),
-            event_id: ev.id.to_string(),
-            status,
-            waitlist_position: position,
-            quota: key,
-            offer_expires_at: None,
-            created_at: at,
-            updated_at: at,
-            checkin_code: None,
-        },
-    })
+        Ok(())
+    }
+
+    async fn idempotency(
+        &mut self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT request_hash, body, created_at FROM idempotency WHERE user_id = ? AND key = ?",
+        )
+        .bind(user)
+        .bind(key)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.map(|(request_hash, body, created)| {
+            Ok(IdempotencyRecord {
+                request_hash,
+                body,
+                created_at: DateTime::from_timestamp(created, 0)
+                    .ok_or_else(|| corrupt("idempotency created_at", created))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_idempotency(
+        &mut self,
+        user: UserId,
+        key: &str,
+        r: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO idempotency (user_id, key, request_hash, status, body, created_at) \
+             VALUES (?, ?, ?, 0, ?, ?)",
+        )
+        .bind(user)
+        .bind(key)
+        .bind(&r.request_hash)
+        .bind(&r.body)
+        .bind(r.created_at.timestamp())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn otp_requests(
+        &mut self,
+        by: OtpRequester<'_>,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let (sql, key) = match by {
+            OtpRequester::Phone(p) => (
+                "SELECT at FROM otp_requests WHERE phone = ? AND at > ? ORDER BY at DESC LIMIT ?",
+                p.as_str(),
+            ),
+            OtpRequester::Ip(ip) => (
+                "SELECT at FROM otp_requests WHERE ip = ? AND at > ? ORDER BY at DESC LIMIT ?",
+                ip,
+            ),
+        };
+        let times: Vec<i64> = sqlx::query_scalar(sql)
+            .bind(key)
+            .bind(since.timestamp())
+            .bind(limit)
+            .fetch_all(&mut *self.0)
+            .await?;
+        times
+            .into_iter()
+            .map(|t| DateTime::from_timestamp(t, 0).ok_or_else(|| corrupt("otp request at", t)))
+            .collect()
+    }
+
+    async fn put_otp(
+        &mut self,
+        phone: &Phone,
+        ip: &str,
+        at: DateTime<Utc>,
+        code: &StoredCode,
+        forget_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO otp_requests (phone, ip, at) VALUES (?, ?, ?)")
+            .bind(phone.as_str())
+            .bind(ip)
+            .bind(at.timestamp())
+            .execute(&mut *self.0)
+            .await?;
+        sqlx::query("DELETE FROM otp_requests WHERE at < ?")
+            .bind(forget_before.timestamp())
+            .execute(&mut *self.0)
+            .await?;
+        sqlx::query(
+            "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (phone) DO UPDATE SET code_hash = excluded.code_hash, \
+             expires_at = excluded.expires_at, attempts = excluded.attempts",
+        )
+        .bind(phone.as_str())
+        .bind(&code.code_hash)
+        .bind(code.expires_at.timestamp())
+        .bind(code.attempts)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn stored_code(&mut self, phone: &Phone) -> Result<Option<StoredCode>, StoreError> {
+        let row: Option<(String, i64, i64)> =
+            sqlx::query_as("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone = ?")
+                .bind(phone.as_str())
+                .fetch_optional(&mut *self.0)
+                .await?;
+        row.map(|(code_hash, expires, attempts)| {
+            Ok(StoredCode {
+                code_hash,
+                expires_at: DateTime::from_timestamp(expires, 0)
+                    .ok_or_else(|| corrupt("otp expires_at", expires))?,
+                attempts,
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply_code(&mut self, phone: &Phone, effect: CodeEffect) -> Result<(), StoreError> {
+        let sql = match effect {
+            CodeEffect::Consume => "DELETE FROM otp_codes WHERE phone = ?",
+            CodeEffect::CountWrongTry => {
+                "UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = ?"
+            }
+        };
+        sqlx::query(sql)
+            .bind(phone.as_str())
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.0.commit().await?;
+        Ok(())
+    }
 }

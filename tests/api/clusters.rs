@@ -166,7 +166,7 @@ async fn clusters_follow_sites_added_moved_and_retired() {
     let retired_union = usize::from(drafts[0].kind == Kind::UnionStation) as u64;
     added.push(drafts[0].clone());
     added.push(drafts[1].clone());
-    store.import_sites(added).await.unwrap();
+    store.import_sites(added, chrono::Utc::now()).await.unwrap();
     app.service.catch_up().await.unwrap();
 
     for zoom in [0, 6, 12, 20] {

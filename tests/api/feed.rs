@@ -126,7 +126,7 @@ async fn replaying_while_sites_change_ends_with_the_servers_set() {
                 }
                 batch.push(d);
             }
-            store.import_sites(batch).await.unwrap();
+            store.import_sites(batch, chrono::Utc::now()).await.unwrap();
             tokio::task::yield_now().await;
         }
     });

@@ -130,13 +130,29 @@ pub fn draft(n: usize, kind: Kind, lat: f64, lon: f64) -> SiteDraft {
     }
 }
 
+/// The one place the tests' database comes from: `YIZHAN_TEST_DATABASE`
+/// names the backend (`sqlite`, the default: a fresh file in `dir` per test).
+/// Every test reaches the database only through the store contract, so a
+/// backend added here runs the whole suite.
+pub fn test_database_url(dir: &TempDir) -> String {
+    match std::env::var("YIZHAN_TEST_DATABASE").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => {
+            format!("sqlite:{}", dir.path().join("yizhan.db").display())
+        }
+        Ok(other) => panic!("YIZHAN_TEST_DATABASE={other}: no such test backend (sqlite)"),
+    }
+}
+
 /// Start the service over a fresh database holding `drafts`.
 pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite:{}", dir.path().join("yizhan.db").display());
+    let url = test_database_url(&dir);
     let store = store::connect(&url).await.expect("store opens");
     if !drafts.is_empty() {
-        store.import_sites(drafts).await.expect("import");
+        store
+            .import_sites(drafts, chrono::Utc::now())
+            .await
+            .expect("import");
     }
     // A long follow interval: tests call `catch_up()` instead of waiting for it.
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));

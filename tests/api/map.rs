@@ -169,7 +169,10 @@ async fn viewport_etag_gives_304_until_the_sites_change() {
     // Another site in the box: a new body, a new tag.
     let other = yizhan::store::connect(&app.database_url).await.unwrap();
     other
-        .import_sites(vec![draft(2, Kind::MotherRoom, 36.7, 117.2)])
+        .import_sites(
+            vec![draft(2, Kind::MotherRoom, 36.7, 117.2)],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     app.service.catch_up().await.unwrap();

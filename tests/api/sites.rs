@@ -158,7 +158,10 @@ async fn writes_by_another_process_reach_the_index_through_the_feed() {
     let mut retired = draft(1, Kind::OutdoorStation, 36.70, 117.12);
     retired.status = Status::Retired;
     other
-        .import_sites(vec![retired, draft(2, Kind::MotherRoom, JINAN.0, JINAN.1)])
+        .import_sites(
+            vec![retired, draft(2, Kind::MotherRoom, JINAN.0, JINAN.1)],
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     assert_eq!(app.service.catch_up().await.unwrap(), 2);

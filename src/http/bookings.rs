@@ -1,0 +1,343 @@
+//! Bookings: a seat taken safely under retries and crowds, cancelled, an
+//! offer accepted, the person's list, and a calendar entry. Every change is a
+//! store command that asks the rules in `domain/booking.rs`.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::caller::Caller;
+use super::events::{event_id, load_event};
+use crate::domain::booking::Canceller;
+use crate::domain::event::{BookOutcome, Booking, BookingId, EventKind, EventStatus};
+use crate::domain::{checkin, ics};
+use crate::error::{ApiError, Problem};
+use crate::store::{BookRequest, BookingView, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events/{id}/bookings", post(book))
+        .route("/v1/bookings/{id}", delete(cancel).get(booking_or_ics))
+        .route("/v1/bookings/{id}/accept", post(accept))
+        .route("/v1/me/bookings", get(my_bookings))
+}
+
+/// A booking by its path id.
+pub(super) async fn load_booking(
+    state: &AppState,
+    id: &str,
+) -> Result<(BookingId, BookingView), ApiError> {
+    let id: BookingId = id
+        .parse()
+        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
+    let view = state
+        .store
+        .get_booking(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no booking with id {id}")))?;
+    Ok((id, view))
+}
+
+/// The key that signs check-in codes, read from the store once per node.
+pub(super) async fn checkin_key(state: &AppState) -> Result<&[u8], ApiError> {
+    let key = state
+        .checkin_key
+        .get_or_try_init(|| state.store.secret("checkin-hmac"))
+        .await?;
+    Ok(key)
+}
+
+/// Fill in the holder's check-in code where the booking has one.
+pub(super) async fn with_code(state: &AppState, mut b: Booking) -> Result<Booking, ApiError> {
+    if checkin::has_code(b.status)
+        && let Ok(id) = b.id.parse::<BookingId>()
+    {
+        b.checkin_code = Some(checkin::code(checkin_key(state).await?, id));
+    }
+    Ok(b)
+}
+
+/// Book a seat. Send an `Idempotency-Key` header: a retry with the same key
+/// (within 24 h) gets the original answer, replayed, not re-executed; the same
+/// key with a different body is 422.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{id}/bookings",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Event id"), ("Idempotency-Key" = Option<String>, Header, description = "A unique key per booking attempt (1–100 characters)")),
+    responses(
+        (status = 201, description = "Confirmed, or waitlisted with its position", body = Booking),
+        (status = 403, description = "Not eligible; `rule` names the rule", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already booked, or full without a waitlist", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Outside the booking window, not open, or a reused key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn book(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let id = event_id(&id)?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => {
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 100)
+                .ok_or_else(|| {
+                    ApiError::param("Idempotency-Key", "1–100 visible ASCII characters")
+                })?;
+            Some(k.to_owned())
+        }
+        None => None,
+    };
+    let hash = crate::auth::sha256_hex(&[id.to_string().as_bytes(), b"\n", &body].concat());
+    let booked = state
+        .store
+        .book(BookRequest {
+            user: &caller.user,
+            event: id,
+            key: key.as_deref(),
+            request_hash: &hash,
+            at: state.auth.clock.now(),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound(format!("no event with id {id}")),
+            e => e.into(),
+        })?;
+    let outcome = match booked.outcome {
+        BookOutcome::Booked { booking } => BookOutcome::Booked {
+            booking: with_code(&state, booking).await?,
+        },
+        other => other,
+    };
+    let mut resp = outcome_response(outcome);
+    if booked.replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
+}
+
+fn outcome_response(outcome: BookOutcome) -> Response {
+    match outcome {
+        BookOutcome::Booked { booking } => (StatusCode::CREATED, Json(booking)).into_response(),
+        BookOutcome::AlreadyBooked { booking_id } => ApiError::Conflict(format!(
+            "you already hold booking {booking_id} for this event"
+        ))
+        .into_response(),
+        BookOutcome::NotEligible { rule, detail } => ApiError::Forbidden {
+            detail: format!("{rule}: {detail}"),
+            param: Some(rule),
+        }
+        .into_response(),
+        BookOutcome::Full => {
+            ApiError::Conflict("the event is full and has no waitlist".into()).into_response()
+        }
+        BookOutcome::OutsideWindow { detail } => {
+            ApiError::unprocessable("booking_window", detail).into_response()
+        }
+        BookOutcome::NotOpen { detail } => {
+            ApiError::unprocessable("status", detail).into_response()
+        }
+    }
+}
+
+/// Cancel a booking (its holder, before the event's cancel deadline; the
+/// event's site managers and admins at any time). A seat it held goes, in the
+/// same transaction, to the first waitlisted person whose quota it fits.
+#[utoipa::path(
+    delete,
+    path = "/v1/bookings/{id}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "The cancelled booking", body = Booking),
+        (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Checked in or marked a no-show: past cancelling", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Past the cancel deadline", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Booking>, ApiError> {
+    let (id, view) = load_booking(&state, &id).await?;
+    let event = load_event(&state, view.record.event).await?;
+    let by = if event.managed_by(&caller.user) {
+        Canceller::Manager
+    } else if view.record.user == caller.user.id {
+        Canceller::Holder
+    } else {
+        return Err(ApiError::forbidden("not your booking"));
+    };
+    let done = state
+        .store
+        .cancel_booking(id, by, state.auth.clock.now())
+        .await?;
+    Ok(Json(done.booking.to_api(None)))
+}
+
+/// Accept a seat offered from the waitlist, before `offer_expires_at`.
+#[utoipa::path(
+    post,
+    path = "/v1/bookings/{id}/accept",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "Confirmed", body = Booking),
+        (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not offered (or the offer lapsed)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Booking>, ApiError> {
+    let (id, view) = load_booking(&state, &id).await?;
+    if view.record.user != caller.user.id {
+        return Err(ApiError::forbidden("not your booking"));
+    }
+    let record = state.store.accept_offer(id, state.auth.clock.now()).await?;
+    Ok(Json(with_code(&state, record.to_api(None)).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MyBookings {
+    /// Upcoming first (soonest first), then past (latest first).
+    pub items: Vec<MyBooking>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MyBooking {
+    #[serde(flatten)]
+    pub booking: Booking,
+    pub event: EventSummary,
+    /// The event has not ended yet.
+    pub upcoming: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventSummary {
+    #[schema(value_type = String)]
+    pub id: String,
+    pub kind: EventKind,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub status: EventStatus,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/me/bookings",
+    tag = "events",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's bookings, oldest first", body = MyBookings),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn my_bookings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<MyBookings>, ApiError> {
+    let now = state.auth.clock.now();
+    let rows = state.store.user_bookings(caller.user.id).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let d = &r.event.draft;
+        let b = r.booking.record.to_api(r.booking.waitlist_position);
+        items.push(MyBooking {
+            booking: with_code(&state, b).await?,
+            upcoming: d.ends_at > now,
+            event: EventSummary {
+                id: r.event.id.to_string(),
+                kind: d.kind,
+                title: d.title.clone(),
+                starts_at: d.starts_at,
+                ends_at: d.ends_at,
+                status: d.status,
+            },
+        });
+    }
+    items.sort_by(|a, b| match (a.upcoming, b.upcoming) {
+        (true, true) => a.event.starts_at.cmp(&b.event.starts_at),
+        (false, false) => b.event.starts_at.cmp(&a.event.starts_at),
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+    });
+    Ok(Json(MyBookings { items }))
+}
+
+/// A booking as JSON, or `{id}.ics`: its calendar entry (RFC 5545, Asia/Shanghai
+/// time) for the phone's calendar. The holder, the event's site managers and admins.
+#[utoipa::path(
+    get,
+    path = "/v1/bookings/{id}",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id, or the id followed by `.ics` for a calendar entry")),
+    responses(
+        (status = 200, description = "The booking (JSON), or `text/calendar`", body = Booking),
+        (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn booking_or_ics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, ics) = match id.strip_suffix(".ics") {
+        Some(id) => (id.to_owned(), true),
+        None => (id, false),
+    };
+    let (_, view) = load_booking(&state, &id).await?;
+    let event = load_event(&state, view.record.event).await?;
+    let holder = view.record.user == caller.user.id;
+    if !holder && !event.managed_by(&caller.user) {
+        return Err(ApiError::forbidden("not your booking"));
+    }
+    let booking = view.record.to_api(view.waitlist_position);
+    if !ics {
+        let b = if holder {
+            with_code(&state, booking).await?
+        } else {
+            booking
+        };
+        return Ok(Json(b).into_response());
+    }
+    let location = match (&event.draft.venue_name, event.draft.site_id) {
+        (Some(v), _) => v.clone(),
+        (None, Some(s)) => match state.store.get_site(s).await? {
+            Some(site) => format!("{} {}", site.draft.name, site.draft.address),
+            None => String::new(),
+        },
+        (None, None) => String::new(),
+    };
+    let body = ics::booking_ics(&booking, &event, &location, state.auth.clock.now());
+    Ok((
+        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+        body,
+    )
+        .into_response())
+}

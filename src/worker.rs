@@ -1,0 +1,97 @@
+//! The background worker for what time decides: offers lapse and pass on,
+//! no-shows are marked after an event ends, and idempotency records past
+//! their day are purged — within a pass interval of their deadline, whether
+//! or not anyone reads. GET requests never write; this does.
+//!
+//! Safe in several processes on one database: a pass only *finds* candidate
+//! events with a read; each job then runs as a command
+//! ([`crate::store::commands`]) that re-reads the event under the write
+//! transaction's lock and decides anew, so what another node has already
+//! done is simply not due any more and is never applied twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::auth::Clock;
+use crate::domain::idempotency;
+use crate::store::DynStore;
+
+/// Events handled per job per pass; the next pass takes the rest.
+const BATCH: i64 = 500;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub offers_lapsed: u32,
+    pub no_shows: u32,
+    pub events_settled: u32,
+    pub keys_purged: u64,
+}
+
+pub struct Worker {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    /// How many passes have finished (tests wait on it instead of sleeping).
+    passes: watch::Sender<u64>,
+}
+
+impl Worker {
+    pub fn new(store: DynStore, clock: Arc<dyn Clock>) -> Worker {
+        Worker {
+            store,
+            clock,
+            passes: watch::channel(0).0,
+        }
+    }
+
+    /// Run every job that is due now, once.
+    #[tracing::instrument(name = "worker_pass", skip_all, err(level = "warn"))]
+    pub async fn run_due(&self) -> anyhow::Result<PassReport> {
+        let now = self.clock.now();
+        let mut report = PassReport::default();
+        for event in self.store.events_with_lapsed_offers(now, BATCH).await? {
+            let n = self.store.lapse_offers(event, now).await?;
+            if n > 0 {
+                tracing::info!(event = %event, lapsed = n, "offers lapsed and passed on");
+            }
+            report.offers_lapsed += n;
+        }
+        for event in self.store.events_to_settle(now, BATCH).await? {
+            let n = self.store.mark_no_shows(event, now).await?;
+            if n > 0 {
+                tracing::info!(event = %event, no_shows = n, "no-shows marked");
+            }
+            report.no_shows += n;
+            report.events_settled += 1;
+        }
+        report.keys_purged = self
+            .store
+            .purge_idempotency(idempotency::expired_before(now))
+            .await?;
+        self.passes.send_modify(|n| *n += 1);
+        Ok(report)
+    }
+
+    /// A receiver of the count of finished passes.
+    pub fn passes(&self) -> watch::Receiver<u64> {
+        self.passes.subscribe()
+    }
+
+    /// Run a pass every `every` until `stop` turns true; a pass under way
+    /// finishes first (its commands are transactions either way).
+    pub async fn run(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            // A failed pass is logged (instrument) and retried on the next tick.
+            let _ = self.run_due().await;
+        }
+        tracing::info!("booking worker stopped");
+    }
+}
