@@ -675,6 +675,17 @@ pub fn edit_event(
             ),
         ));
     }
+    let reserved: u32 = d.quotas.iter().map(|q| q.seats).sum();
+    let outside = run.state.held.get(&None).copied().unwrap_or(0);
+    if !d.quotas.is_empty() && outside > d.capacity - reserved {
+        return Err(invalid(
+            "capacity",
+            format!(
+                "the {outside} seats held outside the quotas need a capacity of at least {}",
+                outside + reserved
+            ),
+        ));
+    }
     if d == cur {
         let unchanged = run.state.event.clone();
         return Ok(run.finish(unchanged));
@@ -730,5 +741,579 @@ impl EventDraft {
             return Err(("quotas", "quota seats exceed the capacity".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rules against a model of the store: random command sequences on
+    //! random events, every invariant checked after every step.
+
+    use super::*;
+    use crate::domain::event::{Eligibility, EventKind, QuotaAttribute};
+    use crate::domain::user::{Gender, Profile, Role};
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    /// The store as the rules see it: every booking of one event.
+    #[derive(Debug, Clone)]
+    struct Model {
+        event: Event,
+        bookings: Vec<BookingRecord>,
+        users: Vec<User>,
+        now: DateTime<Utc>,
+        next_id: u64,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Cmd {
+        Book(usize),
+        Cancel(usize, bool),
+        Accept(usize),
+        Lapse,
+        CheckIn(usize),
+        NoShows,
+        Advance(i64),
+        Capacity(u32),
+        CancelEvent,
+    }
+
+    fn cmd() -> impl Strategy<Value = Cmd> {
+        prop_oneof![
+            6 => (0..10usize).prop_map(Cmd::Book),
+            3 => (0..40usize, any::<bool>()).prop_map(|(i, m)| Cmd::Cancel(i, m)),
+            2 => (0..40usize).prop_map(Cmd::Accept),
+            1 => Just(Cmd::Lapse),
+            1 => (0..40usize).prop_map(Cmd::CheckIn),
+            1 => Just(Cmd::NoShows),
+            2 => (1..80i64).prop_map(Cmd::Advance),
+            1 => (1..8u32).prop_map(Cmd::Capacity),
+            1 => Just(Cmd::CancelEvent).prop_filter("rare", |_| true),
+        ]
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+    }
+
+    impl Model {
+        fn new(
+            capacity: u32,
+            female_seats: Option<u32>,
+            waitlist: bool,
+            offer: Option<u32>,
+            genders: &[bool],
+        ) -> Model {
+            let start = t0() + Duration::days(3);
+            let quotas = female_seats
+                .map(|seats| {
+                    vec![Quota {
+                        attribute: QuotaAttribute::Gender,
+                        value: "female".into(),
+                        seats: seats.min(capacity),
+                    }]
+                })
+                .unwrap_or_default();
+            let event = Event {
+                id: EventId::from_u64(7).unwrap(),
+                draft: EventDraft {
+                    kind: EventKind::Recuperation,
+                    site_id: None,
+                    venue_name: Some("v".into()),
+                    lat: 0.0,
+                    lon: 0.0,
+                    title: "t".into(),
+                    description: String::new(),
+                    starts_at: start,
+                    ends_at: start + Duration::hours(5),
+                    capacity,
+                    booking_opens_at: t0() - Duration::hours(1),
+                    booking_closes_at: start,
+                    cancel_deadline: start - Duration::hours(24),
+                    waitlist,
+                    status: EventStatus::Published,
+                    quotas,
+                    eligibility: Eligibility::default(),
+                    offer_hours: offer,
+                },
+                held: 0,
+                version: 1,
+                updated_at: t0(),
+                settled_at: None,
+            };
+            let users = genders
+                .iter()
+                .enumerate()
+                .map(|(i, female)| User {
+                    id: i as i64 + 1,
+                    phone: format!("137{:08}", i).parse().unwrap(),
+                    role: Role::Worker,
+                    sites: vec![],
+                    profile: Profile {
+                        gender: Some(if *female {
+                            Gender::Female
+                        } else {
+                            Gender::Male
+                        }),
+                        ..Profile::default()
+                    },
+                })
+                .collect();
+            Model {
+                event,
+                bookings: vec![],
+                users,
+                now: t0(),
+                next_id: 100,
+            }
+        }
+
+        fn held(&self) -> HeldCounts {
+            let mut h = HeldCounts::new();
+            for b in self.bookings.iter().filter(|b| b.status.holds_seat()) {
+                *h.entry(b.quota.clone()).or_insert(0) += 1;
+            }
+            h
+        }
+
+        fn waitlist(&self) -> Vec<Waiting> {
+            let mut w: Vec<Waiting> = self
+                .bookings
+                .iter()
+                .filter(|b| b.status == BookingStatus::Waitlisted)
+                .map(|b| Waiting {
+                    id: b.id,
+                    user: b.user,
+                    quota: b.quota.clone(),
+                    seq: b.waitlist_seq.unwrap(),
+                })
+                .collect();
+            w.sort_by_key(|w| w.seq);
+            w
+        }
+
+        fn state(&self, bookings: Vec<BookingRecord>) -> EventState {
+            EventState {
+                event: self.event.clone(),
+                held: self.held(),
+                waitlist: self.waitlist(),
+                bookings,
+            }
+        }
+
+        fn with_status(&self, s: &[BookingStatus]) -> Vec<BookingRecord> {
+            self.bookings
+                .iter()
+                .filter(|b| s.contains(&b.status))
+                .cloned()
+                .collect()
+        }
+
+        /// Apply effects as the store does, refusing a stale transition.
+        fn apply(&mut self, effects: &[Effect]) {
+            for e in effects {
+                match e {
+                    Effect::Insert(b) => {
+                        assert!(self.bookings.iter().all(|x| x.id != b.id));
+                        self.bookings.push(b.clone());
+                    }
+                    Effect::Transition(t) => {
+                        let b = self
+                            .bookings
+                            .iter_mut()
+                            .find(|b| b.id == t.booking)
+                            .unwrap();
+                        assert_eq!(
+                            b.status, t.from,
+                            "a transition from the status the booking has"
+                        );
+                        assert_eq!(b.user, t.user);
+                        b.status = t.to;
+                        b.offer_expires_at = t.offer_expires_at;
+                        b.checked_in_at = t.checked_in_at.or(b.checked_in_at);
+                        b.updated_at = t.at;
+                    }
+                    Effect::SaveEvent(ev) => self.event = ev.clone(),
+                }
+            }
+        }
+
+        fn nth(&self, i: usize) -> Option<BookingRecord> {
+            (!self.bookings.is_empty()).then(|| self.bookings[i % self.bookings.len()].clone())
+        }
+
+        fn step(&mut self, c: &Cmd) {
+            let now = self.now;
+            match c {
+                Cmd::Book(u) => {
+                    let user = self.users[u % self.users.len()].clone();
+                    let tail_seq = self
+                        .bookings
+                        .iter()
+                        .filter_map(|b| b.waitlist_seq)
+                        .max()
+                        .unwrap_or(0);
+                    let (from, to) = trip_year(self.event.draft.starts_at);
+                    let s = BookSnapshot {
+                        event: self.event.clone(),
+                        held: self.held(),
+                        waitlisted: self.waitlist().len() as u32,
+                        last_seq: tail_seq,
+                        active: self
+                            .bookings
+                            .iter()
+                            .find(|b| {
+                                b.user == user.id
+                                    && !matches!(
+                                        b.status,
+                                        BookingStatus::Cancelled | BookingStatus::NoShow
+                                    )
+                            })
+                            .map(|b| b.id),
+                        trips_this_year: {
+                            let _ = (from, to);
+                            0
+                        },
+                    };
+                    self.next_id += 1;
+                    let d = book(&s, &user, BookingId::from_u64(self.next_id).unwrap(), now);
+                    if let BookOutcome::Booked { booking } = &d.outcome {
+                        if booking.status == BookingStatus::Waitlisted {
+                            assert_eq!(booking.waitlist_position, Some(s.waitlisted + 1));
+                        }
+                    } else {
+                        assert!(d.effects.is_empty());
+                    }
+                    self.apply(&d.effects);
+                }
+                Cmd::Cancel(i, manager) => {
+                    let Some(b) = self.nth(*i) else { return };
+                    let by = if *manager {
+                        Canceller::Manager
+                    } else {
+                        Canceller::Holder
+                    };
+                    let before = self.clone();
+                    match cancel(self.state(vec![b.clone()]), b.id, by, now) {
+                        Ok(d) => {
+                            self.apply(&d.effects);
+                            self.check_promotions(&before, &d.outcome.promoted);
+                            assert_eq!(
+                                self.bookings.iter().find(|x| x.id == b.id).unwrap().status,
+                                BookingStatus::Cancelled
+                            );
+                        }
+                        Err(_) => {
+                            assert!(
+                                (by == Canceller::Holder
+                                    && now >= self.event.draft.cancel_deadline)
+                                    || matches!(
+                                        b.status,
+                                        BookingStatus::CheckedIn | BookingStatus::NoShow
+                                    )
+                            );
+                        }
+                    }
+                }
+                Cmd::Accept(i) => {
+                    let Some(b) = self.nth(*i) else { return };
+                    match accept(self.state(vec![b.clone()]), b.id, now) {
+                        Ok(d) => {
+                            assert_eq!(b.status, BookingStatus::Offered);
+                            assert!(b.offer_expires_at.unwrap() > now);
+                            self.apply(&d.effects);
+                        }
+                        Err(_) => assert!(
+                            b.status != BookingStatus::Offered
+                                || b.offer_expires_at.unwrap() <= now
+                        ),
+                    }
+                }
+                Cmd::Lapse => {
+                    let before = self.clone();
+                    let d =
+                        lapse_offers(self.state(self.with_status(&[BookingStatus::Offered])), now);
+                    self.apply(&d.effects);
+                    let promoted: Vec<BookingId> = d
+                        .effects
+                        .iter()
+                        .filter_map(|e| match e {
+                            Effect::Transition(t) if t.from == BookingStatus::Waitlisted => {
+                                Some(t.booking)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    self.check_promotions(&before, &promoted);
+                    assert!(
+                        self.bookings
+                            .iter()
+                            .all(|b| b.status != BookingStatus::Offered
+                                || b.offer_expires_at.unwrap() > now)
+                    );
+                }
+                Cmd::CheckIn(i) => {
+                    let Some(b) = self.nth(*i) else { return };
+                    match check_in(&self.event.clone(), b.clone(), now) {
+                        Ok(d) => {
+                            assert!(matches!(
+                                b.status,
+                                BookingStatus::Confirmed | BookingStatus::CheckedIn
+                            ));
+                            self.apply(&d.effects);
+                        }
+                        Err(_) => assert!(!matches!(
+                            b.status,
+                            BookingStatus::Confirmed | BookingStatus::CheckedIn
+                        )),
+                    }
+                }
+                Cmd::NoShows => {
+                    let d = mark_no_shows(
+                        self.state(self.with_status(&[BookingStatus::Confirmed])),
+                        now,
+                    );
+                    self.apply(&d.effects);
+                    if now >= self.event.draft.ends_at {
+                        assert!(
+                            self.bookings
+                                .iter()
+                                .all(|b| b.status != BookingStatus::Confirmed)
+                        );
+                        assert!(self.event.settled_at.is_some());
+                    }
+                }
+                Cmd::Advance(h) => self.now += Duration::hours(*h),
+                Cmd::Capacity(c) => {
+                    let before = self.clone();
+                    let patch = EventPatch {
+                        capacity: Some(*c),
+                        ..EventPatch::default()
+                    };
+                    let active = self.with_status(&[
+                        BookingStatus::Confirmed,
+                        BookingStatus::Waitlisted,
+                        BookingStatus::Offered,
+                    ]);
+                    match edit_event(self.state(active), &patch, now) {
+                        Ok(d) => {
+                            self.apply(&d.effects);
+                            assert_eq!(self.event.draft.capacity, *c);
+                            let promoted: Vec<BookingId> = d
+                                .effects
+                                .iter()
+                                .filter_map(|e| match e {
+                                    Effect::Transition(t)
+                                        if t.from == BookingStatus::Waitlisted =>
+                                    {
+                                        Some(t.booking)
+                                    }
+                                    _ => None,
+                                })
+                                .collect();
+                            self.check_promotions(&before, &promoted);
+                        }
+                        Err(_) => {
+                            let reserved: u32 =
+                                before.event.draft.quotas.iter().map(|q| q.seats).sum();
+                            let outside = before.held().get(&None).copied().unwrap_or(0);
+                            assert!(
+                                *c < before.event.held
+                                    || reserved > *c
+                                    || (reserved > 0 && outside > *c - reserved)
+                            )
+                        }
+                    }
+                }
+                Cmd::CancelEvent => {
+                    let patch = EventPatch {
+                        status: Some(EventStatus::Cancelled),
+                        ..EventPatch::default()
+                    };
+                    let active = self.with_status(&[
+                        BookingStatus::Confirmed,
+                        BookingStatus::Waitlisted,
+                        BookingStatus::Offered,
+                    ]);
+                    let d = edit_event(self.state(active), &patch, now).unwrap();
+                    self.apply(&d.effects);
+                    assert!(self.bookings.iter().all(|b| !matches!(
+                        b.status,
+                        BookingStatus::Confirmed
+                            | BookingStatus::Waitlisted
+                            | BookingStatus::Offered
+                    )));
+                }
+            }
+        }
+
+        /// The seats freed went to the first waitlisted people they fit:
+        /// nobody promoted was passed over by someone earlier of the same
+        /// quota who is still waiting.
+        fn check_promotions(&self, before: &Model, promoted: &[BookingId]) {
+            for p in promoted {
+                let was = before.bookings.iter().find(|b| b.id == *p).unwrap();
+                assert_eq!(was.status, BookingStatus::Waitlisted);
+                for w in self
+                    .bookings
+                    .iter()
+                    .filter(|b| b.status == BookingStatus::Waitlisted)
+                {
+                    assert!(
+                        !(w.quota == was.quota && w.waitlist_seq < was.waitlist_seq),
+                        "{w:?} waited longer than {was:?} in the same quota"
+                    );
+                }
+            }
+        }
+
+        fn check_invariants(&self) {
+            let held = self.held();
+            let d = &self.event.draft;
+            let total: u32 = held.values().sum();
+            assert_eq!(
+                self.event.held, total,
+                "the held counter equals the seats held"
+            );
+            assert!(
+                total <= d.capacity,
+                "{total} held > capacity {}",
+                d.capacity
+            );
+            let reserved: u32 = d.quotas.iter().map(|q| q.seats).sum();
+            for (k, n) in &held {
+                match k {
+                    Some(k) => {
+                        let seats: u32 = d
+                            .quotas
+                            .iter()
+                            .filter(|q| &q.key() == k)
+                            .map(|q| q.seats)
+                            .sum();
+                        assert!(*n <= seats.max(0), "quota {k}: {n} > {seats}");
+                    }
+                    None if !d.quotas.is_empty() => assert!(*n <= d.capacity - reserved),
+                    None => {}
+                }
+            }
+            let positions = waitlist_positions(&self.bookings);
+            let mut ps: Vec<u32> = positions.values().copied().collect();
+            ps.sort_unstable();
+            assert_eq!(
+                ps,
+                (1..=ps.len() as u32).collect::<Vec<_>>(),
+                "positions 1..n"
+            );
+            let mut seqs: Vec<i64> = self.waitlist().iter().map(|w| w.seq).collect();
+            seqs.dedup();
+            assert_eq!(seqs.len(), positions.len(), "arrival numbers are distinct");
+            if self.now < d.ends_at && d.status != EventStatus::Cancelled {
+                for w in self.waitlist() {
+                    assert!(
+                        !seat_for(&self.event, &held, w.quota.as_deref()),
+                        "{w:?} waits while a seat fits them"
+                    );
+                }
+            }
+            // One active booking per person.
+            for u in &self.users {
+                let active = self
+                    .bookings
+                    .iter()
+                    .filter(|b| {
+                        b.user == u.id
+                            && !matches!(b.status, BookingStatus::Cancelled | BookingStatus::NoShow)
+                    })
+                    .count();
+                assert!(active <= 1);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn random_commands_keep_every_invariant(
+            capacity in 1..6u32,
+            female_seats in proptest::option::of(0..4u32),
+            waitlist in any::<bool>(),
+            offer in proptest::option::of(1..48u32),
+            genders in proptest::collection::vec(any::<bool>(), 10),
+            cmds in proptest::collection::vec(cmd(), 1..60),
+        ) {
+            let mut m = Model::new(capacity, female_seats, waitlist, offer, &genders);
+            for c in &cmds {
+                m.step(c);
+                m.check_invariants();
+            }
+        }
+    }
+
+    #[test]
+    fn a_freed_seat_passes_in_arrival_order_within_its_quota() {
+        let mut m = Model::new(2, Some(1), true, None, &[true, true, false, true, false]);
+        for u in 0..5 {
+            m.step(&Cmd::Book(u));
+        }
+        // Seats: user 1 (female quota), user 3 (male, outside); waiting: 2 (f), 4 (f), 5 (m).
+        let status = |m: &Model, u: i64| m.bookings.iter().find(|b| b.user == u).unwrap().status;
+        assert_eq!(status(&m, 1), BookingStatus::Confirmed);
+        assert_eq!(status(&m, 3), BookingStatus::Confirmed);
+        // The man cancels: the free seat is outside the quota, so the next man gets it.
+        let i = m.bookings.iter().position(|b| b.user == 3).unwrap();
+        m.step(&Cmd::Cancel(i, false));
+        assert_eq!(status(&m, 5), BookingStatus::Confirmed);
+        assert_eq!(status(&m, 2), BookingStatus::Waitlisted);
+        // The first woman cancels: the woman who came first of those waiting gets it.
+        let i = m.bookings.iter().position(|b| b.user == 1).unwrap();
+        m.step(&Cmd::Cancel(i, false));
+        assert_eq!(status(&m, 2), BookingStatus::Confirmed);
+        assert_eq!(status(&m, 4), BookingStatus::Waitlisted);
+        m.check_invariants();
+    }
+
+    #[test]
+    fn a_lapsed_offer_passes_on_and_cannot_be_accepted() {
+        let mut m = Model::new(1, None, true, Some(24), &[false, false, false]);
+        for u in 0..3 {
+            m.step(&Cmd::Book(u));
+        }
+        m.step(&Cmd::Cancel(0, false));
+        let b2 = m.bookings[1].clone();
+        assert_eq!(b2.status, BookingStatus::Offered);
+        m.now += Duration::hours(25);
+        let refused = accept(m.state(vec![b2.clone()]), b2.id, m.now).unwrap_err();
+        assert!(matches!(refused, Refused::WrongState(_)));
+        m.step(&Cmd::Lapse);
+        assert_eq!(m.bookings[1].status, BookingStatus::Cancelled);
+        assert_eq!(m.bookings[2].status, BookingStatus::Offered);
+        m.check_invariants();
+    }
+
+    #[test]
+    fn an_edit_that_fails_has_no_effects_and_one_that_passes_bumps_the_version_once() {
+        let m = Model::new(3, None, true, None, &[true]);
+        let bad = EventPatch {
+            title: Some("new".into()),
+            ends_at: Some(m.event.draft.starts_at - Duration::hours(1)),
+            ..EventPatch::default()
+        };
+        assert_eq!(
+            edit_event(m.state(vec![]), &bad, m.now).unwrap_err(),
+            Refused::Invalid {
+                field: "ends_at",
+                detail: "must be after starts_at".into()
+            }
+        );
+        let good = EventPatch {
+            title: Some("new".into()),
+            status: Some(EventStatus::Draft),
+            ..EventPatch::default()
+        };
+        let d = edit_event(m.state(vec![]), &good, m.now).unwrap();
+        assert_eq!(d.outcome.version, 2);
+        assert_eq!(d.outcome.draft.title, "new");
+        assert_eq!(d.outcome.draft.status, EventStatus::Draft);
     }
 }

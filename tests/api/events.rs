@@ -47,7 +47,7 @@ async fn people(app: &TestApp, n: usize) -> Vec<Person> {
     out
 }
 
-async fn make_event(app: &TestApp, admin: &str, site: &str, extra: Value) -> String {
+pub(crate) async fn make_event(app: &TestApp, admin: &str, site: &str, extra: Value) -> String {
     let now = app.clock_now();
     let mut body = json!({
         "kind": "matchmaking", "site_id": site, "title": "单身职工联谊会", "capacity": 30,
@@ -71,7 +71,7 @@ async fn make_event(app: &TestApp, admin: &str, site: &str, extra: Value) -> Str
         .to_owned()
 }
 
-async fn book(app: &TestApp, event: &str, token: &str, key: &str) -> (u16, Value) {
+pub(crate) async fn book(app: &TestApp, event: &str, token: &str, key: &str) -> (u16, Value) {
     let r = app
         .client
         .post(app.url(&format!("/v1/events/{event}/bookings")))
@@ -238,7 +238,7 @@ async fn five_hundred_at_once_never_overbook_and_retries_replay() {
     assert_eq!(ev["seats_left"], 0);
 }
 
-async fn setup() -> (TestApp, String, String) {
+pub(crate) async fn setup() -> (TestApp, String, String) {
     let app = spawn_app(vec![draft(
         1,
         yizhan::domain::site::Kind::UnionStation,
@@ -941,4 +941,80 @@ async fn keys_live_a_day_and_single_only_is_enforced() {
     assert!(tx.idempotency(married_id, "m").await.unwrap().is_none());
     assert!(tx.idempotency(single_id, "k").await.unwrap().is_some());
     drop(tx);
+}
+
+#[tokio::test]
+async fn a_patch_that_fails_changes_nothing() {
+    let (app, site, admin) = setup().await;
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 2})).await;
+    let before = app.get_json(&format!("/v1/events/{event}")).await;
+    let worker = app.token_for("13700000051", Role::Worker, &[]).await;
+    assert_eq!(book(&app, &event, &worker, "w").await.0, 201);
+    for (body, param) in [
+        (json!({"title": "新标题", "status": "bogus"}), "status"),
+        (json!({"title": "新标题", "capacity": 0}), "capacity"),
+        (
+            json!({"title": "新标题", "ends_at": before["starts_at"].clone()}),
+            "ends_at",
+        ),
+        (
+            json!({"title": "新标题", "capacity": 3, "waitlist": "yes"}),
+            "waitlist",
+        ),
+    ] {
+        let r = app
+            .call(
+                Method::PATCH,
+                &format!("/v1/events/{event}"),
+                Some(&admin),
+                Some(body.clone()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{body}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["param"], param, "{p}");
+        let now = app.get_json(&format!("/v1/events/{event}")).await;
+        let mut expected = before.clone();
+        expected["seats_left"] = json!(1);
+        assert_eq!(now, expected, "{body} changed nothing");
+    }
+    // A capacity below the seats held is refused whole, title and all.
+    let second = app.token_for("13700000052", Role::Worker, &[]).await;
+    assert_eq!(book(&app, &event, &second, "s").await.0, 201);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{event}"),
+            Some(&admin),
+            Some(json!({"title": "新标题", "capacity": 1, "status": "cancelled"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let now = app.get_json(&format!("/v1/events/{event}")).await;
+    assert_eq!(
+        (
+            now["title"].clone(),
+            now["status"].as_str(),
+            now["seats_left"].as_u64()
+        ),
+        (before["title"].clone(), Some("published"), Some(0))
+    );
+    // Valid together, applied together.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{event}"),
+            Some(&admin),
+            Some(json!({"title": "新标题", "status": "cancelled"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let now = app.get_json(&format!("/v1/events/{event}")).await;
+    assert_eq!(
+        (now["title"].as_str(), now["status"].as_str()),
+        (Some("新标题"), Some("cancelled"))
+    );
 }

@@ -143,8 +143,14 @@ pub fn test_database_url(dir: &TempDir) -> String {
     }
 }
 
-/// Start the service over a fresh database holding `drafts`.
+/// Start the service over a fresh database holding `drafts`. Its background
+/// tasks wait an hour between passes: tests drain them (`catch_up`, `run_jobs`).
 pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
+    spawn_app_with_worker(drafts, Duration::from_secs(3600)).await
+}
+
+/// As [`spawn_app`], with the worker passing every `worker_interval`.
+pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Duration) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = test_database_url(&dir);
     let store = store::connect(&url).await.expect("store opens");
@@ -161,7 +167,7 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
         clock: clock.clone(),
         sms: sms.clone(),
     };
-    let service = Service::with_store_and_auth(store, Duration::from_secs(3600), auth)
+    let service = Service::with_parts(store, Duration::from_secs(3600), worker_interval, auth)
         .await
         .expect("service starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

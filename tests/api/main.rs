@@ -9,3 +9,4 @@ mod malformed;
 mod map;
 mod search;
 mod sites;
+mod worker;
