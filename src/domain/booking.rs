@@ -1190,7 +1190,7 @@ mod tests {
                             .filter(|q| &q.key() == k)
                             .map(|q| q.seats)
                             .sum();
-                        assert!(*n <= seats.max(0), "quota {k}: {n} > {seats}");
+                        assert!(*n <= seats, "quota {k}: {n} > {seats}");
                     }
                     None if !d.quotas.is_empty() => assert!(*n <= d.capacity - reserved),
                     None => {}
