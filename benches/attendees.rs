@@ -8,37 +8,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
-use yizhan::domain::event::{Eligibility, EventDraft, EventKind, EventStatus};
 use yizhan::domain::user::Role;
 use yizhan::service::{Service, serve};
 use yizhan::store::{self, BookRequest};
 
+mod support;
+use support::event;
+
 const BOOKINGS: usize = 10_000;
 const CAPACITY: u32 = 5_000;
-
-fn event() -> EventDraft {
-    let now = Utc::now();
-    EventDraft {
-        kind: EventKind::Training,
-        site_id: None,
-        venue_name: Some("职工之家".into()),
-        lat: 36.65,
-        lon: 117.12,
-        title: "技能培训".into(),
-        description: String::new(),
-        starts_at: now + chrono::Duration::days(30),
-        ends_at: now + chrono::Duration::days(31),
-        capacity: CAPACITY,
-        booking_opens_at: now - chrono::Duration::hours(1),
-        booking_closes_at: now + chrono::Duration::days(29),
-        cancel_deadline: now + chrono::Duration::days(28),
-        waitlist: true,
-        status: EventStatus::Published,
-        quotas: vec![],
-        eligibility: Eligibility::default(),
-        offer_hours: None,
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -67,7 +45,7 @@ fn bench(c: &mut Criterion) {
             )
             .await
             .unwrap();
-        let event = store.create_event(event(), None, Utc::now()).await.unwrap();
+        let event = store.create_event(event(CAPACITY), None, Utc::now()).await.unwrap();
         let mut users = Vec::with_capacity(BOOKINGS);
         for i in 0..BOOKINGS {
             let phone = format!("137{i:08}").parse().unwrap();

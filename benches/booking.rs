@@ -11,36 +11,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use yizhan::domain::event::{Eligibility, EventDraft, EventId, EventKind, EventStatus};
+use yizhan::domain::event::EventId;
 use yizhan::domain::user::{Profile, Role, User};
 use yizhan::store::{self, BookRequest, DynStore};
 
+mod support;
+use support::event;
+
 const ATTEMPTS: usize = 2_000;
 const IN_FLIGHT: usize = 64;
-
-fn event(capacity: u32) -> EventDraft {
-    let now = Utc::now();
-    EventDraft {
-        kind: EventKind::Training,
-        site_id: None,
-        venue_name: Some("职工之家".into()),
-        lat: 36.65,
-        lon: 117.12,
-        title: "技能培训".into(),
-        description: String::new(),
-        starts_at: now + chrono::Duration::days(30),
-        ends_at: now + chrono::Duration::days(31),
-        capacity,
-        booking_opens_at: now - chrono::Duration::hours(1),
-        booking_closes_at: now + chrono::Duration::days(29),
-        cancel_deadline: now + chrono::Duration::days(28),
-        waitlist: true,
-        status: EventStatus::Published,
-        quotas: vec![],
-        eligibility: Eligibility::default(),
-        offer_hours: None,
-    }
-}
 
 async fn run(store: &DynStore, users: &Arc<Vec<User>>, events: &[EventId]) -> Duration {
     let started = Instant::now();
