@@ -100,6 +100,8 @@ impl Clock for ManualClock {
 #[async_trait]
 pub trait SmsSender: Send + Sync + 'static {
     async fn send_code(&self, phone: &Phone, code: &str) -> anyhow::Result<()>;
+    /// A notification that must not be missed (the SMS fallback).
+    async fn send_text(&self, phone: &Phone, text: &str) -> anyhow::Result<()>;
 }
 
 /// The default sender: writes the code to the log at DEBUG level under the
@@ -113,12 +115,18 @@ impl SmsSender for LogSender {
         tracing::debug!(target: "yizhan::sms", phone = phone.as_str(), code, "sign-in code (log sender: no SMS gateway configured)");
         Ok(())
     }
+
+    async fn send_text(&self, phone: &Phone, text: &str) -> anyhow::Result<()> {
+        tracing::debug!(target: "yizhan::sms", phone = phone.as_str(), text, "notification (log sender: no SMS gateway configured)");
+        Ok(())
+    }
 }
 
 /// A sender that keeps what it was asked to send: the test double for a gateway.
 #[derive(Default)]
 pub struct MemorySender {
     sent: Mutex<Vec<(Phone, String)>>,
+    texts: Mutex<Vec<(Phone, String)>>,
 }
 
 impl MemorySender {
@@ -134,6 +142,16 @@ impl MemorySender {
     pub fn count(&self) -> usize {
         self.sent.lock().expect("sender poisoned").len()
     }
+
+    /// The notification texts sent to `phone`, oldest first.
+    pub fn texts_to(&self, phone: &Phone) -> Vec<String> {
+        let texts = self.texts.lock().expect("sender poisoned");
+        texts
+            .iter()
+            .filter(|(p, _)| p == phone)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -143,6 +161,14 @@ impl SmsSender for MemorySender {
             .lock()
             .expect("sender poisoned")
             .push((phone.clone(), code.to_owned()));
+        Ok(())
+    }
+
+    async fn send_text(&self, phone: &Phone, text: &str) -> anyhow::Result<()> {
+        self.texts
+            .lock()
+            .expect("sender poisoned")
+            .push((phone.clone(), text.to_owned()));
         Ok(())
     }
 }

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// Seconds between the worker's passes: offers lapse and no-shows are marked this soon after their time.
     #[arg(long, env = "YIZHAN_WORKER_INTERVAL", default_value_t = 1.0)]
     pub worker_interval: f64,
+    /// An unread seat offer or event cancellation goes by SMS after this long (`90s`, `15m`, `1h`).
+    #[arg(long, env = "YIZHAN_SMS_FALLBACK_AFTER", default_value = "15m", value_parser = parse_ttl)]
+    pub sms_fallback_after: std::time::Duration,
     /// Log line format.
     #[arg(long, env = "YIZHAN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -12,6 +12,7 @@ pub mod geodata;
 pub mod http;
 pub mod index;
 pub mod metrics;
+pub mod notify;
 pub mod service;
 pub mod store;
 pub mod worker;

@@ -14,6 +14,7 @@ use crate::geodata;
 use crate::http::AppState;
 use crate::index::{ClusterFilter, SiteIndex};
 use crate::metrics::Metrics;
+use crate::notify::{Channel, SmsChannel};
 use crate::store::{self, DynStore};
 use crate::worker::{PassReport, Worker};
 
@@ -30,7 +31,31 @@ pub struct Options {
     pub follow_interval: Duration,
     /// How often the worker looks for what time decides (offers lapsing, no-shows).
     pub worker_interval: Duration,
+    /// How long an unread notice that must not be missed waits before its SMS.
+    pub sms_fallback_after: Duration,
 }
+
+/// How often the background tasks run, and the notification delays.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    pub follow: Duration,
+    pub worker: Duration,
+    pub sms_fallback_after: Duration,
+}
+
+impl Timers {
+    /// Both background tasks every `every`; the default SMS fallback (15 minutes).
+    pub fn every(every: Duration) -> Timers {
+        Timers {
+            follow: every,
+            worker: every,
+            sms_fallback_after: DEFAULT_SMS_FALLBACK_AFTER,
+        }
+    }
+}
+
+/// An unread `seat_offered` or `event_cancelled` goes by SMS after this.
+pub const DEFAULT_SMS_FALLBACK_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// A started service: its state, the change-feed follower and the worker.
 pub struct Service {
@@ -68,7 +93,12 @@ impl Service {
             );
         }
         let auth = crate::auth::Auth::default();
-        Service::with_parts(store, opts.follow_interval, opts.worker_interval, auth).await
+        let timers = Timers {
+            follow: opts.follow_interval,
+            worker: opts.worker_interval,
+            sms_fallback_after: opts.sms_fallback_after,
+        };
+        Service::with_parts(store, timers, auth).await
     }
 
     /// Build the index from an already opened store.
@@ -83,16 +113,16 @@ impl Service {
         follow_interval: Duration,
         auth: crate::auth::Auth,
     ) -> anyhow::Result<Service> {
-        Service::with_parts(store, follow_interval, follow_interval, auth).await
+        Service::with_parts(store, Timers::every(follow_interval), auth).await
     }
 
     /// Start from an opened store with every part given.
     pub async fn with_parts(
         store: DynStore,
-        follow_interval: Duration,
-        worker_interval: Duration,
+        timers: Timers,
         auth: crate::auth::Auth,
     ) -> anyhow::Result<Service> {
+        let (follow_interval, worker_interval) = (timers.follow, timers.worker);
         // Read the feed's high-water mark before the sites: a change committed in
         // between is then applied twice (harmless), never missed.
         let high_water = store.last_change_seq().await?;
@@ -118,7 +148,15 @@ impl Service {
             seq: tokio::sync::Mutex::new(high_water),
         });
         let follow_task = tokio::spawn(follower.clone().run(follow_interval));
-        let worker = Arc::new(Worker::new(state.store.clone(), state.auth.clock.clone()));
+        let sms: Arc<dyn Channel> = Arc::new(SmsChannel {
+            sms: state.auth.sms.clone(),
+            fallback_after: chrono::Duration::from_std(timers.sms_fallback_after)?,
+        });
+        let worker = Arc::new(Worker::new(
+            state.store.clone(),
+            state.auth.clock.clone(),
+            vec![sms],
+        ));
         let (worker_stop, stop) = tokio::sync::watch::channel(false);
         let worker_task = tokio::spawn(worker.clone().run(worker_interval, stop));
         state.ready.store(true, Ordering::Release);

@@ -1,6 +1,6 @@
 //! The background worker for what time decides: offers lapse and pass on,
-//! no-shows are marked after an event ends, and idempotency records past
-//! their day are purged — within a pass interval of their deadline, whether
+//! no-shows are marked after an event ends, idempotency records past their
+//! day are purged, and due notifications are delivered — within a pass interval of their deadline, whether
 //! or not anyone reads. GET requests never write; this does.
 //!
 //! Safe in several processes on one database: a pass only *finds* candidate
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::auth::Clock;
 use crate::domain::idempotency;
+use crate::notify::{Channel, Deliverer, DeliveryReport};
 use crate::store::DynStore;
 
 /// Events handled per job per pass; the next pass takes the rest.
@@ -28,18 +29,25 @@ pub struct PassReport {
     pub no_shows: u32,
     pub events_settled: u32,
     pub keys_purged: u64,
+    pub deliveries: DeliveryReport,
 }
 
 pub struct Worker {
     store: DynStore,
     clock: Arc<dyn Clock>,
+    deliverer: Deliverer,
     /// How many passes have finished (tests wait on it instead of sleeping).
     passes: watch::Sender<u64>,
 }
 
 impl Worker {
-    pub fn new(store: DynStore, clock: Arc<dyn Clock>) -> Worker {
+    pub fn new(store: DynStore, clock: Arc<dyn Clock>, channels: Vec<Arc<dyn Channel>>) -> Worker {
         Worker {
+            deliverer: Deliverer {
+                store: store.clone(),
+                clock: clock.clone(),
+                channels,
+            },
             store,
             clock,
             passes: watch::channel(0).0,
@@ -70,6 +78,7 @@ impl Worker {
             .store
             .purge_idempotency(idempotency::expired_before(now))
             .await?;
+        report.deliveries = self.deliverer.deliver_due().await?;
         self.passes.send_modify(|n| *n += 1);
         Ok(report)
     }

@@ -23,6 +23,7 @@ use super::event::{
     BookOutcome, Booking, BookingId, BookingStatus, Event, EventDraft, EventId, EventStatus, Quota,
 };
 use super::hours::SHANGHAI;
+use super::notify::{self, Notice};
 use super::user::{User, UserId};
 
 /// A booking as stored.
@@ -126,6 +127,9 @@ pub enum Effect {
     Transition(Transition),
     /// Write the event row as given: content, status, version, `held`.
     SaveEvent(Event),
+    /// Tell someone: an inbox entry and its deliveries, in the same
+    /// transaction as its cause (the outbox).
+    Notify(Notice),
 }
 
 /// A command's outcome and the effects that make it true.
@@ -292,6 +296,12 @@ pub fn book(
         let mut event = s.event.clone();
         event.held += 1;
         effects.push(Effect::SaveEvent(event));
+        effects.push(Effect::Notify(notify::booking_confirmed(
+            user.id,
+            &id.to_string(),
+            &s.event,
+            now,
+        )));
     }
     Decision {
         outcome: BookOutcome::Booked {
@@ -341,7 +351,7 @@ impl Run {
             _ => {}
         }
         let checked_in_at = (to == BookingStatus::CheckedIn).then_some(self.now);
-        self.effects.push(Effect::Transition(Transition {
+        let t = Transition {
             booking: b.id,
             event: b.event,
             user: b.user,
@@ -351,7 +361,10 @@ impl Run {
             offer_expires_at,
             checked_in_at,
             note,
-        }));
+        };
+        let notice = notify::for_transition(&t, &self.state.event);
+        self.effects.push(Effect::Transition(t));
+        self.effects.extend(notice.map(Effect::Notify));
         let mut after = b.clone();
         after.status = to;
         after.offer_expires_at = offer_expires_at;
@@ -718,6 +731,18 @@ pub fn edit_event(
         }
         run.state.waitlist.clear();
     } else {
+        let before = Event {
+            draft: cur,
+            ..run.state.event.clone()
+        };
+        let told: Vec<Effect> = run
+            .state
+            .bookings
+            .iter()
+            .filter_map(|b| notify::event_changed(b.user, &before, &run.state.event, now))
+            .map(Effect::Notify)
+            .collect();
+        run.effects.extend(told);
         run.promote();
     }
     let event = run.state.event.clone();
@@ -934,6 +959,7 @@ mod tests {
                         b.updated_at = t.at;
                     }
                     Effect::SaveEvent(ev) => self.event = ev.clone(),
+                    Effect::Notify(n) => assert!(self.users.iter().any(|u| u.id == n.user)),
                 }
             }
         }

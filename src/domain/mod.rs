@@ -8,6 +8,7 @@ pub mod hours;
 pub mod ics;
 pub(crate) mod id;
 pub mod idempotency;
+pub mod notify;
 pub mod otp;
 pub mod site;
 pub mod user;

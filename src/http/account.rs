@@ -216,6 +216,9 @@ pub struct Me {
     #[schema(value_type = Vec<String>)]
     pub sites: Vec<crate::domain::site::SiteId>,
     pub profile: Profile,
+    /// Unread notifications in the inbox (on `GET /v1/me`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_notifications: Option<u64>,
 }
 
 impl Me {
@@ -226,6 +229,7 @@ impl Me {
             role: u.role,
             sites: u.sites.clone(),
             profile: u.profile.clone(),
+            unread_notifications: None,
         }
     }
 }
@@ -240,8 +244,10 @@ impl Me {
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn me(caller: Caller) -> Json<Me> {
-    Json(Me::of(&caller.user))
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
+    let mut me = Me::of(&caller.user);
+    me.unread_notifications = Some(state.store.unread_count(caller.user.id).await?);
+    Ok(Json(me))
 }
 
 pub const PROFILE_FIELDS: [&str; 7] = [

@@ -15,6 +15,7 @@
 pub mod commands;
 pub mod sqlite;
 mod sqlite_events;
+mod sqlite_notify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::booking::{BookingRecord, Effect, HeldCounts, Waiting};
 use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId, EventKind};
 use crate::domain::idempotency::IdempotencyRecord;
+use crate::domain::notify::{NoticeType, NotificationId};
 use crate::domain::otp::{CodeEffect, StoredCode};
 use crate::domain::site::{Site, SiteDraft, SiteId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
@@ -260,9 +262,108 @@ pub trait EventStore: Send + Sync + 'static {
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
+/// A notification as stored: the inbox entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRecord {
+    pub id: NotificationId,
+    pub user: UserId,
+    pub kind: NoticeType,
+    pub title: String,
+    pub body: String,
+    pub url: String,
+    pub data: serde_json::Value,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub topic: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// The channels a notification is delivered on besides the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelName {
+    Push,
+    Sms,
+}
+
+impl ChannelName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelName::Push => "push",
+            ChannelName::Sms => "sms",
+        }
+    }
+}
+
+/// A delivery a worker has claimed: the notification, its channel and whom
+/// it goes to.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub notification: NotificationRecord,
+    pub channel: ChannelName,
+    /// Tries so far.
+    pub attempts: u32,
+    pub phone: Phone,
+    /// A push of this notification was accepted.
+    pub pushed: bool,
+}
+
+/// What became of a delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// The channel accepted it.
+    Sent,
+    /// Not due yet (quiet hours, the fallback's wait): look again then.
+    Later(DateTime<Utc>),
+    /// It failed for now: try again then (an attempt is counted).
+    Retry { at: DateTime<Utc>, why: String },
+    /// It failed for good.
+    Failed(String),
+    /// Not to be sent after all (read meanwhile, muted…).
+    Skipped(String),
+}
+
+/// The inbox and the outbox of deliveries.
+#[async_trait]
+pub trait NotifyStore: Send + Sync + 'static {
+    /// A person's notifications, newest first, older than `before` if given.
+    async fn inbox(
+        &self,
+        user: UserId,
+        before: Option<NotificationId>,
+        limit: i64,
+    ) -> Result<Vec<NotificationRecord>, StoreError>;
+    /// Mark one read (`NotFound` unless it is the person's).
+    async fn mark_read(
+        &self,
+        user: UserId,
+        id: NotificationId,
+        at: DateTime<Utc>,
+    ) -> Result<NotificationRecord, StoreError>;
+    /// Mark every unread one read; how many were.
+    async fn mark_all_read(&self, user: UserId, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn unread_count(&self, user: UserId) -> Result<u64, StoreError>;
+    /// Claim up to `limit` pending deliveries due at `now` that no other
+    /// worker holds, leasing them until `lease_until` (a worker that dies
+    /// leaves them to the others when its lease ends).
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+    /// Record what became of a claimed delivery.
+    async fn finish_delivery(
+        &self,
+        id: NotificationId,
+        channel: ChannelName,
+        outcome: &DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
 /// The whole storage contract.
 #[async_trait]
-pub trait Store: SiteStore + AccountStore + EventStore {
+pub trait Store: SiteStore + AccountStore + EventStore + NotifyStore {
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Open a write transaction. On SQLite it takes the database's write lock

@@ -533,6 +533,9 @@ impl WriteTx for SqliteTx {
                     self.log(b.id, b.status, b.created_at, None).await?;
                 }
                 Effect::Transition(t) => self.transition(t).await?,
+                Effect::Notify(n) => {
+                    super::sqlite_notify::insert_notice(&mut self.0, n).await?;
+                }
                 Effect::SaveEvent(e) => {
                     let d = &e.draft;
                     sqlx::query(

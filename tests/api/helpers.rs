@@ -11,7 +11,7 @@ use yizhan::auth::{Auth, ManualClock, MemorySender};
 use yizhan::domain::site::SiteId;
 use yizhan::domain::site::{Adcode, AmenitySet, Kind, SiteDraft, Status};
 use yizhan::domain::user::{Phone, Role};
-use yizhan::service::{Service, serve};
+use yizhan::service::{Service, Timers, serve};
 use yizhan::store;
 
 pub struct TestApp {
@@ -167,7 +167,11 @@ pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Dura
         clock: clock.clone(),
         sms: sms.clone(),
     };
-    let service = Service::with_parts(store, Duration::from_secs(3600), worker_interval, auth)
+    let timers = Timers {
+        worker: worker_interval,
+        ..Timers::every(Duration::from_secs(3600))
+    };
+    let service = Service::with_parts(store, timers, auth)
         .await
         .expect("service starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -7,6 +7,7 @@ mod feed;
 mod helpers;
 mod malformed;
 mod map;
+mod notifications;
 mod search;
 mod sites;
 mod worker;

@@ -1,0 +1,395 @@
+//! What people are told, and when: the notices the rules produce (in the same
+//! transaction as their cause), their Chinese default texts, and the SMS
+//! fallback policy. Delivery (inbox, Web Push, SMS) is the `notify` module's.
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::booking::Transition;
+use super::event::{BookingStatus, Event};
+use super::hours::SHANGHAI;
+use super::user::UserId;
+
+crate::domain::id::opaque_id!(
+    /// A notification's opaque id, such as `n3k9v0q2m7x1c`.
+    NotificationId,
+    "n",
+    BadNotificationId,
+    "notification"
+);
+
+/// The kinds of notice (`type` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeType {
+    BookingConfirmed,
+    WaitlistPromoted,
+    SeatOffered,
+    OfferLapsed,
+    EventChanged,
+    EventCancelled,
+    EventReminder,
+    SiteHoursChanged,
+    SiteClosed,
+    SiteReopened,
+}
+
+impl NoticeType {
+    pub const ALL: [NoticeType; 10] = [
+        NoticeType::BookingConfirmed,
+        NoticeType::WaitlistPromoted,
+        NoticeType::SeatOffered,
+        NoticeType::OfferLapsed,
+        NoticeType::EventChanged,
+        NoticeType::EventCancelled,
+        NoticeType::EventReminder,
+        NoticeType::SiteHoursChanged,
+        NoticeType::SiteClosed,
+        NoticeType::SiteReopened,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeType::BookingConfirmed => "booking_confirmed",
+            NoticeType::WaitlistPromoted => "waitlist_promoted",
+            NoticeType::SeatOffered => "seat_offered",
+            NoticeType::OfferLapsed => "offer_lapsed",
+            NoticeType::EventChanged => "event_changed",
+            NoticeType::EventCancelled => "event_cancelled",
+            NoticeType::EventReminder => "event_reminder",
+            NoticeType::SiteHoursChanged => "site_hours_changed",
+            NoticeType::SiteClosed => "site_closed",
+            NoticeType::SiteReopened => "site_reopened",
+        }
+    }
+
+    /// Must not be missed: falls back to SMS when still unread.
+    pub fn sms_fallback(self) -> bool {
+        matches!(self, NoticeType::SeatOffered | NoticeType::EventCancelled)
+    }
+}
+
+impl std::str::FromStr for NoticeType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        NoticeType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not a notification type"))
+    }
+}
+
+/// A notice to one person, as the rules produce it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub user: UserId,
+    /// When it was decided (the time of its cause).
+    pub at: DateTime<Utc>,
+    pub kind: NoticeType,
+    pub title: String,
+    pub body: String,
+    /// A deep link path in the app, such as `/events/e…`.
+    pub url: String,
+    pub data: serde_json::Value,
+    /// After this, pushing it is pointless (an offer's deadline, an event's start).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A newer push with the same topic replaces an older one on the device.
+    pub topic: Option<String>,
+}
+
+/// `11月24日 09:00` in China time.
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&SHANGHAI)
+        .format("%m月%d日 %H:%M")
+        .to_string()
+}
+
+fn event_url(e: &Event) -> String {
+    format!("/events/{}", e.id)
+}
+
+/// What a booking's transition tells its holder, if anything.
+pub fn for_transition(t: &Transition, e: &Event) -> Option<Notice> {
+    let title = &e.draft.title;
+    let data = |extra: serde_json::Value| {
+        let mut d =
+            serde_json::json!({"event_id": e.id.to_string(), "booking_id": t.booking.to_string()});
+        if let (Some(d), Some(x)) = (d.as_object_mut(), extra.as_object()) {
+            d.extend(x.clone());
+        }
+        d
+    };
+    let notice = |kind, body: String, data, expires_at| Notice {
+        user: t.user,
+        at: t.at,
+        kind,
+        title: title.clone(),
+        body,
+        url: event_url(e),
+        data,
+        expires_at,
+        topic: Some(format!("{}-{}", e.id, t.booking)),
+    };
+    match (t.from, t.to, t.note) {
+        (BookingStatus::Waitlisted, BookingStatus::Confirmed, _) => Some(notice(
+            NoticeType::WaitlistPromoted,
+            format!(
+                "候补成功：您已获得「{title}」的名额，活动于{}开始。",
+                local(e.draft.starts_at)
+            ),
+            data(serde_json::json!({})),
+            Some(e.draft.starts_at),
+        )),
+        (BookingStatus::Waitlisted, BookingStatus::Offered, _) => {
+            let deadline = t.offer_expires_at?;
+            Some(notice(
+                NoticeType::SeatOffered,
+                format!(
+                    "「{title}」空出一个名额，请在{}前确认，逾期将顺延给下一位。",
+                    local(deadline)
+                ),
+                data(serde_json::json!({"offer_expires_at": deadline})),
+                Some(deadline),
+            ))
+        }
+        (BookingStatus::Offered, BookingStatus::Cancelled, Some("offer lapsed")) => Some(notice(
+            NoticeType::OfferLapsed,
+            format!("您未在期限内确认「{title}」的名额，名额已顺延。"),
+            data(serde_json::json!({})),
+            None,
+        )),
+        (_, BookingStatus::Cancelled, Some("event cancelled")) => Some(notice(
+            NoticeType::EventCancelled,
+            format!(
+                "很抱歉，原定{}的「{title}」已取消。",
+                local(e.draft.starts_at)
+            ),
+            data(serde_json::json!({})),
+            None,
+        )),
+        _ => None,
+    }
+}
+
+/// The notice of a new confirmed booking.
+pub fn booking_confirmed(user: UserId, booking: &str, e: &Event, at: DateTime<Utc>) -> Notice {
+    Notice {
+        user,
+        at,
+        kind: NoticeType::BookingConfirmed,
+        title: e.draft.title.clone(),
+        body: format!(
+            "报名成功：「{}」将于{}开始。",
+            e.draft.title,
+            local(e.draft.starts_at)
+        ),
+        url: event_url(e),
+        data: serde_json::json!({"event_id": e.id.to_string(), "booking_id": booking}),
+        expires_at: Some(e.draft.starts_at),
+        topic: Some(format!("{}-{booking}", e.id)),
+    }
+}
+
+/// What holders of active bookings hear when an event's time or place moves.
+pub fn event_changed(
+    user: UserId,
+    before: &Event,
+    after: &Event,
+    at: DateTime<Utc>,
+) -> Option<Notice> {
+    let (b, a) = (&before.draft, &after.draft);
+    let moved = b.starts_at != a.starts_at || b.ends_at != a.ends_at;
+    let relocated = b.venue_name != a.venue_name || b.lat != a.lat || b.lon != a.lon;
+    if !(moved || relocated) {
+        return None;
+    }
+    Some(Notice {
+        user,
+        at,
+        kind: NoticeType::EventChanged,
+        title: a.title.clone(),
+        body: format!(
+            "「{}」有变动：现定于{}至{}举行。",
+            a.title,
+            local(a.starts_at),
+            local(a.ends_at)
+        ),
+        url: event_url(after),
+        data: serde_json::json!({"event_id": after.id.to_string(), "starts_at": a.starts_at, "ends_at": a.ends_at}),
+        expires_at: Some(a.starts_at),
+        topic: Some(format!("{}-changed", after.id)),
+    })
+}
+
+/// When an unread notice falls back to SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsDecision {
+    /// Send it now.
+    Send,
+    /// Not yet: look again at this time.
+    WaitUntil(DateTime<Utc>),
+    /// Never: read, pushed, not worth an SMS, or too late to matter.
+    Skip,
+}
+
+/// The SMS fallback: a notice that must not be missed and is still unread
+/// `after` its creation, with no push accepted, is sent by SMS — but never
+/// between 22:00 and 07:00 China time, except an offer whose deadline falls
+/// before 07:00; an offer already past its deadline is not sent at all.
+pub fn sms_fallback(
+    kind: NoticeType,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    read: bool,
+    pushed: bool,
+    after: Duration,
+    now: DateTime<Utc>,
+) -> SmsDecision {
+    if !kind.sms_fallback() || read || pushed {
+        return SmsDecision::Skip;
+    }
+    if kind == NoticeType::SeatOffered && expires_at.is_some_and(|d| d <= now) {
+        return SmsDecision::Skip;
+    }
+    let due = created_at + after;
+    if now < due {
+        return SmsDecision::WaitUntil(due);
+    }
+    let local = now.with_timezone(&SHANGHAI);
+    let night = local.hour() >= 22 || local.hour() < 7;
+    if !night {
+        return SmsDecision::Send;
+    }
+    // The next 07:00 in China time.
+    let seven = {
+        let day = if local.hour() >= 22 {
+            local.date_naive() + Duration::days(1)
+        } else {
+            local.date_naive()
+        };
+        day.and_hms_opt(7, 0, 0)
+            .expect("07:00 exists")
+            .and_local_timezone(SHANGHAI)
+            .single()
+            .expect("a fixed offset")
+            .with_timezone(&Utc)
+    };
+    match (kind, expires_at) {
+        (NoticeType::SeatOffered, Some(deadline)) if deadline <= seven => SmsDecision::Send,
+        _ => SmsDecision::WaitUntil(seven),
+    }
+}
+
+/// The text of a fallback SMS: the notice's body, signed, within one long SMS.
+pub fn sms_text(body: &str) -> String {
+    format!("【驿站】{body}").chars().take(140).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn cst(h: u32, m: u32) -> DateTime<Utc> {
+        SHANGHAI
+            .with_ymd_and_hms(2026, 11, 24, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn sms_falls_back_only_when_unread_unpushed_and_not_at_night() {
+        let after = Duration::minutes(15);
+        let offer = NoticeType::SeatOffered;
+        let t = cst(10, 0);
+        let deadline = Some(t + Duration::hours(24));
+        assert_eq!(
+            sms_fallback(offer, t, deadline, false, false, after, t),
+            SmsDecision::WaitUntil(t + after)
+        );
+        assert_eq!(
+            sms_fallback(offer, t, deadline, false, false, after, t + after),
+            SmsDecision::Send
+        );
+        assert_eq!(
+            sms_fallback(offer, t, deadline, true, false, after, t + after),
+            SmsDecision::Skip
+        );
+        assert_eq!(
+            sms_fallback(offer, t, deadline, false, true, after, t + after),
+            SmsDecision::Skip
+        );
+        assert_eq!(
+            sms_fallback(
+                NoticeType::BookingConfirmed,
+                t,
+                None,
+                false,
+                false,
+                after,
+                t + after
+            ),
+            SmsDecision::Skip
+        );
+        // At 23:00 a cancellation waits for 07:00; an offer ending at 06:00 does not.
+        let late = cst(22, 50);
+        let seven = cst(7, 0) + Duration::days(1);
+        assert_eq!(
+            sms_fallback(
+                NoticeType::EventCancelled,
+                late,
+                None,
+                false,
+                false,
+                after,
+                late + after
+            ),
+            SmsDecision::WaitUntil(seven)
+        );
+        assert_eq!(
+            sms_fallback(
+                offer,
+                late,
+                Some(seven - Duration::hours(1)),
+                false,
+                false,
+                after,
+                late + after
+            ),
+            SmsDecision::Send
+        );
+        assert_eq!(
+            sms_fallback(
+                offer,
+                late,
+                Some(seven + Duration::hours(5)),
+                false,
+                false,
+                after,
+                late + after
+            ),
+            SmsDecision::WaitUntil(seven)
+        );
+        // An offer past its deadline is not worth an SMS.
+        assert_eq!(
+            sms_fallback(
+                offer,
+                t,
+                Some(t + Duration::minutes(10)),
+                false,
+                false,
+                after,
+                t + after
+            ),
+            SmsDecision::Skip
+        );
+    }
+
+    #[test]
+    fn types_round_trip_their_names() {
+        for t in NoticeType::ALL {
+            assert_eq!(t.as_str().parse::<NoticeType>(), Ok(t));
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Delivering notifications. Every notice lands in the inbox in the
+//! transaction of its cause, with a row per channel still to deliver (the
+//! outbox). The worker claims due rows under a lease, hands each to its
+//! [`Channel`], and records the outcome: a delivery is marked sent only once
+//! its channel accepted it, and one a dead worker held is taken up again when
+//! its lease ends. Channels sit behind one trait, so WeChat subscribe messages
+//! or a phone vendor's push can be added without touching the rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::auth::{Clock, SmsSender};
+use crate::domain::notify::{self, SmsDecision};
+use crate::store::{ChannelName, DeliveryJob, DeliveryOutcome, DynStore};
+
+/// How many tries a delivery gets before it is given up.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// How long a claimed delivery is a worker's before others may take it.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// How many deliveries a worker claims at once.
+const BATCH: i64 = 200;
+
+/// A way to reach a person besides the inbox.
+#[async_trait]
+pub trait Channel: Send + Sync + 'static {
+    fn name(&self) -> ChannelName;
+    /// Try to deliver; say what became of it. Never panics on a refusal.
+    async fn deliver(&self, job: &DeliveryJob, now: DateTime<Utc>) -> DeliveryOutcome;
+}
+
+/// The wait before try `attempts + 1`: 30 s, doubling, at most an hour.
+pub fn backoff(attempts: u32) -> chrono::Duration {
+    chrono::Duration::seconds((30i64 << attempts.min(7)).min(3600))
+}
+
+/// The SMS fallback for what must not be missed (see
+/// [`notify::sms_fallback`] for when it fires).
+pub struct SmsChannel {
+    pub sms: Arc<dyn SmsSender>,
+    /// How long an unread notice waits before it goes by SMS.
+    pub fallback_after: chrono::Duration,
+}
+
+#[async_trait]
+impl Channel for SmsChannel {
+    fn name(&self) -> ChannelName {
+        ChannelName::Sms
+    }
+
+    async fn deliver(&self, job: &DeliveryJob, now: DateTime<Utc>) -> DeliveryOutcome {
+        let n = &job.notification;
+        match notify::sms_fallback(
+            n.kind,
+            n.created_at,
+            n.expires_at,
+            n.read_at.is_some(),
+            job.pushed,
+            self.fallback_after,
+            now,
+        ) {
+            SmsDecision::Skip => {
+                DeliveryOutcome::Skipped("read, pushed, or no longer worth an SMS".into())
+            }
+            SmsDecision::WaitUntil(t) => DeliveryOutcome::Later(t),
+            SmsDecision::Send => match self
+                .sms
+                .send_text(&job.phone, &notify::sms_text(&n.body))
+                .await
+            {
+                Ok(()) => DeliveryOutcome::Sent,
+                Err(e) if job.attempts + 1 >= MAX_ATTEMPTS => {
+                    DeliveryOutcome::Failed(format!("gave up after {MAX_ATTEMPTS} tries: {e}"))
+                }
+                Err(e) => DeliveryOutcome::Retry {
+                    at: now + backoff(job.attempts),
+                    why: e.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// What one round of deliveries did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: u32,
+    pub later: u32,
+    pub retried: u32,
+    pub failed: u32,
+    pub skipped: u32,
+}
+
+/// Claims due deliveries and hands them to their channels.
+pub struct Deliverer {
+    pub store: DynStore,
+    pub clock: Arc<dyn Clock>,
+    pub channels: Vec<Arc<dyn Channel>>,
+}
+
+impl Deliverer {
+    /// Deliver everything due now, batch by batch.
+    pub async fn deliver_due(&self) -> anyhow::Result<DeliveryReport> {
+        let mut report = DeliveryReport::default();
+        loop {
+            let now = self.clock.now();
+            let lease = now + chrono::Duration::from_std(LEASE).expect("a short lease");
+            let jobs = self.store.claim_deliveries(now, lease, BATCH).await?;
+            if jobs.is_empty() {
+                return Ok(report);
+            }
+            for job in &jobs {
+                let outcome = match self.channels.iter().find(|c| c.name() == job.channel) {
+                    Some(c) => c.deliver(job, now).await,
+                    None => DeliveryOutcome::Skipped(format!(
+                        "no {} channel is configured",
+                        job.channel.as_str()
+                    )),
+                };
+                match &outcome {
+                    DeliveryOutcome::Sent => report.sent += 1,
+                    DeliveryOutcome::Later(_) => report.later += 1,
+                    DeliveryOutcome::Retry { why, .. } => {
+                        tracing::warn!(notification = %job.notification.id, channel = job.channel.as_str(), why, "delivery failed; will retry");
+                        report.retried += 1
+                    }
+                    DeliveryOutcome::Failed(why) => {
+                        tracing::warn!(notification = %job.notification.id, channel = job.channel.as_str(), why, "delivery given up");
+                        report.failed += 1
+                    }
+                    DeliveryOutcome::Skipped(_) => report.skipped += 1,
+                }
+                self.store
+                    .finish_delivery(job.notification.id, job.channel, &outcome, now)
+                    .await?;
+            }
+            // What was put off is due later, not in this round.
+            if jobs.len() < BATCH as usize {
+                return Ok(report);
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Notifications: every notice lands in the inbox in the transaction of its
+//! cause; what must not be missed falls back to SMS when unread, never at
+//! night; a delivery a dead worker held is taken up again.
+
+use std::time::Duration;
+
+use chrono::Timelike;
+use reqwest::Method;
+use serde_json::{Value, json};
+use yizhan::domain::user::Role;
+
+use crate::events::{book, make_event, setup};
+use crate::helpers::TestApp;
+
+async fn inbox(app: &TestApp, token: &str, query: &str) -> Value {
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/v1/me/notifications{query}"),
+            Some(token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn types(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn unread(app: &TestApp, token: &str) -> u64 {
+    app.call(Method::GET, "/v1/me", Some(token), None, None)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["unread_notifications"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn cancel(app: &TestApp, token: &str, booking: &Value) {
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/bookings/{}", booking["id"].as_str().unwrap()),
+            Some(token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_freed_seat_tells_the_promoted_person_in_their_inbox() {
+    let (app, site, admin) = setup().await;
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 1})).await;
+    let a = app.token_for("13700000301", Role::Worker, &[]).await;
+    let b = app.token_for("13700000302", Role::Worker, &[]).await;
+    let (_, first) = book(&app, &event, &a, "a").await;
+    book(&app, &event, &b, "b").await;
+    assert_eq!(types(&inbox(&app, &a, "").await), ["booking_confirmed"]);
+    assert_eq!(types(&inbox(&app, &b, "").await), Vec::<String>::new());
+    assert_eq!(unread(&app, &b).await, 0);
+
+    cancel(&app, &a, &first).await;
+    let page = inbox(&app, &b, "").await;
+    assert_eq!(types(&page), ["waitlist_promoted"]);
+    let n = &page["items"][0];
+    assert_eq!(n["url"], format!("/events/{event}"));
+    assert_eq!(n["data"]["event_id"], event);
+    assert!(n["body"].as_str().unwrap().contains("候补成功"), "{n}");
+    assert!(n["read_at"].is_null());
+    assert_eq!(unread(&app, &b).await, 1);
+
+    // Read it; another person cannot.
+    let path = format!("/v1/me/notifications/{}/read", n["id"].as_str().unwrap());
+    let r = app.call(Method::POST, &path, Some(&a), None, None).await;
+    assert_eq!(r.status(), 404);
+    let r = app.call(Method::POST, &path, Some(&b), None, None).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["read_at"].is_string());
+    assert_eq!(unread(&app, &b).await, 0);
+}
+
+#[tokio::test]
+async fn the_inbox_pages_newest_first_and_reads_all() {
+    let (app, site, admin) = setup().await;
+    let w = app.token_for("13700000311", Role::Worker, &[]).await;
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        let e = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 3})).await;
+        book(&app, &e, &w, &e).await;
+        events.push(e);
+        app.clock.advance(Duration::from_secs(1));
+    }
+    let first = inbox(&app, &w, "?limit=2").await;
+    let ids = |p: &Value| -> Vec<String> {
+        p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["data"]["event_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), [events[4].clone(), events[3].clone()]);
+    let second = inbox(
+        &app,
+        &w,
+        &format!("?limit=2&before={}", first["next"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(ids(&second), [events[2].clone(), events[1].clone()]);
+    let last = inbox(
+        &app,
+        &w,
+        &format!("?limit=2&before={}", second["next"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(ids(&last), [events[0].clone()]);
+    assert!(last["next"].is_null());
+    for bad in ["?limit=0", "?limit=101", "?before=x"] {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/me/notifications{bad}"),
+                Some(&w),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/me/notifications/read-all",
+            Some(&w),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["marked"], 5);
+    assert_eq!(unread(&app, &w).await, 0);
+}
+
+/// An offered seat left unread goes by SMS after the fallback delay, once.
+#[tokio::test]
+async fn an_unread_offer_falls_back_to_sms_once() {
+    let (app, site, admin) = setup().await;
+    // Daytime in China, so quiet hours play no part here.
+    let now = app
+        .clock_now()
+        .with_timezone(&yizhan::domain::hours::SHANGHAI);
+    let to_ten = (34 - now.hour() as i64) % 24;
+    app.clock.advance(Duration::from_secs(to_ten as u64 * 3600));
+    let event = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({"quotas": [], "capacity": 1, "offer_hours": 12}),
+    )
+    .await;
+    let a = app.token_for("13700000321", Role::Worker, &[]).await;
+    let b = app.token_for("13700000322", Role::Worker, &[]).await;
+    let (_, first) = book(&app, &event, &a, "a").await;
+    book(&app, &event, &b, "b").await;
+    cancel(&app, &a, &first).await;
+    assert_eq!(types(&inbox(&app, &b, "").await), ["seat_offered"]);
+    let phone = "13700000322".parse().unwrap();
+    app.clock.advance(Duration::from_secs(14 * 60));
+    app.service.run_jobs().await.unwrap();
+    assert!(app.sms.texts_to(&phone).is_empty(), "not yet");
+    app.clock.advance(Duration::from_secs(61));
+    let report = app.service.run_jobs().await.unwrap();
+    assert_eq!(report.deliveries.sent, 1);
+    let texts = app.sms.texts_to(&phone);
+    assert_eq!(texts.len(), 1);
+    assert!(texts[0].starts_with("【驿站】"), "{texts:?}");
+    app.clock.advance(Duration::from_secs(3600));
+    app.service.run_jobs().await.unwrap();
+    assert_eq!(app.sms.texts_to(&phone).len(), 1, "once");
+}
+
+/// A cancellation at 22:30 waits for 07:00; one read meanwhile is not sent.
+#[tokio::test]
+async fn no_sms_in_quiet_hours_and_none_once_read() {
+    let (app, site, admin) = setup().await;
+    let now = app
+        .clock_now()
+        .with_timezone(&yizhan::domain::hours::SHANGHAI);
+    // Move to 22:30 China time.
+    let minutes = ((22 * 60 + 30) - (now.hour() * 60 + now.minute()) as i64).rem_euclid(24 * 60);
+    app.clock.advance(Duration::from_secs(minutes as u64 * 60));
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 5})).await;
+    let a = app.token_for("13700000331", Role::Worker, &[]).await;
+    let b = app.token_for("13700000332", Role::Worker, &[]).await;
+    book(&app, &event, &a, "a").await;
+    book(&app, &event, &b, "b").await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{event}"),
+            Some(&admin),
+            Some(json!({"status": "cancelled"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    // B reads the news at once; A sleeps.
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/me/notifications/read-all",
+            Some(&b),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["marked"], 2);
+    let (pa, pb) = (
+        "13700000331".parse().unwrap(),
+        "13700000332".parse().unwrap(),
+    );
+    // 23:00: past the 15 minutes, but night.
+    app.clock.advance(Duration::from_secs(30 * 60));
+    app.service.run_jobs().await.unwrap();
+    assert!(app.sms.texts_to(&pa).is_empty(), "quiet hours");
+    // 07:00 the next morning.
+    app.clock.advance(Duration::from_secs(8 * 3600));
+    app.service.run_jobs().await.unwrap();
+    assert_eq!(app.sms.texts_to(&pa).len(), 1);
+    assert!(app.sms.texts_to(&pb).is_empty(), "read: no SMS");
+}
+
+/// A delivery claimed by a worker that died is taken up when its lease ends.
+#[tokio::test]
+async fn a_dead_workers_deliveries_are_taken_up_after_its_lease() {
+    let (app, site, admin) = setup().await;
+    let now = app
+        .clock_now()
+        .with_timezone(&yizhan::domain::hours::SHANGHAI);
+    let to_ten = (34 - now.hour() as i64) % 24;
+    app.clock.advance(Duration::from_secs(to_ten as u64 * 3600));
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 5})).await;
+    let a = app.token_for("13700000341", Role::Worker, &[]).await;
+    book(&app, &event, &a, "a").await;
+    app.call(
+        Method::PATCH,
+        &format!("/v1/events/{event}"),
+        Some(&admin),
+        Some(json!({"status": "cancelled"})),
+        None,
+    )
+    .await;
+    app.clock.advance(Duration::from_secs(16 * 60));
+    // A worker claims the due SMS and dies before sending it.
+    let store = app.service.state.store.clone();
+    let at = app.clock_now();
+    let claimed = store
+        .claim_deliveries(at, at + chrono::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let pa = "13700000341".parse().unwrap();
+    app.service.run_jobs().await.unwrap();
+    assert!(app.sms.texts_to(&pa).is_empty(), "still leased");
+    app.clock.advance(Duration::from_secs(61));
+    app.service.run_jobs().await.unwrap();
+    assert_eq!(app.sms.texts_to(&pa).len(), 1);
+}
