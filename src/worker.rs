@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::auth::Clock;
-use crate::domain::idempotency;
+use crate::domain::{idempotency, notify};
 use crate::notify::{Channel, Deliverer, DeliveryReport};
 use crate::store::DynStore;
 
@@ -29,6 +29,8 @@ pub struct PassReport {
     pub no_shows: u32,
     pub events_settled: u32,
     pub keys_purged: u64,
+    /// Seat holders reminded of an event's start.
+    pub reminded: u32,
     pub deliveries: DeliveryReport,
 }
 
@@ -73,6 +75,11 @@ impl Worker {
             }
             report.no_shows += n;
             report.events_settled += 1;
+        }
+        for lead in notify::REMINDER_LEADS {
+            for event in self.store.events_to_remind(lead, now, BATCH).await? {
+                report.reminded += self.store.remind(event, lead, now).await?;
+            }
         }
         report.keys_purged = self
             .store

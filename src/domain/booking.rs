@@ -130,6 +130,12 @@ pub enum Effect {
     /// Tell someone: an inbox entry and its deliveries, in the same
     /// transaction as its cause (the outbox).
     Notify(Notice),
+    /// The reminder `lead_hours` before the event went out (so it goes once).
+    Reminded {
+        event: EventId,
+        lead_hours: u32,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A command's outcome and the effects that make it true.
@@ -558,6 +564,49 @@ pub fn mark_no_shows(s: EventState, now: DateTime<Utc>) -> Decision<u32> {
     run.finish(confirmed.len() as u32)
 }
 
+/// Remind the seat holders of a published event `lead` before its start,
+/// once: `s.bookings` holds the confirmed and offered bookings; `sent` says
+/// whether this reminder went already. Returns how many were reminded.
+pub fn remind(s: &EventState, lead: Duration, sent: bool, now: DateTime<Utc>) -> Decision<u32> {
+    let d = &s.event.draft;
+    let due = d.status == EventStatus::Published && now >= d.starts_at - lead && now < d.starts_at;
+    if sent || !due {
+        return Decision {
+            outcome: 0,
+            effects: vec![],
+        };
+    }
+    // A shorter reminder already due makes this one moot: mark it gone, tell no one.
+    let moot = notify::REMINDER_LEADS
+        .iter()
+        .any(|l| *l < lead && now >= d.starts_at - *l);
+    let mut effects: Vec<Effect> = s
+        .bookings
+        .iter()
+        .filter(|_| !moot)
+        .filter(|b| matches!(b.status, BookingStatus::Confirmed | BookingStatus::Offered))
+        .map(|b| {
+            Effect::Notify(notify::reminder(
+                b.user,
+                &b.id.to_string(),
+                &s.event,
+                lead,
+                now,
+            ))
+        })
+        .collect();
+    let n = effects.len() as u32;
+    effects.push(Effect::Reminded {
+        event: s.event.id,
+        lead_hours: lead.num_hours() as u32,
+        at: now,
+    });
+    Decision {
+        outcome: n,
+        effects,
+    }
+}
+
 /// A check-in at the door: the first scan checks in, a later one says when
 /// the first was.
 #[derive(Debug, Clone, PartialEq)]
@@ -960,6 +1009,7 @@ mod tests {
                     }
                     Effect::SaveEvent(ev) => self.event = ev.clone(),
                     Effect::Notify(n) => assert!(self.users.iter().any(|u| u.id == n.user)),
+                    Effect::Reminded { .. } => {}
                 }
             }
         }

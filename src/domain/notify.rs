@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::booking::Transition;
 use super::event::{BookingStatus, Event};
 use super::hours::SHANGHAI;
+use super::site::{Site, Status};
 use super::user::UserId;
 
 crate::domain::id::opaque_id!(
@@ -221,6 +222,106 @@ pub fn event_changed(
         topic: Some(format!("{}-changed", after.id)),
     })
 }
+
+/// What followers of a site hear when a manager changes it: closed (status
+/// or a new closure), reopened, or new hours. `None` for other edits.
+pub fn for_site_change(user: UserId, old: &Site, new: &Site, at: DateTime<Utc>) -> Option<Notice> {
+    let (o, n) = (&old.draft, &new.draft);
+    let name = &n.name;
+    let closed = |s: Status| s != Status::Open;
+    let (kind, body) = if !closed(o.status) && closed(n.status) {
+        let why = n.closure.reason.as_deref().unwrap_or("临时闭站");
+        let until = n
+            .closure
+            .reopens_at
+            .map(|t| format!("，预计{}恢复", local(t)))
+            .unwrap_or_default();
+        (
+            NoticeType::SiteClosed,
+            format!("您关注的「{name}」暂停开放：{why}{until}。"),
+        )
+    } else if closed(o.status) && !closed(n.status) {
+        (
+            NoticeType::SiteReopened,
+            format!("您关注的「{name}」已恢复开放。"),
+        )
+    } else if n.closure.exceptions.len() > o.closure.exceptions.len()
+        && let Some(c) = n
+            .closure
+            .exceptions
+            .iter()
+            .find(|c| !o.closure.exceptions.contains(c) && c.to > at)
+    {
+        (
+            NoticeType::SiteClosed,
+            format!(
+                "您关注的「{name}」将于{}至{}暂停开放{}。",
+                local(c.from),
+                local(c.to),
+                c.reason
+                    .as_deref()
+                    .map(|r| format!("（{r}）"))
+                    .unwrap_or_default()
+            ),
+        )
+    } else if o.opening_hours != n.opening_hours {
+        (
+            NoticeType::SiteHoursChanged,
+            format!("您关注的「{name}」开放时间已更新：{}", n.opening_hours),
+        )
+    } else {
+        return None;
+    };
+    Some(Notice {
+        user,
+        at,
+        kind,
+        title: name.clone(),
+        body,
+        url: format!("/sites/{}", new.id),
+        data: serde_json::json!({"site_id": new.id.to_string()}),
+        expires_at: None,
+        topic: Some(format!("{}-status", new.id)),
+    })
+}
+
+/// The reminder to a seat holder `lead` before the event starts.
+pub fn reminder(
+    user: UserId,
+    booking: &str,
+    e: &Event,
+    lead: Duration,
+    at: DateTime<Utc>,
+) -> Notice {
+    let when = if lead >= Duration::hours(24) {
+        "明天"
+    } else {
+        "即将"
+    };
+    Notice {
+        user,
+        at,
+        kind: NoticeType::EventReminder,
+        title: e.draft.title.clone(),
+        body: format!(
+            "提醒：「{}」{when}开始（{}）{}。",
+            e.draft.title,
+            local(e.draft.starts_at),
+            e.draft
+                .venue_name
+                .as_deref()
+                .map(|v| format!("，地点：{v}"))
+                .unwrap_or_default()
+        ),
+        url: event_url(e),
+        data: serde_json::json!({"event_id": e.id.to_string(), "booking_id": booking, "starts_at": e.draft.starts_at}),
+        expires_at: Some(e.draft.starts_at),
+        topic: Some(format!("{}-reminder", e.id)),
+    }
+}
+
+/// How long before an event's start its seat holders are reminded.
+pub const REMINDER_LEADS: [Duration; 2] = [Duration::hours(24), Duration::hours(2)];
 
 /// When an unread notice falls back to SMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

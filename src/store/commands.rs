@@ -221,6 +221,28 @@ impl dyn Store {
         Ok(decision.outcome)
     }
 
+    /// Remind `event`'s seat holders `lead` before its start, once.
+    pub async fn remind(
+        &self,
+        event: EventId,
+        lead: chrono::Duration,
+        at: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let at = super::micros(at);
+        let mut tx = self.begin().await?;
+        let state = event_state(
+            &mut tx,
+            event,
+            Scope::Statuses(&[BookingStatus::Confirmed, BookingStatus::Offered]),
+        )
+        .await?;
+        let sent = tx.reminded(event, lead.num_hours() as u32).await?;
+        let decision = booking::remind(&state, lead, sent, at);
+        tx.apply(&decision.effects).await?;
+        tx.commit().await?;
+        Ok(decision.outcome)
+    }
+
     /// Edit an event, all or nothing (see [`booking::edit_event`]).
     pub async fn edit_event(
         &self,

@@ -258,6 +258,14 @@ pub trait EventStore: Send + Sync + 'static {
         at: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<EventId>, StoreError>;
+    /// Published events starting in `(at, at + lead]` whose `lead` reminder
+    /// has not gone out.
+    async fn events_to_remind(
+        &self,
+        lead: chrono::Duration,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<EventId>, StoreError>;
     /// Drop idempotency records created before `before`; how many went.
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
@@ -407,6 +415,8 @@ pub trait WriteTx: Send {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<u32, StoreError>;
+    /// Did the event's reminder `lead_hours` before its start go out?
+    async fn reminded(&mut self, event: EventId, lead_hours: u32) -> Result<bool, StoreError>;
     /// Write the rules' effects in order. A transition whose booking is no
     /// longer in its `from` status fails with `WrongState` (the caller rolls back).
     async fn apply(&mut self, effects: &[Effect]) -> Result<(), StoreError>;

@@ -452,6 +452,19 @@ impl SiteStore for SqliteStore {
         record_audit(&mut tx, &site, Some(&old.draft), actor).await?;
         index_for_search(&mut tx, &site).await?;
         record_change(&mut tx, &site).await?;
+        // Followers hear of closures, reopenings and new hours, in this transaction.
+        let followers: Vec<i64> =
+            sqlx::query_scalar("SELECT user_id FROM follows WHERE site_id = ?")
+                .bind(id.as_i64())
+                .fetch_all(&mut *tx)
+                .await?;
+        for user in followers {
+            if let Some(n) =
+                crate::domain::notify::for_site_change(user, &old, &site, site.updated_at)
+            {
+                super::sqlite_notify::insert_notice(&mut tx, &n).await?;
+            }
+        }
         tx.commit().await?;
         Ok(site)
     }

@@ -292,6 +292,24 @@ impl EventStore for SqliteStore {
         Ok(ids.into_iter().filter_map(EventId::from_i64).collect())
     }
 
+    async fn events_to_remind(
+        &self,
+        lead: chrono::Duration,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<EventId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM events e WHERE status = 'published' AND starts_at > ? AND starts_at <= ?              AND NOT EXISTS (SELECT 1 FROM event_reminders r WHERE r.event_id = e.id AND r.lead_hours = ?)              ORDER BY starts_at LIMIT ?",
+        )
+        .bind(fmt_time(at))
+        .bind(fmt_time(at + lead))
+        .bind(lead.num_hours())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ids.into_iter().filter_map(EventId::from_i64).collect())
+    }
+
     async fn purge_idempotency(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM idempotency WHERE created_at < ?")
             .bind(before.timestamp())
@@ -509,6 +527,17 @@ impl WriteTx for SqliteTx {
         Ok(n as u32)
     }
 
+    async fn reminded(&mut self, event: EventId, lead_hours: u32) -> Result<bool, StoreError> {
+        let sent: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM event_reminders WHERE event_id = ? AND lead_hours = ?",
+        )
+        .bind(event.as_i64())
+        .bind(i64::from(lead_hours))
+        .fetch_optional(&mut *self.0)
+        .await?;
+        Ok(sent.is_some())
+    }
+
     async fn apply(&mut self, effects: &[Effect]) -> Result<(), StoreError> {
         for effect in effects {
             match effect {
@@ -535,6 +564,20 @@ impl WriteTx for SqliteTx {
                 Effect::Transition(t) => self.transition(t).await?,
                 Effect::Notify(n) => {
                     super::sqlite_notify::insert_notice(&mut self.0, n).await?;
+                }
+                Effect::Reminded {
+                    event,
+                    lead_hours,
+                    at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO event_reminders (event_id, lead_hours, at) VALUES (?, ?, ?)",
+                    )
+                    .bind(event.as_i64())
+                    .bind(i64::from(*lead_hours))
+                    .bind(fmt_time(*at))
+                    .execute(&mut *self.0)
+                    .await?;
                 }
                 Effect::SaveEvent(e) => {
                     let d = &e.draft;

@@ -276,3 +276,83 @@ async fn a_dead_workers_deliveries_are_taken_up_after_its_lease() {
     app.service.run_jobs().await.unwrap();
     assert_eq!(app.sms.texts_to(&pa).len(), 1);
 }
+
+#[tokio::test]
+async fn seat_holders_are_reminded_a_day_and_two_hours_before_once_each() {
+    let (app, site, admin) = setup().await;
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 1})).await;
+    let a = app.token_for("13700000351", Role::Worker, &[]).await;
+    let b = app.token_for("13700000352", Role::Worker, &[]).await;
+    book(&app, &event, &a, "a").await;
+    book(&app, &event, &b, "b").await; // waitlisted: no reminder
+    let reminders = |page: Value| {
+        types(&page)
+            .into_iter()
+            .filter(|t| t == "event_reminder")
+            .count()
+    };
+    // The event starts 10 days on; 23 hours before it, the day reminder.
+    app.clock.advance(Duration::from_secs(9 * 86400 + 3600));
+    assert_eq!(app.service.run_jobs().await.unwrap().reminded, 1);
+    assert_eq!(app.service.run_jobs().await.unwrap().reminded, 0, "once");
+    assert_eq!(reminders(inbox(&app, &a, "").await), 1);
+    assert_eq!(reminders(inbox(&app, &b, "").await), 0);
+    let n = &inbox(&app, &a, "").await["items"][0];
+    assert!(n["body"].as_str().unwrap().contains("明天"), "{n}");
+    // 1 h 59 min before: the two-hour reminder.
+    app.clock.advance(Duration::from_secs(21 * 3600 + 60));
+    assert_eq!(app.service.run_jobs().await.unwrap().reminded, 1);
+    assert_eq!(reminders(inbox(&app, &a, "").await), 2);
+}
+
+#[tokio::test]
+async fn followers_hear_when_a_site_closes_reopens_or_changes_hours() {
+    let (app, site, admin) = setup().await;
+    let fan = app.token_for("13700000361", Role::Worker, &[]).await;
+    let other = app.token_for("13700000362", Role::Worker, &[]).await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/v1/sites/{site}/follow"),
+            Some(&fan),
+            None,
+            None,
+        )
+        .await;
+    assert!(r.status().is_success());
+    let patch = |body: Value| {
+        let app = &app;
+        let (site, admin) = (site.clone(), admin.clone());
+        async move {
+            let etag = app.etag(&site).await;
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &format!("/v1/sites/{site}"),
+                    Some(&admin),
+                    Some(body),
+                    Some(&etag),
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            app.clock.advance(Duration::from_secs(1));
+        }
+    };
+    patch(json!({"status": "temporarily_closed", "status_reason": "设备维修"})).await;
+    patch(json!({"status": "open"})).await;
+    patch(json!({"opening_hours": "Mo-Fr 08:00-18:00"})).await;
+    patch(json!({"phone": "0531-88888888"})).await;
+    let page = inbox(&app, &fan, "").await;
+    assert_eq!(
+        types(&page),
+        ["site_hours_changed", "site_reopened", "site_closed"]
+    );
+    assert!(
+        page["items"][2]["body"]
+            .as_str()
+            .unwrap()
+            .contains("设备维修")
+    );
+    assert_eq!(page["items"][0]["url"], format!("/sites/{site}"));
+    assert!(types(&inbox(&app, &other, "").await).is_empty());
+}
