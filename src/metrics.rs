@@ -27,11 +27,21 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    channel: String,
+    /// sent, later, retried, failed, skipped
+    outcome: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     indexed_sites: Gauge,
+    deliveries: Family<DeliveryLabels, Counter>,
+    outbox_pending: Gauge,
+    outbox_oldest_age: Gauge,
 }
 
 impl Default for Metrics {
@@ -53,11 +63,32 @@ impl Default for Metrics {
             "Non-retired sites in the spatial index",
             indexed_sites.clone(),
         );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let outbox_pending = Gauge::default();
+        let outbox_oldest_age = Gauge::default();
+        registry.register(
+            "notification_deliveries",
+            "Notification delivery attempts by channel and outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "outbox_pending",
+            "Notification deliveries not yet done",
+            outbox_pending.clone(),
+        );
+        registry.register(
+            "outbox_oldest_age_seconds",
+            "How long the oldest due, undelivered notification has waited",
+            outbox_oldest_age.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
             latency,
             indexed_sites,
+            deliveries,
+            outbox_pending,
+            outbox_oldest_age,
         }
     }
 }
@@ -88,6 +119,22 @@ impl Metrics {
 
     pub fn set_indexed_sites(&self, n: usize) {
         self.indexed_sites.set(n as i64);
+    }
+
+    /// Count one delivery attempt's outcome on a channel.
+    pub fn delivery(&self, channel: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                channel: channel.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The outbox's depth, and the age of its oldest due row.
+    pub fn set_outbox(&self, pending: u64, oldest_age_s: i64) {
+        self.outbox_pending.set(pending as i64);
+        self.outbox_oldest_age.set(oldest_age_s.max(0));
     }
 
     pub fn render(&self) -> String {

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::{Clock, SmsSender};
 use crate::domain::notify::{self, SmsDecision};
+use crate::metrics::Metrics;
 use crate::store::{ChannelName, DeliveryJob, DeliveryOutcome, DynStore};
 
 /// How many tries a delivery gets before it is given up.
@@ -98,6 +99,7 @@ pub struct Deliverer {
     pub store: DynStore,
     pub clock: Arc<dyn Clock>,
     pub channels: Vec<Arc<dyn Channel>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Deliverer {
@@ -119,6 +121,7 @@ impl Deliverer {
                         job.channel.as_str()
                     )),
                 };
+                let ch = job.channel.as_str();
                 match &outcome {
                     DeliveryOutcome::Sent => report.sent += 1,
                     DeliveryOutcome::Later(_) => report.later += 1,
@@ -132,6 +135,7 @@ impl Deliverer {
                     }
                     DeliveryOutcome::Skipped(_) => report.skipped += 1,
                 }
+                self.metrics.delivery(ch, outcome.name());
                 self.store
                     .finish_delivery(job.notification.id, job.channel, &outcome, now)
                     .await?;

@@ -156,6 +156,7 @@ impl Service {
             state.store.clone(),
             state.auth.clock.clone(),
             vec![sms],
+            state.metrics.clone(),
         ));
         let (worker_stop, stop) = tokio::sync::watch::channel(false);
         let worker_task = tokio::spawn(worker.clone().run(worker_interval, stop));

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::auth::Clock;
 use crate::domain::{idempotency, notify};
+use crate::metrics::Metrics;
 use crate::notify::{Channel, Deliverer, DeliveryReport};
 use crate::store::DynStore;
 
@@ -43,12 +44,18 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(store: DynStore, clock: Arc<dyn Clock>, channels: Vec<Arc<dyn Channel>>) -> Worker {
+    pub fn new(
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+        channels: Vec<Arc<dyn Channel>>,
+        metrics: Arc<Metrics>,
+    ) -> Worker {
         Worker {
             deliverer: Deliverer {
                 store: store.clone(),
                 clock: clock.clone(),
                 channels,
+                metrics,
             },
             store,
             clock,

@@ -49,6 +49,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
         .set_indexed_sites(state.index.snapshot().len());
+    let now = state.auth.clock.now();
+    match state.store.outbox_stats(now).await {
+        Ok(o) => state.metrics.set_outbox(
+            o.pending,
+            o.oldest_due.map_or(0, |t| (now - t).num_seconds()),
+        ),
+        Err(e) => tracing::warn!(error = %e, "metrics: the outbox could not be read"),
+    }
     let mut resp = (StatusCode::OK, state.metrics.render()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

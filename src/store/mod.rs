@@ -330,6 +330,27 @@ pub enum DeliveryOutcome {
     Skipped(String),
 }
 
+impl DeliveryOutcome {
+    /// Its name in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeliveryOutcome::Sent => "sent",
+            DeliveryOutcome::Later(_) => "later",
+            DeliveryOutcome::Retry { .. } => "retried",
+            DeliveryOutcome::Failed(_) => "failed",
+            DeliveryOutcome::Skipped(_) => "skipped",
+        }
+    }
+}
+
+/// How full the outbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    pub pending: u64,
+    /// When the oldest pending delivery that is due fell due.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
 /// The inbox and the outbox of deliveries.
 #[async_trait]
 pub trait NotifyStore: Send + Sync + 'static {
@@ -359,6 +380,8 @@ pub trait NotifyStore: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<DeliveryJob>, StoreError>;
+    /// The outbox's depth at `now`.
+    async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError>;
     /// Record what became of a claimed delivery.
     async fn finish_delivery(
         &self,

@@ -7,7 +7,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
 use super::{
-    ChannelName, DeliveryJob, DeliveryOutcome, NotificationRecord, NotifyStore, StoreError,
+    ChannelName, DeliveryJob, DeliveryOutcome, NotificationRecord, NotifyStore, OutboxStats,
+    StoreError,
 };
 use crate::domain::notify::{Notice, NotificationId};
 use crate::domain::user::UserId;
@@ -210,6 +211,22 @@ impl NotifyStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(jobs)
+    }
+
+    async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError> {
+        let (pending, oldest): (i64, Option<String>) = sqlx::query_as(
+            "SELECT count(*), min(CASE WHEN due_at <= ? THEN due_at END) FROM deliveries WHERE state = 'pending'",
+        )
+        .bind(fmt_time(now))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(OutboxStats {
+            pending: pending as u64,
+            oldest_due: oldest
+                .map(|t| parse_time(&t))
+                .transpose()
+                .map_err(|e| corrupt("due_at", e))?,
+        })
     }
 
     async fn finish_delivery(

@@ -187,6 +187,14 @@ async fn an_unread_offer_falls_back_to_sms_once() {
     app.clock.advance(Duration::from_secs(3600));
     app.service.run_jobs().await.unwrap();
     assert_eq!(app.sms.texts_to(&phone).len(), 1, "once");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "yizhan_notification_deliveries_total{channel=\"sms\",outcome=\"sent\"} 1",
+        "yizhan_notification_deliveries_total{channel=\"sms\",outcome=\"later\"} 1",
+        "yizhan_outbox_pending 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 /// A cancellation at 22:30 waits for 07:00; one read meanwhile is not sent.
