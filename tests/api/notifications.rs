@@ -364,3 +364,43 @@ async fn followers_hear_when_a_site_closes_reopens_or_changes_hours() {
     assert_eq!(page["items"][0]["url"], format!("/sites/{site}"));
     assert!(types(&inbox(&app, &other, "").await).is_empty());
 }
+
+#[tokio::test]
+async fn moving_an_event_tells_its_holders_and_a_title_edit_does_not() {
+    let (app, site, admin) = setup().await;
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 1})).await;
+    let a = app.token_for("13700000371", Role::Worker, &[]).await;
+    let b = app.token_for("13700000372", Role::Worker, &[]).await;
+    book(&app, &event, &a, "a").await;
+    book(&app, &event, &b, "b").await;
+    let patch = |body: Value| {
+        let (app, event, admin) = (&app, event.clone(), admin.clone());
+        async move {
+            let r = app
+                .call(
+                    Method::PATCH,
+                    &format!("/v1/events/{event}"),
+                    Some(&admin),
+                    Some(body),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status(), 200);
+            app.clock.advance(Duration::from_secs(1));
+        }
+    };
+    patch(json!({"title": "新标题"})).await;
+    let later = app.clock_now() + chrono::Duration::days(12);
+    patch(json!({
+        "starts_at": later.to_rfc3339(),
+        "ends_at": (later + chrono::Duration::hours(2)).to_rfc3339(),
+        "booking_closes_at": later.to_rfc3339(),
+    }))
+    .await;
+    assert_eq!(
+        types(&inbox(&app, &a, "").await),
+        ["event_changed", "booking_confirmed"]
+    );
+    // The waitlisted person hears of it too: their plans depend on it.
+    assert_eq!(types(&inbox(&app, &b, "").await), ["event_changed"]);
+}
