@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latencies by route, and index size.
+//! Prometheus metrics: request counts and latencies by route, index size, and
+//! whether the holiday calendar is current.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -32,6 +33,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     indexed_sites: Gauge,
+    holiday_last_year: Gauge,
+    holiday_warning: Gauge,
 }
 
 impl Default for Metrics {
@@ -53,11 +56,25 @@ impl Default for Metrics {
             "Non-retired sites in the spatial index",
             indexed_sites.clone(),
         );
+        let holiday_last_year = Gauge::default();
+        let holiday_warning = Gauge::default();
+        registry.register(
+            "holiday_calendar_last_year",
+            "The latest year of the holiday calendar (0: none); alert when it is not next year from 1 November",
+            holiday_last_year.clone(),
+        );
+        registry.register(
+            "holiday_calendar_warning",
+            "1 while the holiday calendar lacks this year, or next year from 1 November",
+            holiday_warning.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
             latency,
             indexed_sites,
+            holiday_last_year,
+            holiday_warning,
         }
     }
 }
@@ -88,6 +105,13 @@ impl Metrics {
 
     pub fn set_indexed_sites(&self, n: usize) {
         self.indexed_sites.set(n as i64);
+    }
+
+    pub fn set_holiday_calendar(&self, status: &crate::domain::calendar::CalendarStatus) {
+        self.holiday_last_year
+            .set(status.last_year.map_or(0, i64::from));
+        self.holiday_warning
+            .set(i64::from(status.warning.is_some()));
     }
 
     pub fn render(&self) -> String {

@@ -1,5 +1,6 @@
 //! Pure domain types: no HTTP, no SQL.
 
+pub mod calendar;
 pub mod coords;
 pub mod event;
 pub mod hours;

@@ -33,7 +33,7 @@ pub use nearest::{Hit, NearbyQuery};
 pub use viewport::LonLatBox;
 
 use crate::domain::coords::{LatLon, unit_vector};
-use crate::domain::hours::{Hours, HoursState};
+use crate::domain::hours::{HolidayCalendar, Hours, HoursState};
 use crate::domain::site::{AmenitySet, Kind, Site, SiteId, Status};
 
 /// Node sizes tuned for query speed over a read-mostly index.
@@ -78,8 +78,20 @@ impl IndexedSite {
 /// remembered: a state computed at `t` with next change `n` is the answer for
 /// every instant in `[t, n)`, so "open now?" is evaluated once per string per
 /// change, not once per site per request.
-#[derive(Debug)]
+///
+/// Evaluation reads the node's current holiday calendar: when it has changed
+/// since the last evaluation, the expression is bound to the new calendar
+/// (no parsing) and the remembered state is dropped with the old binding, so
+/// no state or `next_change` computed with an old calendar is served after a
+/// new one is installed.
 pub struct HoursSlot {
+    bound: ArcSwap<BoundHours>,
+    /// The node's current calendar, shared by every slot of the index.
+    calendar: Arc<ArcSwap<HolidayCalendar>>,
+}
+
+/// The hours bound to one calendar, and the last state evaluated with it.
+struct BoundHours {
     hours: Hours,
     last: ArcSwapOption<CachedState>,
 }
@@ -91,8 +103,36 @@ struct CachedState {
     is_open: bool,
 }
 
+impl std::fmt::Debug for HoursSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HoursSlot")
+            .field(&self.bound.load().hours)
+            .finish()
+    }
+}
+
 impl HoursSlot {
     pub fn state(&self, at: DateTime<Utc>) -> HoursState {
+        let calendar = self.calendar.load();
+        let bound = self.bound.load();
+        if bound.hours.calendar().id() == calendar.id() {
+            return bound.state(at);
+        }
+        let rebound = Arc::new(BoundHours::new(bound.hours.with_calendar(&calendar)));
+        self.bound.store(rebound.clone());
+        rebound.state(at)
+    }
+}
+
+impl BoundHours {
+    fn new(hours: Hours) -> BoundHours {
+        BoundHours {
+            hours,
+            last: ArcSwapOption::empty(),
+        }
+    }
+
+    fn state(&self, at: DateTime<Utc>) -> HoursState {
         if let Some(c) = &*self.last.load()
             && c.from <= at
             && at < c.until
@@ -243,9 +283,9 @@ impl Snapshot {
 }
 
 /// Parses each distinct opening-hours string once.
-#[derive(Default)]
 struct HoursInterner {
     slots: HashMap<String, Option<Arc<HoursSlot>>>,
+    calendar: Arc<ArcSwap<HolidayCalendar>>,
 }
 
 impl HoursInterner {
@@ -253,10 +293,10 @@ impl HoursInterner {
         if let Some(slot) = self.slots.get(s) {
             return slot.clone();
         }
-        let slot = match Hours::parse(s) {
+        let slot = match Hours::parse(s, &self.calendar.load()) {
             Ok(hours) => Some(Arc::new(HoursSlot {
-                hours,
-                last: ArcSwapOption::empty(),
+                bound: ArcSwap::from_pointee(BoundHours::new(hours)),
+                calendar: self.calendar.clone(),
             })),
             Err(e) => {
                 tracing::warn!(
@@ -279,23 +319,41 @@ pub struct SiteIndex {
     writer: Mutex<HoursInterner>,
     /// Cluster hierarchies, updated by the writer with each snapshot.
     clusters: cluster::ClusterCache,
+    /// The holiday calendar opening hours are evaluated with (read at evaluation time).
+    calendar: Arc<ArcSwap<HolidayCalendar>>,
 }
 
 impl Default for SiteIndex {
+    /// Empty, with no holidays known.
     fn default() -> Self {
+        let calendar = Arc::new(ArcSwap::from_pointee(HolidayCalendar::default()));
         SiteIndex {
             current: ArcSwap::from_pointee(Snapshot::empty()),
-            writer: Mutex::default(),
+            writer: Mutex::new(HoursInterner {
+                slots: HashMap::new(),
+                calendar: calendar.clone(),
+            }),
             clusters: cluster::ClusterCache::default(),
+            calendar,
         }
     }
 }
 
 impl SiteIndex {
-    /// Build from every stored site (retired ones are skipped). Cluster
-    /// hierarchies are built on first use; see [`SiteIndex::with_clusters`].
+    /// Build from every stored site (retired ones are skipped), with no holidays
+    /// known. Cluster hierarchies are built on first use; see
+    /// [`SiteIndex::with_clusters`].
     pub fn build(sites: impl IntoIterator<Item = Site>) -> SiteIndex {
+        SiteIndex::build_with_calendar(sites, HolidayCalendar::default())
+    }
+
+    /// [`SiteIndex::build`] with opening hours evaluated under `calendar`.
+    pub fn build_with_calendar(
+        sites: impl IntoIterator<Item = Site>,
+        calendar: HolidayCalendar,
+    ) -> SiteIndex {
         let index = SiteIndex::default();
+        index.calendar.store(Arc::new(calendar));
         {
             let mut interner = index.writer.lock().expect("index writer poisoned");
             let indexed: Vec<Arc<IndexedSite>> = sites
@@ -345,6 +403,24 @@ impl SiteIndex {
     /// Whether the hierarchy of `filter` is built (a request will not wait for it).
     pub fn clusters_cached(&self, filter: ClusterFilter) -> bool {
         self.clusters.get(filter).is_some()
+    }
+
+    /// The holiday calendar opening hours are evaluated with now.
+    pub fn calendar(&self) -> Arc<HolidayCalendar> {
+        self.calendar.load_full()
+    }
+
+    /// Evaluate opening hours under `calendar` from now on, unless the current
+    /// calendar was read at a later store revision (two installs racing cannot
+    /// go back in time). Every cached opening state is recomputed on its next
+    /// use. Readers are never blocked. Returns whether it was installed.
+    pub fn set_calendar(&self, calendar: HolidayCalendar) -> bool {
+        let _writer = self.writer.lock().expect("index writer poisoned");
+        if calendar.revision() < self.calendar.load().revision() {
+            return false;
+        }
+        self.calendar.store(Arc::new(calendar));
+        true
     }
 
     /// The current snapshot: hold it for the duration of one request.

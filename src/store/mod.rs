@@ -2,9 +2,12 @@
 //! to a database driver, so PostgreSQL can arrive as a second backend beside
 //! [`sqlite::SqliteStore`] without touching them.
 
+pub mod holidays;
 pub mod sqlite;
 mod sqlite_events;
+mod sqlite_holidays;
 
+pub use holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
 pub use sqlite_events::BookingRow;
 
 use std::sync::Arc;
@@ -115,7 +118,7 @@ pub struct Change {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: HolidayStore + Send + Sync + 'static {
     /// Every site, retired ones included, in id order.
     async fn all_sites(&self) -> Result<Vec<Site>, StoreError>;
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError>;
