@@ -82,6 +82,11 @@ impl Service {
         // year written after this read reaches the index through the follower.
         holidays::seed(&*store, &*auth.clock).await?;
         let calendar = store.holiday_calendar().await?;
+        tracing::info!(
+            years = %holidays::year_list(calendar.years()),
+            revision = calendar.revision(),
+            "holiday calendar loaded"
+        );
         // Read the feed's high-water mark before the sites: a change committed in
         // between is then applied twice (harmless), never missed.
         let high_water = store.last_change_seq().await?;

@@ -225,6 +225,9 @@ pub async fn put_holiday_year(
         revision = put.revision,
         "holiday year written"
     );
-    holidays::refresh(&*state.store, &state.index).await?;
+    // The year is stored: should this read fail, the follower installs it on its next tick.
+    if let Err(e) = holidays::refresh(&*state.store, &state.index).await {
+        tracing::warn!(error = %e, "installing the new holiday calendar failed; the follower will retry");
+    }
     Ok(Json(HolidayYearDoc::of(&y)).into_response())
 }
