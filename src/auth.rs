@@ -88,6 +88,11 @@ impl ManualClock {
         let mut t = self.0.lock().expect("clock poisoned");
         *t += chrono::Duration::from_std(by).expect("a sane duration");
     }
+
+    /// Move to `at` (forwards or backwards).
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().expect("clock poisoned") = at;
+    }
 }
 
 impl Clock for ManualClock {

@@ -90,7 +90,7 @@ pub enum Command {
     },
     /// Print the OpenAPI document (YAML).
     Openapi,
-    /// Operators' tools: users and tokens.
+    /// Operators' tools: users, tokens, the holiday calendar.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -112,6 +112,28 @@ pub enum AdminCommand {
         /// Lifetime: a number with s, m, h or d (`90s`, `30m`, `1h`, `7d`).
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: std::time::Duration,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// China's holiday calendar that opening hours are evaluated with.
+    Holidays {
+        #[command(subcommand)]
+        command: AdminHolidaysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminHolidaysCommand {
+    /// Add or replace years from a calendar file (the `geodata/cn-holidays-*.json`
+    /// format), all or nothing. Running servers pick it up within their follow interval.
+    Import {
+        /// Calendar file (`-` for standard input).
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show which years are known.
+    List {
         #[command(flatten)]
         db: DbArgs,
     },

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod geodata;
+pub mod holidays;
 pub mod http;
 pub mod index;
 pub mod metrics;

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use yizhan::config::{
-    AdminCommand, AdminUserCommand, Cli, Command, GeodataCommand, LogFormat, ServeArgs,
+    AdminCommand, AdminHolidaysCommand, AdminUserCommand, Cli, Command, GeodataCommand, LogFormat,
+    ServeArgs,
 };
 use yizhan::geodata::generate::{GenSpec, generate};
 use yizhan::geodata::geojson::{
@@ -50,14 +51,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => run_serve(args).await,
         Command::Import { file, crs, db } => {
-            let text = if file.as_os_str() == "-" {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s)?;
-                s
-            } else {
-                std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?
-            };
+            let text = read_input(&file)?;
             let drafts = parse_collection(&text, crs)
                 .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
             let store = store::connect(&db.database_url).await?;
@@ -129,6 +123,66 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// A file's text, or standard input's for `-`.
+fn read_input(file: &std::path::Path) -> anyhow::Result<String> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
+async fn run_holidays(command: AdminHolidaysCommand) -> anyhow::Result<()> {
+    use yizhan::auth::SystemClock;
+    use yizhan::domain::calendar::{CalendarStatus, parse_calendar_file};
+    match command {
+        AdminHolidaysCommand::Import { file, db } => {
+            let text = read_input(&file)?;
+            let years = parse_calendar_file(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", file.display()))?;
+            let store = store::connect(&db.database_url).await?;
+            yizhan::holidays::seed(&*store, &SystemClock).await?;
+            let put = store.put_holiday_years(&years, chrono::Utc::now()).await?;
+            let done: Vec<String> = put
+                .years
+                .iter()
+                .map(|(y, change)| format!("{y} {}", change.as_str()))
+                .collect();
+            println!(
+                "imported {}: {} (calendar revision {}); running servers pick it up within their follow interval",
+                file.display(),
+                done.join(", "),
+                put.revision
+            );
+            Ok(())
+        }
+        AdminHolidaysCommand::List { db } => {
+            let store = store::connect(&db.database_url).await?;
+            yizhan::holidays::seed(&*store, &SystemClock).await?;
+            let years = store.holiday_years().await?;
+            println!("year  holidays  make-up workdays  updated (UTC)         source");
+            for y in &years {
+                println!(
+                    "{:<4}  {:>8}  {:>16}  {:<20}  {}",
+                    y.year,
+                    y.holidays,
+                    y.makeup_workdays,
+                    y.updated_at.format("%Y-%m-%d %H:%M:%S"),
+                    y.source
+                );
+            }
+            let known: Vec<i32> = years.iter().map(|y| y.year).collect();
+            let status = CalendarStatus::of(yizhan::holidays::today(&SystemClock), &known);
+            if let Some(w) = status.warning {
+                eprintln!("warning: {w}");
+            }
+            Ok(())
+        }
+    }
+}
+
 async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
     use yizhan::domain::site::SiteId;
     use yizhan::domain::user::{Phone, Role};
@@ -174,6 +228,7 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        AdminCommand::Holidays { command } => run_holidays(command).await,
         AdminCommand::Token { phone, ttl, db } => {
             let phone: Phone = phone.parse().map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
             let store = store::connect(&db.database_url).await?;

@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latencies by route, and index size.
+//! Prometheus metrics: request counts and latencies by route, index size, and
+//! whether the holiday calendar is current.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -42,6 +43,8 @@ pub struct Metrics {
     deliveries: Family<DeliveryLabels, Counter>,
     outbox_pending: Gauge,
     outbox_oldest_age: Gauge,
+    holiday_last_year: Gauge,
+    holiday_warning: Gauge,
 }
 
 impl Default for Metrics {
@@ -81,6 +84,18 @@ impl Default for Metrics {
             "How long the oldest due, undelivered notification has waited",
             outbox_oldest_age.clone(),
         );
+        let holiday_last_year = Gauge::default();
+        let holiday_warning = Gauge::default();
+        registry.register(
+            "holiday_calendar_last_year",
+            "The latest year of the holiday calendar (0: none); alert when it is not next year from 1 November",
+            holiday_last_year.clone(),
+        );
+        registry.register(
+            "holiday_calendar_warning",
+            "1 while the holiday calendar lacks this year, or next year from 1 November",
+            holiday_warning.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -89,6 +104,8 @@ impl Default for Metrics {
             deliveries,
             outbox_pending,
             outbox_oldest_age,
+            holiday_last_year,
+            holiday_warning,
         }
     }
 }
@@ -135,6 +152,13 @@ impl Metrics {
     pub fn set_outbox(&self, pending: u64, oldest_age_s: i64) {
         self.outbox_pending.set(pending as i64);
         self.outbox_oldest_age.set(oldest_age_s.max(0));
+    }
+
+    pub fn set_holiday_calendar(&self, status: &crate::domain::calendar::CalendarStatus) {
+        self.holiday_last_year
+            .set(status.last_year.map_or(0, i64::from));
+        self.holiday_warning
+            .set(i64::from(status.warning.is_some()));
     }
 
     pub fn render(&self) -> String {

@@ -9,8 +9,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::Clock;
+use crate::domain::calendar::CalendarStatus;
 use crate::domain::coords::Crs;
 use crate::geodata;
+use crate::holidays;
 use crate::http::AppState;
 use crate::index::{ClusterFilter, SiteIndex};
 use crate::metrics::Metrics;
@@ -57,7 +60,8 @@ impl Timers {
 /// An unread `seat_offered` or `event_cancelled` goes by SMS after this.
 pub const DEFAULT_SMS_FALLBACK_AFTER: Duration = Duration::from_secs(15 * 60);
 
-/// A started service: its state, the change-feed follower and the worker.
+/// A started service: its state, the change-feed follower, the worker and
+/// the daily check of the holiday calendar.
 pub struct Service {
     pub state: AppState,
     follower: Arc<Follower>,
@@ -65,6 +69,7 @@ pub struct Service {
     pub worker: Arc<Worker>,
     worker_stop: tokio::sync::watch::Sender<bool>,
     worker_task: Option<tokio::task::JoinHandle<()>>,
+    calendar_task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Service {
@@ -73,6 +78,7 @@ impl Drop for Service {
         if let Some(t) = &self.worker_task {
             t.abort();
         }
+        self.calendar_task.abort();
     }
 }
 
@@ -123,12 +129,23 @@ impl Service {
         auth: crate::auth::Auth,
     ) -> anyhow::Result<Service> {
         let (follow_interval, worker_interval) = (timers.follow, timers.worker);
+        // The shipped holiday years on first start, then the calendar as stored: a
+        // year written after this read reaches the index through the follower.
+        holidays::seed(&*store, &*auth.clock).await?;
+        let calendar = store.holiday_calendar().await?;
+        tracing::info!(
+            years = %holidays::year_list(calendar.years()),
+            revision = calendar.revision(),
+            "holiday calendar loaded"
+        );
         // Read the feed's high-water mark before the sites: a change committed in
         // between is then applied twice (harmless), never missed.
         let high_water = store.last_change_seq().await?;
         let sites = store.all_sites().await?;
         let started = std::time::Instant::now();
-        let index = tokio::task::spawn_blocking(move || SiteIndex::build(sites)).await?;
+        let index =
+            tokio::task::spawn_blocking(move || SiteIndex::build_with_calendar(sites, calendar))
+                .await?;
         tracing::info!(
             sites = index.snapshot().len(),
             build_ms = started.elapsed().as_millis() as u64,
@@ -160,6 +177,11 @@ impl Service {
         ));
         let (worker_stop, stop) = tokio::sync::watch::channel(false);
         let worker_task = tokio::spawn(worker.clone().run(worker_interval, stop));
+        let calendar_task = tokio::spawn(watch_calendar(
+            state.index.clone(),
+            state.auth.clock.clone(),
+            holidays::CHECK_EVERY,
+        ));
         state.ready.store(true, Ordering::Release);
         // The unfiltered cluster hierarchy (about 1.3 s per million sites) is built
         // behind readiness: nearby search serves meanwhile, and a map request that
@@ -180,6 +202,7 @@ impl Service {
             worker,
             worker_stop,
             worker_task: Some(worker_task),
+            calendar_task,
         })
     }
 
@@ -198,16 +221,34 @@ impl Service {
         self.follow_task.abort();
     }
 
-    /// Bring the index up to date with the change feed now (the background task
-    /// does this every `follow_interval`). Returns how many changes were applied.
+    /// Bring the index up to date with the change feed and the holiday calendar
+    /// now (the background task does this every `follow_interval`). Returns how
+    /// many site changes were applied.
     pub async fn catch_up(&self) -> anyhow::Result<usize> {
         self.follower.catch_up().await
+    }
+
+    /// The daily check of the holiday calendar (the background task runs it at
+    /// start and then once a day): logs a warning from 1 November while next
+    /// year is unknown, or when even this year is.
+    pub fn check_holiday_calendar(&self) -> CalendarStatus {
+        holidays::check(&self.state.index, &*self.state.auth.clock)
+    }
+}
+
+async fn watch_calendar(index: Arc<SiteIndex>, clock: Arc<dyn Clock>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        holidays::check(&index, &*clock);
     }
 }
 
 /// Keeps the index in step with writes made elsewhere (a CLI import into the
-/// same file; later, other nodes). Writes made by this node are applied right
-/// after their commit as well; applying a change twice is harmless.
+/// same file; later, other nodes), the holiday calendar included. Writes made
+/// by this node are applied right after their commit as well; applying a
+/// change twice is harmless.
 struct Follower {
     store: DynStore,
     index: Arc<SiteIndex>,
@@ -217,6 +258,8 @@ struct Follower {
 
 impl Follower {
     async fn catch_up(&self) -> anyhow::Result<usize> {
+        // The holiday calendar follows the same tick: one revision read.
+        holidays::refresh(&*self.store, &self.index).await?;
         let mut seq = self.seq.lock().await;
         let mut applied = 0;
         loop {

@@ -123,7 +123,8 @@ impl Oracle {
                     (
                         s.clone(),
                         LatLon::new(s.draft.lat, s.draft.lon).unwrap(),
-                        Hours::parse(&s.draft.opening_hours).ok(),
+                        // `SiteIndex::build` knows no holidays either.
+                        Hours::parse(&s.draft.opening_hours, &Default::default()).ok(),
                     )
                 })
                 .collect(),

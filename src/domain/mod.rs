@@ -1,6 +1,7 @@
 //! Pure domain types and rules: no HTTP, no SQL, no clock.
 
 pub mod booking;
+pub mod calendar;
 pub mod checkin;
 pub mod coords;
 pub mod event;

@@ -339,7 +339,7 @@ fn feature_to_draft(f: &Feature, crs: Crs) -> Result<SiteDraft, String> {
         amenities.insert(a);
     }
     let opening_hours = required_str(p, "opening_hours")?;
-    Hours::parse(opening_hours).map_err(|e| format!("properties.opening_hours: {e}"))?;
+    Hours::validate(opening_hours).map_err(|e| format!("properties.opening_hours: {e}"))?;
     let phone = optional_str(p, "phone")?.map(str::to_owned);
     let photos = optional_strings(p, "photos")?;
     if let Some((i, bad)) = photos

@@ -73,7 +73,7 @@ mod generate {
         assert_eq!(spec.ref_prefix(), "sd");
         assert!(refs.contains("sd-os-000001") && refs.contains("sd-mr-005159"));
         for h in &hours {
-            Hours::parse(h).unwrap_or_else(|e| panic!("{h}: {e}"));
+            Hours::validate(h).unwrap_or_else(|e| panic!("{h}: {e}"));
         }
         let total = spec.total_count();
         assert!(closed * 100 > total && closed * 100 < total * 6, "{closed}");

@@ -88,6 +88,7 @@ pub async fn changes(
     let now = Utc::now();
     let next = changes.last().map_or(since, |c| c.seq);
     let snapshot = state.index.snapshot();
+    let calendar = state.index.calendar();
     let items = changes
         .into_iter()
         .map(|c| {
@@ -100,7 +101,7 @@ pub async fn changes(
             };
             let hours = match snapshot.get(c.site.id) {
                 Some(s) if s.site.version == c.site.version => s.state(now),
-                _ => state_of(&c.site, now),
+                _ => state_of(&c.site, now, &calendar),
             };
             ChangeItem {
                 seq: c.seq,

@@ -3,6 +3,8 @@
 //! conditional on `If-Match`, enters the change feed and the audit log, and is
 //! in this node's index before the response leaves.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -20,7 +22,7 @@ use super::caller::Caller;
 use super::params::Params;
 use super::sites::{etag, site_doc, state_of};
 use crate::domain::coords::{Crs, to_wgs84};
-use crate::domain::hours::{Hours, SHANGHAI};
+use crate::domain::hours::{HolidayCalendar, Hours, SHANGHAI};
 use crate::domain::site::{
     Adcode, Amenity, AmenitySet, Closure, ClosureInfo, Kind, Site, SiteDraft, SiteId, Status,
 };
@@ -62,7 +64,7 @@ fn opening_hours(v: &Value) -> Result<String, ApiError> {
     let s = v
         .as_str()
         .ok_or_else(|| ApiError::unprocessable("opening_hours", "expected a string"))?;
-    match Hours::parse(s) {
+    match Hours::validate(s) {
         Ok(_) => Ok(s.to_owned()),
         Err(e) => Err(ApiError::Unprocessable {
             param: "opening_hours".into(),
@@ -235,8 +237,14 @@ fn if_match_version(headers: &HeaderMap, id: SiteId) -> Result<Option<i64>, ApiE
     version.parse().map(Some).map_err(|_| bad())
 }
 
-fn doc_response(site: &Site, crs: Crs, at: DateTime<Utc>, status: StatusCode) -> Response {
-    let state = state_of(site, at);
+fn doc_response(
+    site: &Site,
+    crs: Crs,
+    at: DateTime<Utc>,
+    calendar: &Arc<HolidayCalendar>,
+    status: StatusCode,
+) -> Response {
+    let state = state_of(site, at, calendar);
     let tag = etag(site, crs, state);
     let mut resp = (status, Json(site_doc(site, crs, state))).into_response();
     resp.headers_mut().insert(
@@ -314,7 +322,13 @@ pub async fn create_site(
             e => e.into(),
         })?;
     index_now(&state, &site).await?;
-    let mut resp = doc_response(&site, crs, now, StatusCode::CREATED);
+    let mut resp = doc_response(
+        &site,
+        crs,
+        now,
+        &state.index.calendar(),
+        StatusCode::CREATED,
+    );
     resp.headers_mut().insert(
         header::LOCATION,
         HeaderValue::from_str(&format!("/v1/sites/{}", site.id)).expect("ascii"),
@@ -390,7 +404,13 @@ pub async fn patch_site(
         .update_site(id, expected, draft, Some(caller.user.id), now)
         .await?;
     index_now(&state, &site).await?;
-    Ok(doc_response(&site, crs, now, StatusCode::OK))
+    Ok(doc_response(
+        &site,
+        crs,
+        now,
+        &state.index.calendar(),
+        StatusCode::OK,
+    ))
 }
 
 /// Retire a site (admins). It leaves every search and map; its record and

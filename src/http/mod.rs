@@ -9,6 +9,7 @@ pub mod checkins;
 pub mod clusters;
 pub mod events;
 pub mod feed;
+pub mod holidays;
 pub mod manage;
 pub mod map;
 pub mod notifications;
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .merge(attendees::router())
         .merge(notifications::router())
         .merge(search::router())
+        .merge(holidays::router())
         .merge(ops::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -103,8 +105,8 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, ops::healthz, ops::readyz, ops::metrics),
-    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility)),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput)),
     modifiers(&BearerAuth),
     tags(
         (name = "sites", description = "Finding service sites"),
@@ -113,6 +115,7 @@ pub fn app(state: AppState) -> Router {
         (name = "management", description = "Admins and site managers keeping sites current"),
         (name = "events", description = "Courses, recuperation trips and matchmaking events, and booking them"),
         (name = "notifications", description = "The in-app inbox"),
+        (name = "holidays", description = "China's holiday calendar that opening hours are evaluated with"),
         (name = "ops", description = "Health and metrics for operators"),
     )
 )]

@@ -1,4 +1,5 @@
-//! Operators' endpoints: liveness, readiness, Prometheus metrics.
+//! Operators' endpoints: liveness (with the holiday calendar's status),
+//! readiness, Prometheus metrics.
 
 use std::sync::atomic::Ordering;
 
@@ -11,6 +12,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::holidays;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,10 +21,13 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// The process is up and serving HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive")))]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// The process is up and serving HTTP. The body also says whether the holiday
+/// calendar is current (`holiday_calendar.warning` is set when this year is
+/// unknown, or from 1 November while next year is); that never fails the check.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive: `{status: \"ok\", holiday_calendar: {last_year, current_year_known, next_year_known, warning}}`")))]
+pub async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let calendar = holidays::status(&state.index, &*state.auth.clock);
+    Json(json!({"status": "ok", "holiday_calendar": calendar}))
 }
 
 /// The index is built and the database answers.
@@ -57,6 +62,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ),
         Err(e) => tracing::warn!(error = %e, "metrics: the outbox could not be read"),
     }
+    state
+        .metrics
+        .set_holiday_calendar(&holidays::status(&state.index, &*state.auth.clock));
     let mut resp = (StatusCode::OK, state.metrics.render()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -2,6 +2,7 @@
 //! index; the store is asked only for sites the index does not hold (retired).
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::params::{self, Params};
 use crate::domain::coords::{Crs, LatLon, from_wgs84, to_wgs84};
-use crate::domain::hours::{Hours, HoursState};
+use crate::domain::hours::{HolidayCalendar, Hours, HoursState};
 use crate::domain::site::{Amenity, Closure, Kind, Site, SiteId, Status};
 use crate::error::{ApiError, Problem};
 use crate::index::NearbyQuery;
@@ -273,12 +274,17 @@ pub fn site_doc(site: &Site, crs: Crs, state: HoursState) -> SiteDoc {
     }
 }
 
-/// The site's opening state at `at`, from scratch (detail pages are not hot).
-pub(crate) fn state_of(site: &Site, at: DateTime<Utc>) -> HoursState {
+/// The site's opening state at `at` under `calendar` (the index's), from
+/// scratch (detail pages are not hot).
+pub(crate) fn state_of(
+    site: &Site,
+    at: DateTime<Utc>,
+    calendar: &Arc<HolidayCalendar>,
+) -> HoursState {
     if site.draft.status != Status::Open {
         return HoursState::CLOSED;
     }
-    Hours::parse(&site.draft.opening_hours)
+    Hours::parse(&site.draft.opening_hours, calendar)
         .map(|h| site.draft.closure.state(at, |t| h.evaluate(t)))
         .unwrap_or(HoursState::CLOSED)
 }
@@ -365,7 +371,7 @@ pub async fn site_detail(
                 .get_site(id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?;
-            let hours_state = state_of(&site, at);
+            let hours_state = state_of(&site, at, &state.index.calendar());
             (site, hours_state)
         }
     };

@@ -21,9 +21,10 @@ mod nearest;
 mod viewport;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use rstar::{RTree, RTreeObject, RTreeParams};
 
@@ -33,7 +34,7 @@ pub use nearest::{Hit, NearbyQuery};
 pub use viewport::LonLatBox;
 
 use crate::domain::coords::{LatLon, unit_vector};
-use crate::domain::hours::{Hours, HoursState};
+use crate::domain::hours::{HolidayCalendar, Hours, HoursState};
 use crate::domain::site::{AmenitySet, Kind, Site, SiteId, Status};
 
 /// Node sizes tuned for query speed over a read-mostly index.
@@ -74,14 +75,59 @@ impl IndexedSite {
     }
 }
 
+/// The node's current holiday calendar, shared by the index and every hours
+/// slot. Its id is kept beside it so that the hot path (is the slot's binding
+/// current?) is one atomic load, not a load of the calendar itself.
+struct CalendarCell {
+    current: ArcSwap<HolidayCalendar>,
+    /// `current`'s [`HolidayCalendar::id`], stored after it.
+    id: AtomicU64,
+}
+
+impl CalendarCell {
+    fn new(calendar: HolidayCalendar) -> CalendarCell {
+        CalendarCell {
+            id: AtomicU64::new(calendar.id()),
+            current: ArcSwap::from_pointee(calendar),
+        }
+    }
+
+    fn id(&self) -> u64 {
+        self.id.load(Ordering::Acquire)
+    }
+
+    fn load(&self) -> Arc<HolidayCalendar> {
+        self.current.load_full()
+    }
+
+    fn store(&self, calendar: HolidayCalendar) {
+        let id = calendar.id();
+        self.current.store(Arc::new(calendar));
+        self.id.store(id, Ordering::Release);
+    }
+}
+
 /// One distinct opening-hours string, parsed once, with the last evaluation
 /// remembered: a state computed at `t` with next change `n` is the answer for
 /// every instant in `[t, n)`, so "open now?" is evaluated once per string per
 /// change, not once per site per request.
-#[derive(Debug)]
+///
+/// Evaluation uses the node's current holiday calendar: when it has changed
+/// since the last evaluation, the expression is bound to the new calendar (no
+/// parsing) and the state remembered under the old one is dropped, so no state
+/// or `next_change` computed with an old calendar is served once a new one is
+/// installed.
 pub struct HoursSlot {
+    current: ArcSwap<SlotState>,
+    calendar: Arc<CalendarCell>,
+}
+
+/// The hours bound to one calendar, and the last state evaluated with it.
+struct SlotState {
     hours: Hours,
-    last: ArcSwapOption<CachedState>,
+    /// `hours.calendar().id()`, inline.
+    calendar_id: u64,
+    last: Option<CachedState>,
 }
 
 #[derive(Debug)]
@@ -91,27 +137,56 @@ struct CachedState {
     is_open: bool,
 }
 
-impl HoursSlot {
-    pub fn state(&self, at: DateTime<Utc>) -> HoursState {
-        if let Some(c) = &*self.last.load()
-            && c.from <= at
-            && at < c.until
-        {
-            return HoursState {
-                is_open: c.is_open,
-                next_change: Some(c.until),
-            };
-        }
-        let state = self.hours.evaluate(at);
-        // Only bounded answers are reusable: "no change within the horizon" seen
-        // from `at` says nothing exact about a later instant's horizon.
-        if let Some(until) = state.next_change {
-            self.last.store(Some(Arc::new(CachedState {
+impl SlotState {
+    fn new(hours: Hours, at: DateTime<Utc>, state: HoursState) -> SlotState {
+        SlotState {
+            calendar_id: hours.calendar().id(),
+            hours,
+            // Only bounded answers are reusable: "no change within the horizon"
+            // seen from `at` says nothing exact about a later instant's horizon.
+            last: state.next_change.map(|until| CachedState {
                 from: at,
                 until,
                 is_open: state.is_open,
-            })));
+            }),
         }
+    }
+}
+
+impl std::fmt::Debug for HoursSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HoursSlot")
+            .field(&self.current.load().hours)
+            .finish()
+    }
+}
+
+impl HoursSlot {
+    pub fn state(&self, at: DateTime<Utc>) -> HoursState {
+        let current = self.current.load();
+        if current.calendar_id == self.calendar.id() {
+            if let Some(c) = &current.last
+                && c.from <= at
+                && at < c.until
+            {
+                return HoursState {
+                    is_open: c.is_open,
+                    next_change: Some(c.until),
+                };
+            }
+            let state = current.hours.evaluate(at);
+            if state.next_change.is_some() {
+                let hours = current.hours.clone();
+                self.current
+                    .store(Arc::new(SlotState::new(hours, at, state)));
+            }
+            return state;
+        }
+        // A new calendar: rebind, and forget what the old one said.
+        let hours = current.hours.with_calendar(&self.calendar.load());
+        let state = hours.evaluate(at);
+        self.current
+            .store(Arc::new(SlotState::new(hours, at, state)));
         state
     }
 }
@@ -243,9 +318,9 @@ impl Snapshot {
 }
 
 /// Parses each distinct opening-hours string once.
-#[derive(Default)]
 struct HoursInterner {
     slots: HashMap<String, Option<Arc<HoursSlot>>>,
+    calendar: Arc<CalendarCell>,
 }
 
 impl HoursInterner {
@@ -253,10 +328,14 @@ impl HoursInterner {
         if let Some(slot) = self.slots.get(s) {
             return slot.clone();
         }
-        let slot = match Hours::parse(s) {
+        let slot = match Hours::parse(s, &self.calendar.load()) {
             Ok(hours) => Some(Arc::new(HoursSlot {
-                hours,
-                last: ArcSwapOption::empty(),
+                current: ArcSwap::from_pointee(SlotState {
+                    calendar_id: hours.calendar().id(),
+                    hours,
+                    last: None,
+                }),
+                calendar: self.calendar.clone(),
             })),
             Err(e) => {
                 tracing::warn!(
@@ -279,23 +358,41 @@ pub struct SiteIndex {
     writer: Mutex<HoursInterner>,
     /// Cluster hierarchies, updated by the writer with each snapshot.
     clusters: cluster::ClusterCache,
+    /// The holiday calendar opening hours are evaluated with (read at evaluation time).
+    calendar: Arc<CalendarCell>,
 }
 
 impl Default for SiteIndex {
+    /// Empty, with no holidays known.
     fn default() -> Self {
+        let calendar = Arc::new(CalendarCell::new(HolidayCalendar::default()));
         SiteIndex {
             current: ArcSwap::from_pointee(Snapshot::empty()),
-            writer: Mutex::default(),
+            writer: Mutex::new(HoursInterner {
+                slots: HashMap::new(),
+                calendar: calendar.clone(),
+            }),
             clusters: cluster::ClusterCache::default(),
+            calendar,
         }
     }
 }
 
 impl SiteIndex {
-    /// Build from every stored site (retired ones are skipped). Cluster
-    /// hierarchies are built on first use; see [`SiteIndex::with_clusters`].
+    /// Build from every stored site (retired ones are skipped), with no holidays
+    /// known. Cluster hierarchies are built on first use; see
+    /// [`SiteIndex::with_clusters`].
     pub fn build(sites: impl IntoIterator<Item = Site>) -> SiteIndex {
+        SiteIndex::build_with_calendar(sites, HolidayCalendar::default())
+    }
+
+    /// [`SiteIndex::build`] with opening hours evaluated under `calendar`.
+    pub fn build_with_calendar(
+        sites: impl IntoIterator<Item = Site>,
+        calendar: HolidayCalendar,
+    ) -> SiteIndex {
         let index = SiteIndex::default();
+        index.calendar.store(calendar);
         {
             let mut interner = index.writer.lock().expect("index writer poisoned");
             let indexed: Vec<Arc<IndexedSite>> = sites
@@ -345,6 +442,24 @@ impl SiteIndex {
     /// Whether the hierarchy of `filter` is built (a request will not wait for it).
     pub fn clusters_cached(&self, filter: ClusterFilter) -> bool {
         self.clusters.get(filter).is_some()
+    }
+
+    /// The holiday calendar opening hours are evaluated with now.
+    pub fn calendar(&self) -> Arc<HolidayCalendar> {
+        self.calendar.load()
+    }
+
+    /// Evaluate opening hours under `calendar` from now on, unless the current
+    /// calendar was read at a later store revision (two installs racing cannot
+    /// go back in time). Every cached opening state is recomputed on its next
+    /// use. Readers are never blocked. Returns whether it was installed.
+    pub fn set_calendar(&self, calendar: HolidayCalendar) -> bool {
+        let _writer = self.writer.lock().expect("index writer poisoned");
+        if calendar.revision() < self.calendar.load().revision() {
+            return false;
+        }
+        self.calendar.store(calendar);
+        true
     }
 
     /// The current snapshot: hold it for the duration of one request.
@@ -426,5 +541,85 @@ fn compact(live: Vec<Arc<IndexedSite>>) -> Snapshot {
         base_by_id: Arc::new(base_by_id),
         overlay: Layer::default(),
         changed: HashMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::calendar::{HolidayYear, RawDay};
+    use crate::domain::hours::SHANGHAI;
+    use crate::domain::site::{ClosureInfo, SiteDraft};
+
+    fn site(id: i64, hours: &str) -> Site {
+        Site {
+            id: SiteId::from_i64(id).unwrap(),
+            draft: SiteDraft {
+                ext_ref: None,
+                kind: Kind::OutdoorStation,
+                name: "站".into(),
+                address: "路".into(),
+                adcode: "370102".parse().unwrap(),
+                lat: 36.65,
+                lon: 117.12,
+                amenities: AmenitySet::EMPTY,
+                opening_hours: hours.into(),
+                phone: None,
+                photos: vec![],
+                status: Status::Open,
+                closure: ClosureInfo::default(),
+            },
+            version: 1,
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// 2027 with `holiday` as its only holiday (besides New Year's Day).
+    fn calendar(holiday: &str, revision: i64) -> HolidayCalendar {
+        let year = HolidayYear::new(
+            2027,
+            "",
+            &[
+                RawDay::new("2027-01-01", "元旦"),
+                RawDay::new(holiday, "春节"),
+            ],
+            &[],
+        )
+        .unwrap();
+        HolidayCalendar::new([year], revision)
+    }
+
+    #[test]
+    fn a_new_calendar_replaces_cached_states_and_an_older_one_is_refused() {
+        let index = SiteIndex::build([site(1, "Mo-Fr 09:00-17:00; PH off")]);
+        let monday = SHANGHAI
+            .with_ymd_and_hms(2027, 2, 8, 10, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let state = |index: &SiteIndex| {
+            let snapshot = index.snapshot();
+            let s = snapshot.get(SiteId::from_i64(1).unwrap()).unwrap();
+            (s.state(monday).is_open, s.state(monday).next_change)
+        };
+        let at = |d: u32, h: u32| {
+            Some(
+                SHANGHAI
+                    .with_ymd_and_hms(2027, 2, d, h, 0, 0)
+                    .unwrap()
+                    .with_timezone(&Utc),
+            )
+        };
+        // Evaluated twice: the second answer is the remembered one.
+        assert_eq!(state(&index), (true, at(8, 17)));
+        assert_eq!(state(&index), (true, at(8, 17)));
+        assert!(index.set_calendar(calendar("2027-02-08", 2)));
+        assert_eq!(state(&index), (false, at(9, 9)));
+        assert!(index.set_calendar(calendar("2027-02-09", 3)));
+        assert_eq!(state(&index), (true, at(8, 17)));
+        assert!(!index.set_calendar(calendar("2027-02-08", 2)), "older");
+        assert_eq!(state(&index), (true, at(8, 17)));
+        assert_eq!(index.calendar().revision(), 3);
     }
 }

@@ -13,9 +13,13 @@
 //!   in `domain/`, apply, commit — written once for every backend.
 
 pub mod commands;
+pub mod holidays;
 pub mod sqlite;
 mod sqlite_events;
+mod sqlite_holidays;
 mod sqlite_notify;
+
+pub use holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -394,7 +398,7 @@ pub trait NotifyStore: Send + Sync + 'static {
 
 /// The whole storage contract.
 #[async_trait]
-pub trait Store: SiteStore + AccountStore + EventStore + NotifyStore {
+pub trait Store: SiteStore + AccountStore + EventStore + NotifyStore + HolidayStore {
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Open a write transaction. On SQLite it takes the database's write lock

@@ -5,6 +5,7 @@ mod clusters;
 mod events;
 mod feed;
 mod helpers;
+mod holidays;
 mod malformed;
 mod map;
 mod notifications;
