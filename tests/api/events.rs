@@ -1018,3 +1018,90 @@ async fn a_patch_that_fails_changes_nothing() {
         (Some("新标题"), Some("cancelled"))
     );
 }
+
+/// Random event bodies never fail the server, and an edit that is refused
+/// leaves the event exactly as it was.
+#[tokio::test]
+async fn random_event_edits_never_fail_and_refused_ones_change_nothing() {
+    use rand::{Rng, SeedableRng};
+    let (app, site, admin) = setup().await;
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 3})).await;
+    for n in 0..4 {
+        let w = app
+            .token_for(&format!("1370000060{n}"), Role::Worker, &[])
+            .await;
+        book(&app, &event, &w, "k").await;
+    }
+    let now = app.clock_now();
+    let values = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(1),
+        json!(2),
+        json!(5),
+        json!(-3),
+        json!(100001),
+        json!(1.5),
+        json!(""),
+        json!("新标题"),
+        json!("cancelled"),
+        json!("published"),
+        json!("bogus"),
+        json!((now + chrono::Duration::days(3)).to_rfc3339()),
+        json!((now + chrono::Duration::days(20)).to_rfc3339()),
+        json!((now - chrono::Duration::days(1)).to_rfc3339()),
+        json!("not a time"),
+        json!([]),
+        json!({}),
+    ];
+    let keys = [
+        "title",
+        "description",
+        "starts_at",
+        "ends_at",
+        "capacity",
+        "booking_opens_at",
+        "booking_closes_at",
+        "cancel_deadline",
+        "waitlist",
+        "status",
+        "quotas",
+        "x",
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let mut seen = BTreeMap::new();
+    for _ in 0..300 {
+        let mut body = serde_json::Map::new();
+        for _ in 0..rng.random_range(1..4) {
+            body.insert(
+                keys[rng.random_range(0..keys.len())].to_owned(),
+                values[rng.random_range(0..values.len())].clone(),
+            );
+        }
+        let body = Value::Object(body);
+        let before = app.get_json(&format!("/v1/events/{event}")).await;
+        let r = app
+            .call(
+                Method::PATCH,
+                &format!("/v1/events/{event}"),
+                Some(&admin),
+                Some(body.clone()),
+                None,
+            )
+            .await;
+        let status = r.status().as_u16();
+        assert!(status < 500, "{body}: {status}");
+        *seen.entry(status).or_insert(0) += 1;
+        if status >= 400 {
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+            let after = app.get_json(&format!("/v1/events/{event}")).await;
+            assert_eq!(
+                before, after,
+                "{body} was refused ({status}) yet changed the event"
+            );
+        }
+    }
+    assert!(seen.get(&422).copied().unwrap_or(0) > 50, "{seen:?}");
+    assert!(seen.get(&200).copied().unwrap_or(0) > 10, "{seen:?}");
+}
