@@ -45,7 +45,10 @@ fn bench(c: &mut Criterion) {
             )
             .await
             .unwrap();
-        let event = store.create_event(event(CAPACITY), None, Utc::now()).await.unwrap();
+        let event = store
+            .create_event(event(CAPACITY), None, Utc::now())
+            .await
+            .unwrap();
         let mut users = Vec::with_capacity(BOOKINGS);
         for i in 0..BOOKINGS {
             let phone = format!("137{i:08}").parse().unwrap();

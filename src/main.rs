@@ -199,6 +199,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         seed: !args.no_seed,
         follow_interval: Duration::from_secs_f64(args.follow_interval.max(0.05)),
         worker_interval: Duration::from_secs_f64(args.worker_interval.max(0.05)),
+        db: args.db_options(),
     };
     let service = Service::start(&opts).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -30,6 +30,8 @@ pub struct Options {
     pub follow_interval: Duration,
     /// How often the worker looks for what time decides (offers lapsing, no-shows).
     pub worker_interval: Duration,
+    /// Pool size and bounds of a server database.
+    pub db: store::DbOptions,
 }
 
 /// A started service: its state, the change-feed follower and the worker.
@@ -53,19 +55,23 @@ impl Drop for Service {
 
 impl Service {
     pub async fn start(opts: &Options) -> anyhow::Result<Service> {
-        let store = store::connect(&opts.database_url)
+        let store = store::connect_with(&opts.database_url, &opts.db)
             .await
             .with_context(|| format!("opening {}", opts.database_url))?;
         if opts.seed && store.count_sites().await? == 0 {
             let drafts = geodata::geojson::parse_collection(SHANDONG_GEOJSON, Crs::Wgs84)
                 .map_err(|e| anyhow::anyhow!("shipped dataset is invalid: {e}"))?;
             let n = drafts.len();
-            let out = store.import_sites(drafts, chrono::Utc::now()).await?;
-            tracing::info!(
-                sites = n,
-                created = out.created,
-                "seeded the empty registry with the Shandong dataset"
-            );
+            // Checked again under the store's lock: of several nodes starting
+            // at once on one database, exactly one seeds.
+            match store.seed_sites(drafts, chrono::Utc::now()).await? {
+                Some(out) => tracing::info!(
+                    sites = n,
+                    created = out.created,
+                    "seeded the empty registry with the Shandong dataset"
+                ),
+                None => tracing::info!("another process seeded the registry meanwhile"),
+            }
         }
         let auth = crate::auth::Auth::default();
         Service::with_parts(store, opts.follow_interval, opts.worker_interval, auth).await
@@ -167,8 +173,11 @@ impl Service {
 }
 
 /// Keeps the index in step with writes made elsewhere (a CLI import into the
-/// same file; later, other nodes). Writes made by this node are applied right
-/// after their commit as well; applying a change twice is harmless.
+/// same file, other nodes). Writes made by this node are applied right after
+/// their commit as well; applying a change twice is harmless. It catches up
+/// from the last applied position every interval, and at once when the store
+/// says another process may have written (PostgreSQL's `NOTIFY`, or a
+/// reconnect): the wake-up only makes it quick, the catch-up makes it right.
 struct Follower {
     store: DynStore,
     index: Arc<SiteIndex>,
@@ -198,7 +207,10 @@ impl Follower {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.store.wait_for_change() => {}
+            }
             match self.catch_up().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(changes = n, "index caught up with the change feed"),

@@ -57,11 +57,16 @@ async fn attendees_take_a_constant_number_of_queries() {
     let mut phone = 0;
     for (capacity, bookings) in [(5u32, 10usize), (300, 600)] {
         let r = app
-            .call(Method::POST, "/v1/events", Some(&admin), Some(event(capacity)), None)
+            .call(
+                Method::POST,
+                "/v1/events",
+                Some(&admin),
+                Some(event(capacity)),
+                None,
+            )
             .await;
         assert_eq!(r.status(), 201);
-        let id: yizhan::domain::event::EventId = r.json::<serde_json::Value>().await.unwrap()
-            ["id"]
+        let id: yizhan::domain::event::EventId = r.json::<serde_json::Value>().await.unwrap()["id"]
             .as_str()
             .unwrap()
             .parse()
@@ -104,14 +109,14 @@ async fn attendees_take_a_constant_number_of_queries() {
         let items = body["items"].as_array().unwrap();
         assert_eq!(items.len(), bookings);
         assert_eq!(
-            items
-                .iter()
-                .filter(|i| i["status"] == "waitlisted")
-                .count(),
+            items.iter().filter(|i| i["status"] == "waitlisted").count(),
             bookings - capacity as usize
         );
     }
-    assert!(queries[0] > 0, "the counter sees the statements: {queries:?}");
+    assert!(
+        queries[0] > 0,
+        "the counter sees the statements: {queries:?}"
+    );
     assert_eq!(queries[0], queries[1], "10 and 600 bookings: {queries:?}");
     assert!(queries[1] <= 8, "a handful of statements: {queries:?}");
 }
