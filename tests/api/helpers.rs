@@ -132,34 +132,12 @@ pub fn draft(n: usize, kind: Kind, lat: f64, lon: f64) -> SiteDraft {
     }
 }
 
-/// A database for one test; a PostgreSQL one is dropped when this is.
+/// A database for one test. PostgreSQL ones are left for `pg_virtualenv` to
+/// remove with its cluster: `DROP DATABASE … WITH (FORCE)` in each test's
+/// teardown stalls for up to a minute on PostgreSQL 15 (its ProcSignalBarrier
+/// waits for every backend), which made the suite 100× slower.
 pub struct TestDatabase {
     pub url: String,
-    /// (maintenance URL, database name) of a PostgreSQL database to drop.
-    drop: Option<(String, String)>,
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.drop.take() else {
-            return;
-        };
-        // Drop may run inside a runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                use sqlx::{Connection, Executor};
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = c.execute(sqlx::AssertSqlSafe(sql)).await;
-                }
-            })
-        })
-        .join();
-    }
 }
 
 /// The server named by libpq's variables (`pg_virtualenv` sets them), as a URL
@@ -197,21 +175,18 @@ pub async fn fresh_postgres_database() -> TestDatabase {
         .expect("CREATE DATABASE");
     TestDatabase {
         url: postgres_url(&name),
-        drop: Some((admin, name)),
     }
 }
 
 /// The one place the tests' database comes from: `YIZHAN_TEST_DATABASE`
 /// names the backend — `sqlite`, the default: a fresh file in `dir` per test;
 /// `postgres`: a fresh database per test on the server that libpq's `PG*`
-/// variables name (`scripts/test` runs this half under `pg_virtualenv`),
-/// dropped when the test ends. Every test reaches the database only through
+/// variables name (`scripts/test` runs this half under `pg_virtualenv`). Every test reaches the database only through
 /// the store contract, so each backend runs the whole suite.
 pub async fn test_database_url(dir: &TempDir) -> TestDatabase {
     match std::env::var("YIZHAN_TEST_DATABASE").as_deref() {
         Err(_) | Ok("") | Ok("sqlite") => TestDatabase {
             url: format!("sqlite:{}", dir.path().join("yizhan.db").display()),
-            drop: None,
         },
         Ok("postgres") => fresh_postgres_database().await,
         Ok(other) => {
