@@ -22,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct DbArgs {
-    /// Database URL; `sqlite:PATH` is the embedded default.
+    /// Database URL: `sqlite:PATH` (the embedded default) or `postgres://…`.
     #[arg(long, env = "YIZHAN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 }
@@ -55,6 +55,28 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "YIZHAN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// PostgreSQL: connections in this node's pool.
+    #[arg(long, env = "YIZHAN_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+    /// PostgreSQL: seconds a statement may run before it is cancelled (0: no bound).
+    #[arg(long, env = "YIZHAN_DB_STATEMENT_TIMEOUT", default_value_t = 30.0)]
+    pub db_statement_timeout: f64,
+    /// PostgreSQL: seconds a write may wait for a lock (an event's row) before
+    /// the request answers 503 with Retry-After (0: no bound).
+    #[arg(long, env = "YIZHAN_DB_LOCK_TIMEOUT", default_value_t = 5.0)]
+    pub db_lock_timeout: f64,
+}
+
+impl ServeArgs {
+    /// The database settings these flags give.
+    pub fn db_options(&self) -> crate::store::DbOptions {
+        let secs = |s: f64| std::time::Duration::from_secs_f64(s.clamp(0.0, 86_400.0));
+        crate::store::DbOptions {
+            pool_size: self.db_pool_size,
+            statement_timeout: secs(self.db_statement_timeout),
+            lock_timeout: secs(self.db_lock_timeout),
+        }
+    }
 }
 
 fn parse_crs(s: &str) -> Result<Crs, String> {

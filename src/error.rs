@@ -82,6 +82,10 @@ impl From<StoreError> for ApiError {
                 "Idempotency-Key",
                 "this key was used with a different request",
             ),
+            StoreError::Busy(e) => {
+                tracing::warn!(error = %e, "database busy; asking the client to retry");
+                ApiError::Unavailable("the database is busy; retry shortly".into())
+            }
             e => ApiError::Store(e),
         }
     }
@@ -198,6 +202,10 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { retry_after_s, .. } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            ApiError::Unavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

@@ -255,6 +255,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         follow_interval: Duration::from_secs_f64(args.follow_interval.max(0.05)),
         worker_interval: Duration::from_secs_f64(args.worker_interval.max(0.05)),
         sms_fallback_after: args.sms_fallback_after,
+        db: args.db_options(),
     };
     let service = Service::start(&opts).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

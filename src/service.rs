@@ -36,6 +36,8 @@ pub struct Options {
     pub worker_interval: Duration,
     /// How long an unread notice that must not be missed waits before its SMS.
     pub sms_fallback_after: Duration,
+    /// Pool size and bounds of a server database.
+    pub db: store::DbOptions,
 }
 
 /// How often the background tasks run, and the notification delays.
@@ -84,19 +86,23 @@ impl Drop for Service {
 
 impl Service {
     pub async fn start(opts: &Options) -> anyhow::Result<Service> {
-        let store = store::connect(&opts.database_url)
+        let store = store::connect_with(&opts.database_url, &opts.db)
             .await
             .with_context(|| format!("opening {}", opts.database_url))?;
         if opts.seed && store.count_sites().await? == 0 {
             let drafts = geodata::geojson::parse_collection(SHANDONG_GEOJSON, Crs::Wgs84)
                 .map_err(|e| anyhow::anyhow!("shipped dataset is invalid: {e}"))?;
             let n = drafts.len();
-            let out = store.import_sites(drafts, chrono::Utc::now()).await?;
-            tracing::info!(
-                sites = n,
-                created = out.created,
-                "seeded the empty registry with the Shandong dataset"
-            );
+            // Checked again under the store's lock: of several nodes starting
+            // at once on one database, exactly one seeds.
+            match store.seed_sites(drafts, chrono::Utc::now()).await? {
+                Some(out) => tracing::info!(
+                    sites = n,
+                    created = out.created,
+                    "seeded the empty registry with the Shandong dataset"
+                ),
+                None => tracing::info!("another process seeded the registry meanwhile"),
+            }
         }
         let auth = crate::auth::Auth::default();
         let timers = Timers {
@@ -246,9 +252,12 @@ async fn watch_calendar(index: Arc<SiteIndex>, clock: Arc<dyn Clock>, every: Dur
 }
 
 /// Keeps the index in step with writes made elsewhere (a CLI import into the
-/// same file; later, other nodes), the holiday calendar included. Writes made
-/// by this node are applied right after their commit as well; applying a
-/// change twice is harmless.
+/// same file, other nodes), the holiday calendar included. Writes made by
+/// this node are applied right after their commit as well; applying a change
+/// twice is harmless. It catches up from the last applied position every
+/// interval, and at once when the store says another process may have written
+/// (PostgreSQL's `NOTIFY`, or a reconnect): the wake-up only makes it quick,
+/// the catch-up makes it right.
 struct Follower {
     store: DynStore,
     index: Arc<SiteIndex>,
@@ -280,7 +289,10 @@ impl Follower {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.store.wait_for_change() => {}
+            }
             match self.catch_up().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(changes = n, "index caught up with the change feed"),

@@ -14,6 +14,10 @@
 
 pub mod commands;
 pub mod holidays;
+pub mod postgres;
+mod postgres_events;
+mod postgres_holidays;
+mod postgres_notify;
 pub mod sqlite;
 mod sqlite_events;
 mod sqlite_holidays;
@@ -51,8 +55,12 @@ pub enum StoreError {
     Migrate(BackendError),
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("unsupported database url '{0}' (expected sqlite:…)")]
+    #[error("unsupported database url '{0}' (expected sqlite:… or postgres://…)")]
     UnsupportedUrl(String),
+    /// The database could not take the request in time (a lock wait or a
+    /// statement past its bound, no free connection): retry later.
+    #[error("database busy: {0}")]
+    Busy(BackendError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// A conditional write found another version (optimistic concurrency).
@@ -147,6 +155,14 @@ pub trait SiteStore: Send + Sync + 'static {
     async fn all_sites(&self) -> Result<Vec<Site>, StoreError>;
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError>;
     async fn count_sites(&self) -> Result<u64, StoreError>;
+    /// Import `drafts` into an empty registry, atomically: of several
+    /// processes starting at once on one database exactly one seeds it.
+    /// `None` (and nothing written) when the registry already has sites.
+    async fn seed_sites(
+        &self,
+        drafts: Vec<SiteDraft>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ImportOutcome>, StoreError>;
     /// Upsert by `ext_ref` in one transaction: every draft must carry a ref.
     /// A draft equal to the stored site changes nothing (no new version, no feed entry).
     async fn import_sites(
@@ -406,6 +422,13 @@ pub trait Store: SiteStore + AccountStore + EventStore + NotifyStore + HolidaySt
     /// the snapshot is read ([`WriteTx::lock_event`]). Dropping it without
     /// [`WriteTx::commit`] rolls everything back.
     async fn begin(&self) -> Result<Box<dyn WriteTx>, StoreError>;
+    /// Resolves when another process may have written to the change feed
+    /// (PostgreSQL: a `NOTIFY`, or a reconnect after which notifications may
+    /// have been missed). Only a wake-up: followers poll as well, so a backend
+    /// without notifications never resolves.
+    async fn wait_for_change(&self) {
+        std::future::pending::<()>().await
+    }
 }
 
 /// The primitives of one write transaction: what a backend implements so the
@@ -496,10 +519,39 @@ pub enum OtpRequester<'a> {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// How a server database is used; SQLite ignores these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbOptions {
+    /// Connections in this process's pool.
+    pub pool_size: u32,
+    /// A statement running longer is cancelled (0: no bound).
+    pub statement_timeout: Duration,
+    /// A lock wait longer than this gives up: the request answers 503 with
+    /// `Retry-After` (0: no bound).
+    pub lock_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> DbOptions {
+        DbOptions {
+            pool_size: 10,
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Open the backend named by the URL's scheme and apply its migrations.
 pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
+    connect_with(url, &DbOptions::default()).await
+}
+
+/// As [`connect`], with the pool and its bounds given.
+pub async fn connect_with(url: &str, opts: &DbOptions) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url, opts).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

@@ -30,6 +30,17 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
                 StoreError::Duplicate(d.message().to_owned())
             }
+            // PostgreSQL: lock_not_available (lock_timeout), query_canceled
+            // (statement_timeout), deadlock and serialization failures: retry later.
+            sqlx::Error::Database(d)
+                if matches!(
+                    d.code().as_deref(),
+                    Some("55P03" | "57014" | "40P01" | "40001")
+                ) =>
+            {
+                StoreError::Busy(Box::new(sqlx::Error::Database(d)))
+            }
+            e @ sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(e)),
             e => StoreError::Database(Box::new(e)),
         }
     }
@@ -255,6 +266,60 @@ async fn record_change(
     Ok(())
 }
 
+/// Upsert by ref inside the caller's transaction.
+async fn import_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    drafts: Vec<SiteDraft>,
+    at: DateTime<Utc>,
+) -> Result<ImportOutcome, StoreError> {
+    let mut out = ImportOutcome::default();
+    let select = format!("SELECT {SITE_COLUMNS} FROM sites WHERE ext_ref = ?");
+    let at = micros(at);
+    for draft in drafts {
+        let Some(ext_ref) = draft.ext_ref.clone() else {
+            return Err(StoreError::Corrupt("import draft without ref".into()));
+        };
+        let existing = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
+            .bind(ext_ref)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let site = match existing.as_ref().map(site_from_row).transpose()? {
+            Some(old) if old.draft == draft => {
+                out.unchanged += 1;
+                continue;
+            }
+            Some(old) => {
+                let site = Site {
+                    id: old.id,
+                    draft,
+                    version: old.version + 1,
+                    updated_at: at,
+                };
+                write_site(tx, &site).await?;
+                record_audit(tx, &site, Some(&old.draft), None).await?;
+                out.updated += 1;
+                site
+            }
+            None => {
+                let site = Site {
+                    id: SiteId::random(),
+                    draft,
+                    version: 1,
+                    updated_at: at,
+                };
+                write_site(tx, &site).await?;
+                record_audit(tx, &site, None, None).await?;
+                out.created += 1;
+                site
+            }
+        };
+        index_for_search(tx, &site).await?;
+        record_change(tx, &site).await?;
+        out.changed.push(site);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -293,57 +358,31 @@ impl SiteStore for SqliteStore {
         Ok(n as u64)
     }
 
+    async fn seed_sites(
+        &self,
+        drafts: Vec<SiteDraft>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ImportOutcome>, StoreError> {
+        // BEGIN IMMEDIATE: the check and the import hold the write lock together.
+        let mut tx = self.write_tx().await?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sites")
+            .fetch_one(&mut *tx)
+            .await?;
+        if n > 0 {
+            return Ok(None);
+        }
+        let out = import_in(&mut tx, drafts, at).await?;
+        tx.commit().await?;
+        Ok(Some(out))
+    }
+
     async fn import_sites(
         &self,
         drafts: Vec<SiteDraft>,
         at: DateTime<Utc>,
     ) -> Result<ImportOutcome, StoreError> {
-        let mut out = ImportOutcome::default();
         let mut tx = self.write_tx().await?;
-        let select = format!("SELECT {SITE_COLUMNS} FROM sites WHERE ext_ref = ?");
-        let at = micros(at);
-        for draft in drafts {
-            let Some(ext_ref) = draft.ext_ref.clone() else {
-                return Err(StoreError::Corrupt("import draft without ref".into()));
-            };
-            let existing = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
-                .bind(ext_ref)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let site = match existing.as_ref().map(site_from_row).transpose()? {
-                Some(old) if old.draft == draft => {
-                    out.unchanged += 1;
-                    continue;
-                }
-                Some(old) => {
-                    let site = Site {
-                        id: old.id,
-                        draft,
-                        version: old.version + 1,
-                        updated_at: at,
-                    };
-                    write_site(&mut tx, &site).await?;
-                    record_audit(&mut tx, &site, Some(&old.draft), None).await?;
-                    out.updated += 1;
-                    site
-                }
-                None => {
-                    let site = Site {
-                        id: SiteId::random(),
-                        draft,
-                        version: 1,
-                        updated_at: at,
-                    };
-                    write_site(&mut tx, &site).await?;
-                    record_audit(&mut tx, &site, None, None).await?;
-                    out.created += 1;
-                    site
-                }
-            };
-            index_for_search(&mut tx, &site).await?;
-            record_change(&mut tx, &site).await?;
-            out.changed.push(site);
-        }
+        let out = import_in(&mut tx, drafts, at).await?;
         tx.commit().await?;
         Ok(out)
     }

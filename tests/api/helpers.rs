@@ -1,4 +1,5 @@
-//! `spawn_app()`: the real service on a loopback port, with a fresh SQLite file.
+//! `spawn_app()`: the real service on a loopback port, with a fresh database
+//! (a SQLite file, or a PostgreSQL database: see [`test_database_url`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub struct TestApp {
     /// The SMS gateway's double: what codes were sent.
     pub sms: Arc<MemorySender>,
     pub database_url: String,
+    _db: TestDatabase,
     _dir: TempDir,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -130,16 +132,66 @@ pub fn draft(n: usize, kind: Kind, lat: f64, lon: f64) -> SiteDraft {
     }
 }
 
+/// A database for one test. PostgreSQL ones are left for `pg_virtualenv` to
+/// remove with its cluster: `DROP DATABASE … WITH (FORCE)` in each test's
+/// teardown stalls for up to a minute on PostgreSQL 15 (its ProcSignalBarrier
+/// waits for every backend), which made the suite 100× slower.
+pub struct TestDatabase {
+    pub url: String,
+}
+
+/// The server named by libpq's variables (`pg_virtualenv` sets them), as a URL
+/// to `database`.
+pub fn postgres_url(database: &str) -> String {
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let host = var("PGHOST", "localhost");
+    let host = if host.starts_with('/') {
+        "localhost".to_owned()
+    } else {
+        host
+    };
+    let password: String =
+        form_urlencoded::byte_serialize(var("PGPASSWORD", "").as_bytes()).collect();
+    format!(
+        "postgres://{}:{}@{}:{}/{}",
+        var("PGUSER", "postgres"),
+        password,
+        host,
+        var("PGPORT", "5432"),
+        database
+    )
+}
+
+/// A fresh, empty PostgreSQL database on the server libpq's variables name.
+pub async fn fresh_postgres_database() -> TestDatabase {
+    use sqlx::{Connection, Executor};
+    let admin = postgres_url(&std::env::var("PGDATABASE").unwrap_or_else(|_| "postgres".into()));
+    let name = format!("yizhan_test_{:016x}", rand::random::<u64>());
+    let mut c = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("YIZHAN_TEST_DATABASE=postgres: cannot reach PostgreSQL through PG* variables ({e}); run under pg_virtualenv")
+    });
+    c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("CREATE DATABASE");
+    TestDatabase {
+        url: postgres_url(&name),
+    }
+}
+
 /// The one place the tests' database comes from: `YIZHAN_TEST_DATABASE`
-/// names the backend (`sqlite`, the default: a fresh file in `dir` per test).
-/// Every test reaches the database only through the store contract, so a
-/// backend added here runs the whole suite.
-pub fn test_database_url(dir: &TempDir) -> String {
+/// names the backend — `sqlite`, the default: a fresh file in `dir` per test;
+/// `postgres`: a fresh database per test on the server that libpq's `PG*`
+/// variables name (`scripts/test` runs this half under `pg_virtualenv`). Every test reaches the database only through
+/// the store contract, so each backend runs the whole suite.
+pub async fn test_database_url(dir: &TempDir) -> TestDatabase {
     match std::env::var("YIZHAN_TEST_DATABASE").as_deref() {
-        Err(_) | Ok("") | Ok("sqlite") => {
-            format!("sqlite:{}", dir.path().join("yizhan.db").display())
+        Err(_) | Ok("") | Ok("sqlite") => TestDatabase {
+            url: format!("sqlite:{}", dir.path().join("yizhan.db").display()),
+        },
+        Ok("postgres") => fresh_postgres_database().await,
+        Ok(other) => {
+            panic!("YIZHAN_TEST_DATABASE={other}: no such test backend (sqlite, postgres)")
         }
-        Ok(other) => panic!("YIZHAN_TEST_DATABASE={other}: no such test backend (sqlite)"),
     }
 }
 
@@ -152,7 +204,8 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
 /// As [`spawn_app`], with the worker passing every `worker_interval`.
 pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Duration) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = test_database_url(&dir);
+    let db = test_database_url(&dir).await;
+    let url = db.url.clone();
     let store = store::connect(&url).await.expect("store opens");
     if !drafts.is_empty() {
         store
@@ -194,6 +247,7 @@ pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Dura
         clock,
         sms,
         database_url: url,
+        _db: db,
         _dir: dir,
         stop: Some(stop),
     }
