@@ -1,10 +1,15 @@
-//! Booking attempts per second on SQLite (the embedded default, WAL,
-//! `synchronous = FULL`), through the store: 2,000 attempts by distinct people,
-//! 64 in flight, on one hot event (30 seats and a waitlist) and spread over
-//! 1,000 events. Each attempt carries an Idempotency-Key.
+//! Booking attempts per second through the store: 2,000 attempts by distinct
+//! people, 64 in flight, on one hot event (30 seats and a waitlist) and spread
+//! over 1,000 events. Each attempt carries an Idempotency-Key.
 //!
-//! Run: `cargo bench --bench booking`. Criterion reports the time per 2,000
-//! attempts and the throughput in elements (attempts) per second.
+//! On SQLite (the embedded default, WAL, `synchronous = FULL`) always, and on
+//! PostgreSQL beside it when one is given: `YIZHAN_BENCH_PG_URL=postgres://…`
+//! (a database of its own: the bench writes into it), or libpq's `PGHOST`
+//! and friends, as under `pg_virtualenv` (a fresh database is created).
+//!
+//! Run: `cargo bench --bench booking`, or
+//! `pg_virtualenv cargo bench --bench booking` for both. Criterion reports the
+//! time per 2,000 attempts and the throughput in elements (attempts) per second.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +26,11 @@ use support::event;
 const ATTEMPTS: usize = 2_000;
 const IN_FLIGHT: usize = 64;
 
+/// Each run's keys are new: a key seen before would be a replay, not a booking.
+static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn run(store: &DynStore, users: &Arc<Vec<User>>, events: &[EventId]) -> Duration {
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
@@ -34,7 +43,7 @@ async fn run(store: &DynStore, users: &Arc<Vec<User>>, events: &[EventId]) -> Du
                 if i >= ATTEMPTS {
                     break;
                 }
-                let key = format!("k{i}");
+                let key = format!("k{run}-{i}");
                 let booked = store
                     .book(BookRequest {
                         user: &users[i],
@@ -55,15 +64,55 @@ async fn run(store: &DynStore, users: &Arc<Vec<User>>, events: &[EventId]) -> Du
     started.elapsed()
 }
 
+/// The PostgreSQL database to measure, if one is given.
+async fn postgres_url() -> Option<String> {
+    if let Ok(url) = std::env::var("YIZHAN_BENCH_PG_URL") {
+        return Some(url);
+    }
+    let host = std::env::var("PGHOST").ok()?;
+    let host = if host.starts_with('/') {
+        "localhost".into()
+    } else {
+        host
+    };
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+    let server = format!(
+        "postgres://{}:{}@{}:{}",
+        var("PGUSER", "postgres"),
+        var("PGPASSWORD", ""),
+        host,
+        var("PGPORT", "5432")
+    );
+    use sqlx::{Connection, Executor};
+    let mut c = sqlx::PgConnection::connect(&format!("{server}/{}", var("PGDATABASE", "postgres")))
+        .await
+        .ok()?;
+    let name = format!("yizhan_bench_{:08x}", rand::random::<u32>());
+    c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .ok()?;
+    Some(format!("{server}/{name}"))
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+    let sqlite = format!("sqlite:{}", dir.path().join("bench.db").display());
+    bench_backend(c, &rt, "booking_sqlite", &sqlite);
+    match rt.block_on(postgres_url()) {
+        Some(url) => bench_backend(c, &rt, "booking_postgres", &url),
+        None => {
+            eprintln!("PostgreSQL rows skipped: set YIZHAN_BENCH_PG_URL or run under pg_virtualenv")
+        }
+    }
+}
+
+fn bench_backend(c: &mut Criterion, rt: &tokio::runtime::Runtime, group: &str, url: &str) {
     let (store, users) = rt.block_on(async {
-        let store = store::connect(&url).await.unwrap();
+        let store = store::connect(url).await.unwrap();
         let mut users = Vec::with_capacity(ATTEMPTS);
         for i in 0..ATTEMPTS {
             let phone = format!("137{i:08}").parse().unwrap();
@@ -76,7 +125,7 @@ fn bench(c: &mut Criterion) {
         }
         (store, Arc::new(users))
     });
-    let mut g = c.benchmark_group("booking_sqlite");
+    let mut g = c.benchmark_group(group);
     g.sample_size(10);
     g.throughput(Throughput::Elements(ATTEMPTS as u64));
     g.bench_function("one_hot_event_2000_attempts", |b| {

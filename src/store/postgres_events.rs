@@ -679,10 +679,14 @@ impl WriteTx for PgTx {
             .bind(secs(at))
             .execute(&mut *self.0)
             .await?;
-        sqlx::query("DELETE FROM otp_requests WHERE at < $1")
-            .bind(secs(forget_before))
-            .execute(&mut *self.0)
-            .await?;
+        // Forget old requests without waiting for another node doing the same.
+        sqlx::query(
+            "DELETE FROM otp_requests WHERE ctid IN (SELECT ctid FROM otp_requests \
+             WHERE at < $1 LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(secs(forget_before))
+        .execute(&mut *self.0)
+        .await?;
         sqlx::query(
             "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (phone) DO UPDATE SET \

@@ -164,7 +164,10 @@ async fn writes_by_another_process_reach_the_index_through_the_feed() {
         )
         .await
         .unwrap();
-    assert_eq!(app.service.catch_up().await.unwrap(), 2);
+    // On PostgreSQL the follower may have been woken by the commit's NOTIFY
+    // and applied them already; either way they are in the index now.
+    let applied = app.service.catch_up().await.unwrap();
+    assert!(applied == 2 || applied == 0, "{applied}");
     let body = app
         .get_json(&format!("/v1/sites/nearby?lat={}&lon={}", JINAN.0, JINAN.1))
         .await;
