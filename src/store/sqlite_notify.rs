@@ -176,6 +176,18 @@ impl NotifyStore for SqliteStore {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
+        // Most passes find nothing due: look before taking the database's write lock.
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM deliveries WHERE state = 'pending' AND due_at <= ? \
+             AND (claimed_until IS NULL OR claimed_until <= ?) LIMIT 1",
+        )
+        .bind(fmt_time(now))
+        .bind(fmt_time(now))
+        .fetch_optional(self.pool())
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.write_tx().await?;
         let claimed: Vec<(i64, String, i64)> = sqlx::query_as(
             "UPDATE deliveries SET claimed_until = ? WHERE rowid IN (SELECT rowid FROM deliveries \

@@ -160,8 +160,14 @@ fn yizhan() -> Command {
     c
 }
 
-fn run(c: &mut Command) -> (bool, String, String) {
-    let out = c.output().expect("yizhan runs");
+/// Run `yizhan ARGS` off the runtime's thread: the server under test shares
+/// this runtime and must go on (a write it has begun must be able to commit).
+async fn run(args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || yizhan().args(&args).output())
+        .await
+        .expect("joined")
+        .expect("yizhan runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -215,14 +221,15 @@ async fn a_calendar_imported_with_the_cli_reaches_the_running_server_without_a_r
         calendar_file(&[(2027, year_2027()), (2028, year_2028.clone())]),
     )
     .unwrap();
-    let (ok, _, err) = run(yizhan().args([
+    let (ok, _, err) = run(&[
         "admin",
         "holidays",
         "import",
         bad.to_str().unwrap(),
         "--database-url",
         db,
-    ]));
+    ])
+    .await;
     assert!(!ok);
     assert!(
         err.contains("year 2028")
@@ -243,17 +250,9 @@ async fn a_calendar_imported_with_the_cli_reaches_the_running_server_without_a_r
         calendar_file(&[(2027, year_2027()), (2028, year_2028)]),
     )
     .unwrap();
-    let import = || {
-        run(yizhan().args([
-            "admin",
-            "holidays",
-            "import",
-            good.to_str().unwrap(),
-            "--database-url",
-            db,
-        ]))
-    };
-    let (ok, out, err) = import();
+    let good = good.to_str().unwrap();
+    let import = async || run(&["admin", "holidays", "import", good, "--database-url", db]).await;
+    let (ok, out, err) = import().await;
     assert!(ok, "{err}");
     assert!(out.contains("2027 added, 2028 added"), "{out}");
     // The follower's next tick (tests run it by hand) installs it.
@@ -263,7 +262,7 @@ async fn a_calendar_imported_with_the_cli_reaches_the_running_server_without_a_r
     assert!(!still && after != before, "the viewport's ETag changes");
 
     // The same file again changes nothing.
-    let (ok, out, _) = import();
+    let (ok, out, _) = import().await;
     assert!(
         ok && out.contains("2027 unchanged, 2028 unchanged"),
         "{out}"
@@ -271,7 +270,7 @@ async fn a_calendar_imported_with_the_cli_reaches_the_running_server_without_a_r
     app.service.catch_up().await.unwrap();
     assert!(etag(&app, &viewport, Some(&after)).await.1);
 
-    let (ok, out, err) = run(yizhan().args(["admin", "holidays", "list", "--database-url", db]));
+    let (ok, out, err) = run(&["admin", "holidays", "list", "--database-url", db]).await;
     assert!(ok, "{err}");
     let listed: Vec<&str> = out
         .lines()
