@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "YIZHAN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// PostgreSQL: send the pooled queries here (PgBouncer in transaction mode); migrations and
+    /// the change listener keep using --database-url directly.
+    #[arg(long, env = "YIZHAN_DATABASE_POOL_URL")]
+    pub database_pool_url: Option<String>,
     /// PostgreSQL: connections in this node's pool.
     #[arg(long, env = "YIZHAN_DB_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
@@ -73,6 +77,7 @@ impl ServeArgs {
         let secs = |s: f64| std::time::Duration::from_secs_f64(s.clamp(0.0, 86_400.0));
         crate::store::DbOptions {
             pool_size: self.db_pool_size,
+            pool_url: self.database_pool_url.clone(),
             statement_timeout: secs(self.db_statement_timeout),
             lock_timeout: secs(self.db_lock_timeout),
         }

@@ -645,3 +645,44 @@ async fn readiness_fails_without_the_database_or_with_migrations_pending_and_rec
         .unwrap();
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
+
+/// Behind PgBouncer in transaction mode the pooled queries go to the pooler's
+/// URL while migrations and the change listener keep their own direct
+/// sessions: each kind of connection uses the URL it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_queries_and_the_listener_use_their_own_urls() {
+    postgres_only!();
+    use sqlx::Connection;
+    let db = helpers::fresh_postgres_database().await;
+    let direct = format!("{}?application_name=yizhan-direct", db.url);
+    let pooled = format!("{}?application_name=yizhan-pooled", db.url);
+    let opts = store::DbOptions {
+        pool_url: Some(pooled),
+        ..store::DbOptions::default()
+    };
+    let s = store::connect_with(&direct, &opts).await.unwrap();
+    assert_eq!(s.count_sites().await.unwrap(), 0);
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let names = async |c: &mut sqlx::PgConnection| -> BTreeSet<String> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name LIKE 'yizhan-%'",
+        )
+        .fetch_all(c)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+    };
+    // The listener connects in the background: give it up to 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = names(&mut watch).await;
+    while seen.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = names(&mut watch).await;
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from(["yizhan-direct".to_owned(), "yizhan-pooled".to_owned()])
+    );
+}

@@ -520,10 +520,15 @@ pub enum OtpRequester<'a> {
 pub type DynStore = Arc<dyn Store>;
 
 /// How a server database is used; SQLite ignores these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbOptions {
     /// Connections in this process's pool.
     pub pool_size: u32,
+    /// Where the pooled connections (every query) go, when not to the
+    /// database URL itself: PgBouncer in transaction mode. Migrations and the
+    /// change listener always use the database URL, directly (they need a
+    /// session of their own).
+    pub pool_url: Option<String>,
     /// A statement running longer is cancelled (0: no bound).
     pub statement_timeout: Duration,
     /// A lock wait longer than this gives up: the request answers 503 with
@@ -535,6 +540,7 @@ impl Default for DbOptions {
     fn default() -> DbOptions {
         DbOptions {
             pool_size: 10,
+            pool_url: None,
             statement_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(5),
         }

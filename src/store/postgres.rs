@@ -91,7 +91,19 @@ impl PgStore {
         MIGRATOR.run(&direct).await?;
         direct.close().await;
 
-        let pooled = base.clone().options([
+        // Queries through a pooler if one is named; the session-bound work above and below stays direct.
+        let pool_base = match &opts.pool_url {
+            Some(u) => {
+                let o = PgConnectOptions::from_str(u)?;
+                if o.get_application_name().is_none() {
+                    o.application_name("yizhan")
+                } else {
+                    o
+                }
+            }
+            None => base.clone(),
+        };
+        let pooled = pool_base.options([
             (
                 "statement_timeout",
                 format!("{}ms", ms(opts.statement_timeout)),
@@ -114,7 +126,7 @@ impl PgStore {
         let listener = tokio::spawn(listen(listen_pool, changed.clone()));
         Ok(PgStore {
             pool,
-            opts: *opts,
+            opts: opts.clone(),
             changed,
             listener,
             latest_migration: MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0),
