@@ -76,3 +76,39 @@ pub trait HolidayStore: Send + Sync {
     /// of every node read it on each tick.
     async fn holiday_revision(&self) -> Result<i64, StoreError>;
 }
+
+/// Stored years (`(year, source)`) and days (`(date, year, kind, name)`, kind
+/// `holiday` or `makeup_workday`) as validated years: what every backend reads
+/// back, assembled once.
+pub(super) fn assemble_years(
+    years: Vec<(i32, String)>,
+    days: Vec<(String, i32, String, String)>,
+) -> Result<Vec<HolidayYear>, StoreError> {
+    use std::collections::BTreeMap;
+
+    use crate::domain::calendar::RawDay;
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    let mut by_year: BTreeMap<i32, (String, Vec<RawDay>, Vec<RawDay>)> = years
+        .into_iter()
+        .map(|(y, source)| (y, (source, vec![], vec![])))
+        .collect();
+    for (date, year, kind, name) in days {
+        let entry = by_year
+            .get_mut(&year)
+            .ok_or_else(|| corrupt("holiday day without its year", &year))?;
+        let day = RawDay::new(date, name);
+        match kind.as_str() {
+            "holiday" => entry.1.push(day),
+            "makeup_workday" => entry.2.push(day),
+            other => return Err(corrupt("holiday day kind", &other)),
+        }
+    }
+    by_year
+        .into_iter()
+        .map(|(year, (source, holidays, makeup))| {
+            HolidayYear::new(year, &source, &holidays, &makeup)
+                .map_err(|e| corrupt("stored holiday year", &e))
+        })
+        .collect()
+}

@@ -3,20 +3,16 @@
 //! `holiday_days`. Writes hold a transaction-scoped advisory lock, so
 //! revisions move one at a time and nodes seeding at once cannot interleave.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::StoreError;
-use super::holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
+use super::holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange, assemble_years};
 use super::micros;
-use super::postgres::{PgStore, corrupt};
-use crate::domain::calendar::{HolidayCalendar, HolidayYear, RawDay};
+use super::postgres::PgStore;
+use crate::domain::calendar::{HolidayCalendar, HolidayYear};
 
-const HOLIDAY: &str = "holiday";
-const MAKEUP: &str = "makeup_workday";
 /// `pg_advisory_xact_lock(LOCK_NS, 0)` serialises calendar writes.
 const LOCK_NS: i32 = 6;
 
@@ -33,46 +29,15 @@ async fn read_years(
     conn: &mut PgConnection,
     only: Option<i32>,
 ) -> Result<Vec<HolidayYear>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT year, source FROM holiday_years WHERE $1::integer IS NULL OR year = $1 ORDER BY year",
-    )
-    .bind(only)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut years: BTreeMap<i32, (String, Vec<RawDay>, Vec<RawDay>)> = BTreeMap::new();
-    for r in rows {
-        years.insert(r.try_get("year")?, (r.try_get("source")?, vec![], vec![]));
-    }
-    let days = sqlx::query(
-        "SELECT date::text AS date, year, kind, name FROM holiday_days \
-         WHERE $1::integer IS NULL OR year = $1 ORDER BY date",
-    )
-    .bind(only)
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in days {
-        let year: i32 = r.try_get("year")?;
-        let kind: String = r.try_get("kind")?;
-        let day = RawDay::new(
-            r.try_get::<String, _>("date")?,
-            r.try_get::<String, _>("name")?,
-        );
-        let entry = years
-            .get_mut(&year)
-            .ok_or_else(|| corrupt("holiday day without its year", year))?;
-        match kind.as_str() {
-            HOLIDAY => entry.1.push(day),
-            MAKEUP => entry.2.push(day),
-            other => return Err(corrupt("holiday day kind", other)),
-        }
-    }
-    years
-        .into_iter()
-        .map(|(year, (source, holidays, makeup))| {
-            HolidayYear::new(year, &source, &holidays, &makeup)
-                .map_err(|e| corrupt("stored holiday year", e))
-        })
-        .collect()
+    let years: Vec<(i32, String)> = sqlx::query_as("SELECT year, source FROM holiday_years WHERE $1::integer IS NULL OR year = $1 ORDER BY year")
+        .bind(only)
+        .fetch_all(&mut *conn)
+        .await?;
+    let days: Vec<(String, i32, String, String)> = sqlx::query_as("SELECT date::text AS date, year, kind, name FROM holiday_days WHERE $1::integer IS NULL OR year = $1 ORDER BY date")
+        .bind(only)
+        .fetch_all(&mut *conn)
+        .await?;
+    assemble_years(years, days)
 }
 
 async fn max_revision(conn: &mut PgConnection) -> Result<i64, StoreError> {
@@ -105,7 +70,10 @@ async fn write_year(
         .bind(y.year())
         .execute(&mut *conn)
         .await?;
-    for (kind, days) in [(HOLIDAY, y.holidays()), (MAKEUP, y.makeup_workdays())] {
+    for (kind, days) in [
+        ("holiday", y.holidays()),
+        ("makeup_workday", y.makeup_workdays()),
+    ] {
         for d in days {
             sqlx::query(
                 "INSERT INTO holiday_days (date, year, kind, name) VALUES ($1::date, $2, $3, $4)",

@@ -2,66 +2,32 @@
 //! last written at) and `holiday_days`. Writes are one `BEGIN IMMEDIATE` transaction, so a file
 //! of several years is all or nothing and two nodes seeding at once cannot interleave.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
 use super::StoreError;
-use super::holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
+use super::holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange, assemble_years};
 use super::micros;
 use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
-use crate::domain::calendar::{HolidayCalendar, HolidayYear, RawDay};
-
-const HOLIDAY: &str = "holiday";
-const MAKEUP: &str = "makeup_workday";
+use crate::domain::calendar::{HolidayCalendar, HolidayYear};
 
 /// The stored years (all, or only `only`), validated again on the way out.
 async fn read_years(
     conn: &mut SqliteConnection,
     only: Option<i32>,
 ) -> Result<Vec<HolidayYear>, StoreError> {
-    let rows = sqlx::query(
+    let years: Vec<(i32, String)> = sqlx::query_as(
         "SELECT year, source FROM holiday_years WHERE ?1 IS NULL OR year = ?1 ORDER BY year",
     )
     .bind(only)
     .fetch_all(&mut *conn)
     .await?;
-    let mut years: BTreeMap<i32, (String, Vec<RawDay>, Vec<RawDay>)> = BTreeMap::new();
-    for r in rows {
-        years.insert(r.try_get("year")?, (r.try_get("source")?, vec![], vec![]));
-    }
-    let days = sqlx::query(
-        "SELECT date, year, kind, name FROM holiday_days WHERE ?1 IS NULL OR year = ?1 \
-         ORDER BY date",
-    )
-    .bind(only)
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in days {
-        let year: i32 = r.try_get("year")?;
-        let kind: String = r.try_get("kind")?;
-        let day = RawDay::new(
-            r.try_get::<String, _>("date")?,
-            r.try_get::<String, _>("name")?,
-        );
-        let entry = years
-            .get_mut(&year)
-            .ok_or_else(|| corrupt("holiday day without its year", year))?;
-        match kind.as_str() {
-            HOLIDAY => entry.1.push(day),
-            MAKEUP => entry.2.push(day),
-            other => return Err(corrupt("holiday day kind", other)),
-        }
-    }
-    years
-        .into_iter()
-        .map(|(year, (source, holidays, makeup))| {
-            HolidayYear::new(year, &source, &holidays, &makeup)
-                .map_err(|e| corrupt("stored holiday year", e))
-        })
-        .collect()
+    let days: Vec<(String, i32, String, String)> = sqlx::query_as("SELECT date, year, kind, name FROM holiday_days WHERE ?1 IS NULL OR year = ?1 ORDER BY date")
+        .bind(only)
+        .fetch_all(&mut *conn)
+        .await?;
+    assemble_years(years, days)
 }
 
 async fn max_revision(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
@@ -94,7 +60,10 @@ async fn write_year(
         .bind(y.year())
         .execute(&mut *conn)
         .await?;
-    for (kind, days) in [(HOLIDAY, y.holidays()), (MAKEUP, y.makeup_workdays())] {
+    for (kind, days) in [
+        ("holiday", y.holidays()),
+        ("makeup_workday", y.makeup_workdays()),
+    ] {
         for d in days {
             sqlx::query("INSERT INTO holiday_days (date, year, kind, name) VALUES (?, ?, ?, ?)")
                 .bind(d.date.format("%Y-%m-%d").to_string())
@@ -217,7 +186,7 @@ impl HolidayStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::calendar::shipped_years;
+    use crate::domain::calendar::{RawDay, shipped_years};
 
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
