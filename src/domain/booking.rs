@@ -636,28 +636,20 @@ pub fn check_in(
             effects: vec![],
         }),
         (BookingStatus::Confirmed, _) => {
-            let mut after = b.clone();
-            after.status = BookingStatus::CheckedIn;
-            after.checked_in_at = Some(now);
-            after.updated_at = now;
-            Ok(Decision {
-                outcome: CheckIn {
-                    booking: after,
-                    checked_in_at: now,
-                    already: false,
-                },
-                effects: vec![Effect::Transition(Transition {
-                    booking: b.id,
-                    event: b.event,
-                    user: b.user,
-                    from: b.status,
-                    to: BookingStatus::CheckedIn,
-                    at: now,
-                    offer_expires_at: None,
-                    checked_in_at: Some(now),
-                    note: None,
-                })],
-            })
+            // The seat stays held: the transition moves no counts.
+            let state = EventState {
+                event: event.clone(),
+                held: HeldCounts::new(),
+                waitlist: vec![],
+                bookings: vec![],
+            };
+            let mut run = Run::new(state, now);
+            let booking = run.transition(&b, BookingStatus::CheckedIn, None, None);
+            Ok(run.finish(CheckIn {
+                booking,
+                checked_in_at: now,
+                already: false,
+            }))
         }
         (other, _) => Err(Refused::WrongState(format!(
             "the booking is {}",

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::{OTP_REQUEST_MEMORY, OtpRequester, Store, StoreError, WriteTx};
 use crate::domain::booking::{
-    self, BookSnapshot, BookingRecord, Cancelled, Canceller, CheckIn, EventPatch, EventState,
+    self, BookSnapshot, BookingRecord, Cancelled, Canceller, CheckIn, Decision, EventPatch,
+    EventState,
 };
 use crate::domain::event::{BookOutcome, BookingId, BookingStatus, Event, EventId};
 use crate::domain::idempotency::{self, IdempotencyRecord, Replay};
@@ -79,6 +80,13 @@ async fn event_state(
         event: ev,
         bookings,
     })
+}
+
+/// Write a decision's effects and commit: how every command ends.
+async fn commit<T>(mut tx: Box<dyn WriteTx>, d: Decision<T>) -> Result<T, StoreError> {
+    tx.apply(&d.effects).await?;
+    tx.commit().await?;
+    Ok(d.outcome)
 }
 
 /// The event a booking belongs to, read outside any transaction would race:
@@ -154,9 +162,7 @@ impl dyn Store {
         let event = event_of(&mut tx, id).await?;
         let state = event_state(&mut tx, event, Scope::One(id)).await?;
         let decision = booking::cancel(state, id, by, at)?;
-        tx.apply(&decision.effects).await?;
-        tx.commit().await?;
-        Ok(decision.outcome)
+        commit(tx, decision).await
     }
 
     /// Accept an offered seat before it lapses.
@@ -170,9 +176,7 @@ impl dyn Store {
         let event = event_of(&mut tx, id).await?;
         let state = event_state(&mut tx, event, Scope::One(id)).await?;
         let decision = booking::accept(state, id, at)?;
-        tx.apply(&decision.effects).await?;
-        tx.commit().await?;
-        Ok(decision.outcome)
+        commit(tx, decision).await
     }
 
     /// Check booking `id` in at `event`'s door.
@@ -187,9 +191,7 @@ impl dyn Store {
         let ev: Event = tx.lock_event(event).await?.ok_or(StoreError::NotFound)?;
         let b = tx.booking(id).await?.ok_or(StoreError::NotFound)?;
         let decision = booking::check_in(&ev, b, at)?;
-        tx.apply(&decision.effects).await?;
-        tx.commit().await?;
-        Ok(decision.outcome)
+        commit(tx, decision).await
     }
 
     /// Offers of `event` past their deadline lapse, each seat passing on.
@@ -199,9 +201,7 @@ impl dyn Store {
         let mut tx = self.begin().await?;
         let state = event_state(&mut tx, event, Scope::Statuses(&[BookingStatus::Offered])).await?;
         let decision = booking::lapse_offers(state, at);
-        tx.apply(&decision.effects).await?;
-        tx.commit().await?;
-        Ok(decision.outcome)
+        commit(tx, decision).await
     }
 
     /// After `event` has ended, its unchecked confirmed bookings become
@@ -216,9 +216,7 @@ impl dyn Store {
         let state =
             event_state(&mut tx, event, Scope::Statuses(&[BookingStatus::Confirmed])).await?;
         let decision = booking::mark_no_shows(state, at);
-        tx.apply(&decision.effects).await?;
-        tx.commit().await?;
-        Ok(decision.outcome)
+        commit(tx, decision).await
     }
 
     /// Remind `event`'s seat holders `lead` before its start, once.
@@ -238,9 +236,7 @@ impl dyn Store {
         .await?;
         let sent = tx.reminded(event, lead.num_hours() as u32).await?;
         let decision = booking::remind(&state, lead, sent, at);
-        tx.apply(&decision.effects).await?;
-        tx.commit().await?;
-        Ok(decision.outcome)
+        commit(tx, decision).await
     }
 
     /// Edit an event, all or nothing (see [`booking::edit_event`]).
@@ -263,9 +259,7 @@ impl dyn Store {
         )
         .await?;
         let decision = booking::edit_event(state, patch, at)?;
-        tx.apply(&decision.effects).await?;
-        tx.commit().await?;
-        Ok(decision.outcome)
+        commit(tx, decision).await
     }
 
     /// Record a code request and store the new code's hash, unless a rate

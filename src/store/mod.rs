@@ -320,6 +320,14 @@ impl ChannelName {
             ChannelName::Sms => "sms",
         }
     }
+
+    /// The channel a stored name means.
+    pub fn parse(s: &str) -> Result<ChannelName, StoreError> {
+        [ChannelName::Push, ChannelName::Sms]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("channel: {s}")))
+    }
 }
 
 /// A delivery a worker has claimed: the notification, its channel and whom

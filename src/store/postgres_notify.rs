@@ -40,14 +40,6 @@ fn record(r: &PgRow) -> Result<NotificationRecord, StoreError> {
     })
 }
 
-fn channel(s: &str) -> Result<ChannelName, StoreError> {
-    match s {
-        "push" => Ok(ChannelName::Push),
-        "sms" => Ok(ChannelName::Sms),
-        other => Err(corrupt("channel", other)),
-    }
-}
-
 /// Write a notice into the inbox and queue its deliveries, inside the
 /// transaction of its cause.
 pub(super) async fn insert_notice(
@@ -209,7 +201,7 @@ impl NotifyStore for PgStore {
                 let phone: String = row.try_get("phone")?;
                 Ok(DeliveryJob {
                     notification: record(row)?,
-                    channel: channel(ch)?,
+                    channel: ChannelName::parse(ch)?,
                     attempts: *attempts as u32,
                     phone: phone.parse().map_err(|e| corrupt("phone", e))?,
                     pushed: row.try_get("pushed")?,

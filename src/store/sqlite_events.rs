@@ -40,7 +40,7 @@ fn time<R: Columns>(r: &R, col: &str) -> Result<DateTime<Utc>, StoreError> {
     parse_time(&s).map_err(|e| corrupt(col, e))
 }
 
-fn opt_time<R: Columns>(r: &R, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn opt_time<R: Columns>(r: &R, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     let s: Option<String> = r.col(col)?;
     s.map(|t| parse_time(&t))
         .transpose()
@@ -327,7 +327,7 @@ struct Renamed<'a> {
 }
 
 /// The few accessors the row mappers use, over plain and prefixed rows.
-trait Columns {
+pub(super) trait Columns {
     fn col<'r, T>(&'r self, col: &str) -> Result<T, sqlx::Error>
     where
         T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>;

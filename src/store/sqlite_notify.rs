@@ -6,6 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
+use super::sqlite_events::opt_time;
 use super::{
     ChannelName, DeliveryJob, DeliveryOutcome, NotificationRecord, NotifyStore, OutboxStats,
     StoreError,
@@ -14,13 +15,6 @@ use crate::domain::notify::{Notice, NotificationId};
 use crate::domain::user::UserId;
 
 const COLUMNS: &str = "n.id, n.user_id, n.type, n.title, n.body, n.url, n.data, n.expires_at, n.topic, n.created_at, n.read_at";
-
-fn opt_time(r: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let s: Option<String> = r.try_get(col)?;
-    s.map(|t| parse_time(&t))
-        .transpose()
-        .map_err(|e| corrupt(col, e))
-}
 
 fn record(r: &SqliteRow) -> Result<NotificationRecord, StoreError> {
     let id: i64 = r.try_get("id")?;
@@ -40,14 +34,6 @@ fn record(r: &SqliteRow) -> Result<NotificationRecord, StoreError> {
         created_at: parse_time(&created).map_err(|e| corrupt("created_at", e))?,
         read_at: opt_time(r, "read_at")?,
     })
-}
-
-fn channel(s: &str) -> Result<ChannelName, StoreError> {
-    match s {
-        "push" => Ok(ChannelName::Push),
-        "sms" => Ok(ChannelName::Sms),
-        other => Err(corrupt("channel", other)),
-    }
 }
 
 /// Write a notice into the inbox and queue its deliveries, inside the
@@ -215,7 +201,7 @@ impl NotifyStore for SqliteStore {
             let pushed: bool = row.try_get("pushed")?;
             jobs.push(DeliveryJob {
                 notification: record(&row)?,
-                channel: channel(&ch)?,
+                channel: ChannelName::parse(&ch)?,
                 attempts: attempts as u32,
                 phone: phone.parse().map_err(|e| corrupt("phone", e))?,
                 pushed,
