@@ -65,6 +65,18 @@ pub struct ServeArgs {
     /// PostgreSQL: seconds a statement may run before it is cancelled (0: no bound).
     #[arg(long, env = "YIZHAN_DB_STATEMENT_TIMEOUT", default_value_t = 30.0)]
     pub db_statement_timeout: f64,
+    /// Web Push: the VAPID private key (PKCS#8 or SEC1 PEM, or base64url). Without
+    /// it, a key is generated on first start beside the SQLite database (or in
+    /// ./data) and reused; several nodes must be given one shared file.
+    #[arg(long, env = "YIZHAN_VAPID_PRIVATE_KEY_FILE")]
+    pub vapid_private_key_file: Option<PathBuf>,
+    /// Web Push: whom push services may contact, a `mailto:` or `https:` URL
+    /// (Apple rejects localhost).
+    #[arg(long, env = "YIZHAN_VAPID_SUBJECT", default_value = crate::push::DEFAULT_SUBJECT)]
+    pub vapid_subject: String,
+    /// Web Push: accept `http://127.0.0.1:…` push endpoints. For tests only.
+    #[arg(long, env = "YIZHAN_PUSH_ALLOW_INSECURE_LOOPBACK")]
+    pub push_allow_insecure_loopback: bool,
     /// PostgreSQL: seconds a write may wait for a lock (an event's row) before
     /// the request answers 503 with Retry-After (0: no bound).
     #[arg(long, env = "YIZHAN_DB_LOCK_TIMEOUT", default_value_t = 5.0)]
@@ -117,10 +129,26 @@ pub enum Command {
     },
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Web Push keys.
+    Vapid {
+        #[command(subcommand)]
+        command: VapidCommand,
+    },
     /// Operators' tools: users, tokens, the holiday calendar.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VapidCommand {
+    /// Write a new VAPID key pair: the private key (PKCS#8 PEM, owner-only) to
+    /// FILE, the public key (base64url, for `applicationServerKey`) to standard output.
+    Generate {
+        /// Where to write the private key; an existing file is never overwritten.
+        #[arg(long, default_value = "data/vapid-private-key.pem")]
+        out: PathBuf,
     },
 }
 

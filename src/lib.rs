@@ -14,6 +14,7 @@ pub mod http;
 pub mod index;
 pub mod metrics;
 pub mod notify;
+pub mod push;
 pub mod service;
 pub mod store;
 pub mod worker;

@@ -9,7 +9,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use yizhan::config::{
     AdminCommand, AdminHolidaysCommand, AdminUserCommand, Cli, Command, GeodataCommand, LogFormat,
-    ServeArgs,
+    ServeArgs, VapidCommand,
 };
 use yizhan::geodata::generate::{GenSpec, generate};
 use yizhan::geodata::geojson::{
@@ -113,6 +113,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 generate(&spec).map(|d| draft_to_feature(&d, crs)),
             )?;
             w.flush()?;
+            Ok(())
+        }
+        Command::Vapid {
+            command: VapidCommand::Generate { out },
+        } => {
+            let key = yizhan::push::VapidKey::generate();
+            key.write_new(&out)?;
+            eprintln!("wrote the private key to {}", out.display());
+            println!("{}", key.public_key());
             Ok(())
         }
         Command::Openapi => {
@@ -256,6 +265,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         worker_interval: Duration::from_secs_f64(args.worker_interval.max(0.05)),
         sms_fallback_after: args.sms_fallback_after,
         db: args.db_options(),
+        push: push_config(&args)?,
     };
     let service = Service::start(&opts).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -266,6 +276,47 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     service.stop().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// The VAPID key given, or the one kept beside the database (made on first start).
+fn push_config(args: &ServeArgs) -> anyhow::Result<yizhan::push::PushConfig> {
+    use yizhan::push::{VapidKey, default_key_path};
+    yizhan::domain::push::validate_subject(&args.vapid_subject)
+        .map_err(|e| anyhow::anyhow!("--vapid-subject: {e}"))?;
+    if args.vapid_subject == yizhan::push::DEFAULT_SUBJECT {
+        tracing::warn!(
+            subject = args.vapid_subject,
+            "no --vapid-subject: push services cannot reach this server's operator"
+        );
+    }
+    let key = match &args.vapid_private_key_file {
+        Some(path) => VapidKey::load(path)?,
+        None => {
+            let path = default_key_path(&args.db.database_url);
+            let (key, made) = VapidKey::load_or_create(&path)?;
+            if made {
+                tracing::info!(path = %path.display(), public_key = key.public_key(), "generated a VAPID key for Web Push; keep this file: browsers' subscriptions are bound to it");
+            } else {
+                tracing::info!(path = %path.display(), public_key = key.public_key(), "using the VAPID key kept beside the database");
+            }
+            if !args.db.database_url.starts_with("sqlite:") {
+                tracing::warn!(
+                    "with a server database, give every node the same --vapid-private-key-file"
+                );
+            }
+            key
+        }
+    };
+    if args.push_allow_insecure_loopback {
+        tracing::warn!(
+            "--push-allow-insecure-loopback: http://127.0.0.1 push endpoints are accepted (tests only)"
+        );
+    }
+    Ok(yizhan::push::PushConfig {
+        key: std::sync::Arc::new(key),
+        subject: args.vapid_subject.clone(),
+        allow_insecure_loopback: args.push_allow_insecure_loopback,
+    })
 }
 
 async fn shutdown_signal() {

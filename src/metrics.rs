@@ -31,7 +31,7 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     channel: String,
-    /// sent, later, retried, failed, skipped
+    /// sent, later, retried, failed, skipped, gone
     outcome: String,
 }
 
@@ -43,6 +43,7 @@ pub struct Metrics {
     deliveries: Family<DeliveryLabels, Counter>,
     outbox_pending: Gauge,
     outbox_oldest_age: Gauge,
+    subscriptions_removed: Counter,
     holiday_last_year: Gauge,
     holiday_warning: Gauge,
 }
@@ -84,6 +85,12 @@ impl Default for Metrics {
             "How long the oldest due, undelivered notification has waited",
             outbox_oldest_age.clone(),
         );
+        let subscriptions_removed = Counter::default();
+        registry.register(
+            "push_subscriptions_removed",
+            "Push subscriptions deleted because their push service said 404 or 410",
+            subscriptions_removed.clone(),
+        );
         let holiday_last_year = Gauge::default();
         let holiday_warning = Gauge::default();
         registry.register(
@@ -104,6 +111,7 @@ impl Default for Metrics {
             deliveries,
             outbox_pending,
             outbox_oldest_age,
+            subscriptions_removed,
             holiday_last_year,
             holiday_warning,
         }
@@ -146,6 +154,11 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Count a push subscription deleted on its push service's word.
+    pub fn subscription_removed(&self) {
+        self.subscriptions_removed.inc();
     }
 
     /// The outbox's depth, and the age of its oldest due row.

@@ -53,6 +53,9 @@ impl Channel for SmsChannel {
 
     async fn deliver(&self, job: &DeliveryJob, now: DateTime<Utc>) -> DeliveryOutcome {
         let n = &job.notification;
+        if job.settings.mutes(n.kind) {
+            return DeliveryOutcome::Skipped("muted in the person's settings".into());
+        }
         match notify::sms_fallback(
             n.kind,
             n.created_at,
@@ -92,7 +95,15 @@ pub struct DeliveryReport {
     pub retried: u32,
     pub failed: u32,
     pub skipped: u32,
+    /// Push subscriptions removed (their service said 404 or 410).
+    pub removed: u32,
 }
+
+/// One delivery under way (boxed: a stream of borrowed async blocks is
+/// otherwise not provably `Send`).
+type DeliveryFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = anyhow::Result<DeliveryOutcome>> + Send + 'a>,
+>;
 
 /// Claims due deliveries and hands them to their channels.
 pub struct Deliverer {
@@ -103,8 +114,12 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// Deliver everything due now, batch by batch.
+    /// Deliver everything due now, batch by batch. Deliveries of a batch go
+    /// out concurrently; each is recorded as soon as its channel answers, so
+    /// a worker that dies loses at most the answers in flight (those
+    /// deliveries are tried again after their lease: at least once).
     pub async fn deliver_due(&self) -> anyhow::Result<DeliveryReport> {
+        use futures_util::StreamExt as _;
         let mut report = DeliveryReport::default();
         loop {
             let now = self.clock.now();
@@ -113,37 +128,71 @@ impl Deliverer {
             if jobs.is_empty() {
                 return Ok(report);
             }
-            for job in &jobs {
-                let outcome = match self.channels.iter().find(|c| c.name() == job.channel) {
-                    Some(c) => c.deliver(job, now).await,
-                    None => DeliveryOutcome::Skipped(format!(
-                        "no {} channel is configured",
-                        job.channel.as_str()
-                    )),
-                };
-                let ch = job.channel.as_str();
-                match &outcome {
+            // At most CONCURRENCY under way; the next starts as one ends.
+            let mut queue = jobs.iter();
+            let mut running = futures_util::stream::FuturesUnordered::new();
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for job in queue.by_ref().take(crate::push::CONCURRENCY) {
+                running.push(self.boxed(job, now));
+            }
+            while let Some(outcome) = running.next().await {
+                outcomes.push(outcome);
+                if let Some(job) = queue.next() {
+                    running.push(self.boxed(job, now));
+                }
+            }
+            for outcome in outcomes {
+                match outcome? {
                     DeliveryOutcome::Sent => report.sent += 1,
                     DeliveryOutcome::Later(_) => report.later += 1,
-                    DeliveryOutcome::Retry { why, .. } => {
-                        tracing::warn!(notification = %job.notification.id, channel = job.channel.as_str(), why, "delivery failed; will retry");
-                        report.retried += 1
-                    }
-                    DeliveryOutcome::Failed(why) => {
-                        tracing::warn!(notification = %job.notification.id, channel = job.channel.as_str(), why, "delivery given up");
-                        report.failed += 1
+                    DeliveryOutcome::Retry { .. } => report.retried += 1,
+                    DeliveryOutcome::Failed(_) => report.failed += 1,
+                    DeliveryOutcome::Gone(_) => {
+                        report.failed += 1;
+                        report.removed += 1
                     }
                     DeliveryOutcome::Skipped(_) => report.skipped += 1,
                 }
-                self.metrics.delivery(ch, outcome.name());
-                self.store
-                    .finish_delivery(job.notification.id, job.channel, &outcome, now)
-                    .await?;
             }
             // What was put off is due later, not in this round.
             if jobs.len() < BATCH as usize {
                 return Ok(report);
             }
         }
+    }
+
+    fn boxed<'a>(&'a self, job: &'a DeliveryJob, now: DateTime<Utc>) -> DeliveryFuture<'a> {
+        Box::pin(self.deliver_one(job, now))
+    }
+
+    /// Hand one delivery to its channel and record what became of it.
+    async fn deliver_one(
+        &self,
+        job: &DeliveryJob,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<DeliveryOutcome> {
+        let outcome = match self.channels.iter().find(|c| c.name() == job.channel) {
+            Some(c) => c.deliver(job, now).await,
+            None => DeliveryOutcome::Skipped(format!(
+                "no {} channel is configured",
+                job.channel.as_str()
+            )),
+        };
+        let (id, ch) = (job.notification.id, job.channel.as_str());
+        match &outcome {
+            DeliveryOutcome::Retry { why, .. } => {
+                tracing::warn!(notification = %id, channel = ch, why, "delivery failed; will retry")
+            }
+            DeliveryOutcome::Failed(why) => {
+                tracing::warn!(notification = %id, channel = ch, why, "delivery given up")
+            }
+            DeliveryOutcome::Gone(why) => {
+                tracing::info!(notification = %id, channel = ch, why, "subscription gone; removed")
+            }
+            _ => {}
+        }
+        self.metrics.delivery(ch, outcome.name());
+        self.store.finish_delivery(job.key(), &outcome, now).await?;
+        Ok(outcome)
     }
 }

@@ -18,6 +18,7 @@ use crate::http::AppState;
 use crate::index::{ClusterFilter, SiteIndex};
 use crate::metrics::Metrics;
 use crate::notify::{Channel, SmsChannel};
+use crate::push::{PushChannel, PushConfig};
 use crate::store::{self, DynStore};
 use crate::worker::{PassReport, Worker};
 
@@ -38,6 +39,8 @@ pub struct Options {
     pub sms_fallback_after: Duration,
     /// Pool size and bounds of a server database.
     pub db: store::DbOptions,
+    /// Web Push: the VAPID key, its subject, and the loopback allowance.
+    pub push: PushConfig,
 }
 
 /// How often the background tasks run, and the notification delays.
@@ -110,7 +113,7 @@ impl Service {
             worker: opts.worker_interval,
             sms_fallback_after: opts.sms_fallback_after,
         };
-        Service::with_parts(store, timers, auth).await
+        Service::with_parts(store, timers, auth, opts.push.clone()).await
     }
 
     /// Build the index from an already opened store.
@@ -125,7 +128,13 @@ impl Service {
         follow_interval: Duration,
         auth: crate::auth::Auth,
     ) -> anyhow::Result<Service> {
-        Service::with_parts(store, Timers::every(follow_interval), auth).await
+        Service::with_parts(
+            store,
+            Timers::every(follow_interval),
+            auth,
+            PushConfig::ephemeral(false),
+        )
+        .await
     }
 
     /// Start from an opened store with every part given.
@@ -133,6 +142,7 @@ impl Service {
         store: DynStore,
         timers: Timers,
         auth: crate::auth::Auth,
+        push: PushConfig,
     ) -> anyhow::Result<Service> {
         let (follow_interval, worker_interval) = (timers.follow, timers.worker);
         // The shipped holiday years on first start, then the calendar as stored: a
@@ -164,6 +174,7 @@ impl Service {
             ready: Arc::new(AtomicBool::new(false)),
             auth,
             checkin_key: Arc::default(),
+            push,
         };
         let follower = Arc::new(Follower {
             store,
@@ -175,10 +186,12 @@ impl Service {
             sms: state.auth.sms.clone(),
             fallback_after: chrono::Duration::from_std(timers.sms_fallback_after)?,
         });
+        let web_push: Arc<dyn Channel> =
+            Arc::new(PushChannel::new(state.push.clone(), state.metrics.clone())?);
         let worker = Arc::new(Worker::new(
             state.store.clone(),
             state.auth.clock.clone(),
-            vec![sms],
+            vec![web_push, sms],
             state.metrics.clone(),
         ));
         let (worker_stop, stop) = tokio::sync::watch::channel(false);

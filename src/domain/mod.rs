@@ -11,5 +11,6 @@ pub(crate) mod id;
 pub mod idempotency;
 pub mod notify;
 pub mod otp;
+pub mod push;
 pub mod site;
 pub mod user;

@@ -15,6 +15,7 @@ pub mod map;
 pub mod notifications;
 pub mod ops;
 pub mod params;
+pub mod push;
 pub mod search;
 pub mod sites;
 pub mod tiles;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub auth: crate::auth::Auth,
     /// The key that signs check-in codes, read from the store once.
     pub checkin_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Web Push: the VAPID key and which endpoints are accepted.
+    pub push: crate::push::PushConfig,
 }
 
 /// The whole API as a router, ready to serve.
@@ -67,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .merge(checkins::router())
         .merge(attendees::router())
         .merge(notifications::router())
+        .merge(push::router())
         .merge(search::router())
         .merge(holidays::router())
         .merge(ops::router())
@@ -105,8 +109,8 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics),
-    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput)),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, push::vapid_public_key, push::subscribe, push::my_subscriptions, push::unsubscribe, push::get_settings, push::put_settings, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, push::VapidPublicKey, push::SubscriptionDoc, push::SubscribeBody, push::SubscriptionKeys, push::SubscriptionsResponse, push::QuietHoursDoc, push::NotificationSettingsDoc, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput)),
     modifiers(&BearerAuth),
     tags(
         (name = "sites", description = "Finding service sites"),
@@ -114,7 +118,8 @@ pub fn app(state: AppState) -> Router {
         (name = "accounts", description = "Sign-in by phone, the signed-in person, follows"),
         (name = "management", description = "Admins and site managers keeping sites current"),
         (name = "events", description = "Courses, recuperation trips and matchmaking events, and booking them"),
-        (name = "notifications", description = "The in-app inbox"),
+        (name = "notifications", description = "The in-app inbox, and what else reaches a person and when"),
+        (name = "push", description = "Web Push: the VAPID key and browsers' subscriptions"),
         (name = "holidays", description = "China's holiday calendar that opening hours are evaluated with"),
         (name = "ops", description = "Health and metrics for operators"),
     )

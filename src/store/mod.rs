@@ -36,6 +36,7 @@ use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId,
 use crate::domain::idempotency::IdempotencyRecord;
 use crate::domain::notify::{NoticeType, NotificationId};
 use crate::domain::otp::{CodeEffect, StoredCode};
+use crate::domain::push::{NewSubscription, NotificationSettings, SubscriptionId};
 use crate::domain::site::{Site, SiteDraft, SiteId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
@@ -307,7 +308,7 @@ pub struct NotificationRecord {
 }
 
 /// The channels a notification is delivered on besides the inbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChannelName {
     Push,
     Sms,
@@ -330,17 +331,57 @@ impl ChannelName {
     }
 }
 
+/// A browser's push subscription as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSubscription {
+    pub id: SubscriptionId,
+    pub user: UserId,
+    pub endpoint: String,
+    /// The browser's 65-byte uncompressed P-256 public key.
+    pub p256dh: Vec<u8>,
+    /// The 16-byte authentication secret.
+    pub auth: Vec<u8>,
+    /// Only these types are pushed here; `None`: all.
+    pub types: Option<Vec<NoticeType>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which delivery: a notification on a channel, to a target (for push, the
+/// subscription's id; 0 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    pub notification: NotificationId,
+    pub channel: ChannelName,
+    pub target: i64,
+}
+
 /// A delivery a worker has claimed: the notification, its channel and whom
 /// it goes to.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {
     pub notification: NotificationRecord,
     pub channel: ChannelName,
+    /// For push, the subscription's id; 0 otherwise.
+    pub target: i64,
+    /// For push, the subscription (`None` once it was deleted).
+    pub subscription: Option<PushSubscription>,
+    /// The person's choices (muted types, quiet hours).
+    pub settings: NotificationSettings,
     /// Tries so far.
     pub attempts: u32,
     pub phone: Phone,
     /// A push of this notification was accepted.
     pub pushed: bool,
+}
+
+impl DeliveryJob {
+    pub fn key(&self) -> DeliveryKey {
+        DeliveryKey {
+            notification: self.notification.id,
+            channel: self.channel,
+            target: self.target,
+        }
+    }
 }
 
 /// What became of a delivery attempt.
@@ -356,6 +397,9 @@ pub enum DeliveryOutcome {
     Failed(String),
     /// Not to be sent after all (read meanwhile, muted…).
     Skipped(String),
+    /// The target is gone for good (a push service said 404 or 410): the
+    /// delivery failed and the subscription is deleted.
+    Gone(String),
 }
 
 impl DeliveryOutcome {
@@ -367,6 +411,7 @@ impl DeliveryOutcome {
             DeliveryOutcome::Retry { .. } => "retried",
             DeliveryOutcome::Failed(_) => "failed",
             DeliveryOutcome::Skipped(_) => "skipped",
+            DeliveryOutcome::Gone(_) => "gone",
         }
     }
 }
@@ -413,9 +458,29 @@ pub trait NotifyStore: Send + Sync + 'static {
     /// Record what became of a claimed delivery.
     async fn finish_delivery(
         &self,
-        id: NotificationId,
-        channel: ChannelName,
+        key: DeliveryKey,
         outcome: &DeliveryOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Subscribe a browser; an endpoint already known keeps its id and
+    /// takes the new keys, types and owner. `true` when it was new.
+    async fn add_subscription(
+        &self,
+        user: UserId,
+        sub: &NewSubscription,
+        at: DateTime<Utc>,
+    ) -> Result<(PushSubscription, bool), StoreError>;
+    /// A person's subscriptions, oldest first.
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<PushSubscription>, StoreError>;
+    /// Unsubscribe (`NotFound` unless it is the person's).
+    async fn delete_subscription(&self, user: UserId, id: SubscriptionId)
+    -> Result<(), StoreError>;
+    async fn notification_settings(&self, user: UserId)
+    -> Result<NotificationSettings, StoreError>;
+    async fn put_notification_settings(
+        &self,
+        user: UserId,
+        settings: &NotificationSettings,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 }
@@ -578,4 +643,49 @@ pub const OTP_REQUEST_MEMORY: Duration = Duration::from_secs(24 * 3600);
 /// what it returns equals what a later read gives back.
 pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// Notice types as stored (a JSON array), both backends.
+pub(crate) fn types_to_json(types: &[NoticeType]) -> String {
+    serde_json::to_string(&types.iter().map(|t| t.as_str()).collect::<Vec<_>>())
+        .expect("strings serialise")
+}
+
+/// Notice types from their stored JSON array.
+pub(crate) fn types_from_json(json: &str) -> Result<Vec<NoticeType>, StoreError> {
+    let names: Vec<String> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("notice types: {e}")))?;
+    names
+        .iter()
+        .map(|n| n.parse().map_err(StoreError::Corrupt))
+        .collect()
+}
+
+/// Settings from their stored columns (all `None`: never set).
+pub(crate) fn settings_from_columns(
+    muted: Option<&str>,
+    quiet_from: Option<&str>,
+    quiet_to: Option<&str>,
+) -> Result<NotificationSettings, StoreError> {
+    let muted = muted.map(types_from_json).transpose()?.unwrap_or_default();
+    let quiet = match (quiet_from, quiet_to) {
+        (Some(f), Some(t)) => Some(
+            crate::domain::push::QuietHours::parse(f, t)
+                .map_err(|(_, e)| StoreError::Corrupt(format!("quiet hours: {e}")))?,
+        ),
+        _ => None,
+    };
+    Ok(NotificationSettings::new(muted, quiet))
+}
+
+/// The stored columns of quiet hours.
+pub(crate) fn quiet_columns(s: &NotificationSettings) -> (Option<String>, Option<String>) {
+    use crate::domain::push::QuietHours;
+    match s.quiet_hours {
+        Some(q) => (
+            Some(QuietHours::format(q.from)),
+            Some(QuietHours::format(q.to)),
+        ),
+        None => (None, None),
+    }
 }

@@ -12,10 +12,11 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::postgres::{PgStore, corrupt};
 use super::{
-    ChannelName, DeliveryJob, DeliveryOutcome, NotificationRecord, NotifyStore, OutboxStats,
-    StoreError,
+    ChannelName, DeliveryJob, DeliveryKey, DeliveryOutcome, NotificationRecord, NotifyStore,
+    OutboxStats, PushSubscription, StoreError,
 };
 use crate::domain::notify::{Notice, NotificationId};
+use crate::domain::push::{NewSubscription, NotificationSettings, SubscriptionId};
 use crate::domain::user::UserId;
 
 const COLUMNS: &str = "n.id, n.user_id, n.type, n.title, n.body, n.url, n.data::text AS data, \
@@ -72,6 +73,16 @@ pub(super) async fn insert_notice(
         .execute(&mut *conn)
         .await?;
     }
+    // A push to each of the person's browsers.
+    sqlx::query(
+        "INSERT INTO deliveries (notification_id, channel, target, state, due_at) \
+         SELECT $1, 'push', id, 'pending', $2 FROM push_subscriptions WHERE user_id = $3",
+    )
+    .bind(id.as_i64())
+    .bind(n.at)
+    .bind(n.user)
+    .execute(&mut *conn)
+    .await?;
     Ok(id)
 }
 
@@ -165,47 +176,62 @@ impl NotifyStore for PgStore {
         limit: i64,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let claimed: Vec<(i64, String, i32)> = sqlx::query_as(
-            "UPDATE deliveries d SET claimed_until = $1 FROM (SELECT notification_id, channel \
+        let claimed: Vec<(i64, String, i64, i32)> = sqlx::query_as(
+            "UPDATE deliveries d SET claimed_until = $1 FROM (SELECT notification_id, channel, target \
              FROM deliveries WHERE state = 'pending' AND due_at <= $2 \
              AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY due_at LIMIT $3 \
              FOR UPDATE SKIP LOCKED) c WHERE d.notification_id = c.notification_id \
-             AND d.channel = c.channel RETURNING d.notification_id, d.channel, d.attempts",
+             AND d.channel = c.channel AND d.target = c.target \
+             RETURNING d.notification_id, d.channel, d.target, d.attempts",
         )
         .bind(lease_until)
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
         let ids: Vec<i64> = claimed.iter().map(|c| c.0).collect();
+        let channels: Vec<String> = claimed.iter().map(|c| c.1.clone()).collect();
+        let targets: Vec<i64> = claimed.iter().map(|c| c.2).collect();
         let sql = format!(
-            "SELECT {COLUMNS}, u.phone AS phone, EXISTS (SELECT 1 FROM deliveries p WHERE \
-             p.notification_id = n.id AND p.channel = 'push' AND p.state = 'sent') AS pushed \
-             FROM notifications n JOIN users u ON u.id = n.user_id WHERE n.id = ANY($1)"
+            "SELECT {COLUMNS}, k.channel, k.target, u.phone AS phone, EXISTS (SELECT 1 FROM deliveries p WHERE \
+             p.notification_id = n.id AND p.channel = 'push' AND p.state = 'sent') AS pushed, \
+             s.muted_types::text AS muted_types, s.quiet_from, s.quiet_to, \
+             ps.id AS sub_id, ps.endpoint, ps.p256dh, ps.auth, ps.types::text AS sub_types, \
+             ps.created_at AS sub_created \
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (id, channel, target) \
+             JOIN notifications n ON n.id = k.id JOIN users u ON u.id = n.user_id \
+             LEFT JOIN notification_settings s ON s.user_id = n.user_id \
+             LEFT JOIN push_subscriptions ps ON k.channel = 'push' AND ps.id = k.target"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(&ids)
+            .bind(&channels)
+            .bind(&targets)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let mut by_id: HashMap<i64, &PgRow> = HashMap::new();
+        let mut by_key: HashMap<(i64, String, i64), &PgRow> = HashMap::new();
         for r in &rows {
-            by_id.insert(r.try_get("id")?, r);
+            by_key.insert(
+                (
+                    r.try_get("id")?,
+                    r.try_get("channel")?,
+                    r.try_get("target")?,
+                ),
+                r,
+            );
         }
         claimed
-            .iter()
-            .map(|(id, ch, attempts)| {
-                let row = by_id
-                    .get(id)
+            .into_iter()
+            .map(|(id, ch, target, attempts)| {
+                let row = by_key
+                    .get(&(id, ch.clone(), target))
                     .ok_or_else(|| corrupt("delivery without its notification", id))?;
-                let phone: String = row.try_get("phone")?;
-                Ok(DeliveryJob {
-                    notification: record(row)?,
-                    channel: ChannelName::parse(ch)?,
-                    attempts: *attempts as u32,
-                    phone: phone.parse().map_err(|e| corrupt("phone", e))?,
-                    pushed: row.try_get("pushed")?,
-                })
+                job(row, &ch, target, attempts)
             })
             .collect()
     }
@@ -225,53 +251,177 @@ impl NotifyStore for PgStore {
 
     async fn finish_delivery(
         &self,
-        id: NotificationId,
-        channel: ChannelName,
+        key: DeliveryKey,
         outcome: &DeliveryOutcome,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let at = super::micros(at);
-        let q = match outcome {
-            DeliveryOutcome::Sent => sqlx::query(
-                "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, done_at = $1, \
-                 claimed_until = NULL WHERE notification_id = $2 AND channel = $3",
-            )
-            .bind(at),
-            DeliveryOutcome::Later(t) => sqlx::query(
-                "UPDATE deliveries SET due_at = $1, claimed_until = NULL \
-                 WHERE notification_id = $2 AND channel = $3",
-            )
-            .bind(*t),
-            DeliveryOutcome::Retry { at: t, .. } => sqlx::query(
-                "UPDATE deliveries SET due_at = $1, attempts = attempts + 1, last_error = $4, \
-                 claimed_until = NULL WHERE notification_id = $2 AND channel = $3",
-            )
-            .bind(*t),
-            DeliveryOutcome::Failed(_) => sqlx::query(
-                "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, done_at = $1, \
-                 last_error = $4, claimed_until = NULL WHERE notification_id = $2 AND channel = $3",
-            )
-            .bind(at),
-            DeliveryOutcome::Skipped(_) => sqlx::query(
-                "UPDATE deliveries SET state = 'skipped', done_at = $1, last_error = $4, \
-                 claimed_until = NULL WHERE notification_id = $2 AND channel = $3",
-            )
-            .bind(at),
-        };
-        let why = match outcome {
-            DeliveryOutcome::Retry { why, .. }
-            | DeliveryOutcome::Failed(why)
-            | DeliveryOutcome::Skipped(why) => Some(why.clone()),
-            _ => None,
-        };
-        let q = q.bind(id.as_i64()).bind(channel.as_str());
-        let q = match outcome {
-            DeliveryOutcome::Retry { .. }
-            | DeliveryOutcome::Failed(_)
-            | DeliveryOutcome::Skipped(_) => q.bind(why),
-            _ => q,
-        };
-        q.execute(self.pool()).await?;
+        let (state, due, counts, why): (&str, Option<DateTime<Utc>>, bool, Option<&str>) =
+            match outcome {
+                DeliveryOutcome::Sent => ("sent", None, true, None),
+                DeliveryOutcome::Later(t) => ("pending", Some(*t), false, None),
+                DeliveryOutcome::Retry { at, why } => ("pending", Some(*at), true, Some(why)),
+                DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
+                    ("failed", None, true, Some(why))
+                }
+                DeliveryOutcome::Skipped(why) => ("skipped", None, false, Some(why)),
+            };
+        let q = sqlx::query(
+            "UPDATE deliveries SET state = $1, due_at = coalesce($2, due_at), \
+             attempts = attempts + $3, last_error = coalesce($4, last_error), \
+             done_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END, claimed_until = NULL \
+             WHERE notification_id = $6 AND channel = $7 AND target = $8",
+        )
+        .bind(state)
+        .bind(due)
+        .bind(i32::from(counts))
+        .bind(why)
+        .bind(at)
+        .bind(key.notification.as_i64())
+        .bind(key.channel.as_str())
+        .bind(key.target);
+        if let DeliveryOutcome::Gone(_) = outcome {
+            let mut tx = self.write_tx().await?;
+            q.execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM push_subscriptions WHERE id = $1")
+                .bind(key.target)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        } else {
+            q.execute(self.pool()).await?;
+        }
         Ok(())
     }
+
+    async fn add_subscription(
+        &self,
+        user: UserId,
+        sub: &NewSubscription,
+        at: DateTime<Utc>,
+    ) -> Result<(PushSubscription, bool), StoreError> {
+        let types = sub.types.as_deref().map(super::types_to_json);
+        // One statement: a concurrent subscribe of the same endpoint updates
+        // the row the other inserted. `xmax = 0` marks a fresh insert.
+        let row = sqlx::query(
+            "INSERT INTO push_subscriptions AS ps (id, user_id, endpoint, p256dh, auth, types, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (endpoint) DO UPDATE SET \
+             user_id = excluded.user_id, p256dh = excluded.p256dh, auth = excluded.auth, types = excluded.types \
+             RETURNING ps.id AS sub_id, ps.user_id, ps.endpoint, ps.p256dh, ps.auth, ps.types::text AS sub_types, \
+             ps.created_at AS sub_created, (xmax = 0) AS created",
+        )
+        .bind(SubscriptionId::random().as_i64())
+        .bind(user)
+        .bind(&sub.endpoint)
+        .bind(&sub.p256dh)
+        .bind(&sub.auth)
+        .bind(types)
+        .bind(super::micros(at))
+        .fetch_one(self.pool())
+        .await?;
+        Ok((subscription(&row)?, row.try_get("created")?))
+    }
+
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<PushSubscription>, StoreError> {
+        sqlx::query(
+            "SELECT id AS sub_id, user_id, endpoint, p256dh, auth, types::text AS sub_types, \
+             created_at AS sub_created FROM push_subscriptions WHERE user_id = $1 ORDER BY created_at, id",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(subscription)
+        .collect()
+    }
+
+    async fn delete_subscription(
+        &self,
+        user: UserId,
+        id: SubscriptionId,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM push_subscriptions WHERE id = $1 AND user_id = $2")
+            .bind(id.as_i64())
+            .bind(user)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn notification_settings(
+        &self,
+        user: UserId,
+    ) -> Result<NotificationSettings, StoreError> {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT muted_types::text, quiet_from, quiet_to FROM notification_settings WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some((m, f, t)) => super::settings_from_columns(Some(&m), f.as_deref(), t.as_deref()),
+            None => Ok(NotificationSettings::default()),
+        }
+    }
+
+    async fn put_notification_settings(
+        &self,
+        user: UserId,
+        settings: &NotificationSettings,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (from, to) = super::quiet_columns(settings);
+        sqlx::query(
+            "INSERT INTO notification_settings (user_id, muted_types, quiet_from, quiet_to, updated_at) \
+             VALUES ($1, $2::jsonb, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET \
+             muted_types = excluded.muted_types, quiet_from = excluded.quiet_from, \
+             quiet_to = excluded.quiet_to, updated_at = excluded.updated_at",
+        )
+        .bind(user)
+        .bind(super::types_to_json(&settings.muted_types))
+        .bind(from)
+        .bind(to)
+        .bind(super::micros(at))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+/// A subscription from a row with `sub_id`, `user_id`, `endpoint`, `p256dh`,
+/// `auth`, `sub_types`, `sub_created`.
+fn subscription(r: &PgRow) -> Result<PushSubscription, StoreError> {
+    let id: i64 = r.try_get("sub_id")?;
+    let types: Option<String> = r.try_get("sub_types")?;
+    Ok(PushSubscription {
+        id: SubscriptionId::from_i64(id).ok_or_else(|| corrupt("subscription id", id))?,
+        user: r.try_get("user_id")?,
+        endpoint: r.try_get("endpoint")?,
+        p256dh: r.try_get("p256dh")?,
+        auth: r.try_get("auth")?,
+        types: types.as_deref().map(super::types_from_json).transpose()?,
+        created_at: r.try_get("sub_created")?,
+    })
+}
+
+/// A claimed delivery from its row (see `claim_deliveries`).
+fn job(r: &PgRow, channel: &str, target: i64, attempts: i32) -> Result<DeliveryJob, StoreError> {
+    let phone: String = r.try_get("phone")?;
+    let muted: Option<String> = r.try_get("muted_types")?;
+    let from: Option<String> = r.try_get("quiet_from")?;
+    let to: Option<String> = r.try_get("quiet_to")?;
+    let sub: Option<i64> = r.try_get("sub_id")?;
+    Ok(DeliveryJob {
+        notification: record(r)?,
+        channel: ChannelName::parse(channel)?,
+        target,
+        subscription: sub.map(|_| subscription(r)).transpose()?,
+        settings: super::settings_from_columns(muted.as_deref(), from.as_deref(), to.as_deref())?,
+        attempts: attempts as u32,
+        phone: phone.parse().map_err(|e| corrupt("phone", e))?,
+        pushed: r.try_get("pushed")?,
+    })
 }

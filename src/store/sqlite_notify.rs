@@ -8,10 +8,11 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
 use super::sqlite_events::opt_time;
 use super::{
-    ChannelName, DeliveryJob, DeliveryOutcome, NotificationRecord, NotifyStore, OutboxStats,
-    StoreError,
+    ChannelName, DeliveryJob, DeliveryKey, DeliveryOutcome, NotificationRecord, NotifyStore,
+    OutboxStats, PushSubscription, StoreError,
 };
 use crate::domain::notify::{Notice, NotificationId};
+use crate::domain::push::{NewSubscription, NotificationSettings, SubscriptionId};
 use crate::domain::user::UserId;
 
 const COLUMNS: &str = "n.id, n.user_id, n.type, n.title, n.body, n.url, n.data, n.expires_at, n.topic, n.created_at, n.read_at";
@@ -68,6 +69,16 @@ pub(super) async fn insert_notice(
         .execute(&mut **tx)
         .await?;
     }
+    // A push to each of the person's browsers.
+    sqlx::query(
+        "INSERT INTO deliveries (notification_id, channel, target, state, due_at) \
+         SELECT ?, 'push', id, 'pending', ? FROM push_subscriptions WHERE user_id = ?",
+    )
+    .bind(id.as_i64())
+    .bind(fmt_time(n.at))
+    .bind(n.user)
+    .execute(&mut **tx)
+    .await?;
     Ok(id)
 }
 
@@ -175,10 +186,10 @@ impl NotifyStore for SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.write_tx().await?;
-        let claimed: Vec<(i64, String, i64)> = sqlx::query_as(
+        let claimed: Vec<(i64, String, i64, i64)> = sqlx::query_as(
             "UPDATE deliveries SET claimed_until = ? WHERE rowid IN (SELECT rowid FROM deliveries \
              WHERE state = 'pending' AND due_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) \
-             ORDER BY due_at LIMIT ?) RETURNING notification_id, channel, attempts",
+             ORDER BY due_at LIMIT ?) RETURNING notification_id, channel, target, attempts",
         )
         .bind(fmt_time(lease_until))
         .bind(fmt_time(now))
@@ -186,29 +197,50 @@ impl NotifyStore for SqliteStore {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut jobs = Vec::with_capacity(claimed.len());
-        for (id, ch, attempts) in claimed {
-            let sql = format!(
-                "SELECT {COLUMNS}, u.phone AS phone, EXISTS (SELECT 1 FROM deliveries p WHERE \
-                 p.notification_id = n.id AND p.channel = 'push' AND p.state = 'sent') AS pushed \
-                 FROM notifications n JOIN users u ON u.id = n.user_id WHERE n.id = ?"
-            );
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let phone: String = row.try_get("phone")?;
-            let pushed: bool = row.try_get("pushed")?;
-            jobs.push(DeliveryJob {
-                notification: record(&row)?,
-                channel: ChannelName::parse(&ch)?,
-                attempts: attempts as u32,
-                phone: phone.parse().map_err(|e| corrupt("phone", e))?,
-                pushed,
-            });
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
         }
+        // Everything the claimed rows need, in one query.
+        let keys = serde_json::to_string(
+            &claimed
+                .iter()
+                .map(|(id, ch, target, _)| serde_json::json!([id, ch, target]))
+                .collect::<Vec<_>>(),
+        )
+        .expect("numbers and strings serialise");
+        let sql = format!(
+            "SELECT {COLUMNS}, k.value ->> 1 AS channel, k.value ->> 2 AS target, \
+             u.phone AS phone, EXISTS (SELECT 1 FROM deliveries p WHERE \
+             p.notification_id = n.id AND p.channel = 'push' AND p.state = 'sent') AS pushed, \
+             s.muted_types, s.quiet_from, s.quiet_to, \
+             ps.id AS sub_id, ps.endpoint, ps.p256dh, ps.auth, ps.types AS sub_types, ps.created_at AS sub_created \
+             FROM json_each(?) k JOIN notifications n ON n.id = k.value ->> 0 \
+             JOIN users u ON u.id = n.user_id \
+             LEFT JOIN notification_settings s ON s.user_id = n.user_id \
+             LEFT JOIN push_subscriptions ps ON k.value ->> 1 = 'push' AND ps.id = k.value ->> 2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(keys)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(jobs)
+        let mut by_key = std::collections::HashMap::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let ch: String = r.try_get("channel")?;
+            let target: i64 = r.try_get("target")?;
+            by_key.insert((id, ch, target), r);
+        }
+        claimed
+            .into_iter()
+            .map(|(id, ch, target, attempts)| {
+                let row = by_key
+                    .get(&(id, ch.clone(), target))
+                    .ok_or_else(|| corrupt("delivery without its notification", id))?;
+                job(row, &ch, target, attempts)
+            })
+            .collect()
     }
 
     async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError> {
@@ -229,8 +261,7 @@ impl NotifyStore for SqliteStore {
 
     async fn finish_delivery(
         &self,
-        id: NotificationId,
-        channel: ChannelName,
+        key: DeliveryKey,
         outcome: &DeliveryOutcome,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -238,36 +269,214 @@ impl NotifyStore for SqliteStore {
         let q = match outcome {
             DeliveryOutcome::Sent => sqlx::query(
                 "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, done_at = ?, \
-                 claimed_until = NULL WHERE notification_id = ? AND channel = ?",
+                 claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
             )
             .bind(at),
             DeliveryOutcome::Later(t) => sqlx::query(
-                "UPDATE deliveries SET due_at = ?, claimed_until = NULL WHERE notification_id = ? AND channel = ?",
+                "UPDATE deliveries SET due_at = ?, claimed_until = NULL \
+                 WHERE notification_id = ? AND channel = ? AND target = ?",
             )
             .bind(fmt_time(*t)),
             DeliveryOutcome::Retry { at: t, why } => sqlx::query(
                 "UPDATE deliveries SET due_at = ?, attempts = attempts + 1, last_error = ?, \
-                 claimed_until = NULL WHERE notification_id = ? AND channel = ?",
+                 claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
             )
             .bind(fmt_time(*t))
             .bind(why.clone()),
-            DeliveryOutcome::Failed(why) => sqlx::query(
+            DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => sqlx::query(
                 "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?, \
-                 done_at = ?, claimed_until = NULL WHERE notification_id = ? AND channel = ?",
+                 done_at = ?, claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
             )
             .bind(why.clone())
             .bind(at),
             DeliveryOutcome::Skipped(why) => sqlx::query(
                 "UPDATE deliveries SET state = 'skipped', last_error = ?, done_at = ?, \
-                 claimed_until = NULL WHERE notification_id = ? AND channel = ?",
+                 claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
             )
             .bind(why.clone())
             .bind(at),
         };
-        q.bind(id.as_i64())
-            .bind(channel.as_str())
-            .execute(self.pool())
-            .await?;
+        let q = q
+            .bind(key.notification.as_i64())
+            .bind(key.channel.as_str())
+            .bind(key.target);
+        if let DeliveryOutcome::Gone(_) = outcome {
+            let mut tx = self.write_tx().await?;
+            q.execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM push_subscriptions WHERE id = ?")
+                .bind(key.target)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        } else {
+            q.execute(self.pool()).await?;
+        }
         Ok(())
     }
+
+    async fn add_subscription(
+        &self,
+        user: UserId,
+        sub: &NewSubscription,
+        at: DateTime<Utc>,
+    ) -> Result<(PushSubscription, bool), StoreError> {
+        let types = sub.types.as_deref().map(super::types_to_json);
+        let mut tx = self.write_tx().await?;
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM push_subscriptions WHERE endpoint = ?")
+                .bind(&sub.endpoint)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let created = existing.is_none();
+        let id = match existing {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE push_subscriptions SET user_id = ?, p256dh = ?, auth = ?, types = ? WHERE id = ?",
+                )
+                .bind(user)
+                .bind(&sub.p256dh)
+                .bind(&sub.auth)
+                .bind(&types)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                let id = SubscriptionId::random().as_i64();
+                sqlx::query(
+                    "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, types, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(user)
+                .bind(&sub.endpoint)
+                .bind(&sub.p256dh)
+                .bind(&sub.auth)
+                .bind(&types)
+                .bind(fmt_time(super::micros(at)))
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        let row = sqlx::query(SUBSCRIPTION)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let s = subscription(&row)?;
+        tx.commit().await?;
+        Ok((s, created))
+    }
+
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<PushSubscription>, StoreError> {
+        sqlx::query(
+            "SELECT id AS sub_id, user_id, endpoint, p256dh, auth, types AS sub_types, \
+             created_at AS sub_created FROM push_subscriptions WHERE user_id = ? ORDER BY created_at, id",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(subscription)
+        .collect()
+    }
+
+    async fn delete_subscription(
+        &self,
+        user: UserId,
+        id: SubscriptionId,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM push_subscriptions WHERE id = ? AND user_id = ?")
+            .bind(id.as_i64())
+            .bind(user)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn notification_settings(
+        &self,
+        user: UserId,
+    ) -> Result<NotificationSettings, StoreError> {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT muted_types, quiet_from, quiet_to FROM notification_settings WHERE user_id = ?",
+        )
+        .bind(user)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some((m, f, t)) => super::settings_from_columns(Some(&m), f.as_deref(), t.as_deref()),
+            None => Ok(NotificationSettings::default()),
+        }
+    }
+
+    async fn put_notification_settings(
+        &self,
+        user: UserId,
+        settings: &NotificationSettings,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (from, to) = super::quiet_columns(settings);
+        sqlx::query(
+            "INSERT INTO notification_settings (user_id, muted_types, quiet_from, quiet_to, updated_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET muted_types = excluded.muted_types, \
+             quiet_from = excluded.quiet_from, quiet_to = excluded.quiet_to, updated_at = excluded.updated_at",
+        )
+        .bind(user)
+        .bind(super::types_to_json(&settings.muted_types))
+        .bind(from)
+        .bind(to)
+        .bind(fmt_time(super::micros(at)))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+const SUBSCRIPTION: &str = "SELECT id AS sub_id, user_id, endpoint, p256dh, auth, types AS sub_types, \
+     created_at AS sub_created FROM push_subscriptions WHERE id = ?";
+
+/// A subscription from a row with `sub_id`, `user_id`, `endpoint`, `p256dh`,
+/// `auth`, `sub_types`, `sub_created`.
+fn subscription(r: &SqliteRow) -> Result<PushSubscription, StoreError> {
+    let id: i64 = r.try_get("sub_id")?;
+    let types: Option<String> = r.try_get("sub_types")?;
+    let created: String = r.try_get("sub_created")?;
+    Ok(PushSubscription {
+        id: SubscriptionId::from_i64(id).ok_or_else(|| corrupt("subscription id", id))?,
+        user: r.try_get("user_id")?,
+        endpoint: r.try_get("endpoint")?,
+        p256dh: r.try_get("p256dh")?,
+        auth: r.try_get("auth")?,
+        types: types.as_deref().map(super::types_from_json).transpose()?,
+        created_at: parse_time(&created).map_err(|e| corrupt("created_at", e))?,
+    })
+}
+
+/// A claimed delivery from its row (see `claim_deliveries`).
+fn job(
+    r: &SqliteRow,
+    channel: &str,
+    target: i64,
+    attempts: i64,
+) -> Result<DeliveryJob, StoreError> {
+    let phone: String = r.try_get("phone")?;
+    let muted: Option<String> = r.try_get("muted_types")?;
+    let from: Option<String> = r.try_get("quiet_from")?;
+    let to: Option<String> = r.try_get("quiet_to")?;
+    let sub: Option<i64> = r.try_get("sub_id")?;
+    Ok(DeliveryJob {
+        notification: record(r)?,
+        channel: ChannelName::parse(channel)?,
+        target,
+        subscription: sub.map(|_| subscription(r)).transpose()?,
+        settings: super::settings_from_columns(muted.as_deref(), from.as_deref(), to.as_deref())?,
+        attempts: attempts as u32,
+        phone: phone.parse().map_err(|e| corrupt("phone", e))?,
+        pushed: r.try_get("pushed")?,
+    })
 }

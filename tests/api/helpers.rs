@@ -224,9 +224,14 @@ pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Dura
         worker: worker_interval,
         ..Timers::every(Duration::from_secs(3600))
     };
-    let service = Service::with_parts(store, timers, auth)
-        .await
-        .expect("service starts");
+    let service = Service::with_parts(
+        store,
+        timers,
+        auth,
+        yizhan::push::PushConfig::ephemeral(true),
+    )
+    .await
+    .expect("service starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
