@@ -191,8 +191,12 @@ impl Deliverer {
             }
             _ => {}
         }
-        self.metrics.delivery(ch, outcome.name());
         self.store.finish_delivery(job.key(), &outcome, now).await?;
+        // Counted once recorded.
+        self.metrics.delivery(ch, outcome.name());
+        if let DeliveryOutcome::Gone(_) = outcome {
+            self.metrics.subscription_removed();
+        }
         Ok(outcome)
     }
 }

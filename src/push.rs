@@ -19,7 +19,6 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 
 use crate::domain::push::{self as rules, PushDecision, PushResult, b64url};
-use crate::metrics::Metrics;
 use crate::notify::{Channel, MAX_ATTEMPTS, backoff};
 use crate::store::{ChannelName, DeliveryJob, DeliveryOutcome};
 
@@ -190,13 +189,12 @@ pub const CONCURRENCY: usize = 64;
 pub struct PushChannel {
     config: PushConfig,
     client: reqwest::Client,
-    metrics: Arc<Metrics>,
     /// Signed tokens per push-service origin, with their expiry (unix s).
     tokens: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl PushChannel {
-    pub fn new(config: PushConfig, metrics: Arc<Metrics>) -> anyhow::Result<PushChannel> {
+    pub fn new(config: PushConfig) -> anyhow::Result<PushChannel> {
         // One process-wide TLS provider (ring); a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -211,7 +209,6 @@ impl PushChannel {
         Ok(PushChannel {
             config,
             client,
-            metrics,
             tokens: Mutex::new(HashMap::new()),
         })
     }
@@ -330,10 +327,7 @@ impl Channel for PushChannel {
             PushResult::Accepted => DeliveryOutcome::Sent,
             PushResult::Retry { at, why } => DeliveryOutcome::Retry { at, why },
             PushResult::GiveUp(why) => DeliveryOutcome::Failed(why),
-            PushResult::Gone(why) => {
-                self.metrics.subscription_removed();
-                DeliveryOutcome::Gone(why)
-            }
+            PushResult::Gone(why) => DeliveryOutcome::Gone(why),
         }
     }
 }

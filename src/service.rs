@@ -186,8 +186,7 @@ impl Service {
             sms: state.auth.sms.clone(),
             fallback_after: chrono::Duration::from_std(timers.sms_fallback_after)?,
         });
-        let web_push: Arc<dyn Channel> =
-            Arc::new(PushChannel::new(state.push.clone(), state.metrics.clone())?);
+        let web_push: Arc<dyn Channel> = Arc::new(PushChannel::new(state.push.clone())?);
         let worker = Arc::new(Worker::new(
             state.store.clone(),
             state.auth.clock.clone(),

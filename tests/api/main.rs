@@ -9,6 +9,7 @@ mod holidays;
 mod malformed;
 mod map;
 mod notifications;
+mod push;
 mod search;
 mod sites;
 mod worker;
