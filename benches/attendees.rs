@@ -84,6 +84,7 @@ fn bench(c: &mut Criterion) {
         });
         (addr, token, event.id, service)
     });
+    yizhan::push::install_tls_provider();
     let client = reqwest::Client::new();
     let get = |csv: bool| {
         let url = format!(

@@ -33,6 +33,7 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    yizhan::push::install_tls_provider();
     let log_format = match &cli.command {
         Command::Serve(a) => a.log_format,
         _ => LogFormat::Text,

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use crate::auth::{Clock, SmsSender};
 use crate::domain::notify::{self, SmsDecision};
 use crate::metrics::Metrics;
-use crate::store::{ChannelName, DeliveryJob, DeliveryOutcome, DynStore};
+use crate::store::{ChannelName, DeliveryJob, DeliveryKey, DeliveryOutcome, DynStore};
 
 /// How many tries a delivery gets before it is given up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -99,10 +99,10 @@ pub struct DeliveryReport {
     pub removed: u32,
 }
 
-/// One delivery under way (boxed: a stream of borrowed async blocks is
+/// One delivery under way (boxed: a set of borrowed async blocks is
 /// otherwise not provably `Send`).
-type DeliveryFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = anyhow::Result<DeliveryOutcome>> + Send + 'a>,
+type Attempt<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (DeliveryKey, DeliveryOutcome)> + Send + 'a>,
 >;
 
 /// Claims due deliveries and hands them to their channels.
@@ -115,11 +115,13 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// Deliver everything due now, batch by batch. Deliveries of a batch go
-    /// out concurrently; each is recorded as soon as its channel answers, so
-    /// a worker that dies loses at most the answers in flight (those
-    /// deliveries are tried again after their lease: at least once).
+    /// out concurrently; answers are recorded as they come, those that came
+    /// together in one transaction (a group commit), and counted once
+    /// recorded. A worker that dies loses at most the answers not yet
+    /// recorded: those deliveries are tried again after their lease (at
+    /// least once).
     pub async fn deliver_due(&self) -> anyhow::Result<DeliveryReport> {
-        use futures_util::StreamExt as _;
+        use futures_util::{FutureExt as _, StreamExt as _};
         let mut report = DeliveryReport::default();
         loop {
             let now = self.clock.now();
@@ -128,30 +130,23 @@ impl Deliverer {
             if jobs.is_empty() {
                 return Ok(report);
             }
-            // At most CONCURRENCY under way; the next starts as one ends.
+            // At most CONCURRENCY under way; the next start as answers come.
             let mut queue = jobs.iter();
             let mut running = futures_util::stream::FuturesUnordered::new();
-            let mut outcomes = Vec::with_capacity(jobs.len());
             for job in queue.by_ref().take(crate::push::CONCURRENCY) {
-                running.push(self.boxed(job, now));
+                running.push(self.attempt(job, now));
             }
-            while let Some(outcome) = running.next().await {
-                outcomes.push(outcome);
-                if let Some(job) = queue.next() {
-                    running.push(self.boxed(job, now));
+            while let Some(first) = running.next().await {
+                let mut group = vec![first];
+                while let Some(Some(more)) = running.next().now_or_never() {
+                    group.push(more);
                 }
-            }
-            for outcome in outcomes {
-                match outcome? {
-                    DeliveryOutcome::Sent => report.sent += 1,
-                    DeliveryOutcome::Later(_) => report.later += 1,
-                    DeliveryOutcome::Retry { .. } => report.retried += 1,
-                    DeliveryOutcome::Failed(_) => report.failed += 1,
-                    DeliveryOutcome::Gone(_) => {
-                        report.failed += 1;
-                        report.removed += 1
-                    }
-                    DeliveryOutcome::Skipped(_) => report.skipped += 1,
+                for job in queue.by_ref().take(group.len()) {
+                    running.push(self.attempt(job, now));
+                }
+                self.store.finish_deliveries(&group, now).await?;
+                for (key, outcome) in &group {
+                    self.count(key.channel, outcome, &mut report);
                 }
             }
             // What was put off is due later, not in this round.
@@ -161,42 +156,47 @@ impl Deliverer {
         }
     }
 
-    fn boxed<'a>(&'a self, job: &'a DeliveryJob, now: DateTime<Utc>) -> DeliveryFuture<'a> {
-        Box::pin(self.deliver_one(job, now))
+    /// Hand one delivery to its channel: what became of it.
+    fn attempt<'a>(&'a self, job: &'a DeliveryJob, now: DateTime<Utc>) -> Attempt<'a> {
+        Box::pin(async move {
+            let outcome = match self.channels.iter().find(|c| c.name() == job.channel) {
+                Some(c) => c.deliver(job, now).await,
+                None => DeliveryOutcome::Skipped(format!(
+                    "no {} channel is configured",
+                    job.channel.as_str()
+                )),
+            };
+            let (id, ch) = (job.notification.id, job.channel.as_str());
+            match &outcome {
+                DeliveryOutcome::Retry { why, .. } => {
+                    tracing::warn!(notification = %id, channel = ch, why, "delivery failed; will retry")
+                }
+                DeliveryOutcome::Failed(why) => {
+                    tracing::warn!(notification = %id, channel = ch, why, "delivery given up")
+                }
+                DeliveryOutcome::Gone(why) => {
+                    tracing::info!(notification = %id, channel = ch, why, "subscription gone; removed")
+                }
+                _ => {}
+            }
+            (job.key(), outcome)
+        })
     }
 
-    /// Hand one delivery to its channel and record what became of it.
-    async fn deliver_one(
-        &self,
-        job: &DeliveryJob,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<DeliveryOutcome> {
-        let outcome = match self.channels.iter().find(|c| c.name() == job.channel) {
-            Some(c) => c.deliver(job, now).await,
-            None => DeliveryOutcome::Skipped(format!(
-                "no {} channel is configured",
-                job.channel.as_str()
-            )),
-        };
-        let (id, ch) = (job.notification.id, job.channel.as_str());
-        match &outcome {
-            DeliveryOutcome::Retry { why, .. } => {
-                tracing::warn!(notification = %id, channel = ch, why, "delivery failed; will retry")
+    /// Count a recorded outcome.
+    fn count(&self, channel: ChannelName, outcome: &DeliveryOutcome, report: &mut DeliveryReport) {
+        self.metrics.delivery(channel.as_str(), outcome.name());
+        match outcome {
+            DeliveryOutcome::Sent => report.sent += 1,
+            DeliveryOutcome::Later(_) => report.later += 1,
+            DeliveryOutcome::Retry { .. } => report.retried += 1,
+            DeliveryOutcome::Failed(_) => report.failed += 1,
+            DeliveryOutcome::Gone(_) => {
+                self.metrics.subscription_removed();
+                report.failed += 1;
+                report.removed += 1
             }
-            DeliveryOutcome::Failed(why) => {
-                tracing::warn!(notification = %id, channel = ch, why, "delivery given up")
-            }
-            DeliveryOutcome::Gone(why) => {
-                tracing::info!(notification = %id, channel = ch, why, "subscription gone; removed")
-            }
-            _ => {}
+            DeliveryOutcome::Skipped(_) => report.skipped += 1,
         }
-        self.store.finish_delivery(job.key(), &outcome, now).await?;
-        // Counted once recorded.
-        self.metrics.delivery(ch, outcome.name());
-        if let DeliveryOutcome::Gone(_) = outcome {
-            self.metrics.subscription_removed();
-        }
-        Ok(outcome)
     }
 }

@@ -157,6 +157,14 @@ pub fn default_key_path(database_url: &str) -> PathBuf {
     dir.join("vapid-private-key.pem")
 }
 
+/// Install the process-wide TLS provider (ring) that every `reqwest`
+/// client needs: reqwest is built without its default (aws-lc) provider to
+/// keep the build lean, and panics when a client is built before this ran.
+/// Idempotent; call it before building any `reqwest::Client`.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// How Web Push is configured.
 #[derive(Debug, Clone)]
 pub struct PushConfig {
@@ -195,8 +203,7 @@ pub struct PushChannel {
 
 impl PushChannel {
     pub fn new(config: PushConfig) -> anyhow::Result<PushChannel> {
-        // One process-wide TLS provider (ring); a second install is a no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_tls_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))

@@ -215,14 +215,21 @@ fn serve_seeds_shandong_and_answers_nearby_at_jinan() {
         .enable_all()
         .build()
         .unwrap();
-    let body: Value = rt.block_on(async {
+    yizhan::push::install_tls_provider();
+    let (body, vapid): (Value, Value) = rt.block_on(async {
         let r = reqwest::get(format!(
             "http://{addr}/v1/sites/nearby?lat=36.65&lon=117.12&crs=gcj02&k=5"
         ))
         .await
         .expect("nearby answered");
         assert_eq!(r.status(), 200);
-        r.json().await.expect("nearby is JSON")
+        let key = reqwest::get(format!("http://{addr}/v1/push/vapid-public-key"))
+            .await
+            .expect("key answered");
+        (
+            r.json().await.expect("nearby is JSON"),
+            key.json().await.expect("key is JSON"),
+        )
     });
     // SIGTERM: graceful shutdown, exit 0.
     let ok = Command::new("kill")
@@ -234,6 +241,14 @@ fn serve_seeds_shandong_and_answers_nearby_at_jinan() {
     assert!(status.success(), "{status:?}");
     let log = drain.join().unwrap().join("\n");
     assert!(log.contains("SIGTERM received"), "{log}");
+    // Without --vapid-private-key-file, a key was made beside the database;
+    // its public half is served and logged, its private half never logged.
+    let pem = std::fs::read_to_string(dir.path().join("vapid-private-key.pem")).unwrap();
+    let public = vapid["public_key"].as_str().unwrap();
+    assert!(log.contains(public), "{log}");
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!log.contains(line), "the private key leaked into the log");
+    }
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 5);
     for it in items {
@@ -382,4 +397,36 @@ fn admin_creates_users_and_prints_just_a_token() {
         assert!(out.is_empty(), "{args:?} printed {out}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn vapid_generate_writes_a_key_once_and_serve_checks_the_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vapid.pem");
+    let out_s = out.to_str().unwrap();
+    let (ok, stdout, stderr) = run(yizhan().args(["vapid", "generate", "--out", out_s]));
+    assert!(ok, "{stderr}");
+    let public = yizhan::domain::push::from_b64url(stdout.trim()).unwrap();
+    assert_eq!((public.len(), public[0]), (65, 4), "{stdout}");
+    let pem = std::fs::read_to_string(&out).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let key = yizhan::push::VapidKey::parse(&pem).unwrap();
+    assert_eq!(key.public_key(), stdout.trim());
+    // Never overwritten.
+    let (ok, _, stderr) = run(yizhan().args(["vapid", "generate", "--out", out_s]));
+    assert!(!ok, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), pem);
+    // A subject Apple would reject stops serve before it starts.
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    let (ok, _, stderr) = run(yizhan().args([
+        "serve",
+        "--database-url",
+        &db,
+        "--vapid-private-key-file",
+        out_s,
+        "--vapid-subject",
+        "https://localhost",
+    ]));
+    assert!(!ok);
+    assert!(stderr.contains("--vapid-subject"), "{stderr}");
 }

@@ -286,6 +286,7 @@ async fn two_nodes_seed_once_stay_in_step_and_catch_up_after_a_cut() {
         .count();
     assert_eq!(seeded, 1, "exactly one node seeds");
 
+    yizhan::push::install_tls_provider();
     let client = reqwest::Client::new();
     for n in [&a, &b] {
         let ready: Value = client
@@ -415,6 +416,7 @@ async fn five_hundred_people_book_one_event_through_two_nodes() {
     for i in 0..500 {
         tokens.push(token_for(&store, &format!("137{i:08}"), Role::Worker).await);
     }
+    yizhan::push::install_tls_provider();
     let client = reqwest::Client::new();
     let now = chrono::Utc::now();
     let r = client
@@ -524,6 +526,7 @@ async fn a_lock_wait_past_the_bound_is_503_with_retry_after_never_500() {
     let store = store::connect(&db.url).await.unwrap();
     let admin = token_for(&store, "13600000000", Role::Admin).await;
     let worker = token_for(&store, "13700000001", Role::Worker).await;
+    yizhan::push::install_tls_provider();
     let client = reqwest::Client::new();
     let now = chrono::Utc::now();
     let r = client

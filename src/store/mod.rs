@@ -455,11 +455,12 @@ pub trait NotifyStore: Send + Sync + 'static {
     ) -> Result<Vec<DeliveryJob>, StoreError>;
     /// The outbox's depth at `now`.
     async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError>;
-    /// Record what became of a claimed delivery.
-    async fn finish_delivery(
+    /// Record what became of claimed deliveries, all in one transaction (a
+    /// group commit: one disk flush for many answers). A `Gone` outcome also
+    /// deletes its push subscription.
+    async fn finish_deliveries(
         &self,
-        key: DeliveryKey,
-        outcome: &DeliveryOutcome,
+        done: &[(DeliveryKey, DeliveryOutcome)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Subscribe a browser; an endpoint already known keeps its id and

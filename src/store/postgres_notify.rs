@@ -249,48 +249,51 @@ impl NotifyStore for PgStore {
         })
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        key: DeliveryKey,
-        outcome: &DeliveryOutcome,
+        done: &[(DeliveryKey, DeliveryOutcome)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let at = super::micros(at);
-        let (state, due, counts, why): (&str, Option<DateTime<Utc>>, bool, Option<&str>) =
-            match outcome {
-                DeliveryOutcome::Sent => ("sent", None, true, None),
-                DeliveryOutcome::Later(t) => ("pending", Some(*t), false, None),
-                DeliveryOutcome::Retry { at, why } => ("pending", Some(*at), true, Some(why)),
-                DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
-                    ("failed", None, true, Some(why))
-                }
-                DeliveryOutcome::Skipped(why) => ("skipped", None, false, Some(why)),
-            };
-        let q = sqlx::query(
-            "UPDATE deliveries SET state = $1, due_at = coalesce($2, due_at), \
-             attempts = attempts + $3, last_error = coalesce($4, last_error), \
-             done_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END, claimed_until = NULL \
-             WHERE notification_id = $6 AND channel = $7 AND target = $8",
-        )
-        .bind(state)
-        .bind(due)
-        .bind(i32::from(counts))
-        .bind(why)
-        .bind(at)
-        .bind(key.notification.as_i64())
-        .bind(key.channel.as_str())
-        .bind(key.target);
-        if let DeliveryOutcome::Gone(_) = outcome {
-            let mut tx = self.write_tx().await?;
-            q.execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM push_subscriptions WHERE id = $1")
-                .bind(key.target)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        } else {
-            q.execute(self.pool()).await?;
+        if done.is_empty() {
+            return Ok(());
         }
+        let at = super::micros(at);
+        let mut tx = self.write_tx().await?;
+        for (key, outcome) in done {
+            let (state, due, counts, why): (&str, Option<DateTime<Utc>>, i32, Option<&str>) =
+                match outcome {
+                    DeliveryOutcome::Sent => ("sent", None, 1, None),
+                    DeliveryOutcome::Later(t) => ("pending", Some(*t), 0, None),
+                    DeliveryOutcome::Retry { at, why } => ("pending", Some(*at), 1, Some(why)),
+                    DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
+                        ("failed", None, 1, Some(why))
+                    }
+                    DeliveryOutcome::Skipped(why) => ("skipped", None, 0, Some(why)),
+                };
+            sqlx::query(
+                "UPDATE deliveries SET state = $1, due_at = coalesce($2, due_at), \
+                 attempts = attempts + $3, last_error = coalesce($4, last_error), \
+                 done_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END, claimed_until = NULL \
+                 WHERE notification_id = $6 AND channel = $7 AND target = $8",
+            )
+            .bind(state)
+            .bind(due)
+            .bind(counts)
+            .bind(why)
+            .bind(at)
+            .bind(key.notification.as_i64())
+            .bind(key.channel.as_str())
+            .bind(key.target)
+            .execute(&mut *tx)
+            .await?;
+            if let DeliveryOutcome::Gone(_) = outcome {
+                sqlx::query("DELETE FROM push_subscriptions WHERE id = $1")
+                    .bind(key.target)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 

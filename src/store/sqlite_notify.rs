@@ -259,58 +259,53 @@ impl NotifyStore for SqliteStore {
         })
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        key: DeliveryKey,
-        outcome: &DeliveryOutcome,
+        done: &[(DeliveryKey, DeliveryOutcome)],
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let at = fmt_time(super::micros(at));
-        let q = match outcome {
-            DeliveryOutcome::Sent => sqlx::query(
-                "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, done_at = ?, \
-                 claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
+        let mut tx = self.write_tx().await?;
+        for (key, outcome) in done {
+            let (state, due, counts, why): (&str, Option<String>, i64, Option<&str>) = match outcome
+            {
+                DeliveryOutcome::Sent => ("sent", None, 1, None),
+                DeliveryOutcome::Later(t) => ("pending", Some(fmt_time(*t)), 0, None),
+                DeliveryOutcome::Retry { at, why } => {
+                    ("pending", Some(fmt_time(*at)), 1, Some(why))
+                }
+                DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
+                    ("failed", None, 1, Some(why))
+                }
+                DeliveryOutcome::Skipped(why) => ("skipped", None, 0, Some(why)),
+            };
+            sqlx::query(
+                "UPDATE deliveries SET state = ?1, due_at = coalesce(?2, due_at), \
+                 attempts = attempts + ?3, last_error = coalesce(?4, last_error), \
+                 done_at = CASE WHEN ?1 = 'pending' THEN NULL ELSE ?5 END, claimed_until = NULL \
+                 WHERE notification_id = ?6 AND channel = ?7 AND target = ?8",
             )
-            .bind(at),
-            DeliveryOutcome::Later(t) => sqlx::query(
-                "UPDATE deliveries SET due_at = ?, claimed_until = NULL \
-                 WHERE notification_id = ? AND channel = ? AND target = ?",
-            )
-            .bind(fmt_time(*t)),
-            DeliveryOutcome::Retry { at: t, why } => sqlx::query(
-                "UPDATE deliveries SET due_at = ?, attempts = attempts + 1, last_error = ?, \
-                 claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
-            )
-            .bind(fmt_time(*t))
-            .bind(why.clone()),
-            DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => sqlx::query(
-                "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?, \
-                 done_at = ?, claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
-            )
-            .bind(why.clone())
-            .bind(at),
-            DeliveryOutcome::Skipped(why) => sqlx::query(
-                "UPDATE deliveries SET state = 'skipped', last_error = ?, done_at = ?, \
-                 claimed_until = NULL WHERE notification_id = ? AND channel = ? AND target = ?",
-            )
-            .bind(why.clone())
-            .bind(at),
-        };
-        let q = q
+            .bind(state)
+            .bind(due)
+            .bind(counts)
+            .bind(why)
+            .bind(&at)
             .bind(key.notification.as_i64())
             .bind(key.channel.as_str())
-            .bind(key.target);
-        if let DeliveryOutcome::Gone(_) = outcome {
-            let mut tx = self.write_tx().await?;
-            q.execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM push_subscriptions WHERE id = ?")
-                .bind(key.target)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        } else {
-            q.execute(self.pool()).await?;
+            .bind(key.target)
+            .execute(&mut *tx)
+            .await?;
+            if let DeliveryOutcome::Gone(_) = outcome {
+                sqlx::query("DELETE FROM push_subscriptions WHERE id = ?")
+                    .bind(key.target)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -247,7 +247,10 @@ pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Dura
     });
     TestApp {
         addr,
-        client: reqwest::Client::new(),
+        client: {
+            yizhan::push::install_tls_provider();
+            reqwest::Client::new()
+        },
         service,
         clock,
         sms,
