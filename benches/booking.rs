@@ -21,7 +21,7 @@ use yizhan::domain::user::{Profile, Role, User};
 use yizhan::store::{self, BookRequest, DynStore};
 
 mod support;
-use support::event;
+use support::{event, postgres_url};
 
 const ATTEMPTS: usize = 2_000;
 const IN_FLIGHT: usize = 64;
@@ -62,36 +62,6 @@ async fn run(store: &DynStore, users: &Arc<Vec<User>>, events: &[EventId]) -> Du
         r.expect("task");
     }
     started.elapsed()
-}
-
-/// The PostgreSQL database to measure, if one is given.
-async fn postgres_url() -> Option<String> {
-    if let Ok(url) = std::env::var("YIZHAN_BENCH_PG_URL") {
-        return Some(url);
-    }
-    let host = std::env::var("PGHOST").ok()?;
-    let host = if host.starts_with('/') {
-        "localhost".into()
-    } else {
-        host
-    };
-    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
-    let server = format!(
-        "postgres://{}:{}@{}:{}",
-        var("PGUSER", "postgres"),
-        var("PGPASSWORD", ""),
-        host,
-        var("PGPORT", "5432")
-    );
-    use sqlx::{Connection, Executor};
-    let mut c = sqlx::PgConnection::connect(&format!("{server}/{}", var("PGDATABASE", "postgres")))
-        .await
-        .ok()?;
-    let name = format!("yizhan_bench_{:08x}", rand::random::<u32>());
-    c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .ok()?;
-    Some(format!("{server}/{name}"))
 }
 
 fn bench(c: &mut Criterion) {
