@@ -404,3 +404,62 @@ async fn moving_an_event_tells_its_holders_and_a_title_edit_does_not() {
     // The waitlisted person hears of it too: their plans depend on it.
     assert_eq!(types(&inbox(&app, &b, "").await), ["event_changed"]);
 }
+
+/// An offer made at 22:30 and unread: no SMS at night when its deadline is
+/// after 07:00 (it goes at 07:00); at once after the fallback delay when the
+/// deadline falls before 07:00.
+#[tokio::test]
+async fn an_unread_offer_is_texted_at_night_only_when_it_ends_before_seven() {
+    let (app, site, admin) = setup().await;
+    let now = app
+        .clock_now()
+        .with_timezone(&yizhan::domain::hours::SHANGHAI);
+    let minutes = ((22 * 60 + 30) - (now.hour() * 60 + now.minute()) as i64).rem_euclid(24 * 60);
+    app.clock.advance(Duration::from_secs(minutes as u64 * 60));
+    // Offers of 12 hours end at 10:30; of 4 hours, at 02:30.
+    let long = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({"quotas": [], "capacity": 1, "offer_hours": 12}),
+    )
+    .await;
+    let short = make_event(
+        &app,
+        &admin,
+        &site,
+        json!({"quotas": [], "capacity": 1, "offer_hours": 4}),
+    )
+    .await;
+    let holder = app.token_for("13700000381", Role::Worker, &[]).await;
+    let w_long = app.token_for("13700000382", Role::Worker, &[]).await;
+    let w_short = app.token_for("13700000383", Role::Worker, &[]).await;
+    for (event, waiting) in [(&long, &w_long), (&short, &w_short)] {
+        let (_, seat) = book(&app, event, &holder, &format!("h{event}")).await;
+        book(&app, event, waiting, &format!("w{event}")).await;
+        cancel(&app, &holder, &seat).await;
+    }
+    assert_eq!(types(&inbox(&app, &w_long, "").await), ["seat_offered"]);
+    assert_eq!(types(&inbox(&app, &w_short, "").await), ["seat_offered"]);
+    let (p_long, p_short) = (
+        "13700000382".parse().unwrap(),
+        "13700000383".parse().unwrap(),
+    );
+    // 22:46: past the 15 minutes, at night.
+    app.clock.advance(Duration::from_secs(16 * 60));
+    app.service.run_jobs().await.unwrap();
+    assert!(
+        app.sms.texts_to(&p_long).is_empty(),
+        "quiet hours: its deadline is after 07:00"
+    );
+    assert_eq!(
+        app.sms.texts_to(&p_short).len(),
+        1,
+        "it ends before 07:00: texted now"
+    );
+    // 07:00: the long offer's SMS goes.
+    app.clock.advance(Duration::from_secs(8 * 3600 + 14 * 60));
+    app.service.run_jobs().await.unwrap();
+    assert_eq!(app.sms.texts_to(&p_long).len(), 1);
+    assert_eq!(app.sms.texts_to(&p_short).len(), 1, "once");
+}
