@@ -12,4 +12,5 @@ pub mod idempotency;
 pub mod notify;
 pub mod otp;
 pub mod site;
+pub mod union;
 pub mod user;

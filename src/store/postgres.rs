@@ -31,6 +31,7 @@ use super::{
     WriteTx, micros,
 };
 use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
+use crate::domain::union::UnionId;
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -50,6 +51,10 @@ pub(super) mod lock_ns {
     pub const USER: i32 = 4;
     /// One Idempotency-Key of one person (key `hashtext(user id : key)`).
     pub const IDEMPOTENCY: i32 = 5;
+    /// A person's memberships (key `hashtext(user id)`).
+    pub const MEMBERSHIP: i32 = 6;
+    /// An adcode's member-number counter (key `hashtext(adcode)`).
+    pub const MEMBER_NO: i32 = 7;
 }
 
 /// Rows per bulk statement in an import.
@@ -814,7 +819,8 @@ impl SiteStore for PgStore {
 /// A user with their sites, in one statement.
 const USER_SELECT: &str = "SELECT u.id, u.phone, u.role, u.display_name, u.gender, u.birth_year, \
      u.marital_status, u.union_member_no, u.employer, u.frontline, \
-     ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id ORDER BY us.site_id) AS sites \
+     ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id ORDER BY us.site_id) AS sites, \
+     ARRAY(SELECT uu.union_id FROM user_unions uu WHERE uu.user_id = u.id ORDER BY uu.union_id) AS unions \
      FROM users u";
 
 fn user_from_row(r: &PgRow) -> Result<User, StoreError> {
@@ -823,11 +829,13 @@ fn user_from_row(r: &PgRow) -> Result<User, StoreError> {
     let gender: Option<String> = r.try_get("gender")?;
     let marital: Option<String> = r.try_get("marital_status")?;
     let sites: Vec<i64> = r.try_get("sites")?;
+    let unions: Vec<i64> = r.try_get("unions")?;
     Ok(User {
         id: r.try_get("id")?,
         phone: phone.parse().map_err(|e| corrupt("phone", e))?,
         role: role.parse().map_err(|e| corrupt("role", e))?,
         sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
+        unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
         profile: Profile {
             display_name: r.try_get("display_name")?,
             gender: gender
@@ -881,10 +889,14 @@ impl AccountStore for PgStore {
         .bind(micros(at))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM user_sites WHERE user_id = $1")
+        for table in ["user_sites", "user_unions"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_id = $1"
+            )))
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
         if !sites.is_empty() {
             let ids: Vec<i64> = sites.iter().map(|s| s.as_i64()).collect();
             sqlx::query(

@@ -20,6 +20,7 @@ use super::{
     AccountStore, AuditEntry, Change, ImportOutcome, SiteStore, Store, StoreError, WriteTx, micros,
 };
 use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
+use crate::domain::union::UnionId;
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
 /// Driver errors become the contract's: a unique-key violation is `Duplicate`,
@@ -571,10 +572,14 @@ impl AccountStore for SqliteStore {
         .bind(fmt_time(at))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM user_sites WHERE user_id = ?")
+        for table in ["user_sites", "user_unions"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_id = ?"
+            )))
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
         for s in sites {
             sqlx::query("INSERT OR IGNORE INTO user_sites (user_id, site_id) VALUES (?, ?)")
                 .bind(id)
@@ -720,11 +725,18 @@ impl SqliteStore {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
+        let unions: Vec<i64> = sqlx::query_scalar(
+            "SELECT union_id FROM user_unions WHERE user_id = ? ORDER BY union_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(User {
             id,
             phone: phone.parse().map_err(|e| corrupt("phone", e))?,
             role: role.parse().map_err(|e| corrupt("role", e))?,
             sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
+            unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
             profile: Profile {
                 display_name: r.try_get("display_name")?,
                 gender: gender
