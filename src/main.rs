@@ -193,9 +193,11 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     phone,
                     role,
                     sites,
+                    unions,
                     db,
                 },
         } => {
+            use yizhan::domain::union::UnionId;
             let phone: Phone = phone.parse().map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
             let role: Role = role
                 .parse()
@@ -207,8 +209,21 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--site {s}: {e}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let unions = unions
+                .iter()
+                .map(|u| {
+                    u.parse::<UnionId>()
+                        .map_err(|e| anyhow::anyhow!("--union {u}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             if role != Role::SiteManager && !sites.is_empty() {
                 anyhow::bail!("--site is for site managers only");
+            }
+            if role != Role::UnionAdmin && !unions.is_empty() {
+                anyhow::bail!("--union is for union admins only");
+            }
+            if role == Role::UnionAdmin && unions.is_empty() {
+                anyhow::bail!("a union admin needs --union ID (repeat for several)");
             }
             let store = store::connect(&db.database_url).await?;
             for s in &sites {
@@ -216,16 +231,33 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     anyhow::bail!("--site {s}: no such site");
                 }
             }
-            let user = store
-                .put_user(&phone, role, &sites, chrono::Utc::now())
-                .await?;
-            println!(
-                "user {} ({}) is {} of {} site(s)",
-                user.id,
-                phone.masked(),
-                role.as_str(),
-                user.sites.len()
-            );
+            for u in &unions {
+                if store.get_union(*u).await?.is_none() {
+                    anyhow::bail!("--union {u}: no such union");
+                }
+            }
+            let now = chrono::Utc::now();
+            let user = if role == Role::UnionAdmin {
+                store.put_union_admin(&phone, &unions, now).await?
+            } else {
+                store.put_user(&phone, role, &sites, now).await?
+            };
+            if role == Role::UnionAdmin {
+                println!(
+                    "user {} ({}) is union_admin of {} union(s)",
+                    user.id,
+                    phone.masked(),
+                    user.unions.len()
+                );
+            } else {
+                println!(
+                    "user {} ({}) is {} of {} site(s)",
+                    user.id,
+                    phone.masked(),
+                    role.as_str(),
+                    user.sites.len()
+                );
+            }
             Ok(())
         }
         AdminCommand::Holidays { command } => run_holidays(command).await,

@@ -164,6 +164,7 @@ impl Service {
             ready: Arc::new(AtomicBool::new(false)),
             auth,
             checkin_key: Arc::default(),
+            join_key: Arc::default(),
         };
         let follower = Arc::new(Follower {
             store,

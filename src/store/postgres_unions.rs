@@ -200,7 +200,8 @@ impl UnionStore for PgStore {
     async fn user_memberships(&self, user: UserId) -> Result<Vec<MembershipRecord>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE user_id = $1 \
-             ORDER BY applied_at DESC, id DESC"
+             ORDER BY applied_at DESC, \
+             CASE status WHEN 'active' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, id DESC"
         )))
         .bind(user)
         .fetch_all(self.pool())

@@ -211,7 +211,8 @@ impl UnionStore for SqliteStore {
     async fn user_memberships(&self, user: UserId) -> Result<Vec<MembershipRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE user_id = ? \
-             ORDER BY applied_at DESC, id DESC"
+             ORDER BY applied_at DESC, \
+             CASE status WHEN 'active' THEN 0 WHEN 'pending' THEN 1 ELSE 2 END, id DESC"
         )))
         .bind(user)
         .fetch_all(self.pool())

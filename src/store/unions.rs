@@ -46,7 +46,8 @@ pub trait UnionStore: Send + Sync + 'static {
         &self,
         id: MembershipId,
     ) -> Result<Option<MembershipRecord>, StoreError>;
-    /// A person's memberships and applications, newest first.
+    /// A person's memberships and applications, newest first (at one
+    /// instant: the active one, then a pending one, then the rest).
     async fn user_memberships(&self, user: UserId) -> Result<Vec<MembershipRecord>, StoreError>;
     /// A union's pending applications, oldest first, with the applicants.
     async fn applications(&self, union: UnionId) -> Result<Vec<Application>, StoreError>;

@@ -11,4 +11,5 @@ mod map;
 mod notifications;
 mod search;
 mod sites;
+mod unions;
 mod worker;
