@@ -55,6 +55,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let drafts = parse_collection(&text, crs)
                 .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
             let store = store::connect(&db.database_url).await?;
+            // A site may name the union that runs it: that union must exist.
+            let mut known = std::collections::BTreeSet::new();
+            for (i, d) in drafts.iter().enumerate() {
+                if let Some(u) = d.union_id
+                    && !known.contains(&u)
+                {
+                    if store.get_union(u).await?.is_none() {
+                        anyhow::bail!(
+                            "feature {i}: properties.union_id: no such union '{u}'; nothing was imported"
+                        );
+                    }
+                    known.insert(u);
+                }
+            }
             let out = store.import_sites(drafts, chrono::Utc::now()).await?;
             println!(
                 "imported {}: {} created, {} updated, {} unchanged",

@@ -93,6 +93,8 @@ impl Quota {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct Eligibility {
+    /// Met only by an `active` union membership (`GET /v1/me/memberships`);
+    /// the profile's self-declared `union_member_no` does not count.
     pub union_members_only: bool,
     pub frontline_only: bool,
     pub single_only: bool,

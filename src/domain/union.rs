@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 
 use super::booking::Refused;
 use super::hours::SHANGHAI;
+use super::notify::{self, Notice};
 use super::site::Adcode;
 use super::user::{User, UserId};
 
@@ -174,6 +175,8 @@ pub enum Effect {
         adcode: Adcode,
         last: u64,
     },
+    /// Tell the applicant (the inbox, in the same transaction).
+    Notify(Notice),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -405,16 +408,24 @@ pub fn approve(
         from: MembershipStatus::Pending,
     });
     effects.push(seq);
+    effects.push(Effect::Notify(notify::membership_approved(
+        record.user,
+        &record.id.to_string(),
+        &s.union.draft.name,
+        record.member_no.as_deref().unwrap_or_default(),
+        now,
+    )));
     Ok(Decision {
         outcome: record,
         effects,
     })
 }
 
-/// An admin (`by`) rejects a pending application, saying why. A rejected
-/// transfer leaves the old membership as it was.
+/// An admin (`by`) rejects a pending application to `union`, saying why. A
+/// rejected transfer leaves the old membership as it was.
 pub fn reject(
     application: &MembershipRecord,
+    union: &Union,
     reason: &str,
     by: UserId,
     now: DateTime<Utc>,
@@ -441,10 +452,19 @@ pub fn reject(
         ..application.clone()
     };
     Ok(Decision {
-        effects: vec![Effect::Update {
-            record: record.clone(),
-            from: MembershipStatus::Pending,
-        }],
+        effects: vec![
+            Effect::Update {
+                record: record.clone(),
+                from: MembershipStatus::Pending,
+            },
+            Effect::Notify(notify::membership_rejected(
+                record.user,
+                &record.id.to_string(),
+                &union.draft.name,
+                reason,
+                now,
+            )),
+        ],
         outcome: record,
     })
 }
@@ -717,7 +737,7 @@ mod tests {
                     assert_eq!(r.status, *from);
                     *r = record.clone();
                 }
-                Effect::MemberSeq { .. } => {}
+                Effect::MemberSeq { .. } | Effect::Notify(_) => {}
             }
             let active = records
                 .iter()
@@ -833,12 +853,18 @@ mod tests {
             )
             .is_err()
         );
-        assert!(reject(&ok.outcome, "no", 99, later).is_err());
-        let no = reject(&d.outcome, "  不在本单位  ", 99, later).unwrap();
+        assert!(ok.effects.iter().any(
+            |e| matches!(e, Effect::Notify(n) if n.user == 7 && n.body.contains("370102-000010"))
+        ));
+        assert!(reject(&ok.outcome, &u, "no", 99, later).is_err());
+        let no = reject(&d.outcome, &u, "  不在本单位  ", 99, later).unwrap();
+        assert!(no.effects.iter().any(
+            |e| matches!(e, Effect::Notify(n) if n.user == 7 && n.body.contains("不在本单位"))
+        ));
         assert_eq!(no.outcome.status, MembershipStatus::Rejected);
         assert_eq!(no.outcome.reason.as_deref(), Some("不在本单位"));
         assert!(matches!(
-            reject(&d.outcome, " ", 99, later),
+            reject(&d.outcome, &u, " ", 99, later),
             Err(Refused::Invalid {
                 field: "reason",
                 ..

@@ -161,6 +161,8 @@ pub struct Profile {
     pub gender: Option<Gender>,
     pub birth_year: Option<i32>,
     pub marital_status: Option<MaritalStatus>,
+    /// Self-declared, for the person's own records: it grants nothing.
+    /// `union_members_only` trusts only an active membership (`POST /v1/memberships`).
     pub union_member_no: Option<String>,
     pub employer: Option<String>,
     pub frontline: Option<bool>,

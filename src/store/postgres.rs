@@ -230,7 +230,7 @@ fn site_columns(alias: &str) -> String {
         "{a}.id, {a}.ext_ref, {a}.kind, {a}.name, {a}.address, {a}.adcode, {a}.lat, {a}.lon, \
          {a}.amenities, {a}.opening_hours, {a}.phone, {a}.photos::text AS photos, {a}.status, \
          {a}.version, {a}.updated_at, {a}.status_reason, {a}.reopens_at, \
-         {a}.closures::text AS closures",
+         {a}.closures::text AS closures, {a}.union_id",
         a = alias
     )
 }
@@ -263,6 +263,9 @@ fn site_from_row(row: &PgRow) -> Result<Site, StoreError> {
                 reopens_at: row.try_get("reopens_at")?,
                 exceptions: serde_json::from_str(&closures).map_err(|e| corrupt("closures", e))?,
             },
+            union_id: row
+                .try_get::<Option<i64>, _>("union_id")?
+                .and_then(UnionId::from_i64),
         },
         version: row.try_get("version")?,
         updated_at: row.try_get("updated_at")?,
@@ -282,16 +285,16 @@ async fn write_sites(
         sqlx::query(
             "INSERT INTO sites (id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
              opening_hours, phone, photos, status, status_reason, reopens_at, closures, version, \
-             updated_at) \
+             updated_at, union_id) \
              SELECT id, ext_ref, kind, name, address, adcode, lat, lon, amenities, opening_hours, \
              phone, photos::jsonb, status, status_reason, reopens_at, closures::jsonb, version, \
-             updated_at \
+             updated_at, union_id \
              FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
              $7::float8[], $8::float8[], $9::bigint[], $10::text[], $11::text[], $12::text[], \
              $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[], \
-             $18::timestamptz[]) AS x(id, ext_ref, kind, name, address, adcode, lat, lon, \
-             amenities, opening_hours, phone, photos, status, status_reason, reopens_at, closures, \
-             version, updated_at) \
+             $18::timestamptz[], $19::bigint[]) AS x(id, ext_ref, kind, name, address, adcode, \
+             lat, lon, amenities, opening_hours, phone, photos, status, status_reason, reopens_at, \
+             closures, version, updated_at, union_id) \
              ON CONFLICT (id) DO UPDATE SET ext_ref = excluded.ext_ref, kind = excluded.kind, \
              name = excluded.name, address = excluded.address, adcode = excluded.adcode, \
              lat = excluded.lat, lon = excluded.lon, amenities = excluded.amenities, \
@@ -299,7 +302,7 @@ async fn write_sites(
              photos = excluded.photos, status = excluded.status, \
              status_reason = excluded.status_reason, reopens_at = excluded.reopens_at, \
              closures = excluded.closures, version = excluded.version, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, union_id = excluded.union_id",
         )
         .bind(c.id)
         .bind(c.ext_ref)
@@ -319,6 +322,7 @@ async fn write_sites(
         .bind(c.closures)
         .bind(c.version)
         .bind(c.updated_at)
+        .bind(c.union_id)
         .execute(&mut **tx)
         .await?;
     }
@@ -346,6 +350,7 @@ struct SiteColumns {
     closures: Vec<String>,
     version: Vec<i64>,
     updated_at: Vec<DateTime<Utc>>,
+    union_id: Vec<Option<i64>>,
 }
 
 impl SiteColumns {
@@ -371,6 +376,7 @@ impl SiteColumns {
             .push(serde_json::to_string(&d.closure.exceptions).expect("closures serialize"));
         self.version.push(s.version);
         self.updated_at.push(s.updated_at);
+        self.union_id.push(d.union_id.map(UnionId::as_i64));
     }
 }
 

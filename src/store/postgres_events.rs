@@ -613,7 +613,17 @@ impl WriteTx for PgTx {
     }
 
     async fn apply_memberships(&mut self, effects: &[union::Effect]) -> Result<(), StoreError> {
-        postgres_unions::apply_membership_effects(&mut self.0, effects).await
+        for e in effects {
+            match e {
+                // Notices go to the inbox and the outbox as the booking rules' do.
+                union::Effect::Notify(n) => self.apply(&[Effect::Notify(n.clone())]).await?,
+                e => {
+                    postgres_unions::apply_membership_effects(&mut self.0, std::slice::from_ref(e))
+                        .await?
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn active_membership(

@@ -416,6 +416,11 @@ pub(super) async fn apply_membership_effects(
                     )));
                 }
             }
+            Effect::Notify(_) => {
+                return Err(StoreError::Corrupt(
+                    "notices are applied by the transaction, not here".into(),
+                ));
+            }
             Effect::MemberSeq { adcode, last } => {
                 sqlx::query(
                     "INSERT INTO member_no_counters (adcode, last) VALUES ($1, $2) \

@@ -161,7 +161,11 @@ impl dyn Store {
         let user = tx.membership(id).await?.ok_or(StoreError::NotFound)?.user;
         tx.lock_memberships(user).await?;
         let application = tx.membership(id).await?.ok_or(StoreError::NotFound)?;
-        let d = union::reject(&application, reason, by, at)?;
+        let union = tx
+            .union(application.union)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let d = union::reject(&application, &union, reason, by, at)?;
         commit(tx, d).await
     }
 }

@@ -385,6 +385,22 @@ async fn review_rejection_transfer_and_refused_codes() {
     )
     .await;
     assert_eq!(rejected["status"], "rejected");
+    // Both applicants are told in their inbox.
+    let inbox = |t: String| {
+        let app = &app;
+        async move {
+            ok_json(get(app, "/v1/me/notifications", Some(&t)).await, 200).await["items"][0].clone()
+        }
+    };
+    let told = inbox(li.clone()).await;
+    assert_eq!(told["type"], "membership_approved", "{told}");
+    assert!(told["body"].as_str().unwrap().contains(&li_no), "{told}");
+    let told = inbox(zhao.clone()).await;
+    assert_eq!(told["type"], "membership_rejected", "{told}");
+    assert!(
+        told["body"].as_str().unwrap().contains("不是本单位职工"),
+        "{told}"
+    );
     let me = mine(&app, &zhao).await;
     assert_eq!(me["active"], Value::Null);
     assert_eq!(me["items"][0]["reason"], "不是本单位职工");
@@ -1153,4 +1169,85 @@ async fn bad_union_input_is_named_and_changes_nothing() {
     let p = problem(r, 400).await;
     assert_eq!(p["param"], "body");
     assert!(mine(&app, &t).await["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_site_names_the_union_that_runs_it() {
+    let (app, site, admin) = setup().await;
+    let union = make_union(
+        &app,
+        &admin,
+        json!({"name": "历下区总工会", "adcode": "370102", "join_policy": "auto"}),
+    )
+    .await;
+    let path = format!("/v1/sites/{site}");
+    let doc = ok_json(get(&app, &path, None).await, 200).await;
+    assert_eq!(doc["union_id"], Value::Null);
+    let site_id: yizhan::domain::site::SiteId = site.parse().unwrap();
+    let manager = app
+        .token_for("13700000002", Role::SiteManager, &[site_id])
+        .await;
+    let tag = app.etag(&site).await;
+    let p = problem(
+        app.call(
+            Method::PATCH,
+            &path,
+            Some(&manager),
+            Some(json!({"union_id": union})),
+            Some(&tag),
+        )
+        .await,
+        403,
+    )
+    .await;
+    assert_eq!(p["param"], "union_id");
+    let p = problem(
+        app.call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"union_id": "u000000000001"})),
+            Some(&tag),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["param"], "union_id");
+    assert_eq!(app.etag(&site).await, tag, "a refused edit changes nothing");
+    let r = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"union_id": union})),
+            Some(&tag),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let doc = ok_json(get(&app, &path, None).await, 200).await;
+    assert_eq!(doc["union_id"], union.as_str());
+    let history = ok_json(
+        get(&app, &format!("{path}/history"), Some(&admin)).await,
+        200,
+    )
+    .await;
+    let last = history["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["changes"]["union_id"]["new"], union.as_str(), "{last}");
+    // null clears it.
+    let tag = app.etag(&site).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"union_id": null})),
+            Some(&tag),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        ok_json(get(&app, &path, None).await, 200).await["union_id"],
+        Value::Null
+    );
 }
