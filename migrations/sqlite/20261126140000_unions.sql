@@ -23,6 +23,9 @@ INSERT INTO users_new (id, phone, role, display_name, gender, birth_year, marita
                        union_member_no, employer, frontline, created_at)
 SELECT id, phone, role, display_name, gender, birth_year, marital_status,
        union_member_no, employer, frontline, created_at FROM users;
+-- Keep AUTOINCREMENT's promise: ids of deleted users are never handed out again.
+DELETE FROM sqlite_sequence WHERE name = 'users_new';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'users_new', seq FROM sqlite_sequence WHERE name = 'users';
 DROP TABLE users;
 ALTER TABLE users_new RENAME TO users;
 
