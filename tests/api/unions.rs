@@ -1251,3 +1251,63 @@ async fn a_site_names_the_union_that_runs_it() {
         Value::Null
     );
 }
+
+#[tokio::test]
+async fn a_crowd_joining_at_once_gets_one_membership_each_and_unique_numbers() {
+    let (app, _site, admin) = setup().await;
+    let union = make_union(
+        &app,
+        &admin,
+        json!({"name": "物流园区联合工会", "adcode": "370112", "join_policy": "auto"}),
+    )
+    .await;
+    let staff = union_admin(&app, "13500000001", &[&union]).await;
+    let code = code_of(&app, &union, &staff).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tokens = Vec::new();
+    for i in 0..24 {
+        tokens.push(worker(&app, &format!("1370000{i:04}"), &format!("职工{i}")).await);
+    }
+    // Everyone presses "join" at once, the first of them four times.
+    let mut presses: Vec<String> = tokens.clone();
+    presses.extend(std::iter::repeat_n(tokens[0].clone(), 3));
+    let mut tasks = Vec::new();
+    for t in presses {
+        let (client, url, code) = (app.client.clone(), app.url("/v1/memberships"), code.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(&t)
+                .json(&json!({"code": code}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut numbers = Vec::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (201, body) => numbers.push(body["member_no"].as_str().unwrap().to_owned()),
+            (409, _) => conflicts += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((numbers.len(), conflicts), (24, 3));
+    numbers.sort();
+    let expected: Vec<String> = (1..=24).map(|n| format!("370112-{n:06}")).collect();
+    assert_eq!(numbers, expected, "unique, and none skipped");
+    for t in &tokens {
+        let me = mine(&app, t).await;
+        assert_eq!(me["items"].as_array().unwrap().len(), 1);
+    }
+    let s = ok_json(
+        get(&app, &format!("/v1/unions/{union}/stats"), Some(&staff)).await,
+        200,
+    )
+    .await;
+    assert_eq!(s["total"]["members_now"], 24);
+}
