@@ -739,11 +739,15 @@ mod tests {
                 }
                 Effect::MemberSeq { .. } | Effect::Notify(_) => {}
             }
-            let active = records
-                .iter()
-                .filter(|r| r.status == MembershipStatus::Active)
-                .count();
-            assert!(active <= 1, "one active membership at every step");
+            // One active membership per person at every step (the store's
+            // unique index would refuse a second one mid-command).
+            for r in records.iter() {
+                let active = records
+                    .iter()
+                    .filter(|x| x.user == r.user && x.status == MembershipStatus::Active)
+                    .count();
+                assert!(active <= 1, "one active membership at every step");
+            }
         }
     }
 
@@ -939,6 +943,217 @@ mod tests {
             ..me.clone()
         };
         assert!(transfer(&snap(b, open(&records), 2), &other, mid(3), mid(4), now()).is_err());
+    }
+
+    /// Random joins, transfers and decisions by a few people across unions of
+    /// both policies and two adcodes, each applied as the store would.
+    mod random {
+        use std::collections::{BTreeSet, HashMap};
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        enum Cmd {
+            Join(usize, usize),
+            Transfer(usize, usize),
+            Approve(usize),
+            Reject(usize),
+        }
+
+        fn cmd() -> impl Strategy<Value = Cmd> {
+            prop_oneof![
+                (0..4usize, 0..4usize).prop_map(|(p, u)| Cmd::Join(p, u)),
+                (0..4usize, 0..4usize).prop_map(|(p, u)| Cmd::Transfer(p, u)),
+                (0..4usize).prop_map(Cmd::Approve),
+                (0..4usize).prop_map(Cmd::Reject),
+            ]
+        }
+
+        struct Model {
+            unions: Vec<Union>,
+            people: Vec<User>,
+            records: Vec<MembershipRecord>,
+            seqs: HashMap<Adcode, u64>,
+            next_id: u64,
+            now: DateTime<Utc>,
+        }
+
+        impl Model {
+            fn new() -> Model {
+                let adcodes = ["370102", "370103"];
+                let unions = (0..4)
+                    .map(|i| {
+                        let mut u = union(
+                            i as u64 + 1,
+                            if i % 2 == 0 {
+                                JoinPolicy::Auto
+                            } else {
+                                JoinPolicy::Review
+                            },
+                        );
+                        u.draft.adcode = adcodes[i / 2].parse().unwrap();
+                        u
+                    })
+                    .collect();
+                let people = (0..4)
+                    .map(|i| User {
+                        id: i as i64 + 1,
+                        ..person(Some("某人"))
+                    })
+                    .collect();
+                Model {
+                    unions,
+                    people,
+                    records: vec![],
+                    seqs: HashMap::new(),
+                    next_id: 0,
+                    now: now(),
+                }
+            }
+
+            fn open(&self, user: UserId) -> Vec<MembershipRecord> {
+                open(
+                    &self
+                        .records
+                        .iter()
+                        .filter(|r| r.user == user)
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                )
+            }
+
+            fn snapshot(&self, user: UserId, u: &Union) -> JoinSnapshot {
+                JoinSnapshot {
+                    union: u.clone(),
+                    open: self.open(user),
+                    last_member_seq: self.seqs.get(&u.draft.adcode).copied().unwrap_or(0),
+                }
+            }
+
+            fn apply(&mut self, effects: &[Effect]) {
+                apply(&mut self.records, effects);
+                for e in effects {
+                    if let Effect::MemberSeq { adcode, last } = e {
+                        let was = self.seqs.insert(*adcode, *last).unwrap_or(0);
+                        assert_eq!(*last, was + 1, "numbers are handed out in order");
+                    }
+                }
+            }
+
+            fn step(&mut self, c: &Cmd) {
+                self.now += Duration::minutes(1);
+                self.next_id += 1;
+                let id = mid(self.next_id);
+                let result = match c {
+                    Cmd::Join(p, u) => {
+                        let (who, u) = (self.people[*p].clone(), self.unions[*u].clone());
+                        join(&self.snapshot(who.id, &u), &who, id, self.now)
+                    }
+                    Cmd::Transfer(p, u) => {
+                        let (who, u) = (self.people[*p].clone(), self.unions[*u].clone());
+                        let from = self
+                            .open(who.id)
+                            .iter()
+                            .find(|r| r.status == MembershipStatus::Active)
+                            .map_or(mid(999_999), |r| r.id);
+                        transfer(&self.snapshot(who.id, &u), &who, from, id, self.now)
+                    }
+                    Cmd::Approve(k) | Cmd::Reject(k) => {
+                        let pending: Vec<MembershipRecord> = self
+                            .records
+                            .iter()
+                            .filter(|r| r.status == MembershipStatus::Pending)
+                            .cloned()
+                            .collect();
+                        let Some(app) = pending.get(*k).cloned() else {
+                            return;
+                        };
+                        let u = self
+                            .unions
+                            .iter()
+                            .find(|u| u.id == app.union)
+                            .unwrap()
+                            .clone();
+                        if matches!(c, Cmd::Approve(_)) {
+                            let s = ReviewSnapshot {
+                                open: self.open(app.user),
+                                last_member_seq: self
+                                    .seqs
+                                    .get(&u.draft.adcode)
+                                    .copied()
+                                    .unwrap_or(0),
+                                union: u,
+                                application: app,
+                            };
+                            approve(&s, 99, self.now)
+                        } else {
+                            reject(&app, &u, "不符合条件", 99, self.now)
+                        }
+                    }
+                };
+                if let Ok(d) = result {
+                    self.apply(&d.effects);
+                }
+            }
+
+            fn check(&self) {
+                for p in &self.people {
+                    let mine: Vec<&MembershipRecord> =
+                        self.records.iter().filter(|r| r.user == p.id).collect();
+                    let count = |s| mine.iter().filter(|r| r.status == s).count();
+                    assert!(count(MembershipStatus::Active) <= 1);
+                    assert!(count(MembershipStatus::Pending) <= 1);
+                }
+                let mut numbers = BTreeSet::new();
+                for r in &self.records {
+                    let numbered = matches!(
+                        r.status,
+                        MembershipStatus::Active | MembershipStatus::Transferred
+                    );
+                    assert_eq!(r.member_no.is_some(), numbered, "{r:?}");
+                    assert_eq!(r.activated_at.is_some(), numbered, "{r:?}");
+                    if let Some(n) = &r.member_no {
+                        let u = self.unions.iter().find(|u| u.id == r.union).unwrap();
+                        assert!(n.starts_with(u.draft.adcode.as_str()), "{n}");
+                        assert!(numbers.insert(n.clone()), "{n} issued twice");
+                    }
+                    if r.status == MembershipStatus::Transferred {
+                        // Exactly one successor took over (earlier attempts
+                        // may have been rejected), and is (or was) active.
+                        let next: Vec<&MembershipRecord> = self
+                            .records
+                            .iter()
+                            .filter(|n| {
+                                n.transferred_from == Some(r.id)
+                                    && matches!(
+                                        n.status,
+                                        MembershipStatus::Active | MembershipStatus::Transferred
+                                    )
+                            })
+                            .collect();
+                        assert_eq!(next.len(), 1, "{r:?}");
+                        assert_eq!(r.ended_at, next[0].activated_at);
+                    }
+                }
+                let issued: u64 = self.seqs.values().sum();
+                assert_eq!(issued as usize, numbers.len(), "every number counted once");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            #[test]
+            fn random_commands_keep_every_invariant(cmds in proptest::collection::vec(cmd(), 1..60)) {
+                let mut m = Model::new();
+                for c in &cmds {
+                    m.step(c);
+                    m.check();
+                }
+            }
+        }
     }
 
     #[test]
