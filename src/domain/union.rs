@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -96,7 +96,9 @@ pub struct Union {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipStatus {
     /// Waiting for the union's admins.
@@ -536,6 +538,15 @@ pub struct Month {
 }
 
 impl Month {
+    /// The month's first instant (midnight of the 1st, China time).
+    pub fn start(self) -> DateTime<Utc> {
+        SHANGHAI
+            .with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
+            .single()
+            .expect("a fixed offset has no gaps")
+            .with_timezone(&Utc)
+    }
+
     pub fn of(t: DateTime<Utc>) -> Month {
         let t = t.with_timezone(&SHANGHAI);
         Month {
@@ -635,27 +646,29 @@ impl UnionFigures {
     }
 }
 
-/// One union's own figures from its memberships, for the months `months`.
-/// Every membership belongs to one union, so a federation's figures are the
-/// sum of its own and its member unions' (a transfer between two unions of
-/// one federation counts out of one and into the other).
+/// How many of a union's memberships are in each status now.
+pub type StatusCounts = BTreeMap<MembershipStatus, u32>;
+
+/// One union's own figures for the months `months`: its memberships counted
+/// by status now (`counts`), and the memberships that moved in those months
+/// (activated or ended in them; others are ignored). Every membership belongs
+/// to one union, so a federation's figures are the sum of its own and its
+/// member unions' (a transfer between two unions of one federation counts out
+/// of one and into the other).
 pub fn figures<'a>(
-    memberships: impl IntoIterator<Item = &'a MembershipRecord>,
+    counts: &StatusCounts,
+    moved: impl IntoIterator<Item = &'a MembershipRecord>,
     months: &[Month],
 ) -> UnionFigures {
     let mut f = UnionFigures {
+        members_now: counts.get(&MembershipStatus::Active).copied().unwrap_or(0),
+        pending_now: counts.get(&MembershipStatus::Pending).copied().unwrap_or(0),
         months: months
             .iter()
             .map(|m| (*m, MonthCounts::default()))
             .collect(),
-        ..UnionFigures::default()
     };
-    for m in memberships {
-        match m.status {
-            MembershipStatus::Active => f.members_now += 1,
-            MembershipStatus::Pending => f.pending_now += 1,
-            _ => {}
-        }
+    for m in moved {
         if let Some(at) = m.activated_at
             && let Some(c) = f.months.get_mut(&Month::of(at))
         {
@@ -1188,6 +1201,11 @@ mod tests {
         // 23:30 UTC on the 30th is already December in China.
         let eve = Utc.with_ymd_and_hms(2026, 11, 30, 16, 30, 0).unwrap();
         assert_eq!(Month::of(eve).to_string(), "2026-12");
+        assert_eq!(Month::of(eve).start(), eve - Duration::minutes(30));
+        assert_eq!(
+            Month::of(eve.with_timezone(&Utc) - Duration::minutes(31)),
+            m
+        );
         let rec = |n, status, from: Option<u64>, at: DateTime<Utc>| MembershipRecord {
             id: mid(n),
             user: n as i64,
@@ -1210,7 +1228,13 @@ mod tests {
             rec(5, MembershipStatus::Active, None, eve),
         ];
         let months = m.back(1).through(m.next());
-        let f = figures(&rows, &months);
+        let counts: StatusCounts = [
+            (MembershipStatus::Active, 3),
+            (MembershipStatus::Pending, 1),
+        ]
+        .into_iter()
+        .collect();
+        let f = figures(&counts, &rows, &months);
         assert_eq!(f.members_now, 3);
         assert_eq!(f.pending_now, 1);
         let nov = f.months[&m];

@@ -4,6 +4,8 @@
 //! union reports. Membership itself is `memberships.rs`; the rules are in
 //! `domain/union.rs`.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -22,7 +24,7 @@ use super::sites::out_coords;
 use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
 use crate::domain::site::Adcode;
 use crate::domain::union::{
-    self, JoinPolicy, Month, MonthCounts, Union, UnionDraft, UnionFigures, UnionId,
+    self, JoinPolicy, Month, MonthCounts, StatusCounts, Union, UnionDraft, UnionFigures, UnionId,
 };
 use crate::domain::user::Role;
 use crate::error::{ApiError, Problem};
@@ -579,12 +581,26 @@ pub async fn stats(
     // The union first, then the others by id.
     unions.sort_by_key(|u| (u.id != root.id, u.id));
     let ids: Vec<UnionId> = unions.iter().map(|u| u.id).collect();
-    let memberships = state.store.union_memberships(&ids).await?;
-    let mut total = union::figures(std::iter::empty(), &months);
+    // Counts now by status, grouped in the database; rows only for what moved
+    // in the months asked.
+    let mut counts: BTreeMap<UnionId, StatusCounts> = BTreeMap::new();
+    for (u, status, n) in state.store.membership_counts(&ids).await? {
+        counts.entry(u).or_default().insert(status, n);
+    }
+    let moved = state
+        .store
+        .membership_moves(&ids, from.start(), to.next().start())
+        .await?;
+    let none = StatusCounts::new();
+    let mut total = union::figures(&none, std::iter::empty(), &months);
     let by_union: Vec<FiguresDoc> = unions
         .iter()
         .map(|u| {
-            let f = union::figures(memberships.iter().filter(|m| m.union == u.id), &months);
+            let f = union::figures(
+                counts.get(&u.id).unwrap_or(&none),
+                moved.iter().filter(|m| m.union == u.id),
+                &months,
+            );
             total.add(&f);
             figures_doc(u, &f)
         })

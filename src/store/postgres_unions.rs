@@ -15,7 +15,9 @@ use super::StoreError;
 use super::postgres::{PgStore, corrupt, lock_ns};
 use super::unions::{Application, UnionStore};
 use crate::domain::site::Adcode;
-use crate::domain::union::{Effect, MembershipId, MembershipRecord, Union, UnionDraft, UnionId};
+use crate::domain::union::{
+    Effect, MembershipId, MembershipRecord, MembershipStatus, Union, UnionDraft, UnionId,
+};
 use crate::domain::user::{Phone, Role, User, UserId};
 
 const UNION_COLUMNS: &str =
@@ -236,15 +238,47 @@ impl UnionStore for PgStore {
             .collect()
     }
 
-    async fn union_memberships(
+    async fn membership_counts(
         &self,
         unions: &[UnionId],
+    ) -> Result<Vec<(UnionId, MembershipStatus, u32)>, StoreError> {
+        let ids: Vec<i64> = unions.iter().map(|u| u.as_i64()).collect();
+        let rows = sqlx::query(
+            "SELECT union_id, status, count(*) AS n FROM memberships \
+             WHERE union_id = ANY($1) GROUP BY union_id, status",
+        )
+        .bind(ids)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let union: i64 = r.try_get("union_id")?;
+                let status: String = r.try_get("status")?;
+                let n: i64 = r.try_get("n")?;
+                Ok((
+                    UnionId::from_i64(union).ok_or_else(|| corrupt("union id", union))?,
+                    status.parse().map_err(|e| corrupt("status", e))?,
+                    n as u32,
+                ))
+            })
+            .collect()
+    }
+
+    async fn membership_moves(
+        &self,
+        unions: &[UnionId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
     ) -> Result<Vec<MembershipRecord>, StoreError> {
         let ids: Vec<i64> = unions.iter().map(|u| u.as_i64()).collect();
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE union_id = ANY($1) ORDER BY id"
+            "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE union_id = ANY($1) \
+             AND ((activated_at >= $2 AND activated_at < $3) OR (ended_at >= $2 AND ended_at < $3)) \
+             ORDER BY id"
         )))
         .bind(ids)
+        .bind(from)
+        .bind(to)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(membership_from_row).collect()

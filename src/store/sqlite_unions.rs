@@ -14,13 +14,21 @@ use super::StoreError;
 use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
 use super::unions::{Application, UnionStore};
 use crate::domain::site::Adcode;
-use crate::domain::union::{Effect, MembershipId, MembershipRecord, Union, UnionDraft, UnionId};
+use crate::domain::union::{
+    Effect, MembershipId, MembershipRecord, MembershipStatus, Union, UnionDraft, UnionId,
+};
 use crate::domain::user::{Phone, Role, User, UserId};
 
 const UNION_COLUMNS: &str =
     "id, name, adcode, parent_id, lat, lon, join_policy, code_version, created_at";
 const MEMBERSHIP_COLUMNS: &str = "id, user_id, union_id, status, member_no, applied_at, \
      decided_at, decided_by, reason, activated_at, ended_at, transferred_from";
+
+/// Ids as a JSON array, for `json_each`.
+fn id_list(unions: &[UnionId]) -> String {
+    serde_json::to_string(&unions.iter().map(|u| u.as_i64()).collect::<Vec<_>>())
+        .expect("ids serialize")
+}
 
 fn time(r: &SqliteRow, col: &str) -> Result<DateTime<Utc>, StoreError> {
     let s: String = r.try_get(col)?;
@@ -247,17 +255,48 @@ impl UnionStore for SqliteStore {
             .collect()
     }
 
-    async fn union_memberships(
+    async fn membership_counts(
         &self,
         unions: &[UnionId],
+    ) -> Result<Vec<(UnionId, MembershipStatus, u32)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT union_id, status, count(*) AS n FROM memberships \
+             WHERE union_id IN (SELECT value FROM json_each(?)) GROUP BY union_id, status",
+        )
+        .bind(id_list(unions))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let union: i64 = r.try_get("union_id")?;
+                let status: String = r.try_get("status")?;
+                let n: i64 = r.try_get("n")?;
+                Ok((
+                    UnionId::from_i64(union).ok_or_else(|| corrupt("union id", union))?,
+                    status.parse().map_err(|e| corrupt("status", e))?,
+                    n as u32,
+                ))
+            })
+            .collect()
+    }
+
+    async fn membership_moves(
+        &self,
+        unions: &[UnionId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
     ) -> Result<Vec<MembershipRecord>, StoreError> {
-        let ids = serde_json::to_string(&unions.iter().map(|u| u.as_i64()).collect::<Vec<_>>())
-            .expect("ids serialize");
+        // Times are stored in one RFC 3339 form (UTC, microseconds), so they
+        // compare as text.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MEMBERSHIP_COLUMNS} FROM memberships \
-             WHERE union_id IN (SELECT value FROM json_each(?)) ORDER BY id"
+             WHERE union_id IN (SELECT value FROM json_each(?1)) \
+             AND ((activated_at >= ?2 AND activated_at < ?3) OR (ended_at >= ?2 AND ended_at < ?3)) \
+             ORDER BY id"
         )))
-        .bind(ids)
+        .bind(id_list(unions))
+        .bind(fmt_time(from))
+        .bind(fmt_time(to))
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(membership_from_row).collect()

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError, WriteTx};
 use crate::domain::union::{
-    self, Decision, JoinSnapshot, MembershipId, MembershipRecord, ReviewSnapshot, Union,
-    UnionDraft, UnionId,
+    self, Decision, JoinSnapshot, MembershipId, MembershipRecord, MembershipStatus, ReviewSnapshot,
+    Union, UnionDraft, UnionId,
 };
 use crate::domain::user::{Phone, User, UserId};
 
@@ -51,10 +51,19 @@ pub trait UnionStore: Send + Sync + 'static {
     async fn user_memberships(&self, user: UserId) -> Result<Vec<MembershipRecord>, StoreError>;
     /// A union's pending applications, oldest first, with the applicants.
     async fn applications(&self, union: UnionId) -> Result<Vec<Application>, StoreError>;
-    /// Every membership of these unions (for their figures).
-    async fn union_memberships(
+    /// How many memberships of each of these unions are in each status now
+    /// (one grouped count, whatever the unions' size).
+    async fn membership_counts(
         &self,
         unions: &[UnionId],
+    ) -> Result<Vec<(UnionId, MembershipStatus, u32)>, StoreError>;
+    /// The memberships of these unions that became active or ended in
+    /// `[from, to)`: what moved in a report's months.
+    async fn membership_moves(
+        &self,
+        unions: &[UnionId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
     ) -> Result<Vec<MembershipRecord>, StoreError>;
     /// Create or update a user as a union admin of `unions` (their site
     /// scope is cleared), in one transaction.

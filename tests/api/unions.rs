@@ -898,6 +898,54 @@ async fn a_federations_numbers_add_up_over_three_levels() {
         total["members_now"].as_u64().unwrap()
     );
 
+    // A window of one month: movements outside it are left out, members now are not.
+    let nov = ok_json(
+        get(
+            &app,
+            &format!("/v1/unions/{city}/stats?from=2026-11&to=2026-11"),
+            Some(&admin),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(nov["total"]["members_now"], 7);
+    assert_eq!(nov["total"]["months"].as_array().unwrap().len(), 1);
+    assert_eq!(month(&nov["total"], "2026-11", "joined"), 1);
+    assert_eq!(month(&nov["total"], "2026-11", "transferred_in"), 2);
+    // The month's edges are China time's: the last microsecond of November
+    // and the first of December fall apart.
+    for (i, at) in [
+        "2026-11-30T23:59:59.999999+08:00",
+        "2026-12-01T00:00:00+08:00",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.clock
+            .set(chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc());
+        let t = worker(&app, &format!("1370000{:04}", 50 + i), "边界").await;
+        ok_json(
+            post(&app, "/v1/memberships", Some(&t), json!({"union_id": g2})).await,
+            201,
+        )
+        .await;
+    }
+    for (m, joined) in [("2026-11", 1), ("2026-12", 1)] {
+        let s = ok_json(
+            get(
+                &app,
+                &format!("/v1/unions/{g2}/stats?from={m}&to={m}"),
+                Some(&admin),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(month(&s["total"], m, "joined"), joined, "{m}: {s}");
+        assert_eq!(s["total"]["members_now"], 2);
+    }
+
     // A district's admins see their district and the unions below, not the
     // city nor the other district; the city's see everything below them.
     let district_staff = union_admin(&app, "13500000001", &[&lixia]).await;
