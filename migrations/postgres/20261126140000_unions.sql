@@ -32,7 +32,7 @@ CREATE TABLE memberships (
     id               bigint PRIMARY KEY,                      -- MembershipId: random 60-bit
     user_id          bigint NOT NULL REFERENCES users (id),
     union_id         bigint NOT NULL REFERENCES unions (id),
-    status           text NOT NULL CHECK (status IN ('pending', 'active', 'rejected', 'transferred')),
+    status           text NOT NULL CHECK (status IN ('pending', 'active', 'rejected', 'transferred', 'withdrawn')),
     member_no        text UNIQUE,
     applied_at       timestamptz NOT NULL,
     decided_at       timestamptz,

@@ -56,7 +56,7 @@ CREATE TABLE memberships (
     id               INTEGER PRIMARY KEY,             -- MembershipId: random 60-bit
     user_id          INTEGER NOT NULL REFERENCES users (id),
     union_id         INTEGER NOT NULL REFERENCES unions (id),
-    status           TEXT NOT NULL CHECK (status IN ('pending', 'active', 'rejected', 'transferred')),
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'active', 'rejected', 'transferred', 'withdrawn')),
     member_no        TEXT UNIQUE,
     applied_at       TEXT NOT NULL,
     decided_at       TEXT,

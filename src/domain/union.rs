@@ -109,14 +109,17 @@ pub enum MembershipStatus {
     Rejected,
     /// Ended by a transfer to another union (the new membership is active).
     Transferred,
+    /// The applicant took a pending application back.
+    Withdrawn,
 }
 
 impl MembershipStatus {
-    pub const ALL: [MembershipStatus; 4] = [
+    pub const ALL: [MembershipStatus; 5] = [
         MembershipStatus::Pending,
         MembershipStatus::Active,
         MembershipStatus::Rejected,
         MembershipStatus::Transferred,
+        MembershipStatus::Withdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +128,7 @@ impl MembershipStatus {
             MembershipStatus::Active => "active",
             MembershipStatus::Rejected => "rejected",
             MembershipStatus::Transferred => "transferred",
+            MembershipStatus::Withdrawn => "withdrawn",
         }
     }
 }
@@ -150,7 +154,8 @@ pub struct MembershipRecord {
     /// Issued when it became active.
     pub member_no: Option<String>,
     pub applied_at: DateTime<Utc>,
-    /// When an admin approved or rejected it, and who.
+    /// When it was approved or rejected (by an admin) or withdrawn (by the
+    /// applicant), and by whom.
     pub decided_at: Option<DateTime<Utc>>,
     pub decided_by: Option<UserId>,
     /// Why it was rejected.
@@ -467,6 +472,41 @@ pub fn reject(
                 now,
             )),
         ],
+        outcome: record,
+    })
+}
+
+/// The applicant (`user`) takes a pending application back: a wrong union
+/// chosen, or a transfer no longer wanted (the old membership stays active).
+pub fn withdraw(
+    application: &MembershipRecord,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<Decision<MembershipRecord>, Refused> {
+    if application.user != user {
+        return Err(wrong(format!(
+            "membership {} is not yours to withdraw",
+            application.id
+        )));
+    }
+    if application.status != MembershipStatus::Pending {
+        return Err(wrong(format!(
+            "membership {} is {}, not pending",
+            application.id,
+            application.status.as_str()
+        )));
+    }
+    let record = MembershipRecord {
+        status: MembershipStatus::Withdrawn,
+        decided_at: Some(now),
+        decided_by: Some(user),
+        ..application.clone()
+    };
+    Ok(Decision {
+        effects: vec![Effect::Update {
+            record: record.clone(),
+            from: MembershipStatus::Pending,
+        }],
         outcome: record,
     })
 }
@@ -973,6 +1013,7 @@ mod tests {
             Transfer(usize, usize),
             Approve(usize),
             Reject(usize),
+            Withdraw(usize, usize),
         }
 
         fn cmd() -> impl Strategy<Value = Cmd> {
@@ -981,6 +1022,7 @@ mod tests {
                 (0..4usize, 0..4usize).prop_map(|(p, u)| Cmd::Transfer(p, u)),
                 (0..4usize).prop_map(Cmd::Approve),
                 (0..4usize).prop_map(Cmd::Reject),
+                (0..4usize, 0..4usize).prop_map(|(k, p)| Cmd::Withdraw(k, p)),
             ]
         }
 
@@ -1072,6 +1114,22 @@ mod tests {
                             .find(|r| r.status == MembershipStatus::Active)
                             .map_or(mid(999_999), |r| r.id);
                         transfer(&self.snapshot(who.id, &u), &who, from, id, self.now)
+                    }
+                    Cmd::Withdraw(k, p) => {
+                        let Some(app) = self
+                            .records
+                            .iter()
+                            .filter(|r| r.status == MembershipStatus::Pending)
+                            .nth(*k)
+                            .cloned()
+                        else {
+                            return;
+                        };
+                        let by = self.people[*p].id;
+                        let d = withdraw(&app, by, self.now);
+                        // Only the applicant may, and only while pending.
+                        assert_eq!(d.is_ok(), app.user == by);
+                        d
                     }
                     Cmd::Approve(k) | Cmd::Reject(k) => {
                         let pending: Vec<MembershipRecord> = self

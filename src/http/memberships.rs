@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/memberships/{id}/approve", post(approve))
         .route("/v1/memberships/{id}/reject", post(reject))
         .route("/v1/memberships/{id}/transfer", post(transfer))
+        .route("/v1/memberships/{id}/withdraw", post(withdraw))
         .route("/v1/me/memberships", get(my_memberships))
 }
 
@@ -45,7 +46,7 @@ pub struct MembershipDoc {
     /// Issued when the membership became active: the union's adcode, then a number.
     pub member_no: Option<String>,
     pub applied_at: DateTime<Utc>,
-    /// When the union's admins approved or rejected it.
+    /// When the union's admins approved or rejected it, or its applicant withdrew it.
     pub decided_at: Option<DateTime<Utc>>,
     /// Why it was rejected.
     pub reason: Option<String>,
@@ -326,6 +327,40 @@ pub async fn reject(
     let m = state
         .store
         .reject_membership(id, &reason, caller.user.id, state.auth.clock.now())
+        .await?;
+    Ok(Json(doc(&state, &m).await?))
+}
+
+/// Take back a pending application (its applicant): a wrong union chosen,
+/// or a transfer no longer wanted (the old membership stays active).
+#[utoipa::path(
+    post,
+    path = "/v1/memberships/{id}/withdraw",
+    tag = "unions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Membership id")),
+    responses(
+        (status = 200, description = "Withdrawn", body = MembershipDoc),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the caller's application", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such membership", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not pending", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<MembershipDoc>, ApiError> {
+    let m = load_membership(&state, membership_id(&id)?).await?;
+    if m.user != caller.user.id {
+        return Err(ApiError::forbidden(
+            "only its applicant withdraws an application",
+        ));
+    }
+    let m = state
+        .store
+        .withdraw_membership(m.id, caller.user.id, state.auth.clock.now())
         .await?;
     Ok(Json(doc(&state, &m).await?))
 }

@@ -157,6 +157,21 @@ impl dyn Store {
         commit(tx, d).await
     }
 
+    /// The applicant `user` withdraws a pending application.
+    pub async fn withdraw_membership(
+        &self,
+        id: MembershipId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<MembershipRecord, StoreError> {
+        let at = super::micros(at);
+        let mut tx = self.begin().await?;
+        tx.lock_memberships(user).await?;
+        let application = tx.membership(id).await?.ok_or(StoreError::NotFound)?;
+        let d = union::withdraw(&application, user, at)?;
+        commit(tx, d).await
+    }
+
     /// Reject a pending application (by admin `by`), saying why.
     pub async fn reject_membership(
         &self,

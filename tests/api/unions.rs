@@ -419,6 +419,38 @@ async fn review_rejection_transfer_and_refused_codes() {
     let zhao_no = joined["member_no"].as_str().unwrap().to_owned();
     assert_ne!(zhao_no, li_no, "member numbers are unique");
 
+    // An applicant may take a pending application back (nobody else may),
+    // and then apply elsewhere.
+    let sun = worker(&app, "13700000004", "孙师傅").await;
+    let wrong = ok_json(
+        post(
+            &app,
+            "/v1/memberships",
+            Some(&sun),
+            json!({"union_id": reviewing}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let withdraw = format!("/v1/memberships/{}/withdraw", wrong["id"].as_str().unwrap());
+    problem(post(&app, &withdraw, Some(&zhao), json!({})).await, 403).await;
+    problem(post(&app, &withdraw, Some(&r_staff), json!({})).await, 403).await;
+    let back = ok_json(post(&app, &withdraw, Some(&sun), json!({})).await, 200).await;
+    assert_eq!(back["status"], "withdrawn");
+    problem(post(&app, &withdraw, Some(&sun), json!({})).await, 409).await;
+    assert!(
+        ok_json(get(&app, &apps_path, Some(&r_staff)).await, 200).await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    ok_json(
+        post(&app, "/v1/memberships", Some(&sun), json!({"code": a_code})).await,
+        201,
+    )
+    .await;
+
     // Transfer in one step to an auto union: active there at once, under its
     // adcode; the old membership is kept in the history as transferred.
     app.clock.advance(std::time::Duration::from_secs(3600));
