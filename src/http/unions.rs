@@ -32,7 +32,7 @@ use crate::error::{ApiError, Problem};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/unions", post(create_union).get(find_unions))
-        .route("/v1/unions/{id}", get(union_detail))
+        .route("/v1/unions/{id}", get(union_detail).patch(patch_union))
         .route("/v1/unions/{id}/join-code", get(join_code))
         .route("/v1/unions/{id}/join-code/rotate", post(rotate_join_code))
         .route("/v1/unions/{id}/qr.svg", get(qr_svg))
@@ -185,6 +185,90 @@ pub async fn union_detail(
     let id = union_id(&id)?;
     let crs = Params::parse(raw.as_deref())?.crs()?;
     Ok(Json(union_doc(&load_union(&state, id).await?, crs, None)))
+}
+
+/// Edit a union: its admins (and those above it) may change `name`, `lat`/`lon`
+/// (in `crs`; both null to clear) and `join_policy`; admins also `adcode`
+/// (numbers issued from then on carry the new one) and `parent_id` (not to a
+/// union below it). A pending application stays pending under a new policy.
+#[utoipa::path(
+    patch,
+    path = "/v1/unions/{id}",
+    tag = "unions",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Union id"), ("crs" = Option<String>, Query, description = "Coordinate system of lat/lon")),
+    request_body(content = Object, description = "`{\"join_policy\": \"auto\"}`", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The union", body = UnionDoc),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not one of its admins, or an admins-only field (named in `param`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such union", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn patch_union(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    obj: JsonObject,
+) -> Result<Json<UnionDoc>, ApiError> {
+    let id = union_id(&id)?;
+    let crs = Params::parse(raw.as_deref())?.crs()?;
+    let union = run_union(&state, &caller, id).await?;
+    obj.only(&["name", "adcode", "parent_id", "lat", "lon", "join_policy"])?;
+    if caller.user.role != Role::Admin
+        && let Some(field) = ["adcode", "parent_id"]
+            .into_iter()
+            .find(|f| obj.0.contains_key(*f))
+    {
+        return Err(ApiError::Forbidden {
+            detail: format!("{field}: only an admin may change it"),
+            param: Some(field.to_owned()),
+        });
+    }
+    // Every field is read before anything is written: a bad one changes nothing.
+    let mut draft = union.draft.clone();
+    if let Some(n) = obj.optional("name", body::text(100))? {
+        draft.name = n;
+    }
+    if let Some(a) = obj.optional("adcode", body::parsed::<Adcode>)? {
+        draft.adcode = a;
+    }
+    if let Some(p) = obj.nullable("parent_id", body::parsed::<UnionId>)? {
+        if let Some(parent) = p {
+            let above = state.store.union_ancestry(parent).await?;
+            if above.is_empty() {
+                return Err(ApiError::unprocessable("parent_id", "no such union"));
+            }
+            if above.contains(&id) {
+                return Err(ApiError::unprocessable(
+                    "parent_id",
+                    "that union is this one or below it",
+                ));
+            }
+        }
+        draft.parent_id = p;
+    }
+    let lat = obj.nullable("lat", body::number_in(-90.0, 90.0))?;
+    let lon = obj.nullable("lon", body::number_in(-180.0, 180.0))?;
+    match (lat, lon) {
+        (Some(Some(lat)), Some(Some(lon))) => draft.location = Some(to_wgs84(crs, lat, lon)),
+        (Some(None), Some(None)) => draft.location = None,
+        (None, None) => {}
+        // The one given, or the one null beside a number, is the odd one out.
+        (Some(_), None) | (Some(Some(_)), Some(None)) => {
+            return Err(ApiError::unprocessable("lon", "lat and lon go together"));
+        }
+        (None, Some(_)) | (Some(None), Some(Some(_))) => {
+            return Err(ApiError::unprocessable("lat", "lat and lon go together"));
+        }
+    }
+    if let Some(p) = obj.optional("join_policy", body::parsed::<JoinPolicy>)? {
+        draft.join_policy = p;
+    }
+    let union = state.store.update_union(id, draft).await?;
+    Ok(Json(union_doc(&union, crs, None)))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -123,6 +123,26 @@ impl UnionStore for PgStore {
         row.as_ref().map(union_from_row).transpose()
     }
 
+    async fn update_union(&self, id: UnionId, draft: UnionDraft) -> Result<Union, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE unions SET name = $1, adcode = $2, parent_id = $3, lat = $4, lon = $5, \
+             join_policy = $6 WHERE id = $7 RETURNING {UNION_COLUMNS}"
+        )))
+        .bind(&draft.name)
+        .bind(draft.adcode.as_str())
+        .bind(draft.parent_id.map(UnionId::as_i64))
+        .bind(draft.location.map(|l| l.0))
+        .bind(draft.location.map(|l| l.1))
+        .bind(draft.join_policy.as_str())
+        .bind(id.as_i64())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref()
+            .map(union_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
     async fn unions_by_adcode(&self, prefix: &str) -> Result<Vec<Union>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {UNION_COLUMNS} FROM unions WHERE starts_with(adcode, $1) ORDER BY id"

@@ -140,6 +140,26 @@ impl UnionStore for SqliteStore {
         row.as_ref().map(union_from_row).transpose()
     }
 
+    async fn update_union(&self, id: UnionId, draft: UnionDraft) -> Result<Union, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE unions SET name = ?, adcode = ?, parent_id = ?, lat = ?, lon = ?, \
+             join_policy = ? WHERE id = ? RETURNING {UNION_COLUMNS}"
+        )))
+        .bind(&draft.name)
+        .bind(draft.adcode.as_str())
+        .bind(draft.parent_id.map(UnionId::as_i64))
+        .bind(draft.location.map(|l| l.0))
+        .bind(draft.location.map(|l| l.1))
+        .bind(draft.join_policy.as_str())
+        .bind(id.as_i64())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref()
+            .map(union_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
+    }
+
     async fn unions_by_adcode(&self, prefix: &str) -> Result<Vec<Union>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {UNION_COLUMNS} FROM unions WHERE substr(adcode, 1, length(?1)) = ?1 ORDER BY id"

@@ -31,6 +31,8 @@ pub trait UnionStore: Send + Sync + 'static {
     async fn create_union(&self, draft: UnionDraft, at: DateTime<Utc>)
     -> Result<Union, StoreError>;
     async fn get_union(&self, id: UnionId) -> Result<Option<Union>, StoreError>;
+    /// Replace a union's content (its code version stays); `NotFound` if absent.
+    async fn update_union(&self, id: UnionId, draft: UnionDraft) -> Result<Union, StoreError>;
     /// Unions whose adcode starts with `prefix` (every union for ""), by id.
     async fn unions_by_adcode(&self, prefix: &str) -> Result<Vec<Union>, StoreError>;
     /// Unions with a location, for "the nearest union".

@@ -1391,3 +1391,158 @@ async fn a_crowd_joining_at_once_gets_one_membership_each_and_unique_numbers() {
     .await;
     assert_eq!(s["total"]["members_now"], 24);
 }
+
+#[tokio::test]
+async fn a_unions_staff_edit_it_and_a_bad_edit_changes_nothing() {
+    let (app, _site, admin) = setup().await;
+    let city = make_union(
+        &app,
+        &admin,
+        json!({"name": "市总工会", "adcode": "370100", "join_policy": "auto"}),
+    )
+    .await;
+    let union = make_union(
+        &app,
+        &admin,
+        json!({"name": "某公司工会", "adcode": "370102", "join_policy": "review", "parent_id": city}),
+    )
+    .await;
+    let staff = union_admin(&app, "13500000001", &[&union]).await;
+    let path = format!("/v1/unions/{union}");
+    let patch = |token: &str, body: Value| {
+        let (app, path, token) = (&app, path.clone(), token.to_owned());
+        async move {
+            app.call(Method::PATCH, &path, Some(&token), Some(body), None)
+                .await
+        }
+    };
+    let before = ok_json(get(&app, &path, None).await, 200).await;
+    for (who, body, status, param) in [
+        (&staff, json!({"adcode": "370103"}), 403, "adcode"),
+        (&staff, json!({"parent_id": null}), 403, "parent_id"),
+        (
+            &staff,
+            json!({"join_policy": "auto", "lat": 36.6}),
+            422,
+            "lon",
+        ),
+        (
+            &staff,
+            json!({"join_policy": "auto", "lat": null, "lon": 117.0}),
+            422,
+            "lat",
+        ),
+        (
+            &staff,
+            json!({"join_policy": "sometimes"}),
+            422,
+            "join_policy",
+        ),
+        (&staff, json!({"name": "  "}), 422, "name"),
+        (&admin, json!({"parent_id": union}), 422, "parent_id"),
+        (
+            &admin,
+            json!({"parent_id": "u000000000001"}),
+            422,
+            "parent_id",
+        ),
+    ] {
+        let p = problem(patch(who, body.clone()).await, status).await;
+        assert_eq!(p["param"], param, "{body}: {p}");
+    }
+    let r = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.token_for("13700000001", Role::Worker, &[]).await),
+            Some(json!({"name": "x"})),
+            None,
+        )
+        .await;
+    problem(r, 403).await;
+    assert_eq!(
+        ok_json(get(&app, &path, None).await, 200).await,
+        before,
+        "refused edits change nothing"
+    );
+    // The city may not become a member of its own member union.
+    let p = problem(
+        app.call(
+            Method::PATCH,
+            &format!("/v1/unions/{city}"),
+            Some(&admin),
+            Some(json!({"parent_id": union})),
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["param"], "parent_id");
+
+    // From review to auto: the next joiner is a member at once.
+    let done = ok_json(
+        patch(
+            &staff,
+            json!({"join_policy": "auto", "name": "某公司联合工会", "lat": 36.66, "lon": 117.12}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(done["join_policy"], "auto");
+    assert_eq!(done["name"], "某公司联合工会");
+    assert!((done["lat"].as_f64().unwrap() - 36.66).abs() < 1e-6);
+    let w = worker(&app, "13700000002", "王").await;
+    let m = ok_json(
+        post(
+            &app,
+            "/v1/memberships",
+            Some(&w),
+            json!({"union_id": union}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(m["status"], "active");
+    let near = ok_json(
+        get(&app, "/v1/unions?lat=36.66&lon=117.12", None).await,
+        200,
+    )
+    .await;
+    assert_eq!(near["items"][0]["id"], union.as_str());
+    // An admin moves it out of the city's federation and clears its location.
+    let moved = ok_json(
+        patch(
+            &admin,
+            json!({"parent_id": null, "adcode": "370103", "lat": null, "lon": null}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (
+            moved["parent_id"].clone(),
+            moved["adcode"].clone(),
+            moved["lat"].clone()
+        ),
+        (Value::Null, json!("370103"), Value::Null)
+    );
+    let code = ok_json(
+        post(
+            &app,
+            &format!("/v1/unions/{union}/join-code/rotate"),
+            Some(&admin),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        code["version"], 2,
+        "an edit leaves the code's version alone"
+    );
+}
