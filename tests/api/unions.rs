@@ -108,6 +108,11 @@ async fn a_rider_signs_in_finds_the_nearest_union_joins_by_its_code_and_books() 
     )
     .await;
     let staff = union_admin(&app, "13500000001", &[&near]).await;
+    let me = ok_json(get(&app, "/v1/me", Some(&staff)).await, 200).await;
+    assert_eq!(
+        (me["role"].clone(), me["unions"].clone()),
+        (json!("union_admin"), json!([near]))
+    );
     let event = make_event(
         &app,
         &admin,
