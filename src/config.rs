@@ -196,16 +196,19 @@ pub enum AdminHolidaysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminUserCommand {
-    /// Create a user, or set an existing user's role and sites.
+    /// Create a user, or set an existing user's role and sites (or unions).
     Create {
         /// Mainland mobile number (`+86` accepted).
         #[arg(long)]
         phone: String,
-        #[arg(long, value_parser = ["worker", "site_manager", "admin"])]
+        #[arg(long, value_parser = ["worker", "site_manager", "union_admin", "admin"])]
         role: String,
         /// A site a site manager manages (repeat for several).
         #[arg(long = "site")]
         sites: Vec<String>,
+        /// A union a union admin runs, with the unions below it (repeat for several).
+        #[arg(long = "union")]
+        unions: Vec<String>,
         #[command(flatten)]
         db: DbArgs,
     },

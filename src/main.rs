@@ -56,6 +56,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let drafts = parse_collection(&text, crs)
                 .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
             let store = store::connect(&db.database_url).await?;
+            // A site may name the union that runs it: that union must exist.
+            let mut known = std::collections::BTreeSet::new();
+            for (i, d) in drafts.iter().enumerate() {
+                if let Some(u) = d.union_id
+                    && !known.contains(&u)
+                {
+                    if store.get_union(u).await?.is_none() {
+                        anyhow::bail!(
+                            "feature {i}: properties.union_id: no such union '{u}'; nothing was imported"
+                        );
+                    }
+                    known.insert(u);
+                }
+            }
             let out = store.import_sites(drafts, chrono::Utc::now()).await?;
             println!(
                 "imported {}: {} created, {} updated, {} unchanged",
@@ -203,9 +217,11 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     phone,
                     role,
                     sites,
+                    unions,
                     db,
                 },
         } => {
+            use yizhan::domain::union::UnionId;
             let phone: Phone = phone.parse().map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
             let role: Role = role
                 .parse()
@@ -217,8 +233,21 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--site {s}: {e}"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let unions = unions
+                .iter()
+                .map(|u| {
+                    u.parse::<UnionId>()
+                        .map_err(|e| anyhow::anyhow!("--union {u}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             if role != Role::SiteManager && !sites.is_empty() {
                 anyhow::bail!("--site is for site managers only");
+            }
+            if role != Role::UnionAdmin && !unions.is_empty() {
+                anyhow::bail!("--union is for union admins only");
+            }
+            if role == Role::UnionAdmin && unions.is_empty() {
+                anyhow::bail!("a union admin needs --union ID (repeat for several)");
             }
             let store = store::connect(&db.database_url).await?;
             for s in &sites {
@@ -226,16 +255,33 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     anyhow::bail!("--site {s}: no such site");
                 }
             }
-            let user = store
-                .put_user(&phone, role, &sites, chrono::Utc::now())
-                .await?;
-            println!(
-                "user {} ({}) is {} of {} site(s)",
-                user.id,
-                phone.masked(),
-                role.as_str(),
-                user.sites.len()
-            );
+            for u in &unions {
+                if store.get_union(*u).await?.is_none() {
+                    anyhow::bail!("--union {u}: no such union");
+                }
+            }
+            let now = chrono::Utc::now();
+            let user = if role == Role::UnionAdmin {
+                store.put_union_admin(&phone, &unions, now).await?
+            } else {
+                store.put_user(&phone, role, &sites, now).await?
+            };
+            if role == Role::UnionAdmin {
+                println!(
+                    "user {} ({}) is union_admin of {} union(s)",
+                    user.id,
+                    phone.masked(),
+                    user.unions.len()
+                );
+            } else {
+                println!(
+                    "user {} ({}) is {} of {} site(s)",
+                    user.id,
+                    phone.masked(),
+                    role.as_str(),
+                    user.sites.len()
+                );
+            }
             Ok(())
         }
         AdminCommand::Holidays { command } => run_holidays(command).await,

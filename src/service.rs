@@ -175,6 +175,7 @@ impl Service {
             auth,
             checkin_key: Arc::default(),
             push,
+            join_key: Arc::default(),
         };
         let follower = Arc::new(Follower {
             store,

@@ -430,3 +430,127 @@ fn vapid_generate_writes_a_key_once_and_serve_checks_the_subject() {
     assert!(!ok);
     assert!(stderr.contains("--vapid-subject"), "{stderr}");
 }
+
+#[test]
+fn union_admins_are_made_with_their_unions_and_sites_name_existing_unions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let union = rt.block_on(async {
+        let store = yizhan::store::connect(&db).await.unwrap();
+        store
+            .create_union(
+                yizhan::domain::union::UnionDraft {
+                    name: "历下区总工会".into(),
+                    adcode: "370102".parse().unwrap(),
+                    parent_id: None,
+                    location: None,
+                    join_policy: yizhan::domain::union::JoinPolicy::Review,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    });
+    let (ok, out, err) = run(yizhan().args([
+        "admin",
+        "user",
+        "create",
+        "--phone",
+        "13800002222",
+        "--role",
+        "union_admin",
+        "--union",
+        &union,
+        "--database-url",
+        &db,
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.contains("union_admin of 1 union"), "{out}");
+    rt.block_on(async {
+        let store = yizhan::store::connect(&db).await.unwrap();
+        let user = store
+            .user_by_phone(&"13800002222".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.role, yizhan::domain::user::Role::UnionAdmin);
+        assert_eq!(
+            user.unions
+                .iter()
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>(),
+            vec![union.clone()]
+        );
+    });
+    // Made a worker again, the person loses the union scope.
+    let (ok, _, err) = run(yizhan().args([
+        "admin",
+        "user",
+        "create",
+        "--phone",
+        "13800002222",
+        "--role",
+        "worker",
+        "--database-url",
+        &db,
+    ]));
+    assert!(ok, "{err}");
+    rt.block_on(async {
+        let store = yizhan::store::connect(&db).await.unwrap();
+        let user = store
+            .user_by_phone(&"13800002222".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(user.unions.is_empty());
+    });
+    for (args, says) in [
+        (
+            vec!["--role", "union_admin", "--union", "u000000000001"],
+            "no such union",
+        ),
+        (vec!["--role", "union_admin"], "--union"),
+        (
+            vec!["--role", "worker", "--union", &union],
+            "union admins only",
+        ),
+        (vec!["--role", "union_admin", "--union", "nope"], "--union"),
+    ] {
+        let (ok, out, err) = run(yizhan()
+            .args(["admin", "user", "create", "--phone", "13800003333"])
+            .args(&args)
+            .args(["--database-url", &db]));
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+
+    // A site imported with its union keeps it through export; an unknown
+    // union refuses the whole file.
+    let mut f = feature("u-1", "outdoor_station", 117.12, 36.65);
+    f["properties"]["union_id"] = json!(union);
+    let file = dir.path().join("with-union.geojson");
+    std::fs::write(&file, collection(vec![f.clone()])).unwrap();
+    let (ok, _, err) =
+        run(yizhan().args(["import", file.to_str().unwrap(), "--database-url", &db]));
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(yizhan().args(["export", "--database-url", &db]));
+    assert!(ok, "{err}");
+    let fc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(fc["features"][0]["properties"]["union_id"], union.as_str());
+    let mut g = feature("u-2", "outdoor_station", 117.13, 36.66);
+    g["properties"]["union_id"] = json!("u000000000001");
+    std::fs::write(&file, collection(vec![g])).unwrap();
+    let (ok, _, err) =
+        run(yizhan().args(["import", file.to_str().unwrap(), "--database-url", &db]));
+    assert!(!ok);
+    assert!(
+        err.contains("properties.union_id") && err.contains("nothing was imported"),
+        "{err}"
+    );
+}

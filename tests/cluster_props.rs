@@ -39,6 +39,7 @@ fn site(n: u64, lat: f64, lon: f64, kind: Kind, amenities: AmenitySet, version: 
             photos: vec![],
             status: Status::Open,
             closure: Default::default(),
+            union_id: None,
         },
         version,
         updated_at: Utc.timestamp_opt(0, 0).unwrap(),

@@ -44,6 +44,7 @@ fn site(
             photos: vec![],
             status,
             closure: Default::default(),
+            union_id: None,
         },
         version: 1,
         updated_at: Utc.timestamp_opt(0, 0).unwrap(),

@@ -24,6 +24,7 @@ use super::event::{
 };
 use super::hours::SHANGHAI;
 use super::notify::{self, Notice};
+use super::union::{MembershipRecord, MembershipStatus};
 use super::user::{User, UserId};
 
 /// A booking as stored.
@@ -158,6 +159,9 @@ pub struct BookSnapshot {
     /// The person's seat-holding bookings of the event's kind in the event's
     /// calendar year (see [`trip_year`]).
     pub trips_this_year: u32,
+    /// The person's active union membership, if any: what
+    /// `union_members_only` trusts.
+    pub membership: Option<MembershipRecord>,
 }
 
 /// An event as commands that may move seats see it, read in their transaction.
@@ -264,9 +268,13 @@ pub fn book(
             booking_id: b.to_string(),
         });
     }
+    let member = s
+        .membership
+        .as_ref()
+        .is_some_and(|m| m.user == user.id && m.status == MembershipStatus::Active);
     if let Err(r) = d
         .eligibility
-        .check(&user.profile, d.starts_at, s.trips_this_year)
+        .check(&user.profile, member, d.starts_at, s.trips_this_year)
     {
         return refuse(BookOutcome::NotEligible {
             rule: r.rule.to_owned(),
@@ -915,6 +923,7 @@ mod tests {
                     phone: format!("137{:08}", i).parse().unwrap(),
                     role: Role::Worker,
                     sites: vec![],
+                    unions: vec![],
                     profile: Profile {
                         gender: Some(if *female {
                             Gender::Female
@@ -1042,6 +1051,7 @@ mod tests {
                             let _ = (from, to);
                             0
                         },
+                        membership: None,
                     };
                     self.next_id += 1;
                     let d = book(&s, &user, BookingId::from_u64(self.next_id).unwrap(), now);

@@ -93,6 +93,8 @@ impl Quota {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct Eligibility {
+    /// Met only by an `active` union membership (`GET /v1/me/memberships`);
+    /// the profile's self-declared `union_member_no` does not count.
     pub union_members_only: bool,
     pub frontline_only: bool,
     pub single_only: bool,
@@ -112,11 +114,14 @@ pub struct Refusal {
 }
 
 impl Eligibility {
-    /// Check `p` for an event starting at `starts_at`; `trips_this_year` is the
-    /// person's confirmed bookings of the same kind in that calendar year.
+    /// Check `p` for an event starting at `starts_at`; `member` says whether
+    /// the person holds an `active` union membership (the profile's
+    /// self-declared `union_member_no` proves nothing); `trips_this_year` is
+    /// the person's confirmed bookings of the same kind in that calendar year.
     pub fn check(
         &self,
         p: &Profile,
+        member: bool,
         starts_at: DateTime<Utc>,
         trips_this_year: u32,
     ) -> Result<(), Refusal> {
@@ -126,10 +131,10 @@ impl Eligibility {
                 detail: detail.to_owned(),
             })
         };
-        if self.union_members_only && p.union_member_no.as_deref().is_none_or(str::is_empty) {
+        if self.union_members_only && !member {
             return refuse(
                 "union_members_only",
-                "for union members only: add union_member_no to your profile",
+                "for union members only: join a union (POST /v1/memberships with its join code)",
             );
         }
         if self.frontline_only && p.frontline != Some(true) {
@@ -380,16 +385,11 @@ mod tests {
             max_age: Some(40),
             max_per_year: Some(1),
         };
-        assert_eq!(all.check(&person(), at, 0), Ok(()));
-        let rule = |p: Profile, trips: u32| all.check(&p, at, trips).unwrap_err().rule;
+        assert_eq!(all.check(&person(), true, at, 0), Ok(()));
+        let rule = |p: Profile, trips: u32| all.check(&p, true, at, trips).unwrap_err().rule;
+        // A member number typed into the profile is not a membership.
         assert_eq!(
-            rule(
-                Profile {
-                    union_member_no: None,
-                    ..person()
-                },
-                0
-            ),
+            all.check(&person(), false, at, 0).unwrap_err().rule,
             "union_members_only"
         );
         assert_eq!(
@@ -460,13 +460,14 @@ mod tests {
                     marital_status: Some(MaritalStatus::Divorced),
                     ..person()
                 },
+                true,
                 at,
                 0
             )
             .is_ok()
         );
         assert_eq!(
-            Eligibility::default().check(&Profile::default(), at, 99),
+            Eligibility::default().check(&Profile::default(), false, at, 99),
             Ok(())
         );
     }

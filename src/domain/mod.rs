@@ -13,4 +13,5 @@ pub mod notify;
 pub mod otp;
 pub mod push;
 pub mod site;
+pub mod union;
 pub mod user;

@@ -34,10 +34,12 @@ pub enum NoticeType {
     SiteHoursChanged,
     SiteClosed,
     SiteReopened,
+    MembershipApproved,
+    MembershipRejected,
 }
 
 impl NoticeType {
-    pub const ALL: [NoticeType; 10] = [
+    pub const ALL: [NoticeType; 12] = [
         NoticeType::BookingConfirmed,
         NoticeType::WaitlistPromoted,
         NoticeType::SeatOffered,
@@ -48,6 +50,8 @@ impl NoticeType {
         NoticeType::SiteHoursChanged,
         NoticeType::SiteClosed,
         NoticeType::SiteReopened,
+        NoticeType::MembershipApproved,
+        NoticeType::MembershipRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,8 @@ impl NoticeType {
             NoticeType::SiteHoursChanged => "site_hours_changed",
             NoticeType::SiteClosed => "site_closed",
             NoticeType::SiteReopened => "site_reopened",
+            NoticeType::MembershipApproved => "membership_approved",
+            NoticeType::MembershipRejected => "membership_rejected",
         }
     }
 
@@ -189,6 +195,48 @@ pub fn booking_confirmed(user: UserId, booking: &str, e: &Event, at: DateTime<Ut
         data: serde_json::json!({"event_id": e.id.to_string(), "booking_id": booking}),
         expires_at: Some(e.draft.starts_at),
         topic: Some(format!("{}-{booking}", e.id)),
+    }
+}
+
+/// An application to a union (a join or a transfer) was approved.
+pub fn membership_approved(
+    user: UserId,
+    membership: &str,
+    union_name: &str,
+    member_no: &str,
+    at: DateTime<Utc>,
+) -> Notice {
+    Notice {
+        user,
+        at,
+        kind: NoticeType::MembershipApproved,
+        title: union_name.to_owned(),
+        body: format!("入会申请已通过：您已成为「{union_name}」会员，会员号 {member_no}。"),
+        url: format!("/memberships/{membership}"),
+        data: serde_json::json!({"membership_id": membership, "member_no": member_no}),
+        expires_at: None,
+        topic: Some(format!("membership-{membership}")),
+    }
+}
+
+/// An application to a union was rejected, with the union's reason.
+pub fn membership_rejected(
+    user: UserId,
+    membership: &str,
+    union_name: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Notice {
+    Notice {
+        user,
+        at,
+        kind: NoticeType::MembershipRejected,
+        title: union_name.to_owned(),
+        body: format!("「{union_name}」未通过您的入会申请：{reason}"),
+        url: format!("/memberships/{membership}"),
+        data: serde_json::json!({"membership_id": membership, "reason": reason}),
+        expires_at: None,
+        topic: Some(format!("membership-{membership}")),
     }
 }
 

@@ -10,6 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::union::UnionId;
+
 /// What a site is. Names are the API's and the database's.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -352,6 +354,8 @@ pub struct SiteDraft {
     pub status: Status,
     /// Closures beyond the opening hours, kept by the site's managers.
     pub closure: ClosureInfo,
+    /// The union that runs the site (its 基层工会), if known.
+    pub union_id: Option<UnionId>,
 }
 
 /// Why and when a site is closed beyond what its opening hours say.
@@ -442,6 +446,7 @@ impl SiteDraft {
             ("status_reason", json!(c.reason)),
             ("reopens_at", json!(c.reopens_at)),
             ("closures", json!(c.exceptions)),
+            ("union_id", json!(self.union_id)),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::site::SiteId;
+use super::union::UnionId;
 
 /// A mainland China mobile number, normalised to its 11 digits (`1[3-9]` then 9
 /// digits). Accepts `+86`, `0086` or `86` in front and spaces or dashes inside.
@@ -84,6 +85,8 @@ pub enum Role {
     #[default]
     Worker,
     SiteManager,
+    /// Runs one or more unions (and the unions below them in the federation).
+    UnionAdmin,
     Admin,
 }
 
@@ -92,6 +95,7 @@ impl Role {
         match self {
             Role::Worker => "worker",
             Role::SiteManager => "site_manager",
+            Role::UnionAdmin => "union_admin",
             Role::Admin => "admin",
         }
     }
@@ -103,9 +107,10 @@ impl FromStr for Role {
         match s {
             "worker" => Ok(Role::Worker),
             "site_manager" => Ok(Role::SiteManager),
+            "union_admin" => Ok(Role::UnionAdmin),
             "admin" => Ok(Role::Admin),
             _ => Err(format!(
-                "unknown role '{s}' (expected worker, site_manager or admin)"
+                "unknown role '{s}' (expected worker, site_manager, union_admin or admin)"
             )),
         }
     }
@@ -156,6 +161,8 @@ pub struct Profile {
     pub gender: Option<Gender>,
     pub birth_year: Option<i32>,
     pub marital_status: Option<MaritalStatus>,
+    /// Self-declared, for the person's own records: it grants nothing.
+    /// `union_members_only` trusts only an active membership (`POST /v1/memberships`).
     pub union_member_no: Option<String>,
     pub employer: Option<String>,
     pub frontline: Option<bool>,
@@ -170,6 +177,8 @@ pub struct User {
     pub role: Role,
     /// The sites a site manager manages (empty for others).
     pub sites: Vec<SiteId>,
+    /// The unions a union admin runs (empty for others).
+    pub unions: Vec<UnionId>,
     pub profile: Profile,
 }
 
@@ -179,7 +188,18 @@ impl User {
         match self.role {
             Role::Admin => true,
             Role::SiteManager => self.sites.contains(&site),
-            Role::Worker => false,
+            Role::Worker | Role::UnionAdmin => false,
+        }
+    }
+
+    /// May this user run the union whose ancestry (the union, then the
+    /// federations above it) is `ancestry`? Admins: every union; union
+    /// admins: their unions and every union below them.
+    pub fn runs_union(&self, ancestry: &[UnionId]) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::UnionAdmin => ancestry.iter().any(|u| self.unions.contains(u)),
+            Role::Worker | Role::SiteManager => false,
         }
     }
 }

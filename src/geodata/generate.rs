@@ -338,6 +338,7 @@ impl KindGen {
             photos,
             status,
             closure: Default::default(),
+            union_id: None,
         }
     }
 }

@@ -69,6 +69,9 @@ pub fn draft_to_feature(d: &SiteDraft, crs: Crs) -> Feature {
     if let Some(r) = &d.closure.reason {
         p.insert("status_reason".into(), r.clone().into());
     }
+    if let Some(u) = d.union_id {
+        p.insert("union_id".into(), u.to_string().into());
+    }
     Feature {
         bbox: None,
         geometry: Some(Geometry::new_point([round7(lon), round7(lat)])),
@@ -355,6 +358,13 @@ fn feature_to_draft(f: &Feature, crs: Crs) -> Result<SiteDraft, String> {
         Some(s) => s.parse().map_err(|e| format!("properties.status: {e}"))?,
         None => Status::Open,
     };
+    let union_id = match optional_str(p, "union_id")? {
+        Some(u) => Some(
+            u.parse::<crate::domain::union::UnionId>()
+                .map_err(|e| format!("properties.union_id: {e}"))?,
+        ),
+        None => None,
+    };
     Ok(SiteDraft {
         ext_ref: Some(ext_ref.to_owned()),
         kind,
@@ -384,6 +394,7 @@ fn feature_to_draft(f: &Feature, crs: Crs) -> Result<SiteDraft, String> {
                     .map_err(|e| format!("properties.closures: {e}"))?,
             },
         },
+        union_id,
     })
 }
 

@@ -215,6 +215,9 @@ pub struct Me {
     /// The sites a site manager manages.
     #[schema(value_type = Vec<String>)]
     pub sites: Vec<crate::domain::site::SiteId>,
+    /// The unions a union admin runs (and, with them, every union below them).
+    #[schema(value_type = Vec<String>)]
+    pub unions: Vec<crate::domain::union::UnionId>,
     pub profile: Profile,
     /// Unread notifications in the inbox (on `GET /v1/me`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,6 +231,7 @@ impl Me {
             phone: u.phone.as_str().to_owned(),
             role: u.role,
             sites: u.sites.clone(),
+            unions: u.unions.clone(),
             profile: u.profile.clone(),
             unread_notifications: None,
         }

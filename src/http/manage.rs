@@ -26,6 +26,7 @@ use crate::domain::hours::{HolidayCalendar, Hours, SHANGHAI};
 use crate::domain::site::{
     Adcode, Amenity, AmenitySet, Closure, ClosureInfo, Kind, Site, SiteDraft, SiteId, Status,
 };
+use crate::domain::union::UnionId;
 use crate::domain::user::Role;
 use crate::error::{ApiError, Problem};
 use crate::store::StoreError;
@@ -53,7 +54,9 @@ pub const OPERATIONAL: [&str; 8] = [
     "photos",
 ];
 /// Fields only an admin may change.
-pub const ADMIN_ONLY: [&str; 7] = ["ref", "kind", "name", "address", "adcode", "lat", "lon"];
+pub const ADMIN_ONLY: [&str; 8] = [
+    "ref", "kind", "name", "address", "adcode", "lat", "lon", "union_id",
+];
 
 fn site_id(id: &str) -> Result<SiteId, ApiError> {
     id.parse()
@@ -214,6 +217,19 @@ fn apply_fields(
     if let Some(p) = obj.optional("photos", body::array(20, photo))? {
         draft.photos = p;
     }
+    if let Some(u) = obj.nullable("union_id", body::parsed::<UnionId>)? {
+        draft.union_id = u;
+    }
+    Ok(())
+}
+
+/// The union a site names must exist (checked before anything is written).
+async fn check_union(state: &AppState, draft: &SiteDraft) -> Result<(), ApiError> {
+    if let Some(u) = draft.union_id
+        && state.store.get_union(u).await?.is_none()
+    {
+        return Err(ApiError::unprocessable("union_id", "no such union"));
+    }
     Ok(())
 }
 
@@ -310,8 +326,10 @@ pub async fn create_site(
         photos: vec![],
         status: Status::Open,
         closure: ClosureInfo::default(),
+        union_id: None,
     };
     apply_fields(&mut draft, &obj, crs, true)?;
+    check_union(&state, &draft).await?;
     let now = state.auth.clock.now();
     let site = state
         .store
@@ -398,6 +416,9 @@ pub async fn patch_site(
     }
     let mut draft = current.draft.clone();
     apply_fields(&mut draft, &obj, crs, false)?;
+    if draft.union_id != current.draft.union_id {
+        check_union(&state, &draft).await?;
+    }
     let now = state.auth.clock.now();
     let site = state
         .store

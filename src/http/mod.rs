@@ -12,6 +12,7 @@ pub mod feed;
 pub mod holidays;
 pub mod manage;
 pub mod map;
+pub mod memberships;
 pub mod notifications;
 pub mod ops;
 pub mod params;
@@ -19,6 +20,7 @@ pub mod push;
 pub mod search;
 pub mod sites;
 pub mod tiles;
+pub mod unions;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -52,6 +54,8 @@ pub struct AppState {
     pub checkin_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Web Push: the VAPID key and which endpoints are accepted.
     pub push: crate::push::PushConfig,
+    /// The key that signs unions' join codes, read from the store once.
+    pub join_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// The whole API as a router, ready to serve.
@@ -73,6 +77,8 @@ pub fn app(state: AppState) -> Router {
         .merge(push::router())
         .merge(search::router())
         .merge(holidays::router())
+        .merge(unions::router())
+        .merge(memberships::router())
         .merge(ops::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -109,8 +115,8 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, push::vapid_public_key, push::subscribe, push::my_subscriptions, push::unsubscribe, push::get_settings, push::put_settings, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics),
-    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, push::VapidPublicKey, push::SubscriptionDoc, push::SubscribeBody, push::SubscriptionKeys, push::SubscriptionsResponse, push::QuietHoursDoc, push::NotificationSettingsDoc, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput)),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, push::vapid_public_key, push::subscribe, push::my_subscriptions, push::unsubscribe, push::get_settings, push::put_settings, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics, unions::create_union, unions::find_unions, unions::union_detail, unions::patch_union, unions::join_code, unions::rotate_join_code, unions::qr_svg, unions::applications, unions::stats, memberships::join, memberships::membership, memberships::approve, memberships::reject, memberships::transfer, memberships::withdraw, memberships::my_memberships),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, push::VapidPublicKey, push::SubscriptionDoc, push::SubscribeBody, push::SubscriptionKeys, push::SubscriptionsResponse, push::QuietHoursDoc, push::NotificationSettingsDoc, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput, unions::UnionDoc, unions::UnionsResponse, unions::JoinCodeDoc, unions::ApplicantDoc, unions::ApplicationDoc, unions::ApplicationsResponse, unions::MonthDoc, unions::FiguresDoc, unions::StatsResponse, memberships::MembershipDoc, memberships::MyMemberships, crate::domain::union::JoinPolicy, crate::domain::union::MembershipStatus, crate::domain::union::MonthCounts)),
     modifiers(&BearerAuth),
     tags(
         (name = "sites", description = "Finding service sites"),
@@ -120,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         (name = "events", description = "Courses, recuperation trips and matchmaking events, and booking them"),
         (name = "notifications", description = "The in-app inbox, and what else reaches a person and when"),
         (name = "push", description = "Web Push: the VAPID key and browsers' subscriptions"),
+        (name = "unions", description = "Unions (基层工会 and their federations), joining them by a code (入会), review, transfer (转会), their numbers"),
         (name = "holidays", description = "China's holiday calendar that opening hours are evaluated with"),
         (name = "ops", description = "Health and metrics for operators"),
     )

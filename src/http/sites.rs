@@ -18,6 +18,7 @@ use super::params::{self, Params};
 use crate::domain::coords::{Crs, LatLon, from_wgs84, to_wgs84};
 use crate::domain::hours::{HolidayCalendar, Hours, HoursState};
 use crate::domain::site::{Amenity, Closure, Kind, Site, SiteId, Status};
+use crate::domain::union::UnionId;
 use crate::error::{ApiError, Problem};
 use crate::index::NearbyQuery;
 
@@ -239,6 +240,9 @@ pub struct SiteDoc {
     pub reopens_at: Option<DateTime<Utc>>,
     /// Intervals when the site is closed whatever its hours say.
     pub closures: Vec<Closure>,
+    /// The union that runs the site (`GET /v1/unions/{id}`), if known.
+    #[schema(value_type = Option<String>)]
+    pub union_id: Option<UnionId>,
     pub is_open: bool,
     pub next_change: Option<DateTime<Utc>>,
     /// Incremented on every change.
@@ -266,6 +270,7 @@ pub fn site_doc(site: &Site, crs: Crs, state: HoursState) -> SiteDoc {
         status: d.status,
         status_reason: d.closure.reason.clone(),
         reopens_at: d.closure.reopens_at,
+        union_id: d.union_id,
         closures: d.closure.exceptions.clone(),
         is_open: state.is_open,
         next_change: state.next_change,

@@ -570,6 +570,7 @@ mod tests {
                 photos: vec![],
                 status: Status::Open,
                 closure: ClosureInfo::default(),
+                union_id: None,
             },
             version: 1,
             updated_at: Utc::now(),

@@ -131,6 +131,7 @@ impl dyn Store {
             trips_this_year: tx
                 .seats_held_in(req.user.id, event.draft.kind, from, to)
                 .await?,
+            membership: tx.active_membership(req.user.id).await?,
             event,
         };
         let decision = booking::book(&snapshot, req.user, BookingId::random(), at);

@@ -18,12 +18,16 @@ pub mod postgres;
 mod postgres_events;
 mod postgres_holidays;
 mod postgres_notify;
+mod postgres_unions;
 pub mod sqlite;
 mod sqlite_events;
 mod sqlite_holidays;
 mod sqlite_notify;
+mod sqlite_unions;
+pub mod unions;
 
 pub use holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
+pub use unions::{Application, UnionStore};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +41,8 @@ use crate::domain::idempotency::IdempotencyRecord;
 use crate::domain::notify::{NoticeType, NotificationId};
 use crate::domain::otp::{CodeEffect, StoredCode};
 use crate::domain::push::{NewSubscription, NotificationSettings, SubscriptionId};
-use crate::domain::site::{Site, SiteDraft, SiteId};
+use crate::domain::site::{Adcode, Site, SiteDraft, SiteId};
+use crate::domain::union::{self, MembershipId, MembershipRecord, Union, UnionId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
 pub use commands::{BookRequest, Booked, OtpRequest};
@@ -488,7 +493,9 @@ pub trait NotifyStore: Send + Sync + 'static {
 
 /// The whole storage contract.
 #[async_trait]
-pub trait Store: SiteStore + AccountStore + EventStore + NotifyStore + HolidayStore {
+pub trait Store:
+    SiteStore + AccountStore + EventStore + NotifyStore + HolidayStore + UnionStore
+{
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Open a write transaction. On SQLite it takes the database's write lock
@@ -544,6 +551,29 @@ pub trait WriteTx: Send {
     /// Write the rules' effects in order. A transition whose booking is no
     /// longer in its `from` status fails with `WrongState` (the caller rolls back).
     async fn apply(&mut self, effects: &[Effect]) -> Result<(), StoreError>;
+
+    // --- unions and memberships ------------------------------------------------
+    /// The person's pending and active memberships, holding the person
+    /// against concurrent membership commands until commit (PostgreSQL: an
+    /// advisory lock; SQLite: the write lock is already held).
+    async fn lock_memberships(&mut self, user: UserId)
+    -> Result<Vec<MembershipRecord>, StoreError>;
+    async fn union(&mut self, id: UnionId) -> Result<Option<Union>, StoreError>;
+    async fn membership(
+        &mut self,
+        id: MembershipId,
+    ) -> Result<Option<MembershipRecord>, StoreError>;
+    /// The last member number given under `adcode` (0: none yet), held
+    /// against concurrent commands until commit.
+    async fn member_seq(&mut self, adcode: Adcode) -> Result<u64, StoreError>;
+    /// Write the membership rules' effects in order. An update whose
+    /// membership is no longer in its `from` status fails with `WrongState`.
+    async fn apply_memberships(&mut self, effects: &[union::Effect]) -> Result<(), StoreError>;
+    /// The person's active membership, if any (what eligibility trusts).
+    async fn active_membership(
+        &mut self,
+        user: UserId,
+    ) -> Result<Option<MembershipRecord>, StoreError>;
 
     // --- idempotent answers --------------------------------------------------
     async fn idempotency(

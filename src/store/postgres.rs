@@ -31,6 +31,7 @@ use super::{
     WriteTx, micros,
 };
 use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
+use crate::domain::union::UnionId;
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -50,6 +51,10 @@ pub(super) mod lock_ns {
     pub const USER: i32 = 4;
     /// One Idempotency-Key of one person (key `hashtext(user id : key)`).
     pub const IDEMPOTENCY: i32 = 5;
+    /// A person's memberships (key `hashtext(user id)`).
+    pub const MEMBERSHIP: i32 = 6;
+    /// An adcode's member-number counter (key `hashtext(adcode)`).
+    pub const MEMBER_NO: i32 = 7;
 }
 
 /// Rows per bulk statement in an import.
@@ -225,7 +230,7 @@ fn site_columns(alias: &str) -> String {
         "{a}.id, {a}.ext_ref, {a}.kind, {a}.name, {a}.address, {a}.adcode, {a}.lat, {a}.lon, \
          {a}.amenities, {a}.opening_hours, {a}.phone, {a}.photos::text AS photos, {a}.status, \
          {a}.version, {a}.updated_at, {a}.status_reason, {a}.reopens_at, \
-         {a}.closures::text AS closures",
+         {a}.closures::text AS closures, {a}.union_id",
         a = alias
     )
 }
@@ -258,6 +263,9 @@ fn site_from_row(row: &PgRow) -> Result<Site, StoreError> {
                 reopens_at: row.try_get("reopens_at")?,
                 exceptions: serde_json::from_str(&closures).map_err(|e| corrupt("closures", e))?,
             },
+            union_id: row
+                .try_get::<Option<i64>, _>("union_id")?
+                .and_then(UnionId::from_i64),
         },
         version: row.try_get("version")?,
         updated_at: row.try_get("updated_at")?,
@@ -277,16 +285,16 @@ async fn write_sites(
         sqlx::query(
             "INSERT INTO sites (id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
              opening_hours, phone, photos, status, status_reason, reopens_at, closures, version, \
-             updated_at) \
+             updated_at, union_id) \
              SELECT id, ext_ref, kind, name, address, adcode, lat, lon, amenities, opening_hours, \
              phone, photos::jsonb, status, status_reason, reopens_at, closures::jsonb, version, \
-             updated_at \
+             updated_at, union_id \
              FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
              $7::float8[], $8::float8[], $9::bigint[], $10::text[], $11::text[], $12::text[], \
              $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::bigint[], \
-             $18::timestamptz[]) AS x(id, ext_ref, kind, name, address, adcode, lat, lon, \
-             amenities, opening_hours, phone, photos, status, status_reason, reopens_at, closures, \
-             version, updated_at) \
+             $18::timestamptz[], $19::bigint[]) AS x(id, ext_ref, kind, name, address, adcode, \
+             lat, lon, amenities, opening_hours, phone, photos, status, status_reason, reopens_at, \
+             closures, version, updated_at, union_id) \
              ON CONFLICT (id) DO UPDATE SET ext_ref = excluded.ext_ref, kind = excluded.kind, \
              name = excluded.name, address = excluded.address, adcode = excluded.adcode, \
              lat = excluded.lat, lon = excluded.lon, amenities = excluded.amenities, \
@@ -294,7 +302,7 @@ async fn write_sites(
              photos = excluded.photos, status = excluded.status, \
              status_reason = excluded.status_reason, reopens_at = excluded.reopens_at, \
              closures = excluded.closures, version = excluded.version, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, union_id = excluded.union_id",
         )
         .bind(c.id)
         .bind(c.ext_ref)
@@ -314,6 +322,7 @@ async fn write_sites(
         .bind(c.closures)
         .bind(c.version)
         .bind(c.updated_at)
+        .bind(c.union_id)
         .execute(&mut **tx)
         .await?;
     }
@@ -341,6 +350,7 @@ struct SiteColumns {
     closures: Vec<String>,
     version: Vec<i64>,
     updated_at: Vec<DateTime<Utc>>,
+    union_id: Vec<Option<i64>>,
 }
 
 impl SiteColumns {
@@ -366,6 +376,7 @@ impl SiteColumns {
             .push(serde_json::to_string(&d.closure.exceptions).expect("closures serialize"));
         self.version.push(s.version);
         self.updated_at.push(s.updated_at);
+        self.union_id.push(d.union_id.map(UnionId::as_i64));
     }
 }
 
@@ -814,7 +825,8 @@ impl SiteStore for PgStore {
 /// A user with their sites, in one statement.
 const USER_SELECT: &str = "SELECT u.id, u.phone, u.role, u.display_name, u.gender, u.birth_year, \
      u.marital_status, u.union_member_no, u.employer, u.frontline, \
-     ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id ORDER BY us.site_id) AS sites \
+     ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id ORDER BY us.site_id) AS sites, \
+     ARRAY(SELECT uu.union_id FROM user_unions uu WHERE uu.user_id = u.id ORDER BY uu.union_id) AS unions \
      FROM users u";
 
 fn user_from_row(r: &PgRow) -> Result<User, StoreError> {
@@ -823,11 +835,13 @@ fn user_from_row(r: &PgRow) -> Result<User, StoreError> {
     let gender: Option<String> = r.try_get("gender")?;
     let marital: Option<String> = r.try_get("marital_status")?;
     let sites: Vec<i64> = r.try_get("sites")?;
+    let unions: Vec<i64> = r.try_get("unions")?;
     Ok(User {
         id: r.try_get("id")?,
         phone: phone.parse().map_err(|e| corrupt("phone", e))?,
         role: role.parse().map_err(|e| corrupt("role", e))?,
         sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
+        unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
         profile: Profile {
             display_name: r.try_get("display_name")?,
             gender: gender
@@ -881,10 +895,14 @@ impl AccountStore for PgStore {
         .bind(micros(at))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM user_sites WHERE user_id = $1")
+        for table in ["user_sites", "user_unions"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_id = $1"
+            )))
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
         if !sites.is_empty() {
             let ids: Vec<i64> = sites.iter().map(|s| s.as_i64()).collect();
             sqlx::query(

@@ -18,6 +18,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
 
 use super::postgres::{PgStore, corrupt, lock_ns, secs};
+use super::postgres_unions;
 use super::{
     AttendeeRow, BookingView, EventStore, OtpRequester, StoreError, UserBooking, WaitlistTail,
     WriteTx,
@@ -26,7 +27,8 @@ use crate::domain::booking::{BookingRecord, Effect, HeldCounts, Transition, Wait
 use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId, EventKind};
 use crate::domain::idempotency::IdempotencyRecord;
 use crate::domain::otp::{CodeEffect, StoredCode};
-use crate::domain::site::SiteId;
+use crate::domain::site::{Adcode, SiteId};
+use crate::domain::union::{self, MembershipId, MembershipRecord, Union, UnionId};
 use crate::domain::user::{Phone, UserId};
 
 const EVENT_FIELDS: [&str; 23] = [
@@ -586,6 +588,49 @@ impl WriteTx for PgTx {
             }
         }
         Ok(())
+    }
+
+    async fn lock_memberships(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<MembershipRecord>, StoreError> {
+        postgres_unions::lock_memberships(&mut self.0, user).await
+    }
+
+    async fn union(&mut self, id: UnionId) -> Result<Option<Union>, StoreError> {
+        postgres_unions::union_in(&mut self.0, id).await
+    }
+
+    async fn membership(
+        &mut self,
+        id: MembershipId,
+    ) -> Result<Option<MembershipRecord>, StoreError> {
+        postgres_unions::membership_in(&mut self.0, id).await
+    }
+
+    async fn member_seq(&mut self, adcode: Adcode) -> Result<u64, StoreError> {
+        postgres_unions::member_seq_in(&mut self.0, adcode).await
+    }
+
+    async fn apply_memberships(&mut self, effects: &[union::Effect]) -> Result<(), StoreError> {
+        for e in effects {
+            match e {
+                // Notices go to the inbox and the outbox as the booking rules' do.
+                union::Effect::Notify(n) => self.apply(&[Effect::Notify(n.clone())]).await?,
+                e => {
+                    postgres_unions::apply_membership_effects(&mut self.0, std::slice::from_ref(e))
+                        .await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn active_membership(
+        &mut self,
+        user: UserId,
+    ) -> Result<Option<MembershipRecord>, StoreError> {
+        postgres_unions::active_membership_in(&mut self.0, user).await
     }
 
     async fn idempotency(

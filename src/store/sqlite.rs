@@ -20,6 +20,7 @@ use super::{
     AccountStore, AuditEntry, Change, ImportOutcome, SiteStore, Store, StoreError, WriteTx, micros,
 };
 use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
+use crate::domain::union::UnionId;
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
 /// Driver errors become the contract's: a unique-key violation is `Duplicate`,
@@ -59,7 +60,8 @@ pub struct SqliteStore {
 }
 
 const SITE_COLUMNS: &str = "id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
-     opening_hours, phone, photos, status, version, updated_at, status_reason, reopens_at, closures";
+     opening_hours, phone, photos, status, version, updated_at, status_reason, reopens_at, closures, \
+     union_id";
 
 impl SqliteStore {
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
@@ -136,6 +138,9 @@ fn site_from_row(row: &SqliteRow) -> Result<Site, StoreError> {
             photos: serde_json::from_str(&photos).map_err(|e| corrupt("photos", e))?,
             status: status.parse().map_err(|e| corrupt("status", e))?,
             closure: closure_from_row(row)?,
+            union_id: row
+                .try_get::<Option<i64>, _>("union_id")?
+                .and_then(UnionId::from_i64),
         },
         version: row.try_get("version")?,
         updated_at: DateTime::parse_from_rfc3339(&updated_at)
@@ -167,15 +172,16 @@ async fn write_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Resul
     sqlx::query(
         "INSERT INTO sites (id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
          opening_hours, phone, photos, status, version, updated_at, status_reason, reopens_at, \
-         closures) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         closures, union_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET ext_ref = excluded.ext_ref, kind = excluded.kind, \
          name = excluded.name, address = excluded.address, adcode = excluded.adcode, \
          lat = excluded.lat, lon = excluded.lon, amenities = excluded.amenities, \
          opening_hours = excluded.opening_hours, phone = excluded.phone, \
          photos = excluded.photos, status = excluded.status, version = excluded.version, \
          updated_at = excluded.updated_at, status_reason = excluded.status_reason, \
-         reopens_at = excluded.reopens_at, closures = excluded.closures",
+         reopens_at = excluded.reopens_at, closures = excluded.closures, \
+         union_id = excluded.union_id",
     )
     .bind(site.id.as_i64())
     .bind(d.ext_ref.clone())
@@ -195,6 +201,7 @@ async fn write_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Resul
     .bind(d.closure.reason.clone())
     .bind(d.closure.reopens_at.map(fmt_time))
     .bind(serde_json::to_string(&d.closure.exceptions).expect("closures serialize"))
+    .bind(d.union_id.map(UnionId::as_i64))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -571,10 +578,14 @@ impl AccountStore for SqliteStore {
         .bind(fmt_time(at))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM user_sites WHERE user_id = ?")
+        for table in ["user_sites", "user_unions"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_id = ?"
+            )))
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        }
         for s in sites {
             sqlx::query("INSERT OR IGNORE INTO user_sites (user_id, site_id) VALUES (?, ?)")
                 .bind(id)
@@ -720,11 +731,18 @@ impl SqliteStore {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
+        let unions: Vec<i64> = sqlx::query_scalar(
+            "SELECT union_id FROM user_unions WHERE user_id = ? ORDER BY union_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(User {
             id,
             phone: phone.parse().map_err(|e| corrupt("phone", e))?,
             role: role.parse().map_err(|e| corrupt("role", e))?,
             sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
+            unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
             profile: Profile {
                 display_name: r.try_get("display_name")?,
                 gender: gender

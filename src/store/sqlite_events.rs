@@ -13,6 +13,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
+use super::sqlite_unions;
 use super::{
     AttendeeRow, BookingView, EventStore, OtpRequester, StoreError, UserBooking, WaitlistTail,
     WriteTx,
@@ -21,7 +22,8 @@ use crate::domain::booking::{BookingRecord, Effect, HeldCounts, Transition, Wait
 use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId, EventKind};
 use crate::domain::idempotency::IdempotencyRecord;
 use crate::domain::otp::{CodeEffect, StoredCode};
-use crate::domain::site::SiteId;
+use crate::domain::site::{Adcode, SiteId};
+use crate::domain::union::{self, MembershipId, MembershipRecord, Union, UnionId};
 use crate::domain::user::{Phone, UserId};
 
 const EVENT_COLUMNS: &str = "id, kind, site_id, venue_name, lat, lon, title, description, starts_at, \
@@ -608,6 +610,49 @@ impl WriteTx for SqliteTx {
             }
         }
         Ok(())
+    }
+
+    async fn lock_memberships(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<MembershipRecord>, StoreError> {
+        sqlite_unions::open_memberships(&mut self.0, user).await
+    }
+
+    async fn union(&mut self, id: UnionId) -> Result<Option<Union>, StoreError> {
+        sqlite_unions::union_in(&mut self.0, id).await
+    }
+
+    async fn membership(
+        &mut self,
+        id: MembershipId,
+    ) -> Result<Option<MembershipRecord>, StoreError> {
+        sqlite_unions::membership_in(&mut self.0, id).await
+    }
+
+    async fn member_seq(&mut self, adcode: Adcode) -> Result<u64, StoreError> {
+        sqlite_unions::member_seq_in(&mut self.0, adcode).await
+    }
+
+    async fn apply_memberships(&mut self, effects: &[union::Effect]) -> Result<(), StoreError> {
+        for e in effects {
+            match e {
+                // Notices go to the inbox and the outbox as the booking rules' do.
+                union::Effect::Notify(n) => self.apply(&[Effect::Notify(n.clone())]).await?,
+                e => {
+                    sqlite_unions::apply_membership_effects(&mut self.0, std::slice::from_ref(e))
+                        .await?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn active_membership(
+        &mut self,
+        user: UserId,
+    ) -> Result<Option<MembershipRecord>, StoreError> {
+        sqlite_unions::active_membership_in(&mut self.0, user).await
     }
 
     async fn idempotency(

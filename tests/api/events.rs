@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use yizhan::domain::union::{JoinPolicy, UnionDraft};
 use yizhan::domain::user::{Gender, Profile, Role};
 
 use crate::helpers::{TestApp, draft, spawn_app};
@@ -355,11 +356,27 @@ async fn eligibility_window_and_deadline_are_enforced_by_name() {
     }))
     .await;
     let ok = Profile {
+        display_name: Some("王师傅".into()),
         union_member_no: Some("GH-1".into()),
         frontline: Some(true),
         birth_year: Some(1985),
         ..Profile::default()
     };
+    let union = store
+        .create_union(
+            UnionDraft {
+                name: "历下区快递行业工会".into(),
+                adcode: "370102".parse().unwrap(),
+                parent_id: None,
+                location: None,
+                join_policy: JoinPolicy::Auto,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    // Everyone joins the union but person 2, whose profile claims a member
+    // number all the same.
     let person = |n: u32, p: Profile| {
         let (app, store) = (&app, store.clone());
         async move {
@@ -371,6 +388,10 @@ async fn eligibility_window_and_deadline_are_enforced_by_name() {
                 .unwrap()
                 .unwrap();
             store.set_profile(u.id, &p).await.unwrap();
+            if n != 2 {
+                let u = store.user(u.id).await.unwrap().unwrap();
+                store.join_union(&u, union.id, now).await.unwrap();
+            }
             token
         }
     };
@@ -384,14 +405,7 @@ async fn eligibility_window_and_deadline_are_enforced_by_name() {
     );
     app.clock.advance(std::time::Duration::from_secs(2 * 3600));
     for (n, p, rule) in [
-        (
-            2,
-            Profile {
-                union_member_no: None,
-                ..ok.clone()
-            },
-            "union_members_only",
-        ),
+        (2, ok.clone(), "union_members_only"),
         (
             3,
             Profile {

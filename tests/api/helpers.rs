@@ -129,6 +129,7 @@ pub fn draft(n: usize, kind: Kind, lat: f64, lon: f64) -> SiteDraft {
         photos: vec![],
         status: Status::Open,
         closure: Default::default(),
+        union_id: None,
     }
 }
 

@@ -12,4 +12,5 @@ mod notifications;
 mod push;
 mod search;
 mod sites;
+mod unions;
 mod worker;
