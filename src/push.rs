@@ -96,22 +96,40 @@ impl VapidKey {
     }
 
     /// Write the private key to a new file readable by its owner only;
-    /// never overwrites.
+    /// never overwrites. The file appears whole or not at all (written
+    /// aside, then linked into place), so a node starting at the same moment
+    /// never reads half a key.
     pub fn write_new(&self, path: &Path) -> anyhow::Result<()> {
         use std::io::Write;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        if path.exists() {
+            anyhow::bail!("{} exists already; it is never overwritten", path.display());
         }
+        let aside = dir.join(format!(
+            ".{}.{:016x}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("vapid"),
+            rand::random::<u64>()
+        ));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts
-            .open(path)
-            .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
-        f.write_all(self.to_pem().as_bytes())?;
-        f.sync_all()?;
-        Ok(())
+        let written = (|| -> anyhow::Result<()> {
+            let mut f = opts
+                .open(&aside)
+                .with_context(|| format!("creating {}", aside.display()))?;
+            f.write_all(self.to_pem().as_bytes())?;
+            f.sync_all()?;
+            // A link fails if the name exists: never overwrites.
+            std::fs::hard_link(&aside, path)
+                .with_context(|| format!("creating {} (it must not exist yet)", path.display()))
+        })();
+        let _ = std::fs::remove_file(&aside);
+        written
     }
 
     /// The key at `path`, made there first if there is none. `true` when it
@@ -424,5 +442,24 @@ mod tests {
             assert_eq!(mode & 0o077, 0, "owner only: {mode:o}");
         }
         assert!(a.write_new(&path).is_err(), "never overwrites");
+    }
+
+    /// Nodes starting at once on one data folder: one key, read whole by all.
+    #[test]
+    fn nodes_starting_at_once_share_one_whole_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vapid.pem");
+        let keys: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| VapidKey::load_or_create(&path).unwrap().0))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().public_key().to_owned())
+                .collect()
+        });
+        assert!(keys.iter().all(|k| k == &keys[0]), "{keys:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary files left");
     }
 }
