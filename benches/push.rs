@@ -51,17 +51,12 @@ async fn stand_in() -> String {
     format!("http://{addr}")
 }
 
-/// A browser's key pair; every subscription shares its public half.
+/// A browser's public key and auth secret; every subscription shares them
+/// (a P-256 key pair made as the server makes its own).
 fn browser_key() -> (String, String) {
-    let secret = loop {
-        if let Ok(k) = p256::SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
-            break k;
-        }
-    };
-    use p256::elliptic_curve::sec1::ToEncodedPoint;
-    let public = secret.public_key().to_encoded_point(false);
+    let key = yizhan::push::VapidKey::generate();
     (
-        b64url(public.as_bytes()),
+        key.public_key().to_owned(),
         b64url(&rand::random::<[u8; 16]>()),
     )
 }

@@ -115,6 +115,20 @@ fn string_field(v: &Value) -> Result<String, String> {
         .ok_or_else(|| "expected a string".to_owned())
 }
 
+/// A required string field `name` of the object in field `parent`; a
+/// fault names `parent.name`.
+fn nested_string(
+    obj: &serde_json::Map<String, Value>,
+    parent: &str,
+    name: &str,
+) -> Result<String, ApiError> {
+    let field = format!("{parent}.{name}");
+    match obj.get(name) {
+        None | Some(Value::Null) => Err(ApiError::unprocessable(field, "required")),
+        Some(v) => string_field(v).map_err(|e| ApiError::unprocessable(field, e)),
+    }
+}
+
 /// Subscribe this browser to pushes.
 #[utoipa::path(
     post,
@@ -142,14 +156,10 @@ pub async fn subscribe(
             .cloned()
             .ok_or_else(|| "expected an object {p256dh, auth}".to_owned())
     })?;
-    let key = |name: &str| -> Result<String, ApiError> {
-        let field = format!("keys.{name}");
-        match keys.get(name) {
-            None | Some(Value::Null) => Err(ApiError::unprocessable(field, "required")),
-            Some(v) => string_field(v).map_err(|e| ApiError::unprocessable(field, e)),
-        }
-    };
-    let (p256dh, auth) = (key("p256dh")?, key("auth")?);
+    let (p256dh, auth) = (
+        nested_string(&keys, "keys", "p256dh")?,
+        nested_string(&keys, "keys", "auth")?,
+    );
     let types = body.optional("types", types_field)?;
     let sub = rules::validate_subscription(
         &endpoint,
@@ -308,13 +318,6 @@ pub async fn put_settings(
     })? {
         None | Some(None) => None,
         Some(Some(q)) => {
-            let bound = |name: &'static str| -> Result<String, ApiError> {
-                let field = format!("quiet_hours.{name}");
-                match q.get(name) {
-                    None | Some(Value::Null) => Err(ApiError::unprocessable(field, "required")),
-                    Some(v) => string_field(v).map_err(|e| ApiError::unprocessable(field, e)),
-                }
-            };
             if let Some(k) = q.keys().find(|k| !matches!(k.as_str(), "from" | "to")) {
                 return Err(ApiError::unprocessable(
                     format!("quiet_hours.{k}"),
@@ -322,8 +325,11 @@ pub async fn put_settings(
                 ));
             }
             Some(
-                QuietHours::parse(&bound("from")?, &bound("to")?)
-                    .map_err(|(field, e)| ApiError::unprocessable(field, e))?,
+                QuietHours::parse(
+                    &nested_string(&q, "quiet_hours", "from")?,
+                    &nested_string(&q, "quiet_hours", "to")?,
+                )
+                .map_err(|(field, e)| ApiError::unprocessable(field, e))?,
             )
         }
     };

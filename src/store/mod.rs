@@ -419,6 +419,39 @@ impl DeliveryOutcome {
             DeliveryOutcome::Gone(_) => "gone",
         }
     }
+
+    /// How the delivery's row changes, the same on every backend.
+    pub(crate) fn row_update(&self) -> DeliveryUpdate<'_> {
+        let (state, due_at, counts_a_try, error) = match self {
+            DeliveryOutcome::Sent => ("sent", None, true, None),
+            DeliveryOutcome::Later(t) => ("pending", Some(*t), false, None),
+            DeliveryOutcome::Retry { at, why } => ("pending", Some(*at), true, Some(why.as_str())),
+            DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
+                ("failed", None, true, Some(why.as_str()))
+            }
+            DeliveryOutcome::Skipped(why) => ("skipped", None, false, Some(why.as_str())),
+        };
+        DeliveryUpdate {
+            state,
+            due_at,
+            counts_a_try,
+            error,
+            removes_subscription: matches!(self, DeliveryOutcome::Gone(_)),
+        }
+    }
+}
+
+/// A delivery row's new values for an outcome ([`DeliveryOutcome::row_update`]).
+pub(crate) struct DeliveryUpdate<'a> {
+    /// `pending` (to be tried again at `due_at`), `sent`, `failed`, `skipped`.
+    pub state: &'static str,
+    /// When to look again; `None` keeps it.
+    pub due_at: Option<DateTime<Utc>>,
+    pub counts_a_try: bool,
+    /// Why it failed or was skipped; `None` keeps the last one.
+    pub error: Option<&'a str>,
+    /// A push service said the subscription is gone: delete it.
+    pub removes_subscription: bool,
 }
 
 /// How full the outbox is.

@@ -260,33 +260,24 @@ impl NotifyStore for PgStore {
         let at = super::micros(at);
         let mut tx = self.write_tx().await?;
         for (key, outcome) in done {
-            let (state, due, counts, why): (&str, Option<DateTime<Utc>>, i32, Option<&str>) =
-                match outcome {
-                    DeliveryOutcome::Sent => ("sent", None, 1, None),
-                    DeliveryOutcome::Later(t) => ("pending", Some(*t), 0, None),
-                    DeliveryOutcome::Retry { at, why } => ("pending", Some(*at), 1, Some(why)),
-                    DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
-                        ("failed", None, 1, Some(why))
-                    }
-                    DeliveryOutcome::Skipped(why) => ("skipped", None, 0, Some(why)),
-                };
+            let u = outcome.row_update();
             sqlx::query(
                 "UPDATE deliveries SET state = $1, due_at = coalesce($2, due_at), \
                  attempts = attempts + $3, last_error = coalesce($4, last_error), \
                  done_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END, claimed_until = NULL \
                  WHERE notification_id = $6 AND channel = $7 AND target = $8",
             )
-            .bind(state)
-            .bind(due)
-            .bind(counts)
-            .bind(why)
+            .bind(u.state)
+            .bind(u.due_at)
+            .bind(i32::from(u.counts_a_try))
+            .bind(u.error)
             .bind(at)
             .bind(key.notification.as_i64())
             .bind(key.channel.as_str())
             .bind(key.target)
             .execute(&mut *tx)
             .await?;
-            if let DeliveryOutcome::Gone(_) = outcome {
+            if u.removes_subscription {
                 sqlx::query("DELETE FROM push_subscriptions WHERE id = $1")
                     .bind(key.target)
                     .execute(&mut *tx)

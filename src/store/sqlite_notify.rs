@@ -270,35 +270,24 @@ impl NotifyStore for SqliteStore {
         let at = fmt_time(super::micros(at));
         let mut tx = self.write_tx().await?;
         for (key, outcome) in done {
-            let (state, due, counts, why): (&str, Option<String>, i64, Option<&str>) = match outcome
-            {
-                DeliveryOutcome::Sent => ("sent", None, 1, None),
-                DeliveryOutcome::Later(t) => ("pending", Some(fmt_time(*t)), 0, None),
-                DeliveryOutcome::Retry { at, why } => {
-                    ("pending", Some(fmt_time(*at)), 1, Some(why))
-                }
-                DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
-                    ("failed", None, 1, Some(why))
-                }
-                DeliveryOutcome::Skipped(why) => ("skipped", None, 0, Some(why)),
-            };
+            let u = outcome.row_update();
             sqlx::query(
                 "UPDATE deliveries SET state = ?1, due_at = coalesce(?2, due_at), \
                  attempts = attempts + ?3, last_error = coalesce(?4, last_error), \
                  done_at = CASE WHEN ?1 = 'pending' THEN NULL ELSE ?5 END, claimed_until = NULL \
                  WHERE notification_id = ?6 AND channel = ?7 AND target = ?8",
             )
-            .bind(state)
-            .bind(due)
-            .bind(counts)
-            .bind(why)
+            .bind(u.state)
+            .bind(u.due_at.map(fmt_time))
+            .bind(i64::from(u.counts_a_try))
+            .bind(u.error)
             .bind(&at)
             .bind(key.notification.as_i64())
             .bind(key.channel.as_str())
             .bind(key.target)
             .execute(&mut *tx)
             .await?;
-            if let DeliveryOutcome::Gone(_) = outcome {
+            if u.removes_subscription {
                 sqlx::query("DELETE FROM push_subscriptions WHERE id = ?")
                     .bind(key.target)
                     .execute(&mut *tx)

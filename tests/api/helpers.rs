@@ -70,6 +70,18 @@ impl TestApp {
         token
     }
 
+    /// Move the clock forward to `hour:minute` China time, today or
+    /// tomorrow (the seconds stay as they are).
+    pub fn move_to_china_time(&self, hour: u32, minute: u32) {
+        use chrono::Timelike;
+        let now = self
+            .clock_now()
+            .with_timezone(&yizhan::domain::hours::SHANGHAI);
+        let minutes = ((hour * 60 + minute) as i64 - (now.hour() * 60 + now.minute()) as i64)
+            .rem_euclid(24 * 60);
+        self.clock.advance(Duration::from_secs(minutes as u64 * 60));
+    }
+
     pub fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
         use yizhan::auth::Clock;
         self.clock.now()

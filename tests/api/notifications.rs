@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use chrono::Timelike;
 use reqwest::Method;
 use serde_json::{Value, json};
 use yizhan::domain::user::Role;
@@ -156,11 +155,7 @@ async fn the_inbox_pages_newest_first_and_reads_all() {
 async fn an_unread_offer_falls_back_to_sms_once() {
     let (app, site, admin) = setup().await;
     // Daytime in China, so quiet hours play no part here.
-    let now = app
-        .clock_now()
-        .with_timezone(&yizhan::domain::hours::SHANGHAI);
-    let to_ten = (34 - now.hour() as i64) % 24;
-    app.clock.advance(Duration::from_secs(to_ten as u64 * 3600));
+    app.move_to_china_time(10, 0);
     let event = make_event(
         &app,
         &admin,
@@ -201,12 +196,8 @@ async fn an_unread_offer_falls_back_to_sms_once() {
 #[tokio::test]
 async fn no_sms_in_quiet_hours_and_none_once_read() {
     let (app, site, admin) = setup().await;
-    let now = app
-        .clock_now()
-        .with_timezone(&yizhan::domain::hours::SHANGHAI);
     // Move to 22:30 China time.
-    let minutes = ((22 * 60 + 30) - (now.hour() * 60 + now.minute()) as i64).rem_euclid(24 * 60);
-    app.clock.advance(Duration::from_secs(minutes as u64 * 60));
+    app.move_to_china_time(22, 30);
     let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 5})).await;
     let a = app.token_for("13700000331", Role::Worker, &[]).await;
     let b = app.token_for("13700000332", Role::Worker, &[]).await;
@@ -252,11 +243,7 @@ async fn no_sms_in_quiet_hours_and_none_once_read() {
 #[tokio::test]
 async fn a_dead_workers_deliveries_are_taken_up_after_its_lease() {
     let (app, site, admin) = setup().await;
-    let now = app
-        .clock_now()
-        .with_timezone(&yizhan::domain::hours::SHANGHAI);
-    let to_ten = (34 - now.hour() as i64) % 24;
-    app.clock.advance(Duration::from_secs(to_ten as u64 * 3600));
+    app.move_to_china_time(10, 0);
     let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 5})).await;
     let a = app.token_for("13700000341", Role::Worker, &[]).await;
     book(&app, &event, &a, "a").await;
@@ -411,11 +398,7 @@ async fn moving_an_event_tells_its_holders_and_a_title_edit_does_not() {
 #[tokio::test]
 async fn an_unread_offer_is_texted_at_night_only_when_it_ends_before_seven() {
     let (app, site, admin) = setup().await;
-    let now = app
-        .clock_now()
-        .with_timezone(&yizhan::domain::hours::SHANGHAI);
-    let minutes = ((22 * 60 + 30) - (now.hour() * 60 + now.minute()) as i64).rem_euclid(24 * 60);
-    app.clock.advance(Duration::from_secs(minutes as u64 * 60));
+    app.move_to_china_time(22, 30);
     // Offers of 12 hours end at 10:30; of 4 hours, at 02:30.
     let long = make_event(
         &app,

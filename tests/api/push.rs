@@ -6,7 +6,6 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use chrono::Timelike;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
@@ -130,16 +129,6 @@ async fn inbox_top(app: &TestApp, token: &str) -> Value {
     page["items"][0].clone()
 }
 
-/// Move the clock to `hour`:00 China time, today or tomorrow.
-fn move_to_hour(app: &TestApp, hour: u32) {
-    let now = app
-        .clock_now()
-        .with_timezone(&yizhan::domain::hours::SHANGHAI);
-    let minutes =
-        ((hour * 60) as i64 - (now.hour() * 60 + now.minute()) as i64).rem_euclid(24 * 60);
-    app.clock.advance(Duration::from_secs(minutes as u64 * 60));
-}
-
 fn metric(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
@@ -257,7 +246,7 @@ async fn subscriptions_are_validated_kept_once_per_endpoint_and_removed() {
 #[tokio::test]
 async fn pushes_are_verified_decrypted_retried_and_gone_ones_removed() {
     let (app, site, admin) = setup().await;
-    move_to_hour(&app, 10);
+    app.move_to_china_time(10, 0);
     let push = PushService::start().await;
     let public_key = app.get_json("/v1/push/vapid-public-key").await["public_key"]
         .as_str()
@@ -356,7 +345,7 @@ async fn pushes_are_verified_decrypted_retried_and_gone_ones_removed() {
 #[tokio::test]
 async fn a_freed_seat_reaches_the_promoted_persons_browser() {
     let (app, site, admin) = setup().await;
-    move_to_hour(&app, 10);
+    app.move_to_china_time(10, 0);
     let push = PushService::start().await;
     let public_key = app.get_json("/v1/push/vapid-public-key").await["public_key"]
         .as_str()
@@ -465,7 +454,7 @@ async fn quiet_hours_hold_pushes_and_muted_types_are_not_pushed() {
     }
 
     // 23:00: a booking confirmation waits; the site closing is muted.
-    move_to_hour(&app, 23);
+    app.move_to_china_time(23, 0);
     let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 5})).await;
     book(&app, &event, &w, "w").await;
     app.call(
@@ -501,7 +490,7 @@ async fn quiet_hours_hold_pushes_and_muted_types_are_not_pushed() {
         "the inbox has both"
     );
     // 07:00: the confirmation goes; the muted closure never does.
-    move_to_hour(&app, 7);
+    app.move_to_china_time(7, 0);
     app.service.run_jobs().await.unwrap();
     let seen = push.log_of("w").await;
     assert_eq!(seen.len(), 1);
@@ -514,7 +503,7 @@ async fn quiet_hours_hold_pushes_and_muted_types_are_not_pushed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_batch_loses_nothing_and_repeats_no_accepted_push() {
     let (app, site, admin) = setup().await;
-    move_to_hour(&app, 10);
+    app.move_to_china_time(10, 0);
     let push = PushService::start().await;
     let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 40})).await;
     const N: usize = 20;
