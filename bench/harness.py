@@ -141,7 +141,7 @@ def read_sites(path):
         with open(path, "rb") as f:
             for line in f:
                 s = line.strip().rstrip(b",")
-                if s.startswith(b'{"type":"Feature"') or s.startswith(b'{"type": "Feature"'):
+                if s.startswith(b"{") and not s.startswith(b'{"type":"FeatureCollection"'):
                     ft = json.loads(s)
                     lon, lat = ft["geometry"]["coordinates"][:2]
                     pr = ft["properties"]
@@ -290,7 +290,7 @@ def wrk_load(args, port, paths_file, duration):
     d = json.loads(m.group(1))
     errors = d["err_connect"] + d["err_read"] + d["err_write"] + d["err_status"] + d["err_timeout"]
     return {"rps": d["requests"] / (d["duration_us"] / 1e6), "p50_ms": d["p50_us"] / 1000, "p99_ms": d["p99_us"] / 1000,
-            "p999_ms": d["p999_us"] / 1000, "requests": d["requests"], "errors": errors, "tool": " ".join(cmd[:6])}
+            "p999_ms": d["p999_us"] / 1000, "requests": d["requests"], "bytes": d["bytes"], "errors": errors, "tool": " ".join(cmd[:6])}
 
 
 # ---------------------------------------------------------------- Redis
@@ -541,7 +541,7 @@ def postgis_inside(spec_path):
         shutil.rmtree(logdir)
         lat.sort()
         res["load"][mode] = {"rps": tps, "p50_ms": pct(lat, 50) / 1000, "p99_ms": pct(lat, 99) / 1000, "requests": len(lat),
-                             "errors": int(failed.group(1)) if failed else 0, "tool": " ".join(cmd[:9]) + f" -T {spec['duration']}"}
+                             "errors": int(failed.group(1)) if failed else 0, "tool": f"pgbench -n -M prepared -c {spec['connections']} -j {spec['threads']} -T {spec['duration']} -f {script.name}"}
     (work / "pg-out.json").write_text(json.dumps(res))
 
 
@@ -724,19 +724,21 @@ def main():
                 log("Redis: loading and querying")
                 rd = redis_phase(args, work, sites, pts, check_pts, args.kind)
                 cmp["redis"] = rd
+                rd_answers = rd.pop("answers")
                 for mode in ("all", "kind"):
                     r = rd["load"][mode]
                     log(f"  redis {mode}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
                     # Redis: 52-bit geohash cells (~0.6 m) and its own radius (scaled out)
-                    cmp["exactness"][f"redis-{mode}"] = exactness(yz_answers[mode], rd.pop("answers")[mode], tol=1.5)
+                    cmp["exactness"][f"redis-{mode}"] = exactness(yz_answers[mode], rd_answers[mode], tol=1.5)
             if not args.no_postgis:
                 log("PostGIS: loading and querying (pg_virtualenv)")
                 pg = postgis_phase(args, work, n, len(pts), len(check_pts), args.kind)
                 cmp["postgis"] = pg
+                pg_answers = pg.pop("answers")
                 for mode in ("all", "kind"):
                     r = pg["load"][mode]
                     log(f"  postgis {mode}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
-                    cmp["exactness"][f"postgis-{mode}"] = exactness(yz_answers[mode], pg.pop("answers")[mode], tol=0.05)
+                    cmp["exactness"][f"postgis-{mode}"] = exactness(yz_answers[mode], pg_answers[mode], tol=0.05)
             for name, e in cmp["exactness"].items():
                 log(f"  exactness {name}: {e['identical']}/{e['n']} identical, {e['beyond']} beyond tolerance")
                 if e["beyond"]:

@@ -91,9 +91,9 @@ def write_report(res, out: Path):
         L.append("How each was driven (the same query points for all three):")
         L.append("")
         y = cmp["yizhan"]["load"]["all"]
-        L.append(f"- yizhan: `{y['tool']} -s bench/nearby.lua` over `GET /v1/sites/nearby?lat=…&lon=…&crs=wgs84&k=10&radius_m=5000[&kind=…]` (full JSON items). Latency percentiles from wrk's histogram.")
+        L.append(f"- yizhan: `{y['tool']} -s bench/nearby.lua` over `GET /v1/sites/nearby?lat=…&lon=…&crs=wgs84&k=10&radius_m=5000[&kind=…]` (full JSON items{', ' + f(y['bytes'] / y['requests'], 0) + ' bytes per response with headers' if y.get('bytes') else ''}). Latency percentiles from wrk's histogram.")
         if rd:
-            L.append(f"- Redis: `{rd['load']['all']['tool']}` (one GEO key for all sites, one per kind; each query point is a member `q…` of the searched keys, so COUNT 11 returns the point itself plus 10 sites; redis-benchmark varies the member with `-r`). Loaded with `redis-cli --pipe` in {f(rd['load_s'])} s; used_memory {f(rd['used_memory_mb'], 0)} MB, RSS {f(rd['rss_mb'], 0)} MB.")
+            L.append(f"- Redis: `{rd['load']['all']['tool']}` (one GEO key for all sites, one per kind; each query point is a member `q…` of the searched keys, so COUNT 11 returns the point itself plus 10 sites; redis-benchmark varies the member with `-r`). Loaded with `redis-cli --pipe` in {f(rd['load_s'], 2)} s; used_memory {f(rd['used_memory_mb'], 0)} MB, RSS {f(rd['rss_mb'], 0)} MB.")
         if pg:
             L.append(f"- PostGIS: `{pg['load']['all']['tool']}` running `SELECT s.ref … WHERE ST_DWithin(s.geog, q.geog, 5000, false) [AND kind = …] ORDER BY s.geog <-> q.geog LIMIT 10` (geography column, GiST index, plus one partial GiST index per kind, as Redis has a key per kind; sphere distances, as yizhan). Latency percentiles from pgbench's per-transaction log. Loaded (COPY, indexes, ANALYZE) in {f(pg['load_s'])} s (indexes {f(pg['index_s'])} s); database {f(pg['db_mb'], 0)} MB. Settings: `{' '.join(pg['settings'])}`.")
             plan = pg["plans"]["all"].strip().splitlines()
