@@ -194,15 +194,15 @@ def haversine(lon1, lat1, lon2, lat2, r=R_YIZHAN):
 
 
 class Yizhan:
-    def __init__(self, binary, db, workdir):
-        self.binary, self.db, self.workdir = binary, db, workdir
+    def __init__(self, binary, db, workdir, access_log=True):
+        self.binary, self.db, self.workdir, self.access_log = binary, db, workdir, access_log
         self.port = free_port()
         self.proc = None
         self.logpath = workdir / f"serve-{db.stem}.log"
 
     def start(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("YIZHAN_")}
-        env.setdefault("RUST_LOG", "info")
+        env["RUST_LOG"] = "info" if self.access_log else "info,yizhan::http=warn"
         self.logf = open(self.logpath, "w")
         t0 = time.monotonic()
         self.proc = spawn(
@@ -278,6 +278,8 @@ class Yizhan:
         if self.proc:
             stop(self.proc)
             self.logf.close()
+            if self.proc.returncode in (0, -signal.SIGTERM):
+                self.logpath.unlink(missing_ok=True)  # the access log is large
 
 
 def wrk_load(args, port, paths_file, duration):
@@ -639,6 +641,8 @@ def main():
     ap.add_argument("--out", default=str(BENCH / "RESULTS.md"))
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "yizhan"))
     ap.add_argument("--quick", action="store_true", help="smoke run: 10,000 sites, 5 s loads")
+    ap.add_argument("--access-log", choices=["on", "off"], default="on",
+                    help="yizhan's per-request INFO log line (on: RUST_LOG=info, as deployed; off: yizhan::http=warn)")
     ap.add_argument("--no-redis", action="store_true")
     ap.add_argument("--no-postgis", action="store_true")
     ap.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
@@ -680,11 +684,12 @@ def main():
         paths["all"].write_text("".join(nearby_path(lo, la) + "\n" for lo, la in pts))
         paths["kind"].write_text("".join(nearby_path(lo, la, args.kind) + "\n" for lo, la in pts))
 
-        yz = Yizhan(binary, db, work)
+        yz = Yizhan(binary, db, work, access_log=args.access_log == "on")
         try:
             log("starting yizhan serve")
             yz.start()
-            row.update(ready_s=yz.ready_s, rss_ready_mb=yz.rss_ready["VmRSS"])
+            row.update(ready_s=yz.ready_s, rss_ready_mb=yz.rss_ready["VmRSS"], rss_ready_anon_mb=yz.rss_ready.get("RssAnon"),
+                       rss_ready_file_mb=yz.rss_ready.get("RssFile"))
             row["index_build_s"] = (yz.log_field("spatial index built", "build_ms") or 0) / 1000 or None
             built = yz.wait_clusters()
             row.update(rss_clusters_mb=yz.rss_clusters["VmRSS"], peak_rss_mb=yz.rss_clusters["VmHWM"], cluster_build_s=yz.cluster_build_s,

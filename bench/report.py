@@ -15,6 +15,11 @@ def f(x, nd=1):
     return f"{x:,.{nd}f}"
 
 
+def anonfile(r):
+    a, fl = r.get("rss_ready_anon_mb"), r.get("rss_ready_file_mb")
+    return f" ({a:,.0f} anon + {fl:,.0f} file)" if a is not None and fl is not None else ""
+
+
 def met(ok):
     return "**met**" if ok else "**not met**"
 
@@ -91,7 +96,7 @@ def write_report(res, out: Path):
         L.append("How each was driven (the same query points for all three):")
         L.append("")
         y = cmp["yizhan"]["load"]["all"]
-        L.append(f"- yizhan: `{y['tool']} -s bench/nearby.lua` over `GET /v1/sites/nearby?lat=…&lon=…&crs=wgs84&k=10&radius_m=5000[&kind=…]` (full JSON items{', ' + f(y['bytes'] / y['requests'], 0) + ' bytes per response with headers' if y.get('bytes') else ''}). Latency percentiles from wrk's histogram.")
+        L.append(f"- yizhan: `{y['tool']} -s bench/nearby.lua` over `GET /v1/sites/nearby?lat=…&lon=…&crs=wgs84&k=10&radius_m=5000[&kind=…]` (`RUST_LOG={'info' if a.get('access_log', 'on') == 'on' else 'info,yizhan::http=warn'}`: {'one access-log line per request, as deployed' if a.get('access_log', 'on') == 'on' else 'no access log'}, to a file; full JSON items{', ' + f(y['bytes'] / y['requests'], 0) + ' bytes per response with headers' if y.get('bytes') else ''}). Latency percentiles from wrk's histogram.")
         if rd:
             L.append(f"- Redis: `{rd['load']['all']['tool']}` (one GEO key for all sites, one per kind; each query point is a member `q…` of the searched keys, so COUNT 11 returns the point itself plus 10 sites; redis-benchmark varies the member with `-r`). Loaded with `redis-cli --pipe` in {f(rd['load_s'], 2)} s; used_memory {f(rd['used_memory_mb'], 0)} MB, RSS {f(rd['rss_mb'], 0)} MB.")
         if pg:
@@ -126,10 +131,10 @@ def write_report(res, out: Path):
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in res["curve"]:
         ld = r.get("load", {}).get("all", {})
-        L.append(f"| {r['sites']:,} | {f(r['import_s'])} | {f(r['import_peak_rss_mb'], 0)} | {f(r['db_mb'], 0)} | {f(r['ready_s'], 2)} | {f(r.get('index_build_s'), 2)} | {f(r['rss_ready_mb'], 0)} | "
+        L.append(f"| {r['sites']:,} | {f(r['import_s'])} | {f(r['import_peak_rss_mb'], 0)} | {f(r['db_mb'], 0)} | {f(r['ready_s'], 2)} | {f(r.get('index_build_s'), 2)} | {f(r['rss_ready_mb'], 0)}{anonfile(r)} | "
                  f"{f(r.get('cluster_build_s'), 2)} | {f(r['rss_clusters_mb'], 0)} | {f(r['peak_rss_mb'], 0)} | {f(ld.get('rps'), 0)} | {f(ld.get('p50_ms'), 2)} | {f(ld.get('p99_ms'), 2)} |")
     L.append("")
-    L.append("Import: wall time of `yizhan import FILE --database-url sqlite:…` into a fresh file, peak RSS from wait4. Ready: from spawning `yizhan serve --no-seed` to the first 200 of `/readyz` (polled every 10 ms). RSS: VmRSS at ready and once the log says `cluster hierarchy built`; peak: VmHWM then. Nearby: unfiltered, as above.")
+    L.append("Import: wall time of `yizhan import FILE --database-url sqlite:…` into a fresh file, peak RSS from wait4. Ready: from spawning `yizhan serve --no-seed` to the first 200 of `/readyz` (polled every 10 ms). RSS: VmRSS at ready (split into RssAnon + RssFile: file pages are mapped files such as SQLite's) and once the log says `cluster hierarchy built`; peak: VmHWM then. Nearby: unfiltered, as above.")
     for r in res["curve"]:
         if r.get("import_output"):
             L.append(f"- import of {r['sites']:,} printed: `{' / '.join(r['import_output'])}`")
