@@ -761,6 +761,13 @@ def main():
     write_report(results, Path(args.out))
     shutil.copy(work / "results.json", Path(args.out).with_suffix(".json"))
     log(f"wrote {args.out}")
+    # the one table (and the targets), on the terminal too
+    text = Path(args.out).read_text()
+    for title in ("## Targets", "## Nearest sites, side by side"):
+        i = text.find(title)
+        if i >= 0:
+            j = text.find("\n\n", text.find("| ---", i))
+            print("\n" + text[i:j].strip())
     for f in failures:
         print("FAIL:", f, file=sys.stderr)
     return 2 if failures else 0
