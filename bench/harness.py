@@ -557,7 +557,7 @@ def pct(sorted_vals, p):
 # ---------------------------------------------------------------- exactness
 
 
-def compare(a, b, tol):
+def compare(a, b, tol, radius_b=RADIUS_M):
     """Are two ordered answers (lists of (ref, distance_m)) the same nearest
     sites? Differences are allowed only between sites whose distances differ by
     at most tol metres: swaps of near-ties, and the last place or the radius'
@@ -566,7 +566,7 @@ def compare(a, b, tol):
         return True, True, ""
     da, db = dict(a), dict(b)
     last_a = a[-1][1] if len(a) == K else RADIUS_M
-    last_b = b[-1][1] if len(b) == K else RADIUS_M
+    last_b = b[-1][1] if len(b) == K else radius_b  # b's radius, in a's metres
     for ref, d in a:
         if ref not in db and d < last_b - tol:
             return False, False, f"{ref} at {d:.2f} m missing (other's last {last_b:.2f} m)"
@@ -583,17 +583,17 @@ def compare(a, b, tol):
     return False, True, "near-tie"
 
 
-def exactness(yz, other, tol):
+def exactness(yz, other, tol, radius_other=RADIUS_M):
     n = len(yz)
     identical = within = 0
     bad = []
     for i, (a, b) in enumerate(zip(yz, other)):
-        same, ok, why = compare(a, b, tol)
+        same, ok, why = compare(a, b, tol, radius_other)
         identical += same
         within += ok
         if not ok:
             bad.append(f"query {i}: {why}")
-    return {"n": n, "identical": identical, "within_tolerance": within, "beyond": n - within, "examples": bad[:5],
+    return {"n": n, "tol_m": tol, "identical": identical, "within_tolerance": within, "beyond": n - within, "examples": bad[:5],
             "empty": sum(1 for a in yz if not a)}
 
 
@@ -734,7 +734,8 @@ def main():
                     r = rd["load"][mode]
                     log(f"  redis {mode}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
                     # Redis: 52-bit geohash cells (~0.6 m) and its own radius (scaled out)
-                    cmp["exactness"][f"redis-{mode}"] = exactness(yz_answers[mode], rd_answers[mode], tol=1.5)
+                    cmp["exactness"][f"redis-{mode}"] = exactness(yz_answers[mode], rd_answers[mode], tol=1.0,
+                                                                    radius_other=RADIUS_M * R_YIZHAN / R_REDIS)
             if not args.no_postgis:
                 log("PostGIS: loading and querying (pg_virtualenv)")
                 pg = postgis_phase(args, work, n, len(pts), len(check_pts), args.kind)
@@ -748,6 +749,12 @@ def main():
                 log(f"  exactness {name}: {e['identical']}/{e['n']} identical, {e['beyond']} beyond tolerance")
                 if e["beyond"]:
                     failures.append(f"exactness {name}: {e['beyond']} of {e['n']} answers differ beyond tolerance: {e['examples']}")
+            raw = {"points": check_pts, "yizhan": yz_answers}
+            if not args.no_redis:
+                raw["redis"] = rd_answers
+            if not args.no_postgis:
+                raw["postgis"] = pg_answers
+            (work / f"answers-{n}.json").write_text(json.dumps(raw))
             results["compare"] = cmp
             (work / "sites.csv").unlink(missing_ok=True)
         for suffix in ("", "-wal", "-shm"):

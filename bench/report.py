@@ -111,9 +111,12 @@ def write_report(res, out: Path):
         L.append("")
         ex = cmp.get("exactness") or {}
         if ex:
+            tol_r = ex.get("redis-all", {}).get("tol_m", 1.5)
+            tol_p = ex.get("postgis-all", {}).get("tol_m", 0.05)
+            edge = " (the edge is judged there)" if "tol_m" in ex.get("redis-all", {}) else ""
             L.append("## Same answers?")
             L.append("")
-            L.append(f"For the first {a['check']} query points, yizhan's ordered list of 10 refs against each other system's (Redis: GEOSEARCH FROMLONLAT … WITHDIST, distances rescaled from Redis' earth radius 6,372,797.6 m to yizhan's 6,371,008.8 m; PostGIS: sphere distances). A difference is tolerated only between sites whose distances differ by at most the tolerance: a swap of near-ties, or a different site in last place / at the 5 km edge (Redis stores 52-bit geohashes, ~0.6 m cells: tolerance 1.5 m; PostGIS: 0.05 m).")
+            L.append(f"For the first {a['check']} query points, yizhan's ordered list of 10 refs against each other system's (Redis: GEOSEARCH FROMLONLAT … WITHDIST, distances rescaled from Redis' earth radius 6,372,797.6 m to yizhan's 6,371,008.8 m; PostGIS: sphere distances). A difference is tolerated only between sites whose distances differ by at most the tolerance: a swap of near-ties, or a different site in last place / at the 5 km edge (Redis stores 52-bit geohashes, cells of ~0.5 × 0.3 m, and its 5 km is 4,998.6 m on yizhan's sphere{edge}: tolerance {tol_r} m; PostGIS: {tol_p} m).")
             L.append("")
             L.append("| against | query | identical lists | within tolerance | beyond tolerance | empty answers |")
             L.append("| --- | --- | --- | --- | --- | --- |")
