@@ -178,6 +178,22 @@ def query_points(sites, n, seed, jitter_m):
     return pts
 
 
+def within_counts(sites, pts, radius_m=RADIUS_M, kind=None):
+    """How many sites lie within radius_m of each point (what a radius search
+    that sorts everything it finds, like Redis' GEOSEARCH … ASC, must touch)."""
+    import bisect
+    byl = sorted((s[3], s[2]) for s in sites if kind is None or s[1] == kind)
+    lats = [p[0] for p in byl]
+    dlat = math.degrees(radius_m / R_YIZHAN) * 1.01
+    out = []
+    for lon, lat in pts:
+        lo, hi = bisect.bisect_left(lats, lat - dlat), bisect.bisect_right(lats, lat + dlat)
+        dlon = dlat / max(0.01, math.cos(math.radians(abs(lat) + dlat)))
+        out.append(sum(1 for la, lo_ in byl[lo:hi] if abs(lo_ - lon) <= dlon and haversine(lon, lat, lo_, la) <= radius_m))
+    out.sort()
+    return {"median": out[len(out) // 2], "p90": out[int(len(out) * 0.9)], "max": out[-1], "n": len(out)}
+
+
 def nearby_path(lon, lat, kind=None):
     p = f"/v1/sites/nearby?lat={lat:.7f}&lon={lon:.7f}&crs=wgs84&k={K}&radius_m={RADIUS_M}"
     return p + (f"&kind={kind}" if kind else "")
@@ -716,7 +732,8 @@ def main():
         results["curve"].append(row)
 
         if compare_here:
-            cmp = {"sites": n, "yizhan": {"load": row["load"]}, "exactness": {}}
+            cmp = {"sites": n, "yizhan": {"load": row["load"]}, "exactness": {},
+                   "within_5km": {"all": within_counts(sites, check_pts), "kind": within_counts(sites, check_pts, kind=args.kind)}}
             with open(work / "sites.csv", "w", newline="") as f:
                 w = csv.writer(f)
                 for s in sites:

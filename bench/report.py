@@ -93,6 +93,11 @@ def write_report(res, out: Path):
                 ratio = "" if r is y else f"**{y['rps'] / r['rps']:.2f}×**"
                 L.append(f"| {name} | {label} | {f(r['rps'], 0)} | {f(r['p50_ms'], 2)} | {f(r['p99_ms'], 2)} | {ratio} |")
         L.append("")
+        w5 = cmp.get("within_5km")
+        if w5:
+            L.append(f"Sites within 5 km of a query point (first {w5['all']['n']} points): median {w5['all']['median']:,}, p90 {w5['all']['p90']:,}, max {w5['all']['max']:,}; "
+                     f"of kind `{a['kind']}`: median {w5['kind']['median']:,}, p90 {w5['kind']['p90']:,}. A radius search that sorts all it finds (Redis' `GEOSEARCH … ASC COUNT 10`) pays for these; a k-nearest walk (yizhan, PostGIS `<->`) for about 10.")
+            L.append("")
         L.append("How each was driven (the same query points for all three):")
         L.append("")
         y = cmp["yizhan"]["load"]["all"]
