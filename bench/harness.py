@@ -637,6 +637,7 @@ def machine():
         "redis": cmd_out(["redis-server", "--version"]), "wrk": cmd_out(["wrk", "--version"]),
         "pgbench": cmd_out(["pgbench", "--version"]), "rustc": cmd_out(["rustc", "--version"]),
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "source_commit": cmd_out(["git", "-C", str(ROOT), "log", "-1", "--format=%h", "--", ".", ":(exclude)bench"]),
     }
 
 

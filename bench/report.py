@@ -29,17 +29,20 @@ def write_report(res, out: Path):
     L = []
     L.append("# yizhan side-by-side benchmark (issue 11)")
     L.append("")
-    L.append(f"Written by `bench/run` on {res['started']} (finished {res['finished']}). Command: `{res['command']}`.")
+    L.append(f"Written by `bench/run` on {res['started']} (finished {res['finished']}). Command: `{res['command'].strip()}`.")
     L.append("")
     L.append("## Machine")
     L.append("")
     L.append(f"- {m['cpus']} CPUs: {m['model']}; {m['mem_gib']:.1f} GiB memory; {m['os']}, Linux {m['kernel']}; load average at start {', '.join(f'{x:.2f}' for x in m['load_avg'])}")
-    L.append(f"- yizhan commit {m['commit']}, built with `cargo build --release` ({m['rustc']})")
+    src = f" (yizhan's sources as of {m['source_commit']}; the commit adds only bench/)" if m.get("source_commit") and not m["commit"].startswith(m["source_commit"]) else ""
+    L.append(f"- yizhan commit {m['commit']}{src}, built with `cargo build --release` ({m['rustc']})")
     cmp = res.get("compare") or {}
     pg = cmp.get("postgis") or {}
     rd = cmp.get("redis") or {}
     L.append(f"- {m['redis']}; PostgreSQL {pg.get('version', '—')} with PostGIS {pg.get('postgis', '—')}; {m['wrk']}; {m['pgbench']}")
-    L.append("- Load generator and server share the same cores (loopback); every system gets the same connections and generator threads. Shared, noisy machine: compare ratios within one run.")
+    L.append("- Load generator and server share the same cores (loopback); every system gets the same connections and generator threads. Shared, noisy machine: compare ratios within one run. Redis executes commands on one thread, so it can use one core at most; yizhan and PostgreSQL use both.")
+    for note in res.get("notes", []):
+        L.append(f"- Note: {note}")
     L.append("")
 
     curve = {r["sites"]: r for r in res["curve"]}
@@ -155,7 +158,7 @@ def write_report(res, out: Path):
         L.append("")
     L.append("## Reproduce")
     L.append("")
-    L.append(f"From a fresh clone: `{res['command']}` (installs redis-server, postgresql + PostGIS and wrk from Debian if missing, builds with `cargo build --release`). "
+    L.append(f"From a fresh clone: `{res['command'].strip()}` (installs redis-server, postgresql + PostGIS and wrk from Debian if missing, builds with `cargo build --release`). "
              "`bench/run --quick` is a 10,000-site smoke run; `--sizes`, `--compare-size`, `--duration`, `--connections` shorten or change it (`bench/run --help`). Raw numbers: `bench/RESULTS.json`.")
     L.append("")
     out.write_text("\n".join(L))
