@@ -4,6 +4,7 @@
 pub mod districts;
 pub mod generate;
 pub mod geojson;
+pub mod plan;
 mod names;
 
 #[cfg(test)]
