@@ -10,7 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use chrono::{NaiveTime, Utc};
+use chrono::NaiveTime;
 use serde_json::{Map, Value, json};
 
 use super::session::{Form, Session, see_other};
@@ -18,7 +18,7 @@ use super::views::{self, amenity_zh, field_zh, holiday_zh, rfc3339_of_local, sta
 use super::{Nav, PageError, page};
 use crate::domain::coords::Crs;
 use crate::domain::hours::{Hours, SHANGHAI};
-use crate::domain::site::{Amenity, Site, SiteId, Status};
+use crate::domain::site::{Amenity, KindSet, Site, SiteId};
 use crate::domain::user::Role;
 use crate::domain::weekly::{self, DAYS, DAYS_ZH, WeekRow, Weekly};
 use crate::error::ApiError;
@@ -107,7 +107,7 @@ async fn list(
         if !q.is_empty() {
             match parse_terms(&q) {
                 Ok(terms) => {
-                    let found = matches(&state, &terms, None, Default::default(), 100).await?;
+                    let found = matches(&state, &terms, None, KindSet::ALL, 100).await?;
                     sites = found.iter().map(|(_, x)| site_row(&state, &x.site)).collect();
                 }
                 Err(e) => error = Some(format!("搜索词有误：{e}（每个词至少2个字）")),
@@ -590,7 +590,7 @@ async fn save(
     form: &Form,
     section: &'static str,
     obj: Result<JsonObject, FieldError>,
-    keep: impl FnOnce(&mut SitePage),
+    keep: impl FnOnce(&mut SitePage, &Untouched),
 ) -> Result<Response, PageError> {
     s.check(form)?;
     let site = managed(state, s, id).await?;
@@ -598,6 +598,7 @@ async fn save(
         .get("version")
         .and_then(|v| v.trim().parse::<i64>().ok())
         .ok_or_else(|| ApiError::param("version", "the form has no version; reload the page"))?;
+    let sent = obj.as_ref().map(|o| o.0.clone()).unwrap_or_default();
     let outcome = match obj {
         Ok(obj) => {
             edit_site(state, &s.user, site.id, |_| Ok(Some(version)), &obj, Crs::Wgs84)
@@ -620,8 +621,9 @@ async fn save(
             // now, with this person's input kept to reapply.
             let current = load(state, site.id).await?;
             let mut p = site_page_of(state, s, &current);
-            p.conflict = Some(conflict(state, s, site.id, version, section).await?);
-            keep(&mut p);
+            let (c, untouched) = conflict(state, s, site.id, version, section, &sent).await?;
+            p.conflict = Some(c);
+            keep(&mut p, &untouched);
             return Ok(page(StatusCode::CONFLICT, &p));
         }
         Err(Err(e @ ApiError::Unprocessable { .. })) => {
@@ -637,24 +639,66 @@ async fn save(
     };
     let mut p = site_page_of(state, s, &site);
     p.error = Some(refusal);
-    keep(&mut p);
+    keep(&mut p, &Untouched::default());
     Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &p))
 }
 
-/// The changes made after `version`, who made them and when.
+/// Fields someone else changed that this person sent back as they were
+/// (they did not touch them): the page shows the other person's value for
+/// those, not the stale one, so saving again does not undo that change.
+#[derive(Default)]
+pub struct Untouched(Vec<String>);
+
+impl Untouched {
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|f| f == field)
+    }
+}
+
+/// Two API values meaning the same: instants compared as instants, lists
+/// as sets (amenities), null and blank alike.
+fn same_value(a: &Value, b: &Value) -> bool {
+    let instant = |v: &Value| {
+        v.as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            let mut x: Vec<String> = x.iter().map(Value::to_string).collect();
+            let mut y: Vec<String> = y.iter().map(Value::to_string).collect();
+            x.sort();
+            y.sort();
+            x == y
+        }
+        (Value::Null, Value::String(t)) | (Value::String(t), Value::Null) => t.is_empty(),
+        _ => match (instant(a), instant(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+    }
+}
+
+/// The changes made after `version`, who made them and when; and which of
+/// the fields `sent` this person left as they were.
 async fn conflict(
     state: &AppState,
     s: &Session,
     id: SiteId,
     version: i64,
     section: &'static str,
-) -> Result<Conflict, PageError> {
+    sent: &Map<String, Value>,
+) -> Result<(Conflict, Untouched), PageError> {
     let items = site_history(state, &s.user, id).await?;
     let later: Vec<_> = items.iter().filter(|h| h.version > version).collect();
     let mut changes = Vec::new();
+    let mut untouched = Untouched::default();
     for h in &later {
         if let Value::Object(m) = &h.changes {
             for (k, v) in m {
+                let old = v.get("old").unwrap_or(&Value::Null);
+                if sent.get(k).is_some_and(|mine| same_value(mine, old)) {
+                    untouched.0.push(k.clone());
+                }
                 changes.push(ChangeRow {
                     field: field_zh(k).to_owned(),
                     old: views::value_text(v.get("old").unwrap_or(&Value::Null)),
@@ -668,12 +712,13 @@ async fn conflict(
         Some(u) => who_is(state, u).await,
         None => "导入".to_owned(),
     };
-    Ok(Conflict {
+    let c = Conflict {
         section,
         who,
         at: last.map(|h| views::local_full(h.at)).unwrap_or_default(),
         changes,
-    })
+    };
+    Ok((c, untouched))
 }
 
 /// A person as the console names them: the masked phone.
@@ -701,7 +746,10 @@ async fn save_hours(
             field: "opening_hours".into(),
             message,
         });
-    save(&state, &s, &id, &form, "hours", obj, |p| {
+    save(&state, &s, &id, &form, "hours", obj, |p, untouched| {
+        if untouched.has("opening_hours") {
+            return;
+        }
         p.editor = editor_from(&form);
         p.editor.raw_initial = p.editor.raw.clone();
         if let Ok(h) = decide_hours(&form) {
@@ -742,12 +790,17 @@ async fn save_status(
         m.insert("reopens_at".into(), reopens_at);
         object(m)
     });
-    save(&state, &s, &id, &form, "status", obj, |p| {
-        p.status_form = StatusForm {
-            status: form.get("status").unwrap_or("").to_owned(),
-            reason: form.get("status_reason").unwrap_or("").to_owned(),
-            reopens_at: form.get("reopens_at").unwrap_or("").to_owned(),
-        };
+    save(&state, &s, &id, &form, "status", obj, |p, untouched| {
+        let mine = |f: &str| form.get(f).unwrap_or("").to_owned();
+        if !untouched.has("status") {
+            p.status_form.status = mine("status");
+        }
+        if !untouched.has("status_reason") {
+            p.status_form.reason = mine("status_reason");
+        }
+        if !untouched.has("reopens_at") {
+            p.status_form.reopens_at = mine("reopens_at");
+        }
     })
     .await
 }
@@ -783,7 +836,7 @@ async fn save_closures(
         }
     }
     .map(|list| object(Map::from_iter([("closures".to_owned(), Value::Array(list))])));
-    save(&state, &s, &id, &form, "closures", obj, |p| {
+    save(&state, &s, &id, &form, "closures", obj, |p, _| {
         p.closure_form = ClosureForm {
             from: form.get("closure_from").unwrap_or("").to_owned(),
             to: form.get("closure_to").unwrap_or("").to_owned(),
@@ -805,12 +858,16 @@ async fn save_amenities(
         "phone".into(),
         form.text("phone").map_or(Value::Null, |p| json!(p)),
     );
-    save(&state, &s, &id, &form, "amenities", Ok(object(m)), |p| {
-        let chosen = form.all("amenities");
-        for a in &mut p.amenities {
-            a.2 = chosen.contains(&a.0);
+    save(&state, &s, &id, &form, "amenities", Ok(object(m)), |p, untouched| {
+        if !untouched.has("amenities") {
+            let chosen = form.all("amenities");
+            for a in &mut p.amenities {
+                a.2 = chosen.contains(&a.0);
+            }
         }
-        p.phone = form.get("phone").unwrap_or("").to_owned();
+        if !untouched.has("phone") {
+            p.phone = form.get("phone").unwrap_or("").to_owned();
+        }
     })
     .await
 }
@@ -879,14 +936,3 @@ async fn history(
         },
     ))
 }
-
-/// Today in China time (event forms' defaults).
-pub fn today_local() -> chrono::NaiveDate {
-    Utc::now().with_timezone(&SHANGHAI).date_naive()
-}
-
-/// Statuses a manager may set, for the form.
-pub const STATUSES: [(Status, &str); 2] = [
-    (Status::Open, "正常开放"),
-    (Status::TemporarilyClosed, "暂停开放"),
-];
