@@ -13,7 +13,9 @@ use std::process::Command;
 fn missing() -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} not found (apt-get install chromium fonts-noto-cjk)"));
+        return Some(format!(
+            "{chromium} not found (apt-get install chromium fonts-noto-cjk)"
+        ));
     }
     let playwright = Command::new("python3")
         .args(["-c", "import playwright"])

@@ -108,7 +108,8 @@ async fn managers(
             Ok(ph) => {
                 p.person = person(&state, &ph).await?;
                 if p.person.is_none() {
-                    p.notice = Some("此手机号还没有账号；分配站点时将为其创建站点管理员账号。".into());
+                    p.notice =
+                        Some("此手机号还没有账号；分配站点时将为其创建站点管理员账号。".into());
                 }
             }
             Err(_) => p.error = Some("请输入正确的手机号（11位，以1开头）。".into()),
@@ -390,11 +391,13 @@ async fn import_apply(
         }
     };
     if Some(plan.fingerprint().as_str()) != form.get("fingerprint") {
-        p.error = Some("预览之后站点数据已有变化，导入结果会与预览不同。请重新预览后再导入。".into());
+        p.error =
+            Some("预览之后站点数据已有变化，导入结果会与预览不同。请重新预览后再导入。".into());
         p.show(&plan, text);
         return Ok(page(StatusCode::CONFLICT, &p));
     }
-    let drafts = parse_collection(text, crs).map_err(|e| ApiError::unprocessable("geojson", e.to_string()))?;
+    let drafts = parse_collection(text, crs)
+        .map_err(|e| ApiError::unprocessable("geojson", e.to_string()))?;
     let out = state
         .store
         .import_sites(drafts, state.auth.clock.now())

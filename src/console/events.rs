@@ -29,10 +29,7 @@ use crate::http::manage::site_id;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/console/sites/{id}/events",
-            get(site_events).post(create),
-        )
+        .route("/console/sites/{id}/events", get(site_events).post(create))
         .route("/console/events/{id}", get(event_page).post(edit))
         .route("/console/events/{id}/status", post(set_status))
         .route("/console/events/{id}/checkin", post(checkin))
@@ -192,7 +189,11 @@ fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String, String)> 
         text(&mut m, "kind");
         m.insert(
             "status".into(),
-            json!(if f.get("publish").is_some() { "published" } else { "draft" }),
+            json!(if f.get("publish").is_some() {
+                "published"
+            } else {
+                "draft"
+            }),
         );
         let mut quotas = Vec::new();
         for i in 0..QUOTA_ROWS {
@@ -296,7 +297,10 @@ async fn create(
         Err((field, message)) => Err(Ok(format!("{}：{message}", field_zh(&field)))),
     };
     match result {
-        Ok(e) => Ok(see_other(&format!("/console/events/{}?saved=created", e.id))),
+        Ok(e) => Ok(see_other(&format!(
+            "/console/events/{}?saved=created",
+            e.id
+        ))),
         Err(Ok(message)) => {
             events_page(
                 &state,
@@ -429,11 +433,17 @@ async fn render_event(
     let attendees = items
         .iter()
         .map(|a| AttendeeRow {
-            name: a.display_name.clone().unwrap_or_else(|| "（未填姓名）".into()),
+            name: a
+                .display_name
+                .clone()
+                .unwrap_or_else(|| "（未填姓名）".into()),
             phone: a.phone.clone(),
             status: booking_zh(a.status),
             quota: a.quota.clone().unwrap_or_default(),
-            position: a.waitlist_position.map(|p| p.to_string()).unwrap_or_default(),
+            position: a
+                .waitlist_position
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             checked_in_at: a.checked_in_at.map(views::local).unwrap_or_default(),
         })
         .collect();
@@ -499,7 +509,9 @@ async fn edit(
     s.check(&form)?;
     let e = managed_event(&state, &s, &id).await?;
     let result = match event_json(&form, false) {
-        Ok(obj) => edit_event(&state, &s.user, e.id, &obj).await.map_err(refusal),
+        Ok(obj) => edit_event(&state, &s.user, e.id, &obj)
+            .await
+            .map_err(refusal),
         Err((field, message)) => Err(Ok(format!("{}：{message}", field_zh(&field)))),
     };
     match result {
@@ -531,8 +543,14 @@ async fn set_status(
         return render_event(&state, &s, &e, extra).await;
     }
     let obj = JsonObject(Map::from_iter([("status".to_owned(), json!(status))]));
-    match edit_event(&state, &s.user, e.id, &obj).await.map_err(refusal) {
-        Ok(_) => Ok(see_other(&format!("/console/events/{}?saved={status}", e.id))),
+    match edit_event(&state, &s.user, e.id, &obj)
+        .await
+        .map_err(refusal)
+    {
+        Ok(_) => Ok(see_other(&format!(
+            "/console/events/{}?saved={status}",
+            e.id
+        ))),
         Err(Ok(message)) => {
             extra.error = Some(message);
             extra.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -571,7 +589,9 @@ async fn checkin(
                 ApiError::Unprocessable { param, .. } if param == "code" => {
                     "签到码无效，或不是本活动的签到码。".to_owned()
                 }
-                ApiError::Conflict(_) => "此报名没有占用名额（候补或已取消），不能签到。".to_owned(),
+                ApiError::Conflict(_) => {
+                    "此报名没有占用名额（候补或已取消），不能签到。".to_owned()
+                }
                 _ => refusal(e)?,
             };
             extra.error = Some(message);

@@ -33,7 +33,10 @@ pub struct ConsoleConfig {
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/console", get(|| async { session::see_other("/console/") }))
+        .route(
+            "/console",
+            get(|| async { session::see_other("/console/") }),
+        )
         .route("/console/", get(home))
         .route(
             "/console/login",
@@ -102,8 +105,9 @@ pub fn page(status: StatusCode, t: &impl Template) -> Response {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
-        Err(e) => PageError::Api(ApiError::Internal(anyhow::anyhow!("template: {e}")))
-            .into_response(),
+        Err(e) => {
+            PageError::Api(ApiError::Internal(anyhow::anyhow!("template: {e}"))).into_response()
+        }
     }
 }
 

@@ -108,7 +108,10 @@ async fn list(
             match parse_terms(&q) {
                 Ok(terms) => {
                     let found = matches(&state, &terms, None, KindSet::ALL, 100).await?;
-                    sites = found.iter().map(|(_, x)| site_row(&state, &x.site)).collect();
+                    sites = found
+                        .iter()
+                        .map(|(_, x)| site_row(&state, &x.site))
+                        .collect();
                 }
                 Err(e) => error = Some(format!("搜索词有误：{e}（每个词至少2个字）")),
             }
@@ -284,9 +287,7 @@ fn decide_hours(form: &Form) -> Result<String, String> {
         (false, _) => Ok(raw),
         (true, Err(e)) => Err(format!("每周表格{e}")),
         (true, Ok(r)) if !raw_changed || r == raw => Ok(r),
-        (true, Ok(_)) => Err(
-            "每周表格和专家模式都改动了，且不一致：请只修改其中一处".to_owned(),
-        ),
+        (true, Ok(_)) => Err("每周表格和专家模式都改动了，且不一致：请只修改其中一处".to_owned()),
     }
 }
 
@@ -600,12 +601,17 @@ async fn save(
         .ok_or_else(|| ApiError::param("version", "the form has no version; reload the page"))?;
     let sent = obj.as_ref().map(|o| o.0.clone()).unwrap_or_default();
     let outcome = match obj {
-        Ok(obj) => {
-            edit_site(state, &s.user, site.id, |_| Ok(Some(version)), &obj, Crs::Wgs84)
-                .await
-                .map(|_| ())
-                .map_err(Err)
-        }
+        Ok(obj) => edit_site(
+            state,
+            &s.user,
+            site.id,
+            |_| Ok(Some(version)),
+            &obj,
+            Crs::Wgs84,
+        )
+        .await
+        .map(|_| ())
+        .map_err(Err),
         Err(e) => Err(Ok(e)),
     };
     let refusal = match outcome {
@@ -835,7 +841,12 @@ async fn save_closures(
             (Err(e), _) | (_, Err(e)) => Err(e),
         }
     }
-    .map(|list| object(Map::from_iter([("closures".to_owned(), Value::Array(list))])));
+    .map(|list| {
+        object(Map::from_iter([(
+            "closures".to_owned(),
+            Value::Array(list),
+        )]))
+    });
     save(&state, &s, &id, &form, "closures", obj, |p, _| {
         p.closure_form = ClosureForm {
             from: form.get("closure_from").unwrap_or("").to_owned(),
@@ -858,17 +869,25 @@ async fn save_amenities(
         "phone".into(),
         form.text("phone").map_or(Value::Null, |p| json!(p)),
     );
-    save(&state, &s, &id, &form, "amenities", Ok(object(m)), |p, untouched| {
-        if !untouched.has("amenities") {
-            let chosen = form.all("amenities");
-            for a in &mut p.amenities {
-                a.2 = chosen.contains(&a.0);
+    save(
+        &state,
+        &s,
+        &id,
+        &form,
+        "amenities",
+        Ok(object(m)),
+        |p, untouched| {
+            if !untouched.has("amenities") {
+                let chosen = form.all("amenities");
+                for a in &mut p.amenities {
+                    a.2 = chosen.contains(&a.0);
+                }
             }
-        }
-        if !untouched.has("phone") {
-            p.phone = form.get("phone").unwrap_or("").to_owned();
-        }
-    })
+            if !untouched.has("phone") {
+                p.phone = form.get("phone").unwrap_or("").to_owned();
+            }
+        },
+    )
     .await
 }
 
@@ -899,7 +918,11 @@ async fn history(
 ) -> Result<Response, PageError> {
     let site = managed(&state, &s, &id).await?;
     let mut items = Vec::new();
-    for h in site_history(&state, &s.user, site.id).await?.into_iter().rev() {
+    for h in site_history(&state, &s.user, site.id)
+        .await?
+        .into_iter()
+        .rev()
+    {
         let who = match h.user_id {
             Some(u) => who_is(&state, u).await,
             None => "导入".to_owned(),

@@ -102,8 +102,10 @@ impl Weekly {
                 .times
                 .iter()
                 .map(|(open, close)| {
-                    let o = hhmm(open).ok_or_else(|| err(format!("“{open}”不是有效时间（时:分）")))?;
-                    let c = hhmm(close).ok_or_else(|| err(format!("“{close}”不是有效时间（时:分）")))?;
+                    let o =
+                        hhmm(open).ok_or_else(|| err(format!("“{open}”不是有效时间（时:分）")))?;
+                    let c = hhmm(close)
+                        .ok_or_else(|| err(format!("“{close}”不是有效时间（时:分）")))?;
                     if o == c && c != NaiveTime::MIN {
                         return Err(err(format!("{open}-{close}：开门和关门时间相同")));
                     }
@@ -206,7 +208,10 @@ pub fn preview(
     (0..days)
         .map(|i| {
             let date = from + TimeDelta::days(i64::from(i));
-            let (start, end) = (local_midnight(date), local_midnight(date + TimeDelta::days(1)));
+            let (start, end) = (
+                local_midnight(date),
+                local_midnight(date + TimeDelta::days(1)),
+            );
             let mut open = Vec::new();
             let mut t = start;
             // Bounded: a day has at most a few dozen changes in any real expression.
@@ -281,7 +286,10 @@ mod tests {
             rows: vec![row(&[0, 2, 4], &[("22:00", "06:00")]), row(&[6], &[])],
             ph_off: false,
         };
-        assert_eq!(w.to_opening_hours().unwrap(), "Mo,We,Fr 22:00-06:00; Su off");
+        assert_eq!(
+            w.to_opening_hours().unwrap(),
+            "Mo,We,Fr 22:00-06:00; Su off"
+        );
         assert_eq!(Weekly::default().to_opening_hours().unwrap(), "off");
         for s in [
             "Mo-Fr 09:00-12:00,14:00-18:00; Sa,Su 10:00-24:00; PH off",
@@ -310,7 +318,12 @@ mod tests {
             rows: vec![row(&[3], &[("9", "10:00")])],
             ph_off: false,
         };
-        assert!(bad.to_opening_hours().unwrap_err().message.contains("时:分"));
+        assert!(
+            bad.to_opening_hours()
+                .unwrap_err()
+                .message
+                .contains("时:分")
+        );
         let empty = Weekly {
             rows: vec![row(&[3], &[("10:00", "10:00")])],
             ph_off: false,
@@ -320,7 +333,12 @@ mod tests {
 
     #[test]
     fn other_strings_are_left_to_the_raw_field() {
-        for s in ["24/7", "Mo-Fr 09:00-17:00; Mo 10:00-11:00", "Su-Mo 09:00-10:00", "Mo 9:00-10:00"] {
+        for s in [
+            "24/7",
+            "Mo-Fr 09:00-17:00; Mo 10:00-11:00",
+            "Su-Mo 09:00-10:00",
+            "Mo 9:00-10:00",
+        ] {
             assert_eq!(Weekly::parse(s), None, "{s}");
         }
     }

@@ -4,8 +4,8 @@
 pub mod districts;
 pub mod generate;
 pub mod geojson;
-pub mod plan;
 mod names;
+pub mod plan;
 
 #[cfg(test)]
 mod tests;

@@ -72,7 +72,11 @@ impl ImportPlan {
             h.update(b"\n");
         }
         h.update(self.unchanged.to_le_bytes());
-        h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+        h.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -129,16 +133,25 @@ mod tests {
             updated_at: chrono::Utc::now(),
         };
         let sites = vec![stored("a", "甲", 3), stored("b", "乙", 1)];
-        let p = plan(&sites, &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")]);
+        let p = plan(
+            &sites,
+            &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")],
+        );
         assert_eq!(p.unchanged, 1);
         assert_eq!(p.updated.len(), 1);
         assert_eq!(p.updated[0].changes["name"]["new"], "乙二");
         assert_eq!(p.created.len(), 1);
         assert_eq!(p.created[0].ext_ref, "c");
-        let again = plan(&sites, &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")]);
+        let again = plan(
+            &sites,
+            &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")],
+        );
         assert_eq!(p.fingerprint(), again.fingerprint());
         let moved = vec![stored("a", "甲", 3), stored("b", "乙", 2)];
-        let later = plan(&moved, &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")]);
+        let later = plan(
+            &moved,
+            &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")],
+        );
         assert_ne!(p.fingerprint(), later.fingerprint(), "b moved on meanwhile");
     }
 }

@@ -82,7 +82,7 @@ pub async fn attendees(
     if !csv {
         return Ok(Json(AttendeesResponse { items }).into_response());
     }
-    Ok(csv_response(&items)?)
+    csv_response(&items)
 }
 
 /// Everyone booked on event `id`, for `user` if they manage it (the API and

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use crate::domain::coords::{LatLon, haversine_m, to_wgs84};
 use crate::domain::site::KindSet;
-use crate::index::IndexedSite;
 use crate::error::{ApiError, Problem};
+use crate::index::IndexedSite;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/sites/search", get(search))
@@ -158,8 +158,5 @@ pub async fn matches(
             .then(a.2.site.id.cmp(&b.2.site.id))
     });
     ranked.truncate(limit);
-    Ok(ranked
-        .into_iter()
-        .map(|(_, d, s)| (d, s.clone()))
-        .collect())
+    Ok(ranked.into_iter().map(|(_, d, s)| (d, s.clone())).collect())
 }

@@ -11,6 +11,9 @@ use crate::helpers::{TestApp, draft, spawn_app};
 
 const MANAGER: &str = "13900000002";
 
+/// Form fields or headers.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 /// `application/x-www-form-urlencoded`, as a browser sends a form.
 fn form_body(form: &[(&str, &str)]) -> String {
     form_urlencoded::Serializer::new(String::new())
@@ -138,7 +141,10 @@ async fn the_session_cookie_is_http_only_lax_and_secure_behind_tls() {
 
     let (status, html) = page(&app, &cookie, "/console/sites").await;
     assert_eq!(status, 200);
-    assert!(html.contains("lang=\"zh-CN\"") && html.contains("测试站点1"), "{html}");
+    assert!(
+        html.contains("lang=\"zh-CN\"") && html.contains("测试站点1"),
+        "{html}"
+    );
 
     // Signing out revokes the token: the cookie no longer opens a page.
     let csrf = csrf_of(&html);
@@ -164,8 +170,11 @@ async fn a_form_without_the_sessions_csrf_or_from_another_site_changes_nothing()
     let csrf = csrf_of(&html);
     let path = format!("/console/sites/{id}/hours");
     let wrong = "0".repeat(32);
-    let refused: [(Vec<(&str, &str)>, Vec<(&str, &str)>); 4] = [
-        (hours_form("", "1", "Mo-Fr 08:00-12:00")[1..].to_vec(), vec![]),
+    let refused: [(Pairs, Pairs); 4] = [
+        (
+            hours_form("", "1", "Mo-Fr 08:00-12:00")[1..].to_vec(),
+            vec![],
+        ),
         (hours_form(&wrong, "1", "Mo-Fr 08:00-12:00"), vec![]),
         (
             hours_form(&csrf, "1", "Mo-Fr 08:00-12:00"),
@@ -222,7 +231,10 @@ async fn a_manager_cannot_open_or_change_another_managers_site() {
     app.token_for(MANAGER, Role::SiteManager, &ids[..1]).await;
     let (cookie, _) = sign_in(&app, MANAGER, &[]).await;
     let (_, list) = page(&app, &cookie, "/console/sites").await;
-    assert!(list.contains("测试站点1") && !list.contains("测试站点2"), "{list}");
+    assert!(
+        list.contains("测试站点1") && !list.contains("测试站点2"),
+        "{list}"
+    );
     let csrf = csrf_of(&list);
     let theirs = ids[1];
     for path in ["", "/history", "/events", "/preview?opening_hours=24%2F7"] {
@@ -257,9 +269,7 @@ async fn a_stale_form_is_a_conflict_showing_the_other_change_and_nothing_is_lost
     let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
     let id = site_ids(&app).await[0];
     app.token_for(MANAGER, Role::SiteManager, &[id]).await;
-    let other = app
-        .token_for("13900000003", Role::SiteManager, &[id])
-        .await;
+    let other = app.token_for("13900000003", Role::SiteManager, &[id]).await;
     let (cookie, _) = sign_in(&app, MANAGER, &[]).await;
     let (_, html) = page(&app, &cookie, &format!("/console/sites/{id}")).await;
     let csrf = csrf_of(&html);
@@ -285,7 +295,10 @@ async fn a_stale_form_is_a_conflict_showing_the_other_change_and_nothing_is_lost
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body.contains("其他人已先保存"), "{body}");
-    assert!(body.contains("139****0003") && body.contains("Mo-Sa 07:00-19:00"), "{body}");
+    assert!(
+        body.contains("139****0003") && body.contains("Mo-Sa 07:00-19:00"),
+        "{body}"
+    );
     // The manager's input is kept to reapply, against the new version.
     assert!(body.contains("value=\"Mo-Fr 08:00-12:00\""), "{body}");
     assert!(body.contains("name=\"version\" value=\"2\""), "{body}");
@@ -304,14 +317,29 @@ async fn bad_input_is_explained_on_the_page_never_a_server_error() {
     let (_, html) = page(&app, &cookie, &format!("/console/sites/{id}")).await;
     let csrf = csrf_of(&html);
     let hours = format!("/console/sites/{id}/hours");
-    let (status, body) = post(&app, &cookie, &hours, &hours_form(&csrf, "1", "Mo-Fr 25:00"), &[]).await;
+    let (status, body) = post(
+        &app,
+        &cookie,
+        &hours,
+        &hours_form(&csrf, "1", "Mo-Fr 25:00"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body.contains("营业时间") && body.contains("aria-invalid"), "{body}");
+    assert!(
+        body.contains("营业时间") && body.contains("aria-invalid"),
+        "{body}"
+    );
     let (status, _) = post(&app, &cookie, &hours, &hours_form(&csrf, "x", "off"), &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // A weekday in two rows of the editor.
     let mut form = hours_form(&csrf, "1", "24/7");
-    form.extend([("row0_day", "Mo"), ("row1_day", "Mo"), ("row1_open1", "09:00"), ("row1_close1", "10:00")]);
+    form.extend([
+        ("row0_day", "Mo"),
+        ("row1_day", "Mo"),
+        ("row1_open1", "09:00"),
+        ("row1_close1", "10:00"),
+    ]);
     let (status, body) = post(&app, &cookie, &hours, &form, &[]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("周一已在另一行中"), "{body}");
@@ -329,13 +357,22 @@ async fn bad_input_is_explained_on_the_page_never_a_server_error() {
         &app,
         &cookie,
         &status_path,
-        &[("csrf", &csrf), ("version", "1"), ("status", "temporarily_closed"), ("reopens_at", "soon")],
+        &[
+            ("csrf", &csrf),
+            ("version", "1"),
+            ("status", "temporarily_closed"),
+            ("reopens_at", "soon"),
+        ],
         &[],
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(hours_of(&app, id).await, ("24/7".to_owned(), 1));
-    for path in ["/console/sites/not-an-id", "/console/events/nope", "/console/nothing-here"] {
+    for path in [
+        "/console/sites/not-an-id",
+        "/console/events/nope",
+        "/console/nothing-here",
+    ] {
         let (status, _) = page(&app, &cookie, path).await;
         assert!(status.is_client_error(), "{path}: {status}");
     }
@@ -354,10 +391,18 @@ async fn bad_input_is_explained_on_the_page_never_a_server_error() {
 #[tokio::test]
 async fn assets_are_built_in_and_revalidated_by_etag() {
     let app = spawn_app(vec![]).await;
-    for (name, kind) in [("console.css", "text/css"), ("console.js", "text/javascript")] {
+    for (name, kind) in [
+        ("console.css", "text/css"),
+        ("console.js", "text/javascript"),
+    ] {
         let r = app.get(&format!("/console/assets/{name}")).await;
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(kind));
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
         assert_eq!(r.headers()["cache-control"], "no-cache");
         let tag = r.headers()["etag"].to_str().unwrap().to_owned();
         let again = app
@@ -382,11 +427,20 @@ async fn the_preview_follows_the_editor_without_saving() {
              &row0_day=Sa&row0_day=Su&row0_open1=10:00&row0_close1=00:00";
     let (status, body) = page(&app, &cookie, &format!("/console/sites/{id}/preview?{q}")).await;
     assert_eq!(status, 200);
-    assert!(body.contains("data-opening-hours=\"Sa,Su 10:00-24:00\""), "{body}");
-    assert!(body.contains("10:00–24:00") && body.contains("休息"), "{body}");
+    assert!(
+        body.contains("data-opening-hours=\"Sa,Su 10:00-24:00\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("10:00–24:00") && body.contains("休息"),
+        "{body}"
+    );
     // Without JavaScript: the page itself, with the preview of the rows.
     let (status, body) = page(&app, &cookie, &format!("/console/sites/{id}?preview=1&{q}")).await;
     assert_eq!(status, 200);
-    assert!(body.contains("预览，尚未保存") && body.contains("10:00–24:00"), "{body}");
+    assert!(
+        body.contains("预览，尚未保存") && body.contains("10:00–24:00"),
+        "{body}"
+    );
     assert_eq!(hours_of(&app, id).await, ("24/7".to_owned(), 1));
 }
