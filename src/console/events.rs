@@ -514,14 +514,31 @@ async fn edit(
             .map_err(refusal),
         Err((field, message)) => Err(Ok(format!("{}：{message}", field_zh(&field)))),
     };
+    let kept = EventForm::of_form(&form);
+    after_edit(&state, &s, &e, result, "edited", Some(kept)).await
+}
+
+/// After an edit: to the event's page saying `saved`, or the page again
+/// with the refusal (and the form as typed, when given).
+async fn after_edit(
+    state: &AppState,
+    s: &Session,
+    e: &Event,
+    result: Result<Event, Result<String, PageError>>,
+    saved: &str,
+    form: Option<EventForm>,
+) -> Result<Response, PageError> {
     match result {
-        Ok(e) => Ok(see_other(&format!("/console/events/{}?saved=edited", e.id))),
+        Ok(e) => Ok(see_other(&format!(
+            "/console/events/{}?saved={saved}",
+            e.id
+        ))),
         Err(Ok(message)) => {
             let mut extra = Extra::none();
             extra.error = Some(message);
-            extra.form = Some(EventForm::of_form(&form));
+            extra.form = form;
             extra.status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_event(&state, &s, &e, extra).await
+            render_event(state, s, e, extra).await
         }
         Err(Err(e)) => Err(e),
     }
@@ -543,21 +560,10 @@ async fn set_status(
         return render_event(&state, &s, &e, extra).await;
     }
     let obj = JsonObject(Map::from_iter([("status".to_owned(), json!(status))]));
-    match edit_event(&state, &s.user, e.id, &obj)
+    let result = edit_event(&state, &s.user, e.id, &obj)
         .await
-        .map_err(refusal)
-    {
-        Ok(_) => Ok(see_other(&format!(
-            "/console/events/{}?saved={status}",
-            e.id
-        ))),
-        Err(Ok(message)) => {
-            extra.error = Some(message);
-            extra.status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_event(&state, &s, &e, extra).await
-        }
-        Err(Err(e)) => Err(e),
-    }
+        .map_err(refusal);
+    after_edit(&state, &s, &e, result, status, None).await
 }
 
 async fn checkin(

@@ -83,6 +83,28 @@ async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
     (r.status(), r.text().await.unwrap())
 }
 
+/// A GET of `path` (with `cookie`, if any) is sent to the sign-in page.
+async fn asks_to_sign_in(app: &TestApp, cookie: Option<&str>, path: &str) {
+    let mut req = no_redirects().get(app.url(path));
+    if let Some(c) = cookie {
+        req = req.header(COOKIE, c);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/console/login");
+}
+
+/// One site, its manager signed in to the console: the site, the session's
+/// cookie and its csrf.
+async fn manager_signed_in(app: &TestApp) -> (SiteId, String, String) {
+    let id = site_ids(app).await[0];
+    app.token_for(MANAGER, Role::SiteManager, &[id]).await;
+    let (cookie, _) = sign_in(app, MANAGER, &[]).await;
+    let (_, html) = page(app, &cookie, &format!("/console/sites/{id}")).await;
+    let csrf = csrf_of(&html);
+    (id, cookie, csrf)
+}
+
 fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[at..at + 32].to_owned()
@@ -150,24 +172,13 @@ async fn the_session_cookie_is_http_only_lax_and_secure_behind_tls() {
     let csrf = csrf_of(&html);
     let (status, _) = post(&app, &cookie, "/console/logout", &[("csrf", &csrf)], &[]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let r = no_redirects()
-        .get(app.url("/console/sites"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()[LOCATION], "/console/login");
+    asks_to_sign_in(&app, Some(&cookie), "/console/sites").await;
 }
 
 #[tokio::test]
 async fn a_form_without_the_sessions_csrf_or_from_another_site_changes_nothing() {
     let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
-    let id = site_ids(&app).await[0];
-    app.token_for(MANAGER, Role::SiteManager, &[id]).await;
-    let (cookie, _) = sign_in(&app, MANAGER, &[]).await;
-    let (_, html) = page(&app, &cookie, &format!("/console/sites/{id}")).await;
-    let csrf = csrf_of(&html);
+    let (id, cookie, csrf) = manager_signed_in(&app).await;
     let path = format!("/console/sites/{id}/hours");
     let wrong = "0".repeat(32);
     let refused: [(Pairs, Pairs); 4] = [
@@ -255,24 +266,14 @@ async fn a_manager_cannot_open_or_change_another_managers_site() {
     let (status, _) = page(&app, &cookie, "/console/admin/managers").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Without a session: to the sign-in page.
-    let r = no_redirects()
-        .get(app.url(&format!("/console/sites/{}", ids[0])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()[LOCATION], "/console/login");
+    asks_to_sign_in(&app, None, &format!("/console/sites/{}", ids[0])).await;
 }
 
 #[tokio::test]
 async fn a_stale_form_is_a_conflict_showing_the_other_change_and_nothing_is_lost() {
     let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
-    let id = site_ids(&app).await[0];
-    app.token_for(MANAGER, Role::SiteManager, &[id]).await;
+    let (id, cookie, csrf) = manager_signed_in(&app).await;
     let other = app.token_for("13900000003", Role::SiteManager, &[id]).await;
-    let (cookie, _) = sign_in(&app, MANAGER, &[]).await;
-    let (_, html) = page(&app, &cookie, &format!("/console/sites/{id}")).await;
-    let csrf = csrf_of(&html);
     // Someone else saves first, through the API.
     let tag = app.etag(&id.to_string()).await;
     let r = app
@@ -311,11 +312,7 @@ async fn a_stale_form_is_a_conflict_showing_the_other_change_and_nothing_is_lost
 #[tokio::test]
 async fn bad_input_is_explained_on_the_page_never_a_server_error() {
     let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
-    let id = site_ids(&app).await[0];
-    app.token_for(MANAGER, Role::SiteManager, &[id]).await;
-    let (cookie, _) = sign_in(&app, MANAGER, &[]).await;
-    let (_, html) = page(&app, &cookie, &format!("/console/sites/{id}")).await;
-    let csrf = csrf_of(&html);
+    let (id, cookie, csrf) = manager_signed_in(&app).await;
     let hours = format!("/console/sites/{id}/hours");
     let (status, body) = post(
         &app,
@@ -420,9 +417,7 @@ async fn assets_are_built_in_and_revalidated_by_etag() {
 #[tokio::test]
 async fn the_preview_follows_the_editor_without_saving() {
     let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
-    let id = site_ids(&app).await[0];
-    app.token_for(MANAGER, Role::SiteManager, &[id]).await;
-    let (cookie, _) = sign_in(&app, MANAGER, &[]).await;
+    let (id, cookie, _) = manager_signed_in(&app).await;
     let q = "rows=3&rows_initial=off&raw_initial=24%2F7&opening_hours=24%2F7\
              &row0_day=Sa&row0_day=Su&row0_open1=10:00&row0_close1=00:00";
     let (status, body) = page(&app, &cookie, &format!("/console/sites/{id}/preview?{q}")).await;
