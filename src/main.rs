@@ -2,7 +2,9 @@
 
 use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use anyhow::Context;
 use clap::Parser;
@@ -13,7 +15,7 @@ use yizhan::config::{
 };
 use yizhan::geodata::generate::{GenSpec, generate};
 use yizhan::geodata::geojson::{
-    draft_to_feature, parse_collection, site_to_feature, write_collection,
+    draft_to_feature, parse_collection_with_progress, site_to_feature, write_collection,
 };
 use yizhan::service::{Options, Service, serve};
 use yizhan::store;
@@ -52,9 +54,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => run_serve(args).await,
         Command::Import { file, crs, db } => {
+            let started = Instant::now();
+            // Drawn on a terminal only (indicatif hides it when stderr is not one).
+            let bar =
+                ProgressBar::new_spinner().with_message(format!("reading {}", file.display()));
             let text = read_input(&file)?;
-            let drafts = parse_collection(&text, crs)
-                .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+            bar.set_message("checking features");
+            let drafts = parse_collection_with_progress(&text, crs, &|n| {
+                bar.set_message(format!("checking features: {n}"));
+                bar.tick();
+            })
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was imported"))?;
+            drop(text);
+            let parsed = started.elapsed();
             let store = store::connect(&db.database_url).await?;
             // A site may name the union that runs it: that union must exist.
             if let Some((i, u)) = yizhan::geodata::plan::unknown_union(&store, &drafts).await? {
@@ -62,13 +74,42 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     "feature {i}: properties.union_id: no such union '{u}'; nothing was imported"
                 );
             }
-            let out = store.import_sites(drafts, chrono::Utc::now()).await?;
+            let n = drafts.len();
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} sites ({per_sec}, {eta} left)",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_length(n as u64);
+            bar.set_position(0);
+            bar.set_message("writing");
+            let out = store
+                .import_sites_with_progress(drafts, chrono::Utc::now(), &|done| {
+                    bar.set_position(done)
+                })
+                .await?;
+            bar.finish_and_clear();
+            let took = started.elapsed();
+            let bytes = store.storage_bytes().await?;
+            let sites = store.count_sites().await?.max(1);
             println!(
                 "imported {}: {} created, {} updated, {} unchanged",
                 file.display(),
                 out.created,
                 out.updated,
                 out.unchanged
+            );
+            println!(
+                "{n} features in {:.1} s (checked in {:.1} s, written in {:.1} s: {:.0} sites/s); \
+                 database {:.1} MB for {sites} sites, {} bytes per site",
+                took.as_secs_f64(),
+                parsed.as_secs_f64(),
+                (took - parsed).as_secs_f64(),
+                n as f64 / took.as_secs_f64().max(1e-9),
+                bytes as f64 / 1e6,
+                bytes / sites,
             );
             Ok(())
         }

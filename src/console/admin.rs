@@ -312,7 +312,7 @@ async fn plan_for(state: &AppState, text: &str, crs: Crs) -> Result<ImportPlan, 
         ));
     }
     let sites = state.store.all_sites().await.map_err(|e| e.to_string())?;
-    Ok(plan(&sites, &drafts))
+    plan(&sites, &drafts).map_err(|e| e.to_string())
 }
 
 fn crs_of(v: &str) -> Result<Crs, String> {

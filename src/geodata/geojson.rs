@@ -10,7 +10,7 @@
 //! or the first problem, naming the feature's index (0-based, as in
 //! `/features/17`) and the property.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{BufWriter, Write};
 
@@ -163,7 +163,19 @@ impl std::error::Error for ImportError {}
 /// `phone` (default null), `photos` (default none) and `status` (default
 /// "open") may be omitted. Unknown properties and members are ignored.
 pub fn parse_collection(text: &str, crs: Crs) -> Result<Vec<SiteDraft>, ImportError> {
+    parse_collection_with_progress(text, crs, &|_| ())
+}
+
+/// [`parse_collection`], calling `progress` with the number of features read
+/// so far every [`PROGRESS_EVERY`] features (a progress bar).
+pub fn parse_collection_with_progress(
+    text: &str,
+    crs: Crs,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<SiteDraft>, ImportError> {
     let mut state = State {
+        hours_checked: HashSet::new(),
+        progress,
         crs,
         drafts: Vec::new(),
         refs: HashMap::new(),
@@ -180,7 +192,12 @@ pub fn parse_collection(text: &str, crs: Crs) -> Result<Vec<SiteDraft>, ImportEr
     Ok(state.drafts)
 }
 
-struct State {
+/// How often [`parse_collection_with_progress`] reports.
+pub const PROGRESS_EVERY: usize = 10_000;
+
+struct State<'p> {
+    hours_checked: HashSet<String>,
+    progress: &'p dyn Fn(usize),
     crs: Crs,
     drafts: Vec<SiteDraft>,
     /// ref → index of the feature that used it first.
@@ -189,7 +206,7 @@ struct State {
     failure: Option<ImportError>,
 }
 
-impl State {
+impl State<'_> {
     fn fail<E: de::Error>(&mut self, err: ImportError) -> E {
         let e = E::custom(&err);
         self.failure = Some(err);
@@ -199,16 +216,16 @@ impl State {
 
 /// The top-level object: `type` must be "FeatureCollection", `features` is
 /// consumed element by element, anything else is skipped.
-struct CollectionSeed<'a>(&'a mut State);
+struct CollectionSeed<'a, 'p>(&'a mut State<'p>);
 
-impl<'de> DeserializeSeed<'de> for CollectionSeed<'_> {
+impl<'de> DeserializeSeed<'de> for CollectionSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for CollectionSeed<'_> {
+impl<'de> Visitor<'de> for CollectionSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -251,16 +268,16 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
 }
 
 /// The `features` array: each element is read, converted and validated in turn.
-struct FeaturesSeed<'a>(&'a mut State);
+struct FeaturesSeed<'a, 'p>(&'a mut State<'p>);
 
-impl<'de> DeserializeSeed<'de> for FeaturesSeed<'_> {
+impl<'de> DeserializeSeed<'de> for FeaturesSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for FeaturesSeed<'_> {
+impl<'de> Visitor<'de> for FeaturesSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -271,6 +288,9 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_> {
         let state = self.0;
         loop {
             let index = state.drafts.len();
+            if index.is_multiple_of(PROGRESS_EVERY) && index > 0 {
+                (state.progress)(index);
+            }
             let at = |reason: String| ImportError {
                 index: Some(index),
                 reason,
@@ -295,7 +315,7 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_> {
                 Ok(f) => f,
                 Err(e) => return Err(state.fail(at(format!("not a GeoJSON Feature: {e}")))),
             };
-            let draft = match feature_to_draft(&feature, state.crs) {
+            let draft = match feature_to_draft(&feature, state.crs, &mut state.hours_checked) {
                 Ok(d) => d,
                 Err(reason) => return Err(state.fail(at(reason))),
             };
@@ -311,7 +331,13 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_> {
 }
 
 /// Validates one feature into a WGS-84 draft; the error names the property.
-fn feature_to_draft(f: &Feature, crs: Crs) -> Result<SiteDraft, String> {
+/// `hours_checked`: opening-hours strings already found valid (a registry
+/// has few distinct ones, and parsing one costs more than the rest of a feature).
+fn feature_to_draft(
+    f: &Feature,
+    crs: Crs,
+    hours_checked: &mut HashSet<String>,
+) -> Result<SiteDraft, String> {
     let (lat, lon) = point(f.geometry.as_ref(), crs)?;
     let p = f
         .properties
@@ -342,7 +368,10 @@ fn feature_to_draft(f: &Feature, crs: Crs) -> Result<SiteDraft, String> {
         amenities.insert(a);
     }
     let opening_hours = required_str(p, "opening_hours")?;
-    Hours::validate(opening_hours).map_err(|e| format!("properties.opening_hours: {e}"))?;
+    if !hours_checked.contains(opening_hours) {
+        Hours::validate(opening_hours).map_err(|e| format!("properties.opening_hours: {e}"))?;
+        hours_checked.insert(opening_hours.to_owned());
+    }
     let phone = optional_str(p, "phone")?.map(str::to_owned);
     let photos = optional_strings(p, "photos")?;
     if let Some((i, bad)) = photos

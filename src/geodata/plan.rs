@@ -1,23 +1,24 @@
 //! What an import would do, decided before anything is written: the console
 //! shows it as a preview (a dry run) and applies the file only while the
-//! registry still matches it. The same comparison the store makes when it
-//! imports: by `ref`, a draft equal to the stored site changes nothing.
+//! registry still matches it. The plan is the store's own
+//! (`store::plan_import`): by `ref`, a draft equal to the stored site
+//! changes nothing.
 
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::site::{Site, SiteDraft};
+use crate::domain::site::{Site, SiteDraft, SiteId};
 use crate::domain::union::UnionId;
-use crate::store::{DynStore, StoreError};
+use crate::store::{DynStore, StoreError, plan_import};
 
 /// One feature that would create or change a site.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
     pub ext_ref: String,
     pub name: String,
-    /// The stored site it would change (`None`: a new site), and its version.
-    pub existing: Option<(Site, i64)>,
+    /// The stored site it would change (`None`: a new site) and its version.
+    pub existing: Option<(SiteId, i64)>,
     /// `{field: {old, new}}` as the audit log will record it.
     pub changes: serde_json::Value,
 }
@@ -30,32 +31,33 @@ pub struct ImportPlan {
 }
 
 /// Compare `drafts` (every one with a ref, as `parse_collection` gives them)
-/// with the stored `sites`.
-pub fn plan(sites: &[Site], drafts: &[SiteDraft]) -> ImportPlan {
-    let by_ref: HashMap<&str, &Site> = sites
+/// with the stored `sites`, by the store's own plan of an import
+/// (`store::plan_import`, which both backends apply).
+pub fn plan(sites: &[Site], drafts: &[SiteDraft]) -> Result<ImportPlan, StoreError> {
+    let existing: HashMap<String, Site> = sites
         .iter()
-        .filter_map(|s| s.draft.ext_ref.as_deref().map(|r| (r, s)))
+        .filter_map(|s| s.draft.ext_ref.clone().map(|r| (r, s.clone())))
         .collect();
-    let mut out = ImportPlan::default();
-    for d in drafts {
-        let ext_ref = d.ext_ref.clone().unwrap_or_default();
-        match by_ref.get(ext_ref.as_str()) {
-            Some(old) if old.draft == *d => out.unchanged += 1,
-            Some(old) => out.updated.push(Planned {
-                ext_ref,
-                name: d.name.clone(),
-                changes: SiteDraft::diff(Some(&old.draft), d),
-                existing: Some(((*old).clone(), old.version)),
-            }),
-            None => out.created.push(Planned {
-                ext_ref,
-                name: d.name.clone(),
-                changes: SiteDraft::diff(None, d),
-                existing: None,
-            }),
+    let (outcome, olds) = plan_import(drafts.to_vec(), existing.clone(), chrono::Utc::now())?;
+    let mut out = ImportPlan {
+        unchanged: outcome.unchanged,
+        ..ImportPlan::default()
+    };
+    for (site, old) in outcome.changed.iter().zip(&olds) {
+        let ext_ref = site.draft.ext_ref.clone().unwrap_or_default();
+        let planned = Planned {
+            name: site.draft.name.clone(),
+            changes: SiteDraft::diff(old.as_ref(), &site.draft),
+            existing: existing.get(&ext_ref).map(|s| (s.id, s.version)),
+            ext_ref,
+        };
+        if old.is_some() {
+            out.updated.push(planned);
+        } else {
+            out.created.push(planned);
         }
     }
-    out
+    Ok(out)
 }
 
 impl ImportPlan {
@@ -66,8 +68,8 @@ impl ImportPlan {
         for p in self.created.iter().chain(&self.updated) {
             h.update(p.ext_ref.as_bytes());
             h.update(b"\0");
-            if let Some((s, v)) = &p.existing {
-                h.update(format!("{}:{v}", s.id).as_bytes());
+            if let Some((id, v)) = &p.existing {
+                h.update(format!("{id}:{v}").as_bytes());
             }
             h.update(b"\n");
         }
@@ -103,7 +105,7 @@ pub async fn unknown_union(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::site::{AmenitySet, Kind, SiteId, Status};
+    use crate::domain::site::{AmenitySet, Kind, Status};
 
     fn draft(r: &str, name: &str) -> SiteDraft {
         SiteDraft {
@@ -133,25 +135,17 @@ mod tests {
             updated_at: chrono::Utc::now(),
         };
         let sites = vec![stored("a", "甲", 3), stored("b", "乙", 1)];
-        let p = plan(
-            &sites,
-            &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")],
-        );
+        let file = [draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")];
+        let p = plan(&sites, &file).unwrap();
         assert_eq!(p.unchanged, 1);
         assert_eq!(p.updated.len(), 1);
         assert_eq!(p.updated[0].changes["name"]["new"], "乙二");
         assert_eq!(p.created.len(), 1);
         assert_eq!(p.created[0].ext_ref, "c");
-        let again = plan(
-            &sites,
-            &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")],
-        );
+        let again = plan(&sites, &file).unwrap();
         assert_eq!(p.fingerprint(), again.fingerprint());
         let moved = vec![stored("a", "甲", 3), stored("b", "乙", 2)];
-        let later = plan(
-            &moved,
-            &[draft("a", "甲"), draft("b", "乙二"), draft("c", "丙")],
-        );
+        let later = plan(&moved, &file).unwrap();
         assert_ne!(p.fingerprint(), later.fingerprint(), "b moved on meanwhile");
     }
 }

@@ -118,6 +118,59 @@ pub struct ImportOutcome {
     pub changed: Vec<Site>,
 }
 
+/// Reports how many of an import's sites are written so far (a progress bar).
+pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
+
+/// What an import does, decided before anything is written (both backends):
+/// a draft equal to the stored site with its ref is unchanged; one that
+/// differs is the stored site's next version; a new ref is a new site. A ref
+/// named twice is applied in order, the later on top of the earlier.
+/// `existing` holds the stored sites the drafts' refs name.
+pub(crate) fn plan_import(
+    drafts: Vec<SiteDraft>,
+    mut existing: std::collections::HashMap<String, Site>,
+    at: DateTime<Utc>,
+) -> Result<(ImportOutcome, Vec<Option<SiteDraft>>), StoreError> {
+    let at = micros(at);
+    let mut out = ImportOutcome::default();
+    let mut olds = Vec::new();
+    for draft in drafts {
+        let Some(key) = draft.ext_ref.clone() else {
+            return Err(StoreError::Corrupt("import draft without ref".into()));
+        };
+        let (site, old) = match existing.get(&key) {
+            Some(old) if old.draft == draft => {
+                out.unchanged += 1;
+                continue;
+            }
+            Some(old) => {
+                out.updated += 1;
+                let site = Site {
+                    id: old.id,
+                    draft,
+                    version: old.version + 1,
+                    updated_at: at,
+                };
+                (site, Some(old.draft.clone()))
+            }
+            None => {
+                out.created += 1;
+                let site = Site {
+                    id: SiteId::random(),
+                    draft,
+                    version: 1,
+                    updated_at: at,
+                };
+                (site, None)
+            }
+        };
+        existing.insert(key, site.clone());
+        out.changed.push(site);
+        olds.push(old);
+    }
+    Ok((out, olds))
+}
+
 /// One entry of the change feed, with the site as it is now.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -161,6 +214,8 @@ pub trait SiteStore: Send + Sync + 'static {
     async fn all_sites(&self) -> Result<Vec<Site>, StoreError>;
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError>;
     async fn count_sites(&self) -> Result<u64, StoreError>;
+    /// The database's size in bytes (its pages; SQLite's WAL not counted).
+    async fn storage_bytes(&self) -> Result<u64, StoreError>;
     /// Import `drafts` into an empty registry, atomically: of several
     /// processes starting at once on one database exactly one seeds it.
     /// `None` (and nothing written) when the registry already has sites.
@@ -175,6 +230,15 @@ pub trait SiteStore: Send + Sync + 'static {
         &self,
         drafts: Vec<SiteDraft>,
         at: DateTime<Utc>,
+    ) -> Result<ImportOutcome, StoreError> {
+        self.import_sites_with_progress(drafts, at, &|_| ()).await
+    }
+    /// [`SiteStore::import_sites`], reporting the sites written so far as it goes.
+    async fn import_sites_with_progress(
+        &self,
+        drafts: Vec<SiteDraft>,
+        at: DateTime<Utc>,
+        progress: Progress<'_>,
     ) -> Result<ImportOutcome, StoreError>;
     /// The highest change-feed sequence number (0 when nothing was ever written).
     async fn last_change_seq(&self) -> Result<i64, StoreError>;

@@ -27,8 +27,8 @@ use tokio::sync::Notify;
 
 use super::postgres_events::PgTx;
 use super::{
-    AccountStore, AuditEntry, Change, DbOptions, ImportOutcome, SiteStore, Store, StoreError,
-    WriteTx, micros,
+    AccountStore, AuditEntry, Change, DbOptions, ImportOutcome, Progress, SiteStore, Store,
+    StoreError, WriteTx, micros, plan_import,
 };
 use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
 use crate::domain::union::UnionId;
@@ -483,6 +483,7 @@ async fn import_in(
     tx: &mut Transaction<'static, Postgres>,
     drafts: Vec<SiteDraft>,
     at: DateTime<Utc>,
+    progress: Progress<'_>,
 ) -> Result<ImportOutcome, StoreError> {
     let at = micros(at);
     let mut refs = Vec::with_capacity(drafts.len());
@@ -505,41 +506,7 @@ async fn import_in(
         let s = site_from_row(r)?;
         existing.insert(s.draft.ext_ref.clone().unwrap_or_default(), s);
     }
-    let mut out = ImportOutcome::default();
-    let mut olds: Vec<Option<SiteDraft>> = Vec::new();
-    for draft in drafts {
-        let key = draft.ext_ref.clone().unwrap_or_default();
-        let (site, old) = match existing.get(&key) {
-            Some(old) if old.draft == draft => {
-                out.unchanged += 1;
-                continue;
-            }
-            Some(old) => {
-                out.updated += 1;
-                let site = Site {
-                    id: old.id,
-                    draft,
-                    version: old.version + 1,
-                    updated_at: at,
-                };
-                (site, Some(old.draft.clone()))
-            }
-            None => {
-                out.created += 1;
-                let site = Site {
-                    id: SiteId::random(),
-                    draft,
-                    version: 1,
-                    updated_at: at,
-                };
-                (site, None)
-            }
-        };
-        // A file naming one ref twice: the later feature is applied on top.
-        existing.insert(key, site.clone());
-        out.changed.push(site);
-        olds.push(old);
-    }
+    let (out, olds) = plan_import(drafts, existing, at)?;
     let changed: Vec<&Site> = out.changed.iter().collect();
     // One row per site in a statement: the last version of a site named twice.
     let last: std::collections::HashMap<SiteId, usize> =
@@ -551,6 +518,7 @@ async fn import_in(
         .map(|(_, s)| *s)
         .collect();
     write_sites(tx, &latest).await?;
+    progress(latest.len() as u64);
     let audits: Vec<Audit> = out
         .changed
         .iter()
@@ -624,6 +592,13 @@ impl SiteStore for PgStore {
         Ok(n as u64)
     }
 
+    async fn storage_bytes(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
     async fn seed_sites(
         &self,
         drafts: Vec<SiteDraft>,
@@ -644,18 +619,19 @@ impl SiteStore for PgStore {
         if any {
             return Ok(None);
         }
-        let out = import_in(&mut tx, drafts, at).await?;
+        let out = import_in(&mut tx, drafts, at, &|_| ()).await?;
         tx.commit().await?;
         Ok(Some(out))
     }
 
-    async fn import_sites(
+    async fn import_sites_with_progress(
         &self,
         drafts: Vec<SiteDraft>,
         at: DateTime<Utc>,
+        progress: Progress<'_>,
     ) -> Result<ImportOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
-        let out = import_in(&mut tx, drafts, at).await?;
+        let out = import_in(&mut tx, drafts, at, progress).await?;
         tx.commit().await?;
         Ok(out)
     }
