@@ -439,3 +439,143 @@ async fn the_preview_follows_the_editor_without_saving() {
     );
     assert_eq!(hours_of(&app, id).await, ("24/7".to_owned(), 1));
 }
+
+#[tokio::test]
+async fn an_event_is_made_booked_checked_in_exported_and_cancelled_from_the_console() {
+    let app = spawn_app(vec![draft(1, Kind::UnionStation, 36.65, 117.12)]).await;
+    let (id, cookie, csrf) = manager_signed_in(&app).await;
+    let worker = app.token_for("13900000009", Role::Worker, &[]).await;
+    let local = |days: i64, hours: i64| {
+        (app.clock_now() + chrono::Duration::days(days) + chrono::Duration::hours(hours))
+            .with_timezone(&yizhan::domain::hours::SHANGHAI)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let (starts, ends, opens) = (local(2, 0), local(2, 2), local(0, -1));
+    let events = format!("/console/sites/{id}/events");
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("kind", "training"),
+        ("title", "安全驾驶培训"),
+        ("starts_at", starts.as_str()),
+        ("ends_at", ends.as_str()),
+        ("booking_opens_at", opens.as_str()),
+        ("capacity", "0"),
+        ("waitlist", "1"),
+    ];
+    // The API's refusal, in the page: nothing is made.
+    let (status, body) = post(&app, &cookie, &events, &form, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("名额"), "{body}");
+    form[6] = ("capacity", "5");
+    let r = no_redirects()
+        .post(app.url(&events))
+        .header(COOKIE, &cookie)
+        .form_fields(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
+    let eid = to
+        .trim_start_matches("/console/events/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Published (the form's default is a draft without `publish`): publish it.
+    let (_, list) = page(&app, &cookie, &events).await;
+    assert!(
+        list.contains("安全驾驶培训") && list.contains("草稿"),
+        "{list}"
+    );
+    let event = format!("/console/events/{eid}");
+    let status_path = format!("{event}/status");
+    let (status, _) = post(
+        &app,
+        &cookie,
+        &status_path,
+        &[("csrf", &csrf), ("status", "published")],
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/events/{eid}/bookings")))
+        .bearer_auth(&worker)
+        .header("idempotency-key", "console-1")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let booking: serde_json::Value = r.json().await.unwrap();
+    let code = booking["checkin_code"].as_str().unwrap();
+    let checkin = format!("{event}/checkin");
+    let (status, body) = post(
+        &app,
+        &cookie,
+        &checkin,
+        &[("csrf", &csrf), ("code", code)],
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("签到成功") && body.contains("已签到"),
+        "{body}"
+    );
+    let (_, body) = post(
+        &app,
+        &cookie,
+        &checkin,
+        &[("csrf", &csrf), ("code", code)],
+        &[],
+    )
+    .await;
+    assert!(body.contains("无需重复签到"), "{body}");
+    let (status, body) = post(
+        &app,
+        &cookie,
+        &checkin,
+        &[("csrf", &csrf), ("code", "forged")],
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("签到码无效"), "{body}");
+    let r = no_redirects()
+        .get(app.url(&format!("{event}/attendees.csv")))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let csv = r.text().await.unwrap();
+    assert!(
+        csv.starts_with("booking_id,") && csv.contains("checked_in"),
+        "{csv}"
+    );
+    // Cancelling asks for a confirmation first.
+    let cancel = [("csrf", csrf.as_str()), ("status", "cancelled")];
+    let (status, _) = post(&app, &cookie, &status_path, &cancel, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.get_json(&format!("/v1/events/{eid}")).await["status"],
+        "published"
+    );
+    let confirmed = [cancel[0], cancel[1], ("confirm", "1")];
+    let (status, _) = post(&app, &cookie, &status_path, &confirmed, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_json(&format!("/v1/events/{eid}")).await["status"],
+        "cancelled"
+    );
+}
