@@ -7,12 +7,12 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::session::{Form, Session};
+use super::session::{Form, Session, same_origin};
 use super::sites::{SiteRow, site_row};
 use super::views::{field_zh, value_text};
 use super::{Nav, PageError, page};
@@ -323,8 +323,11 @@ fn crs_of(v: &str) -> Result<Crs, String> {
 async fn import_preview(
     State(state): State<AppState>,
     s: Session,
+    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Response, PageError> {
+    // A file upload is not a `Form`: the same checks, by hand.
+    same_origin(&headers)?;
     need_admin(&s)?;
     let mut fields = Vec::new();
     let mut file = String::new();

@@ -579,3 +579,98 @@ async fn an_event_is_made_booked_checked_in_exported_and_cancelled_from_the_cons
         "cancelled"
     );
 }
+
+#[tokio::test]
+async fn an_admin_previews_an_import_and_applies_it_only_as_previewed() {
+    let app = spawn_app(vec![draft(1, Kind::UnionStation, 36.65, 117.12)]).await;
+    app.token_for("13900000001", Role::Admin, &[]).await;
+    let (cookie, _) = sign_in(&app, "13900000001", &[]).await;
+    let (_, html) = page(&app, &cookie, "/console/admin/import").await;
+    let csrf = csrf_of(&html);
+    let feature = |r: &str, name: &str| {
+        serde_json::json!({"type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [117.12, 36.65]},
+            "properties": {"ref": r, "kind": "union_station", "name": name,
+                "adcode": "370102", "opening_hours": "24/7",
+                "address": "山东省济南市历下区测试路1号"}})
+    };
+    let geo = serde_json::json!({"type": "FeatureCollection",
+        "features": [feature("test-1", "新名字"), feature("test-9", "新站点")]})
+    .to_string();
+    // multipart/form-data, as a browser sends a file.
+    let boundary = "----yizhan-test-boundary";
+    let part = |name: &str, file: Option<&str>, value: &str| {
+        let file = file.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{value}\r\n"
+        )
+    };
+    let body = format!(
+        "{}{}{}--{boundary}--\r\n",
+        part("csrf", None, &csrf),
+        part("crs", None, "wgs84"),
+        part("file", Some("a.geojson"), &geo)
+    );
+    let upload = |origin: Option<&str>| {
+        let mut r = no_redirects()
+            .post(app.url("/console/admin/import"))
+            .header(COOKIE, &cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body.clone());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(
+        upload(Some("http://evil.example")).await.unwrap().status(),
+        403
+    );
+    let r = upload(None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let preview = r.text().await.unwrap();
+    assert!(
+        preview.contains("新建 1 个，修改 1 个，不变 0 个"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("测试站点1") && preview.contains("新名字"),
+        "{preview}"
+    );
+    assert_eq!(
+        app.service.state.store.count_sites().await.unwrap(),
+        1,
+        "a preview writes nothing"
+    );
+    let at = preview.find("name=\"fingerprint\" value=\"").unwrap() + 26;
+    let fingerprint = preview[at..at + 32].to_owned();
+    let apply = |fp: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("crs", "wgs84".to_owned()),
+            ("fingerprint", fp.to_owned()),
+            ("geojson", geo.clone()),
+        ]
+    };
+    // Previewed against another state of the registry: asked to preview again.
+    let stale = apply(&"0".repeat(32));
+    let stale: Vec<(&str, &str)> = stale.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = post(&app, &cookie, "/console/admin/import/apply", &stale, &[]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("请重新预览"), "{body}");
+    assert_eq!(app.service.state.store.count_sites().await.unwrap(), 1);
+    let fresh = apply(&fingerprint);
+    let fresh: Vec<(&str, &str)> = fresh.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = post(&app, &cookie, "/console/admin/import/apply", &fresh, &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("导入完成：新建 1 个，修改 1 个"), "{body}");
+    // In the index at once: search finds the new site and the new name.
+    for (q, r) in [("新站点", "test-9"), ("新名字", "test-1")] {
+        let q: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        let found = app.get_json(&format!("/v1/sites/search?q={q}")).await;
+        assert_eq!(crate::helpers::refs(&found), [r]);
+    }
+}
