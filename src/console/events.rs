@@ -92,6 +92,12 @@ pub struct EventForm {
     pub publish: bool,
     /// (attribute, value, seats) rows.
     pub quotas: Vec<(String, String, String)>,
+    /// Who may book: the checked rules, and the ages as typed.
+    pub members_only: bool,
+    pub frontline_only: bool,
+    pub single_only: bool,
+    pub min_age: String,
+    pub max_age: String,
 }
 
 const QUOTA_ROWS: usize = 2;
@@ -127,6 +133,11 @@ impl EventForm {
                     )
                 })
                 .collect(),
+            members_only: f.get("union_members_only").is_some(),
+            frontline_only: f.get("frontline_only").is_some(),
+            single_only: f.get("single_only").is_some(),
+            min_age: g("min_age"),
+            max_age: g("max_age"),
         }
     }
 
@@ -145,6 +156,7 @@ impl EventForm {
             waitlist: d.waitlist,
             publish: d.status == EventStatus::Published,
             quotas: vec![],
+            ..Default::default()
         }
     }
 
@@ -211,6 +223,23 @@ fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String, String)> 
         }
         if !quotas.is_empty() {
             m.insert("quotas".into(), Value::Array(quotas));
+        }
+        let mut rules = Map::new();
+        for k in ["union_members_only", "frontline_only", "single_only"] {
+            if f.get(k).is_some() {
+                rules.insert(k.into(), json!(true));
+            }
+        }
+        for k in ["min_age", "max_age"] {
+            if let Some(v) = f.text(k) {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| (k.to_owned(), "请填写整数".to_owned()))?;
+                rules.insert(k.into(), json!(n));
+            }
+        }
+        if !rules.is_empty() {
+            m.insert("eligibility".into(), Value::Object(rules));
         }
     }
     Ok(JsonObject(m))

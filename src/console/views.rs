@@ -92,6 +92,10 @@ pub fn field_zh(f: &str) -> &str {
         "cancel_deadline" => "取消截止",
         "waitlist" => "候补",
         "code" => "签到码",
+        "quotas" => "名额分配",
+        "eligibility" | "eligibility.min_age" | "eligibility.max_age" => "报名条件",
+        "min_age" => "最小年龄",
+        "max_age" => "最大年龄",
         other => other,
     }
 }

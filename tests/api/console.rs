@@ -578,6 +578,31 @@ async fn an_event_is_made_booked_checked_in_exported_and_cancelled_from_the_cons
         app.get_json(&format!("/v1/events/{eid}")).await["status"],
         "cancelled"
     );
+    // Who may book, as the API's eligibility.
+    form.extend([
+        ("publish", "1"),
+        ("union_members_only", "1"),
+        ("min_age", "18"),
+        ("max_age", ""),
+    ]);
+    let r = no_redirects()
+        .post(app.url(&events))
+        .header(COOKIE, &cookie)
+        .form_fields(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()[LOCATION].to_str().unwrap();
+    let second = to
+        .trim_start_matches("/console/events/")
+        .split('?')
+        .next()
+        .unwrap();
+    let doc = app.get_json(&format!("/v1/events/{second}")).await;
+    assert_eq!(doc["eligibility"]["union_members_only"], true, "{doc}");
+    assert_eq!(doc["eligibility"]["min_age"], 18, "{doc}");
+    assert!(doc["eligibility"]["max_age"].is_null(), "{doc}");
 }
 
 #[tokio::test]
