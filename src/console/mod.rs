@@ -9,6 +9,7 @@ pub mod admin;
 pub mod assets;
 pub mod events;
 pub mod session;
+mod session_pages;
 pub mod sites;
 pub mod views;
 
@@ -50,8 +51,6 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .route("/console/{*rest}", get(not_found))
 }
-
-mod session_pages;
 
 async fn home(_: Session) -> Response {
     session::see_other("/console/sites")
@@ -101,8 +100,26 @@ pub fn page(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => {
             let mut r = (status, Html(html)).into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            let h = r.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // Only this server's own script and style; never inside another
+            // site's frame (a form there could be clicked blindly).
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; \
+                     frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+                ),
+            );
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             r
         }
         Err(e) => {

@@ -161,6 +161,16 @@ async fn the_session_cookie_is_http_only_lax_and_secure_behind_tls() {
     let (_, behind_tls) = sign_in(&app, "13900000003", &[("x-forwarded-proto", "https")]).await;
     assert!(behind_tls.contains("; Secure"), "{behind_tls}");
 
+    let r = no_redirects()
+        .get(app.url("/console/sites"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let (status, html) = page(&app, &cookie, "/console/sites").await;
     assert_eq!(status, 200);
     assert!(
