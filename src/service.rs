@@ -15,7 +15,7 @@ use crate::domain::coords::Crs;
 use crate::geodata;
 use crate::holidays;
 use crate::http::AppState;
-use crate::index::{ClusterFilter, SiteIndex};
+use crate::index::{ClusterFilter, IndexBuilder, SiteIndex};
 use crate::metrics::Metrics;
 use crate::notify::{Channel, SmsChannel};
 use crate::push::{PushChannel, PushConfig};
@@ -157,14 +157,20 @@ impl Service {
         // Read the feed's high-water mark before the sites: a change committed in
         // between is then applied twice (harmless), never missed.
         let high_water = store.last_change_seq().await?;
-        let sites = store.all_sites().await?;
         let started = std::time::Instant::now();
-        let index =
-            tokio::task::spawn_blocking(move || SiteIndex::build_with_calendar(sites, calendar))
-                .await?;
+        let mut builder = IndexBuilder::new(calendar);
+        store.each_site(&mut |s| builder.push(s)).await?;
+        let read_ms = started.elapsed().as_millis() as u64;
+        let index = tokio::task::spawn_blocking(move || {
+            let index = builder.finish();
+            crate::index::release_freed_memory();
+            index
+        })
+        .await?;
         tracing::info!(
             sites = index.snapshot().len(),
-            build_ms = started.elapsed().as_millis() as u64,
+            read_ms,
+            build_ms = started.elapsed().as_millis() as u64 - read_ms,
             "spatial index built"
         );
         let state = AppState {
@@ -210,6 +216,7 @@ impl Service {
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             index.with_clusters(ClusterFilter::ALL, |_| ());
+            crate::index::release_freed_memory();
             tracing::info!(
                 build_ms = started.elapsed().as_millis() as u64,
                 "cluster hierarchy built"

@@ -211,7 +211,7 @@ fn check(index: &SiteIndex, oracle: &Oracle, q: &NearbyQuery) {
             hit.distance_m
         );
         // The hit itself must satisfy the filter and be where it says.
-        let d = &hit.site.site.draft;
+        let d = hit.site.view();
         assert!(q.kinds.contains(d.kind) && d.amenities.contains_all(q.amenities));
         assert_ne!(d.status, Status::Retired);
         let true_d = haversine_m(q.origin, LatLon::new(d.lat, d.lon).unwrap());
@@ -221,7 +221,7 @@ fn check(index: &SiteIndex, oracle: &Oracle, q: &NearbyQuery) {
         }
     }
     // Strictly-closer brute-force results must all be present (ties may swap).
-    let got_ids: std::collections::HashSet<SiteId> = got.iter().map(|h| h.site.site.id).collect();
+    let got_ids: std::collections::HashSet<SiteId> = got.iter().map(|h| h.site.id()).collect();
     if let Some(last) = got.last() {
         for (d, id) in &want {
             if *d < last.distance_m * (1.0 - 1e-9) {
@@ -387,13 +387,13 @@ fn antimeridian_and_poles() {
             .snapshot()
             .nearest(&q)
             .iter()
-            .map(|h| h.site.site.draft.ext_ref.clone().unwrap())
+            .map(|h| h.site.ext_ref().unwrap().to_owned())
             .collect()
     };
     // Just west of the antimeridian: the site just east of it is ~2.2 km away, not 40,000 km.
     let hits = snap.nearest(&q(0.0, 179.999, 2));
-    assert_eq!(hits[0].site.site.draft.ext_ref.as_deref(), Some("p-0"));
-    assert_eq!(hits[1].site.site.draft.ext_ref.as_deref(), Some("p-1"));
+    assert_eq!(hits[0].site.ext_ref(), Some("p-0"));
+    assert_eq!(hits[1].site.ext_ref(), Some("p-1"));
     assert!(hits[1].distance_m < 2_300.0, "{}", hits[1].distance_m);
     assert_eq!(refs(q(0.0, -179.999, 1)), ["p-1"]);
     // At the north pole every longitude is the same place: the two 89.99° sites tie.
@@ -404,10 +404,10 @@ fn antimeridian_and_poles() {
         "{}",
         hits[0].distance_m
     );
-    assert_eq!(hits[2].site.site.draft.ext_ref.as_deref(), Some("p-6"));
+    assert_eq!(hits[2].site.ext_ref(), Some("p-6"));
     // Over the pole: from 89.99°N 180° the nearest is the site at 180°, then 0° (2.2 km across the pole).
     let hits = snap.nearest(&q(89.99, -180.0, 2));
-    assert_eq!(hits[0].site.site.draft.ext_ref.as_deref(), Some("p-4"));
+    assert_eq!(hits[0].site.ext_ref(), Some("p-4"));
     assert!(hits[0].distance_m < 1e-3);
     assert!(
         (hits[1].distance_m - 2_223.9).abs() < 1.0,

@@ -26,7 +26,7 @@ use crate::http::AppState;
 use crate::http::body::JsonObject;
 use crate::http::manage::{edit_site, site_history, site_id};
 use crate::http::search::{matches, parse_terms};
-use crate::http::sites::state_of;
+use crate::http::sites::state_now;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,12 +67,8 @@ struct SitesPage {
     error: Option<String>,
 }
 
-/// The site as it is now (the index's copy when it has one: the same the API
-/// answers with), or 404.
+/// The site as it is now (the store's record, as the API's site page), or 404.
 async fn load(state: &AppState, id: SiteId) -> Result<Site, PageError> {
-    if let Some(s) = state.index.snapshot().get(id) {
-        return Ok(s.site.clone());
-    }
     state
         .store
         .get_site(id)
@@ -82,7 +78,7 @@ async fn load(state: &AppState, id: SiteId) -> Result<Site, PageError> {
 
 pub fn site_row(state: &AppState, site: &Site) -> SiteRow {
     let now = state.auth.clock.now();
-    let (state_class, line) = state_line(site, state_of(site, now, &state.index.calendar()));
+    let (state_class, line) = state_line(site, state_now(state, site, now));
     SiteRow {
         id: site.id.to_string(),
         name: site.draft.name.clone(),
@@ -107,11 +103,12 @@ async fn list(
         if !q.is_empty() {
             match parse_terms(&q) {
                 Ok(terms) => {
-                    let found = matches(&state, &terms, None, KindSet::ALL, 100).await?;
-                    sites = found
-                        .iter()
-                        .map(|(_, x)| site_row(&state, &x.site))
-                        .collect();
+                    // The index finds them; each row is the store's record.
+                    for (_, x) in matches(&state, &terms, None, KindSet::ALL, 100).await? {
+                        if let Ok(site) = load(&state, x.id()).await {
+                            sites.push(site_row(&state, &site));
+                        }
+                    }
                 }
                 Err(e) => error = Some(format!("搜索词有误：{e}（每个词至少2个字）")),
             }

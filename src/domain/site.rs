@@ -476,6 +476,44 @@ pub struct Site {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a list of sites shows of one (a nearby item, a search hit, a map's
+/// lone site), borrowed from a stored [`Site`] or from the index's compact copy.
+#[derive(Debug, Clone, Copy)]
+pub struct SiteView<'a> {
+    pub id: SiteId,
+    pub ext_ref: Option<&'a str>,
+    pub kind: Kind,
+    pub name: &'a str,
+    pub address: &'a str,
+    pub adcode: Adcode,
+    pub lat: f64,
+    pub lon: f64,
+    pub opening_hours: &'a str,
+    pub amenities: AmenitySet,
+    pub status: Status,
+    pub phone: Option<&'a str>,
+}
+
+impl Site {
+    pub fn view(&self) -> SiteView<'_> {
+        let d = &self.draft;
+        SiteView {
+            id: self.id,
+            ext_ref: d.ext_ref.as_deref(),
+            kind: d.kind,
+            name: &d.name,
+            address: &d.address,
+            adcode: d.adcode,
+            lat: d.lat,
+            lon: d.lon,
+            opening_hours: &d.opening_hours,
+            amenities: d.amenities,
+            status: d.status,
+            phone: d.phone.as_deref(),
+        }
+    }
+}
+
 /// A 6-digit county-level administrative division code (行政区划代码), e.g. `370102`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Adcode([u8; 6]);

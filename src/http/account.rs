@@ -379,7 +379,7 @@ pub async fn my_follows(
     let items = ids
         .iter()
         .filter_map(|id| snapshot.get(*id))
-        .map(|s| nearby_item(&s.site, crs, None, s.state(at)))
+        .map(|s| nearby_item(s.view(), crs, None, s.state(at)))
         .collect();
     Ok(Json(FollowsResponse {
         crs: crs.as_str().to_owned(),

@@ -124,7 +124,9 @@ pub fn wgs84_box(asked: LonLatBox, crs: Crs) -> LonLatBox {
 }
 
 pub fn cluster_item(c: &Cluster<'_>, crs: Crs, at: DateTime<Utc>) -> ClusterItem {
-    let site = c.site.map(|s| nearby_item(&s.site, crs, None, s.state(at)));
+    let site = c
+        .site
+        .map(|s| nearby_item(s.view(), crs, None, s.state(at)));
     let (lat, lon) = match &site {
         Some(item) => (item.lat, item.lon),
         None => out_coords(crs, c.lat, c.lon),

@@ -100,7 +100,7 @@ pub async fn changes(
                 ChangeOp::Upsert
             };
             let hours = match snapshot.get(c.site.id) {
-                Some(s) if s.site.version == c.site.version => s.state(now),
+                Some(s) if s.version() == c.site.version => s.state(now),
                 _ => state_of(&c.site, now, &calendar),
             };
             ChangeItem {

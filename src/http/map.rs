@@ -122,7 +122,7 @@ pub async fn viewport(
     let features: Vec<Value> = keyed
         .iter()
         .map(|(_, e)| {
-            let item = nearby_item(&e.site.site, crs, None, e.state(at));
+            let item = nearby_item(e.site.view(), crs, None, e.state(at));
             json!({
                 "type": "Feature",
                 "id": item.id.to_string(),

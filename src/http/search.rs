@@ -122,7 +122,7 @@ pub async fn search(
     let ranked = matches(&state, &terms, origin, kinds, limit).await?;
     let items = ranked
         .iter()
-        .map(|(distance, s)| nearby_item(&s.site, crs, *distance, s.state(at)))
+        .map(|(distance, s)| nearby_item(s.view(), crs, *distance, s.state(at)))
         .collect();
     Ok(Json(NearbyResponse {
         crs: crs.as_str().to_owned(),
@@ -145,17 +145,16 @@ pub async fn matches(
     let mut ranked: Vec<_> = ids
         .into_iter()
         .filter_map(|id| snapshot.get(id))
-        .filter(|s| kinds.contains(s.site.draft.kind))
+        .filter(|s| kinds.contains(s.kind()))
         .map(|s| {
-            let d = &s.site.draft;
             let distance = origin.map(|o| haversine_m(o, s.pos));
-            (score(&d.name, &d.address, terms), distance, s)
+            (score(s.name(), s.address(), terms), distance, s)
         })
         .collect();
     ranked.sort_by(|a, b| {
         b.0.cmp(&a.0)
             .then(a.1.unwrap_or(0.0).total_cmp(&b.1.unwrap_or(0.0)))
-            .then(a.2.site.id.cmp(&b.2.site.id))
+            .then(a.2.id().cmp(&b.2.id()))
     });
     ranked.truncate(limit);
     Ok(ranked.into_iter().map(|(_, d, s)| (d, s.clone())).collect())

@@ -200,15 +200,14 @@ fn encode(z: u8, x: u32, y: u32, crs: Crs, at: DateTime<Utc>, found: &[Cluster<'
         f.add_tag_uint("point_count", u64::from(count));
         match c.site {
             Some(site) => {
-                let d = &site.site.draft;
                 f.set_id(site.id().get());
                 f.add_tag_bool("cluster", false);
                 f.add_tag_string("id", &site.id().to_string());
-                f.add_tag_string("name", &d.name);
-                f.add_tag_string("kind", d.kind.as_str());
-                f.add_tag_string("status", d.status.as_str());
+                f.add_tag_string("name", site.name());
+                f.add_tag_string("kind", site.kind().as_str());
+                f.add_tag_string("status", site.status().as_str());
                 f.add_tag_bool("is_open", site.state(at).is_open);
-                let amenities: Vec<&str> = d.amenities.iter().map(|a| a.as_str()).collect();
+                let amenities: Vec<&str> = site.amenities().iter().map(|a| a.as_str()).collect();
                 f.add_tag_string("amenities", &amenities.join(","));
             }
             None => {

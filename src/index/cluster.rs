@@ -219,7 +219,7 @@ impl Point {
             id: s.id(),
             x: merc_x(s.pos.lon()),
             y: merc_y(s.pos.lat()),
-            kind: s.site.draft.kind,
+            kind: s.kind(),
         }
     }
 }
@@ -652,8 +652,7 @@ impl ClusterFilter {
     };
 
     pub fn matches(&self, s: &IndexedSite) -> bool {
-        self.kinds.contains(s.site.draft.kind)
-            && s.site.draft.amenities.contains_all(self.amenities)
+        self.kinds.contains(s.kind()) && s.amenities().contains_all(self.amenities)
     }
 }
 
@@ -699,7 +698,7 @@ impl ClusterSet {
         let new = new.filter(|s| self.filter.matches(s));
         if let (Some(o), Some(n)) = (old, new)
             && o.pos == n.pos
-            && o.site.draft.kind == n.site.draft.kind
+            && o.kind() == n.kind()
         {
             return;
         }

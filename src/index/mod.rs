@@ -35,7 +35,7 @@ pub use viewport::LonLatBox;
 
 use crate::domain::coords::{LatLon, unit_vector};
 use crate::domain::hours::{HolidayCalendar, Hours, HoursState};
-use crate::domain::site::{AmenitySet, Kind, Site, SiteId, Status};
+use crate::domain::site::{Adcode, AmenitySet, ClosureInfo, Kind, Site, SiteId, SiteView, Status};
 
 /// Node sizes tuned for query speed over a read-mostly index.
 pub struct Params;
@@ -46,30 +46,97 @@ impl RTreeParams for Params {
     type DefaultInsertionStrategy = rstar::RStarInsertionStrategy;
 }
 
-/// A site as the index holds it: the stored record, its unit vector and its
-/// parsed opening hours (interned: sites share a handful of distinct strings).
+/// A site as the index holds it: what searches test and lists show, compactly
+/// (a million of these are the bulk of a node's memory). Its text fields share
+/// one allocation, its opening-hours string is shared with every site that has
+/// the same, and what only a site's own page shows (photos, the closure's
+/// reason) stays in the store.
 #[derive(Debug)]
 pub struct IndexedSite {
-    pub site: Site,
-    /// WGS-84 position (validated) and its unit vector.
+    id: SiteId,
+    version: i64,
+    kind: Kind,
+    status: Status,
+    amenities: AmenitySet,
+    adcode: Adcode,
+    /// WGS-84 position (validated).
     pub pos: LatLon,
-    pub p: P3,
     /// `None` when the stored string does not parse: such a site is never open.
     pub hours: Option<Arc<HoursSlot>>,
+    opening_hours: Arc<str>,
+    /// `ext_ref`, `name`, `address` and `phone`, one after another.
+    text: Box<str>,
+    /// Where `ext_ref`, `name` and `address` end in `text`.
+    ends: [u32; 3],
+    /// Bit 0: `ext_ref` is set; bit 1: `phone` is set.
+    present: u8,
+    /// Closure exceptions, when there are any (their reasons are not kept).
+    closure: Option<Box<ClosureInfo>>,
 }
 
 impl IndexedSite {
     pub fn id(&self) -> SiteId {
-        self.site.id
+        self.id
+    }
+
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn amenities(&self) -> AmenitySet {
+        self.amenities
+    }
+
+    pub fn name(&self) -> &str {
+        &self.text[self.ends[0] as usize..self.ends[1] as usize]
+    }
+
+    pub fn address(&self) -> &str {
+        &self.text[self.ends[1] as usize..self.ends[2] as usize]
+    }
+
+    pub fn ext_ref(&self) -> Option<&str> {
+        (self.present & 1 != 0).then(|| &self.text[..self.ends[0] as usize])
+    }
+
+    pub fn phone(&self) -> Option<&str> {
+        (self.present & 2 != 0).then(|| &self.text[self.ends[2] as usize..])
+    }
+
+    /// The fields a list shows.
+    pub fn view(&self) -> SiteView<'_> {
+        SiteView {
+            id: self.id,
+            ext_ref: self.ext_ref(),
+            kind: self.kind,
+            name: self.name(),
+            address: self.address(),
+            adcode: self.adcode,
+            lat: self.pos.lat(),
+            lon: self.pos.lon(),
+            opening_hours: &self.opening_hours,
+            amenities: self.amenities,
+            status: self.status,
+            phone: self.phone(),
+        }
     }
 
     /// Open or closed at `at`, and when that next changes. A site that is not
     /// `open` (temporarily closed) is never open.
     pub fn state(&self, at: DateTime<Utc>) -> HoursState {
         match &self.hours {
-            Some(h) if self.site.draft.status == Status::Open => {
-                self.site.draft.closure.state(at, |t| h.state(t))
-            }
+            Some(h) if self.status == Status::Open => match &self.closure {
+                Some(c) => c.state(at, |t| h.state(t)),
+                None => h.state(at),
+            },
             _ => HoursState::CLOSED,
         }
     }
@@ -210,15 +277,14 @@ pub struct Entry {
 
 impl Entry {
     fn new(site: Arc<IndexedSite>) -> Entry {
-        let d = &site.site.draft;
         Entry {
-            p: site.p,
+            p: unit_vector(site.pos.lat(), site.pos.lon()),
             pos: site.pos,
-            kind: d.kind,
-            amenities: d.amenities,
-            id: site.id(),
-            hours: site.hours.clone().filter(|_| d.status == Status::Open),
-            closures: !d.closure.exceptions.is_empty(),
+            kind: site.kind,
+            amenities: site.amenities,
+            id: site.id,
+            hours: site.hours.clone().filter(|_| site.status == Status::Open),
+            closures: site.closure.is_some(),
             site,
         }
     }
@@ -319,14 +385,15 @@ impl Snapshot {
 
 /// Parses each distinct opening-hours string once.
 struct HoursInterner {
-    slots: HashMap<String, Option<Arc<HoursSlot>>>,
+    slots: HashMap<Arc<str>, Option<Arc<HoursSlot>>>,
     calendar: Arc<CalendarCell>,
 }
 
 impl HoursInterner {
-    fn intern(&mut self, s: &str) -> Option<Arc<HoursSlot>> {
-        if let Some(slot) = self.slots.get(s) {
-            return slot.clone();
+    /// The parsed hours (if they parse) and the shared copy of the string.
+    fn intern(&mut self, s: &str) -> (Option<Arc<HoursSlot>>, Arc<str>) {
+        if let Some((raw, slot)) = self.slots.get_key_value(s) {
+            return (slot.clone(), raw.clone());
         }
         let slot = match Hours::parse(s, &self.calendar.load()) {
             Ok(hours) => Some(Arc::new(HoursSlot {
@@ -346,8 +413,43 @@ impl HoursInterner {
                 None
             }
         };
-        self.slots.insert(s.to_owned(), slot.clone());
-        slot
+        let raw: Arc<str> = Arc::from(s);
+        self.slots.insert(raw.clone(), slot.clone());
+        (slot, raw)
+    }
+}
+
+/// Builds a [`SiteIndex`] from sites given one at a time (as a store reads
+/// them), keeping only their compact form.
+pub struct IndexBuilder {
+    index: SiteIndex,
+    sites: Vec<Arc<IndexedSite>>,
+}
+
+impl IndexBuilder {
+    /// Opening hours evaluated under `calendar`.
+    pub fn new(calendar: HolidayCalendar) -> IndexBuilder {
+        let index = SiteIndex::default();
+        index.calendar.store(calendar);
+        IndexBuilder {
+            index,
+            sites: Vec::new(),
+        }
+    }
+
+    /// Add a stored site (a retired one is skipped).
+    pub fn push(&mut self, site: Site) {
+        if site.draft.status != Status::Retired {
+            let mut interner = self.index.writer.lock().expect("index writer poisoned");
+            self.sites.push(Arc::new(make_indexed(&mut interner, site)));
+        }
+    }
+
+    /// The index of every site pushed (the R-tree is bulk-loaded now).
+    pub fn finish(self) -> SiteIndex {
+        let IndexBuilder { index, sites } = self;
+        index.current.store(Arc::new(compact(sites)));
+        index
     }
 }
 
@@ -391,19 +493,9 @@ impl SiteIndex {
         sites: impl IntoIterator<Item = Site>,
         calendar: HolidayCalendar,
     ) -> SiteIndex {
-        let index = SiteIndex::default();
-        index.calendar.store(calendar);
-        {
-            let mut interner = index.writer.lock().expect("index writer poisoned");
-            let indexed: Vec<Arc<IndexedSite>> = sites
-                .into_iter()
-                .filter(|s| s.draft.status != Status::Retired)
-                .map(|s| Arc::new(make_indexed(&mut interner, s)))
-                .collect();
-            let snapshot = compact(indexed);
-            index.current.store(Arc::new(snapshot));
-        }
-        index
+        let mut builder = IndexBuilder::new(calendar);
+        sites.into_iter().for_each(|s| builder.push(s));
+        builder.finish()
     }
 
     /// Run `f` on the cluster hierarchy of `filter` (built now if it is not
@@ -482,9 +574,9 @@ impl SiteIndex {
                 None => cur.base_by_id.get(&id).cloned(),
             };
             let known_version = match changed.get(&id) {
-                Some(Some(s)) => Some(s.site.version),
+                Some(Some(s)) => Some(s.version),
                 Some(None) => None, // retired: a newer version may revive it
-                None => cur.base_by_id.get(&id).map(|s| s.site.version),
+                None => cur.base_by_id.get(&id).map(|s| s.version),
             };
             if known_version.is_some_and(|v| v >= site.version) {
                 continue;
@@ -521,16 +613,54 @@ impl SiteIndex {
     }
 }
 
+/// Give the memory freed after a large build (rows read, sort buffers, the
+/// clustering's work lists) back to the operating system: glibc's allocator
+/// otherwise keeps a start-up's peak as the process's resident size for good.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has
+    // no preconditions and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn make_indexed(interner: &mut HoursInterner, site: Site) -> IndexedSite {
-    let hours = interner.intern(&site.draft.opening_hours);
+    let (hours, opening_hours) = interner.intern(&site.draft.opening_hours);
+    let d = site.draft;
     // Stored coordinates passed the database's range checks; clamp defensively.
-    let lat = site.draft.lat.clamp(-90.0, 90.0);
-    let lon = site.draft.lon.clamp(-180.0, 180.0);
+    let lat = d.lat.clamp(-90.0, 90.0);
+    let lon = d.lon.clamp(-180.0, 180.0);
+    let ext_ref = d.ext_ref.as_deref().unwrap_or("");
+    let phone = d.phone.as_deref().unwrap_or("");
+    let mut text =
+        String::with_capacity(ext_ref.len() + d.name.len() + d.address.len() + phone.len());
+    let mut ends = [0u32; 3];
+    for (end, part) in ends.iter_mut().zip([ext_ref, &d.name, &d.address]) {
+        text.push_str(part);
+        *end = u32::try_from(text.len()).expect("a site's text is far below 4 GB");
+    }
+    text.push_str(phone);
     IndexedSite {
+        id: site.id,
+        version: site.version,
+        kind: d.kind,
+        status: d.status,
+        amenities: d.amenities,
+        adcode: d.adcode,
         pos: LatLon::new(lat, lon).unwrap_or_else(|_| LatLon::new(0.0, 0.0).expect("valid")),
-        p: unit_vector(lat, lon),
         hours,
-        site,
+        opening_hours,
+        text: text.into_boxed_str(),
+        ends,
+        present: u8::from(d.ext_ref.is_some()) | (u8::from(d.phone.is_some()) << 1),
+        closure: (!d.closure.exceptions.is_empty()).then(|| {
+            Box::new(ClosureInfo {
+                reason: None,
+                reopens_at: None,
+                exceptions: d.closure.exceptions,
+            })
+        }),
     }
 }
 

@@ -187,7 +187,7 @@ impl Snapshot {
         out.sort_by(|a, b| {
             a.distance_m
                 .total_cmp(&b.distance_m)
-                .then(a.site.site.id.cmp(&b.site.site.id))
+                .then(a.site.id().cmp(&b.site.id()))
         });
         out
     }

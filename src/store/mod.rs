@@ -211,7 +211,14 @@ pub struct WaitlistTail {
 #[async_trait]
 pub trait SiteStore: Send + Sync + 'static {
     /// Every site, retired ones included, in id order.
-    async fn all_sites(&self) -> Result<Vec<Site>, StoreError>;
+    async fn all_sites(&self) -> Result<Vec<Site>, StoreError> {
+        let mut sites = Vec::new();
+        self.each_site(&mut |s| sites.push(s)).await?;
+        Ok(sites)
+    }
+    /// [`SiteStore::all_sites`] one at a time, as they are read: building the
+    /// index from a million sites never holds them all twice.
+    async fn each_site(&self, f: &mut (dyn FnMut(Site) + Send)) -> Result<(), StoreError>;
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError>;
     async fn count_sites(&self) -> Result<u64, StoreError>;
     /// The database's size in bytes (its pages; SQLite's WAL not counted).

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
 use tokio::sync::Notify;
@@ -568,12 +569,15 @@ impl Store for PgStore {
 
 #[async_trait]
 impl SiteStore for PgStore {
-    async fn all_sites(&self) -> Result<Vec<Site>, StoreError> {
+    async fn each_site(&self, f: &mut (dyn FnMut(Site) + Send)) -> Result<(), StoreError> {
+        // Row by row: a million rows held at once cost gigabytes, and sites
+        // held until the index was built left holes the allocator kept.
         let sql = format!("SELECT {} FROM sites s ORDER BY s.id", site_columns("s"));
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(site_from_row).collect()
+        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            f(site_from_row(&row)?);
+        }
+        Ok(())
     }
 
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -547,12 +548,15 @@ impl Store for SqliteStore {
 
 #[async_trait]
 impl SiteStore for SqliteStore {
-    async fn all_sites(&self) -> Result<Vec<Site>, StoreError> {
+    async fn each_site(&self, f: &mut (dyn FnMut(Site) + Send)) -> Result<(), StoreError> {
+        // Row by row: a million rows held at once cost gigabytes, and sites
+        // held until the index was built left holes the allocator kept.
         let sql = format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(site_from_row).collect()
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            f(site_from_row(&row)?);
+        }
+        Ok(())
     }
 
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError> {
