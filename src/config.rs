@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// the request answers 503 with Retry-After (0: no bound).
     #[arg(long, env = "YIZHAN_DB_LOCK_TIMEOUT", default_value_t = 5.0)]
     pub db_lock_timeout: f64,
+    /// The managers' console: mark its session cookie `Secure` always (behind
+    /// TLS that does not send `X-Forwarded-Proto: https`, which also does).
+    #[arg(long, env = "YIZHAN_CONSOLE_SECURE_COOKIE")]
+    pub console_secure_cookie: bool,
 }
 
 impl ServeArgs {

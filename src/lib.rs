@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod geodata;

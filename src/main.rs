@@ -69,18 +69,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let parsed = started.elapsed();
             let store = store::connect(&db.database_url).await?;
             // A site may name the union that runs it: that union must exist.
-            let mut known = std::collections::BTreeSet::new();
-            for (i, d) in drafts.iter().enumerate() {
-                if let Some(u) = d.union_id
-                    && !known.contains(&u)
-                {
-                    if store.get_union(u).await?.is_none() {
-                        anyhow::bail!(
-                            "feature {i}: properties.union_id: no such union '{u}'; nothing was imported"
-                        );
-                    }
-                    known.insert(u);
-                }
+            if let Some((i, u)) = yizhan::geodata::plan::unknown_union(&store, &drafts).await? {
+                anyhow::bail!(
+                    "feature {i}: properties.union_id: no such union '{u}'; nothing was imported"
+                );
             }
             let n = drafts.len();
             bar.set_style(
@@ -360,7 +352,9 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = %opts.database_url, "yizhan serving");
-    serve(listener, service.state.clone(), shutdown_signal()).await?;
+    let mut state = service.state.clone();
+    state.console.secure_cookie = args.console_secure_cookie;
+    serve(listener, state, shutdown_signal()).await?;
     service.stop().await;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -182,6 +182,7 @@ impl Service {
             checkin_key: Arc::default(),
             push,
             join_key: Arc::default(),
+            console: Default::default(),
         };
         let follower = Arc::new(Follower {
             store,

@@ -15,3 +15,4 @@ pub mod push;
 pub mod site;
 pub mod union;
 pub mod user;
+pub mod weekly;

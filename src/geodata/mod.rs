@@ -5,6 +5,7 @@ pub mod districts;
 pub mod generate;
 pub mod geojson;
 mod names;
+pub mod plan;
 
 #[cfg(test)]
 mod tests;

@@ -63,15 +63,22 @@ pub async fn request_code(
     ClientIp(ip): ClientIp,
     obj: JsonObject,
 ) -> Result<Response, ApiError> {
+    let sent = send_code(&state, &ip, &obj).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent)).into_response())
+}
+
+/// Send a sign-in code to the `phone` of `obj`, within the limits per phone
+/// and per client address `ip` (the API and the managers' console).
+pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<CodeSent, ApiError> {
     obj.only(&["phone"])?;
-    let phone = phone_field(&obj)?;
+    let phone = phone_field(obj)?;
     let code = new_code();
     let now = state.auth.clock.now();
     let outcome = state
         .store
         .request_otp(OtpRequest {
             phone: &phone,
-            ip: &ip,
+            ip,
             code_hash: &code_hash(&phone, &code),
             at: now,
             ttl: auth::OTP_TTL,
@@ -95,14 +102,10 @@ pub async fn request_code(
         .await
         .map_err(|e| ApiError::Unavailable(format!("the code could not be sent: {e}")))?;
     tracing::info!(phone = %phone.masked(), "sign-in code sent");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(CodeSent {
-            expires_in_s: auth::OTP_TTL.as_secs(),
-            resend_after_s: auth::OTP_LIMITS_PER_PHONE[0].1.as_secs(),
-        }),
-    )
-        .into_response())
+    Ok(CodeSent {
+        expires_in_s: auth::OTP_TTL.as_secs(),
+        resend_after_s: auth::OTP_LIMITS_PER_PHONE[0].1.as_secs(),
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -131,8 +134,14 @@ pub async fn sign_in(
     State(state): State<AppState>,
     obj: JsonObject,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    exchange_code(&state, &obj).await.map(Json)
+}
+
+/// Exchange the `phone` and `code` of `obj` for a new token (the API and the
+/// managers' console, whose session holds such a token).
+pub async fn exchange_code(state: &AppState, obj: &JsonObject) -> Result<TokenResponse, ApiError> {
     obj.only(&["phone", "code"])?;
-    let phone = phone_field(&obj)?;
+    let phone = phone_field(obj)?;
     let code = obj.required("code", |v| {
         let s = v.as_str().ok_or("expected a string of 6 digits")?;
         if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -182,12 +191,12 @@ pub async fn sign_in(
         .create_token(user.id, &token_hash(&token), expires_at)
         .await?;
     tracing::info!(user = user.id, "signed in");
-    Ok(Json(TokenResponse {
+    Ok(TokenResponse {
         token,
         token_type: "Bearer",
         expires_at,
         user: Me::of(&user),
-    }))
+    })
 }
 
 /// Revoke the token this request carries.

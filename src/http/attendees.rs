@@ -16,7 +16,8 @@ use super::caller::Caller;
 use super::events::{event_id, load_event};
 use super::params::Params;
 use crate::domain::booking::waitlist_positions;
-use crate::domain::event::BookingStatus;
+use crate::domain::event::{BookingStatus, EventId};
+use crate::domain::user::User;
 use crate::error::{ApiError, Problem};
 
 pub fn router() -> Router<AppState> {
@@ -77,15 +78,29 @@ pub async fn attendees(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/csv")),
     };
-    let event = load_event(&state, id).await?;
-    if !event.managed_by(&caller.user) {
+    let items = attendee_list(&state, &caller.user, id).await?;
+    if !csv {
+        return Ok(Json(AttendeesResponse { items }).into_response());
+    }
+    csv_response(&items)
+}
+
+/// Everyone booked on event `id`, for `user` if they manage it (the API and
+/// the managers' console).
+pub async fn attendee_list(
+    state: &AppState,
+    user: &User,
+    id: EventId,
+) -> Result<Vec<Attendee>, ApiError> {
+    let event = load_event(state, id).await?;
+    if !event.managed_by(user) {
         return Err(ApiError::forbidden(
             "only the event's site managers see its attendees",
         ));
     }
     let rows = state.store.attendees(id).await?;
     let positions = waitlist_positions(rows.iter().map(|r| &r.booking));
-    let items: Vec<Attendee> = rows
+    Ok(rows
         .into_iter()
         .map(|r| Attendee {
             booking_id: r.booking.id.to_string(),
@@ -97,10 +112,11 @@ pub async fn attendees(
             waitlist_position: positions.get(&r.booking.id).copied(),
             checked_in_at: r.booking.checked_in_at,
         })
-        .collect();
-    if !csv {
-        return Ok(Json(AttendeesResponse { items }).into_response());
-    }
+        .collect())
+}
+
+/// The attendees as a CSV download (`format=csv`, and the console's export).
+pub fn csv_response(items: &[Attendee]) -> Result<Response, ApiError> {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     w.write_record([
         "booking_id",
@@ -113,7 +129,7 @@ pub async fn attendees(
         "checked_in_at",
     ])
     .map_err(|e| ApiError::Internal(e.into()))?;
-    for a in &items {
+    for a in items {
         w.write_record([
             a.booking_id.clone(),
             a.user_id.to_string(),

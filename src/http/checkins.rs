@@ -15,6 +15,7 @@ use super::bookings::checkin_key;
 use super::caller::Caller;
 use crate::domain::checkin;
 use crate::domain::event::{Booking, EventId};
+use crate::domain::user::User;
 use crate::error::{ApiError, Problem};
 use crate::store::StoreError;
 
@@ -52,6 +53,16 @@ pub async fn check_in(
     caller: Caller,
     obj: JsonObject,
 ) -> Result<Json<CheckinResponse>, ApiError> {
+    check_in_code(&state, &caller.user, &obj).await.map(Json)
+}
+
+/// Check a code in as `user` (`{event_id, code}` in `obj`): `POST
+/// /v1/checkins` and the managers' console both come here.
+pub async fn check_in_code(
+    state: &AppState,
+    user: &User,
+    obj: &JsonObject,
+) -> Result<CheckinResponse, ApiError> {
     obj.only(&["event_id", "code"])?;
     let event_id = obj.required("event_id", body::parsed::<EventId>)?;
     let code = obj.required("code", body::text(64))?;
@@ -60,13 +71,13 @@ pub async fn check_in(
         .get_event(event_id)
         .await?
         .ok_or_else(|| ApiError::unprocessable("event_id", "no such event"))?;
-    if !event.managed_by(&caller.user) {
+    if !event.managed_by(user) {
         return Err(ApiError::forbidden(
             "only the event's site managers check people in",
         ));
     }
     let not_genuine = || ApiError::unprocessable("code", "not a genuine check-in code");
-    let id = checkin::verify(checkin_key(&state).await?, &code).ok_or_else(not_genuine)?;
+    let id = checkin::verify(checkin_key(state).await?, &code).ok_or_else(not_genuine)?;
     let done = state
         .store
         .check_in(event_id, id, state.auth.clock.now())
@@ -75,9 +86,9 @@ pub async fn check_in(
             StoreError::NotFound => not_genuine(),
             e => e.into(),
         })?;
-    Ok(Json(CheckinResponse {
+    Ok(CheckinResponse {
         booking: done.booking.to_api(None),
         checked_in_at: done.checked_in_at,
         already_checked_in: done.already,
-    }))
+    })
 }

@@ -24,7 +24,7 @@ use crate::domain::event::{
     Eligibility, Event, EventDraft, EventId, EventKind, EventStatus, Quota,
 };
 use crate::domain::site::SiteId;
-use crate::domain::user::Role;
+use crate::domain::user::{Role, User};
 use crate::error::{ApiError, Problem};
 
 pub fn router() -> Router<AppState> {
@@ -63,7 +63,7 @@ pub struct EventDoc {
     pub offer_hours: Option<u32>,
 }
 
-fn event_doc(e: &Event, crs: Crs, distance_m: Option<f64>) -> EventDoc {
+pub fn event_doc(e: &Event, crs: Crs, distance_m: Option<f64>) -> EventDoc {
     let d = &e.draft;
     let (lat, lon) = out_coords(crs, d.lat, d.lon);
     EventDoc {
@@ -122,6 +122,18 @@ pub async fn create_event(
     obj: JsonObject,
 ) -> Result<Response, ApiError> {
     let crs = Params::parse(raw.as_deref())?.crs()?;
+    let event = new_event(&state, &caller.user, &obj, crs).await?;
+    Ok((StatusCode::CREATED, Json(event_doc(&event, crs, None))).into_response())
+}
+
+/// Create an event as `user` from the fields of `obj` (a venue's coordinates
+/// in `crs`): `POST /v1/events` and the managers' console both come here.
+pub async fn new_event(
+    state: &AppState,
+    user: &User,
+    obj: &JsonObject,
+    crs: Crs,
+) -> Result<Event, ApiError> {
     obj.only(&[
         "kind",
         "site_id",
@@ -144,10 +156,10 @@ pub async fn create_event(
     ])?;
     let site_id = obj.optional("site_id", body::parsed::<SiteId>)?;
     match site_id {
-        Some(s) if !caller.user.manages(s) => {
+        Some(s) if !user.manages(s) => {
             return Err(ApiError::forbidden("you do not manage this site"));
         }
-        None if caller.user.role != Role::Admin => {
+        None if user.role != Role::Admin => {
             return Err(ApiError::forbidden(
                 "only an admin may create an event away from a site",
             ));
@@ -214,21 +226,20 @@ pub async fn create_event(
     draft
         .validate()
         .map_err(|(field, detail)| ApiError::unprocessable(field, detail))?;
-    let event = state
+    Ok(state
         .store
-        .create_event(draft, Some(caller.user.id), state.auth.clock.now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(event_doc(&event, crs, None))).into_response())
+        .create_event(draft, Some(user.id), state.auth.clock.now())
+        .await?)
 }
 
 /// The event named by a path id.
-pub(super) fn event_id(id: &str) -> Result<EventId, ApiError> {
+pub(crate) fn event_id(id: &str) -> Result<EventId, ApiError> {
     id.parse()
         .map_err(|e: crate::domain::event::BadEventId| ApiError::param("id", e.to_string()))
 }
 
 /// The event, or 404.
-pub(super) async fn load_event(state: &AppState, id: EventId) -> Result<Event, ApiError> {
+pub(crate) async fn load_event(state: &AppState, id: EventId) -> Result<Event, ApiError> {
     state
         .store
         .get_event(id)
@@ -352,6 +363,18 @@ pub async fn patch_event(
     obj: JsonObject,
 ) -> Result<Json<EventDoc>, ApiError> {
     let id = event_id(&id)?;
+    let event = edit_event(&state, &caller.user, id, &obj).await?;
+    Ok(Json(event_doc(&event, Crs::Wgs84, None)))
+}
+
+/// Edit event `id` as `user` with the fields of `obj`, all or nothing:
+/// `PATCH /v1/events/{id}` and the managers' console both come here.
+pub async fn edit_event(
+    state: &AppState,
+    user: &User,
+    id: EventId,
+    obj: &JsonObject,
+) -> Result<Event, ApiError> {
     obj.only(&[
         "title",
         "description",
@@ -364,8 +387,8 @@ pub async fn patch_event(
         "waitlist",
         "status",
     ])?;
-    let event = load_event(&state, id).await?;
-    if !event.managed_by(&caller.user) {
+    let event = load_event(state, id).await?;
+    if !event.managed_by(user) {
         return Err(ApiError::forbidden(
             "only the event's site managers edit it",
         ));
@@ -385,9 +408,8 @@ pub async fn patch_event(
         waitlist: obj.optional("waitlist", body::boolean)?,
         status: obj.optional("status", body::parsed::<EventStatus>)?,
     };
-    let event = state
+    Ok(state
         .store
         .edit_event(id, &patch, state.auth.clock.now())
-        .await?;
-    Ok(Json(event_doc(&event, Crs::Wgs84, None)))
+        .await?)
 }

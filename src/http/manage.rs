@@ -27,7 +27,7 @@ use crate::domain::site::{
     Adcode, Amenity, AmenitySet, Closure, ClosureInfo, Kind, Site, SiteDraft, SiteId, Status,
 };
 use crate::domain::union::UnionId;
-use crate::domain::user::Role;
+use crate::domain::user::{Role, User};
 use crate::error::{ApiError, Problem};
 use crate::store::StoreError;
 
@@ -58,7 +58,7 @@ pub const ADMIN_ONLY: [&str; 8] = [
     "ref", "kind", "name", "address", "adcode", "lat", "lon", "union_id",
 ];
 
-fn site_id(id: &str) -> Result<SiteId, ApiError> {
+pub(crate) fn site_id(id: &str) -> Result<SiteId, ApiError> {
     id.parse()
         .map_err(|e: crate::domain::site::BadSiteId| ApiError::param("id", e.to_string()))
 }
@@ -271,7 +271,7 @@ fn doc_response(
 }
 
 /// Apply a stored site to this node's index before answering.
-async fn index_now(state: &AppState, site: &Site) -> Result<(), ApiError> {
+pub(crate) async fn index_now(state: &AppState, site: &Site) -> Result<(), ApiError> {
     let index = state.index.clone();
     let site = site.clone();
     tokio::task::spawn_blocking(move || index.apply([site]))
@@ -386,7 +386,31 @@ pub async fn patch_site(
 ) -> Result<Response, ApiError> {
     let id = site_id(&id)?;
     let crs = Params::parse(raw.as_deref())?.crs()?;
-    if !caller.user.manages(id) {
+    let expected = |_: &Site| if_match_version(&headers, id);
+    let (site, now) = edit_site(&state, &caller.user, id, expected, &obj, crs).await?;
+    Ok(doc_response(
+        &site,
+        crs,
+        now,
+        &state.index.calendar(),
+        StatusCode::OK,
+    ))
+}
+
+/// Edit site `id` as `user` with the fields of `obj` (coordinates in `crs`):
+/// `PATCH /v1/sites/{id}` and the managers' console both come here.
+/// `expected` names the version being edited (`None`: no `If-Match`, 428);
+/// it is asked after the caller's scope and fields are checked. The edit is
+/// in this node's index when this returns; the time is the edit's.
+pub async fn edit_site(
+    state: &AppState,
+    user: &User,
+    id: SiteId,
+    expected: impl FnOnce(&Site) -> Result<Option<i64>, ApiError>,
+    obj: &JsonObject,
+    crs: Crs,
+) -> Result<(Site, DateTime<Utc>), ApiError> {
+    if !user.manages(id) {
         return Err(ApiError::forbidden("you do not manage this site"));
     }
     let current = state
@@ -397,7 +421,7 @@ pub async fn patch_site(
     if current.draft.status == Status::Retired {
         return Err(ApiError::NotFound(format!("site {id} is retired")));
     }
-    if caller.user.role != Role::Admin
+    if user.role != Role::Admin
         && let Some(field) = obj.0.keys().find(|k| ADMIN_ONLY.contains(&k.as_str()))
     {
         return Err(ApiError::Forbidden {
@@ -405,7 +429,7 @@ pub async fn patch_site(
             param: Some(field.clone()),
         });
     }
-    let expected = if_match_version(&headers, id)?.ok_or_else(|| {
+    let expected = expected(&current)?.ok_or_else(|| {
         ApiError::PreconditionRequired("send If-Match with the site's ETag".into())
     })?;
     if expected != current.version {
@@ -415,23 +439,17 @@ pub async fn patch_site(
         )));
     }
     let mut draft = current.draft.clone();
-    apply_fields(&mut draft, &obj, crs, false)?;
+    apply_fields(&mut draft, obj, crs, false)?;
     if draft.union_id != current.draft.union_id {
-        check_union(&state, &draft).await?;
+        check_union(state, &draft).await?;
     }
     let now = state.auth.clock.now();
     let site = state
         .store
-        .update_site(id, expected, draft, Some(caller.user.id), now)
+        .update_site(id, expected, draft, Some(user.id), now)
         .await?;
-    index_now(&state, &site).await?;
-    Ok(doc_response(
-        &site,
-        crs,
-        now,
-        &state.index.calendar(),
-        StatusCode::OK,
-    ))
+    index_now(state, &site).await?;
+    Ok((site, now))
 }
 
 /// Retire a site (admins). It leaves every search and map; its record and
@@ -522,13 +540,24 @@ pub async fn history(
     Path(id): Path<String>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let id = site_id(&id)?;
-    if !caller.user.manages(id) {
+    let items = site_history(&state, &caller.user, id).await?;
+    Ok(Json(HistoryResponse { items }))
+}
+
+/// A site's audit log, oldest first, for its managers and admins (the API
+/// and the console).
+pub async fn site_history(
+    state: &AppState,
+    user: &User,
+    id: SiteId,
+) -> Result<Vec<HistoryItem>, ApiError> {
+    if !user.manages(id) {
         return Err(ApiError::forbidden("you do not manage this site"));
     }
     if state.store.get_site(id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no site with id {id}")));
     }
-    let items = state
+    Ok(state
         .store
         .site_history(id)
         .await?
@@ -540,8 +569,7 @@ pub async fn history(
             user_id: e.user_id,
             changes: e.changes,
         })
-        .collect();
-    Ok(Json(HistoryResponse { items }))
+        .collect())
 }
 
 async fn set_follow(

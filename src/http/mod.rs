@@ -56,6 +56,8 @@ pub struct AppState {
     pub push: crate::push::PushConfig,
     /// The key that signs unions' join codes, read from the store once.
     pub join_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// The managers' console (`/console/`): how its cookie is set.
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// The whole API as a router, ready to serve.
@@ -80,6 +82,8 @@ pub fn app(state: AppState) -> Router {
         .merge(unions::router())
         .merge(memberships::router())
         .merge(ops::router())
+        // The managers' web pages: HTML, outside the JSON contract (openapi.yaml).
+        .merge(crate::console::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             status_problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")

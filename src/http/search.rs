@@ -8,8 +8,12 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::params::{self, Params};
 use super::sites::{NearbyResponse, nearby_item};
+use std::sync::Arc;
+
 use crate::domain::coords::{LatLon, haversine_m, to_wgs84};
+use crate::domain::site::KindSet;
 use crate::error::{ApiError, Problem};
+use crate::index::IndexedSite;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/sites/search", get(search))
@@ -41,7 +45,7 @@ pub struct SearchParams {
     at: Option<String>,
 }
 
-fn parse_terms(v: &str) -> Result<Vec<String>, String> {
+pub fn parse_terms(v: &str) -> Result<Vec<String>, String> {
     let terms: Vec<String> = v.split_whitespace().map(str::to_owned).collect();
     if terms.is_empty() {
         return Err("is empty".to_owned());
@@ -115,7 +119,28 @@ pub async fn search(
         .optional("limit", |v| params::int_in_range(v, 1, MAX_LIMIT))?
         .unwrap_or(DEFAULT_LIMIT) as usize;
     let at = p.at()?;
-    let ids = state.store.search_sites(&terms, CANDIDATES).await?;
+    let ranked = matches(&state, &terms, origin, kinds, limit).await?;
+    let items = ranked
+        .iter()
+        .map(|(distance, s)| nearby_item(s.view(), crs, *distance, s.state(at)))
+        .collect();
+    Ok(Json(NearbyResponse {
+        crs: crs.as_str().to_owned(),
+        at,
+        items,
+    }))
+}
+
+/// The indexed sites matching every term, best first, then nearest to
+/// `origin` when given: at most `limit` (the API's search and the console's).
+pub async fn matches(
+    state: &AppState,
+    terms: &[String],
+    origin: Option<LatLon>,
+    kinds: KindSet,
+    limit: usize,
+) -> Result<Vec<(Option<f64>, Arc<IndexedSite>)>, ApiError> {
+    let ids = state.store.search_sites(terms, CANDIDATES).await?;
     let snapshot = state.index.snapshot();
     let mut ranked: Vec<_> = ids
         .into_iter()
@@ -123,7 +148,7 @@ pub async fn search(
         .filter(|s| kinds.contains(s.kind()))
         .map(|s| {
             let distance = origin.map(|o| haversine_m(o, s.pos));
-            (score(s.name(), s.address(), &terms), distance, s)
+            (score(s.name(), s.address(), terms), distance, s)
         })
         .collect();
     ranked.sort_by(|a, b| {
@@ -132,13 +157,5 @@ pub async fn search(
             .then(a.2.id().cmp(&b.2.id()))
     });
     ranked.truncate(limit);
-    let items = ranked
-        .iter()
-        .map(|(_, distance, s)| nearby_item(s.view(), crs, *distance, s.state(at)))
-        .collect();
-    Ok(Json(NearbyResponse {
-        crs: crs.as_str().to_owned(),
-        at,
-        items,
-    }))
+    Ok(ranked.into_iter().map(|(_, d, s)| (d, s.clone())).collect())
 }

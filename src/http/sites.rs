@@ -306,6 +306,15 @@ pub(crate) fn state_of(
         .unwrap_or(HoursState::CLOSED)
 }
 
+/// A stored site's state at `at`: the index's when it holds this version (its
+/// remembered state), from scratch otherwise (retired, or not applied yet).
+pub(crate) fn state_now(state: &AppState, site: &Site, at: DateTime<Utc>) -> HoursState {
+    match state.index.snapshot().get(site.id) {
+        Some(s) if s.version() == site.version => s.state(at),
+        _ => state_of(site, at, &state.index.calendar()),
+    }
+}
+
 /// The ETag names the representation: the site's version, the coordinate system
 /// and the opening state (which changes with time, not with the version).
 pub(crate) fn etag(site: &Site, crs: Crs, state: HoursState) -> String {
@@ -386,10 +395,7 @@ pub async fn site_detail(
         .get_site(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?;
-    let hours_state = match state.index.snapshot().get(id) {
-        Some(s) if s.version() == site.version => s.state(at),
-        _ => state_of(&site, at, &state.index.calendar()),
-    };
+    let hours_state = state_now(&state, &site, at);
     let tag = etag(&site, crs, hours_state);
     let mut resp = if not_modified(&headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()

@@ -336,6 +336,9 @@ pub trait EventStore: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Event>, StoreError>;
+    /// Every event at a site, whatever its status, by start (at most 500, the
+    /// latest starting first past that many).
+    async fn site_events(&self, site: SiteId) -> Result<Vec<Event>, StoreError>;
     async fn get_booking(&self, id: BookingId) -> Result<Option<BookingView>, StoreError>;
     /// A person's bookings with their events, oldest booking first.
     async fn user_bookings(&self, user: UserId) -> Result<Vec<UserBooking>, StoreError>;

@@ -220,6 +220,19 @@ impl EventStore for PgStore {
         rows.iter().map(|r| event_from_row(r, "")).collect()
     }
 
+    async fn site_events(&self, site: SiteId) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM (SELECT {} FROM events e WHERE e.site_id = $1 \
+             ORDER BY e.starts_at DESC LIMIT 500) AS latest ORDER BY starts_at",
+            event_columns("e", "")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(site.as_i64())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| event_from_row(r, "")).collect()
+    }
+
     async fn get_booking(&self, id: BookingId) -> Result<Option<BookingView>, StoreError> {
         let sql = format!(
             "SELECT {BOOKING_COLUMNS}, {POSITION} AS position FROM bookings b WHERE b.id = $1"

@@ -201,6 +201,18 @@ impl EventStore for SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn site_events(&self, site: SiteId) -> Result<Vec<Event>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? \
+             ORDER BY starts_at DESC LIMIT 500) ORDER BY starts_at"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(site.as_i64())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
     async fn get_booking(&self, id: BookingId) -> Result<Option<BookingView>, StoreError> {
         let sql = format!(
             "SELECT {}, {POSITION} AS position FROM bookings b WHERE b.id = ?",

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod clusters;
+mod console;
 mod events;
 mod feed;
 mod helpers;

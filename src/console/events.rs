@@ -1,0 +1,654 @@
+//! Events at a manager's sites: create, edit, publish, cancel; bookings,
+//! waitlist and quotas; the attendees' CSV; check-in by code (typed, pasted,
+//! or read by the phone's camera where the browser has `BarcodeDetector`).
+//! Each form becomes the JSON the API takes and goes to the API's own
+//! function (`events::new_event`, `events::edit_event`,
+//! `checkins::check_in_code`, `attendees::attendee_list`).
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::session::{Form, Session, see_other};
+use super::views::{self, field_zh, rfc3339_of_local};
+use super::{Nav, PageError, page};
+use crate::domain::coords::Crs;
+use crate::domain::event::{BookingStatus, Event, EventId, EventStatus};
+use crate::domain::site::SiteId;
+use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::attendees::{Attendee, attendee_list, csv_response};
+use crate::http::body::JsonObject;
+use crate::http::checkins::check_in_code;
+use crate::http::events::{edit_event, event_id, load_event, new_event};
+use crate::http::manage::site_id;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/sites/{id}/events", get(site_events).post(create))
+        .route("/console/events/{id}", get(event_page).post(edit))
+        .route("/console/events/{id}/status", post(set_status))
+        .route("/console/events/{id}/checkin", post(checkin))
+        .route("/console/events/{id}/attendees.csv", get(export))
+}
+
+pub struct EventRow {
+    pub id: String,
+    pub title: String,
+    pub when: String,
+    pub status: &'static str,
+    pub seats: String,
+}
+
+fn status_zh(s: EventStatus) -> &'static str {
+    match s {
+        EventStatus::Draft => "草稿（未发布）",
+        EventStatus::Published => "已发布",
+        EventStatus::Cancelled => "已取消",
+        EventStatus::Finished => "已结束",
+    }
+}
+
+fn kind_zh(k: crate::domain::event::EventKind) -> &'static str {
+    use crate::domain::event::EventKind;
+    match k {
+        EventKind::Training => "技能培训",
+        EventKind::Recuperation => "疗休养",
+        EventKind::Matchmaking => "交友联谊",
+    }
+}
+
+fn event_row(e: &Event) -> EventRow {
+    EventRow {
+        id: e.id.to_string(),
+        title: e.draft.title.clone(),
+        when: format!(
+            "{} – {}",
+            views::local_full(e.draft.starts_at),
+            views::local(e.draft.ends_at)
+        ),
+        status: status_zh(e.draft.status),
+        seats: format!("{} / {}", e.held, e.draft.capacity),
+    }
+}
+
+/// The fields of the event form, as typed (shown again on an error).
+#[derive(Default)]
+pub struct EventForm {
+    pub kind: String,
+    pub title: String,
+    pub description: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub capacity: String,
+    pub booking_opens_at: String,
+    pub booking_closes_at: String,
+    pub cancel_deadline: String,
+    pub waitlist: bool,
+    pub publish: bool,
+    /// (attribute, value, seats) rows.
+    pub quotas: Vec<(String, String, String)>,
+    /// Who may book: the checked rules, and the ages as typed.
+    pub members_only: bool,
+    pub frontline_only: bool,
+    pub single_only: bool,
+    pub min_age: String,
+    pub max_age: String,
+}
+
+const QUOTA_ROWS: usize = 2;
+const TIMES: [&str; 5] = [
+    "starts_at",
+    "ends_at",
+    "booking_opens_at",
+    "booking_closes_at",
+    "cancel_deadline",
+];
+
+impl EventForm {
+    fn of_form(f: &Form) -> EventForm {
+        let g = |n: &str| f.get(n).unwrap_or("").to_owned();
+        EventForm {
+            kind: g("kind"),
+            title: g("title"),
+            description: g("description"),
+            starts_at: g("starts_at"),
+            ends_at: g("ends_at"),
+            capacity: g("capacity"),
+            booking_opens_at: g("booking_opens_at"),
+            booking_closes_at: g("booking_closes_at"),
+            cancel_deadline: g("cancel_deadline"),
+            waitlist: f.get("waitlist").is_some(),
+            publish: f.get("publish").is_some(),
+            quotas: (0..QUOTA_ROWS)
+                .map(|i| {
+                    (
+                        g(&format!("quota{i}_attribute")),
+                        g(&format!("quota{i}_value")),
+                        g(&format!("quota{i}_seats")),
+                    )
+                })
+                .collect(),
+            members_only: f.get("union_members_only").is_some(),
+            frontline_only: f.get("frontline_only").is_some(),
+            single_only: f.get("single_only").is_some(),
+            min_age: g("min_age"),
+            max_age: g("max_age"),
+        }
+    }
+
+    fn of_event(e: &Event) -> EventForm {
+        let d = &e.draft;
+        EventForm {
+            kind: d.kind.as_str().to_owned(),
+            title: d.title.clone(),
+            description: d.description.clone(),
+            starts_at: views::datetime_local(d.starts_at),
+            ends_at: views::datetime_local(d.ends_at),
+            capacity: d.capacity.to_string(),
+            booking_opens_at: views::datetime_local(d.booking_opens_at),
+            booking_closes_at: views::datetime_local(d.booking_closes_at),
+            cancel_deadline: views::datetime_local(d.cancel_deadline),
+            waitlist: d.waitlist,
+            publish: d.status == EventStatus::Published,
+            quotas: vec![],
+            ..Default::default()
+        }
+    }
+
+    fn blank() -> EventForm {
+        EventForm {
+            kind: "training".into(),
+            waitlist: true,
+            publish: true,
+            quotas: vec![Default::default(); QUOTA_ROWS],
+            ..Default::default()
+        }
+    }
+}
+
+/// The form as the API's JSON: times from China time to RFC 3339, numbers as
+/// numbers; blank optional fields are left out (the API's defaults apply).
+fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String, String)> {
+    let mut m = Map::new();
+    let text = |m: &mut Map<String, Value>, k: &str| {
+        if let Some(v) = f.get(k) {
+            m.insert(k.to_owned(), json!(v.trim()));
+        }
+    };
+    text(&mut m, "title");
+    text(&mut m, "description");
+    for k in TIMES {
+        if let Some(v) = f.text(k) {
+            let t = rfc3339_of_local(v)
+                .filter(|t| t.len() > 10)
+                .ok_or_else(|| (k.to_owned(), "请按“年-月-日 时:分”填写".to_owned()))?;
+            m.insert(k.to_owned(), json!(t));
+        }
+    }
+    if let Some(c) = f.text("capacity") {
+        let n: i64 = c
+            .parse()
+            .map_err(|_| ("capacity".to_owned(), "请填写整数".to_owned()))?;
+        m.insert("capacity".into(), json!(n));
+    }
+    m.insert("waitlist".into(), json!(f.get("waitlist").is_some()));
+    if creating {
+        text(&mut m, "kind");
+        m.insert(
+            "status".into(),
+            json!(if f.get("publish").is_some() {
+                "published"
+            } else {
+                "draft"
+            }),
+        );
+        let mut quotas = Vec::new();
+        for i in 0..QUOTA_ROWS {
+            let (Some(a), Some(v), Some(s)) = (
+                f.text(&format!("quota{i}_attribute")),
+                f.text(&format!("quota{i}_value")),
+                f.text(&format!("quota{i}_seats")),
+            ) else {
+                continue;
+            };
+            let seats: i64 = s
+                .parse()
+                .map_err(|_| ("quotas".to_owned(), "名额请填写整数".to_owned()))?;
+            quotas.push(json!({"attribute": a, "value": v, "seats": seats}));
+        }
+        if !quotas.is_empty() {
+            m.insert("quotas".into(), Value::Array(quotas));
+        }
+        let mut rules = Map::new();
+        for k in ["union_members_only", "frontline_only", "single_only"] {
+            if f.get(k).is_some() {
+                rules.insert(k.into(), json!(true));
+            }
+        }
+        for k in ["min_age", "max_age"] {
+            if let Some(v) = f.text(k) {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| (k.to_owned(), "请填写整数".to_owned()))?;
+                rules.insert(k.into(), json!(n));
+            }
+        }
+        if !rules.is_empty() {
+            m.insert("eligibility".into(), Value::Object(rules));
+        }
+    }
+    Ok(JsonObject(m))
+}
+
+#[derive(Template)]
+#[template(path = "console/events.html")]
+struct EventsPage {
+    nav: Nav,
+    site_id: String,
+    site_name: String,
+    events: Vec<EventRow>,
+    form: EventForm,
+    error: Option<String>,
+}
+
+async fn events_page(
+    state: &AppState,
+    s: &Session,
+    id: SiteId,
+    form: EventForm,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    if !s.user.manages(id) {
+        return Err(ApiError::forbidden("you do not manage this site").into());
+    }
+    let site = state
+        .store
+        .get_site(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?;
+    let events = state.store.site_events(id).await?;
+    Ok(page(
+        status,
+        &EventsPage {
+            nav: Nav::of(s),
+            site_id: id.to_string(),
+            site_name: site.draft.name,
+            events: events.iter().map(event_row).collect(),
+            form,
+            error,
+        },
+    ))
+}
+
+async fn site_events(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = site_id(&id)?;
+    events_page(&state, &s, id, EventForm::blank(), None, StatusCode::OK).await
+}
+
+/// An API refusal in the person's words, or the error page for what a form
+/// cannot fix.
+fn refusal(e: ApiError) -> Result<String, PageError> {
+    match &e {
+        ApiError::Unprocessable { .. } | ApiError::Conflict(_) | ApiError::InvalidParam { .. } => {
+            let p = e.problem();
+            let field = p.param.clone().unwrap_or_default();
+            Ok(format!("{}：{}", field_zh(&field), p.detail))
+        }
+        _ => Err(e.into()),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    s.check(&form)?;
+    let site = site_id(&id)?;
+    let result = match event_json(&form, true) {
+        Ok(mut obj) => {
+            obj.0.insert("site_id".into(), json!(site.to_string()));
+            new_event(&state, &s.user, &obj, Crs::Wgs84)
+                .await
+                .map_err(refusal)
+        }
+        Err((field, message)) => Err(Ok(format!("{}：{message}", field_zh(&field)))),
+    };
+    match result {
+        Ok(e) => Ok(see_other(&format!(
+            "/console/events/{}?saved=created",
+            e.id
+        ))),
+        Err(Ok(message)) => {
+            events_page(
+                &state,
+                &s,
+                site,
+                EventForm::of_form(&form),
+                Some(message),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(Err(e)) => Err(e),
+    }
+}
+
+pub struct Counts {
+    pub confirmed: usize,
+    pub checked_in: usize,
+    pub waitlisted: usize,
+    pub offered: usize,
+    pub cancelled: usize,
+    pub no_show: usize,
+}
+
+pub struct QuotaRow {
+    pub label: String,
+    pub taken: usize,
+    pub seats: u32,
+}
+
+pub struct AttendeeRow {
+    pub name: String,
+    pub phone: String,
+    pub status: &'static str,
+    pub quota: String,
+    pub position: String,
+    pub checked_in_at: String,
+}
+
+fn booking_zh(s: BookingStatus) -> &'static str {
+    match s {
+        BookingStatus::Confirmed => "已确认",
+        BookingStatus::Waitlisted => "候补",
+        BookingStatus::Offered => "待接受空位",
+        BookingStatus::Cancelled => "已取消",
+        BookingStatus::CheckedIn => "已签到",
+        BookingStatus::NoShow => "未到场",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/event.html")]
+struct EventPage {
+    nav: Nav,
+    id: String,
+    site_id: String,
+    title: String,
+    kind: &'static str,
+    status: &'static str,
+    is_draft: bool,
+    is_cancelled: bool,
+    when: String,
+    capacity: u32,
+    seats_left: u32,
+    form: EventForm,
+    counts: Counts,
+    quotas: Vec<QuotaRow>,
+    attendees: Vec<AttendeeRow>,
+    notice: Option<String>,
+    error: Option<String>,
+    checkin_code: String,
+}
+
+struct Extra {
+    notice: Option<String>,
+    error: Option<String>,
+    form: Option<EventForm>,
+    code: String,
+    status: StatusCode,
+}
+
+impl Extra {
+    fn none() -> Extra {
+        Extra {
+            notice: None,
+            error: None,
+            form: None,
+            code: String::new(),
+            status: StatusCode::OK,
+        }
+    }
+}
+
+async fn render_event(
+    state: &AppState,
+    s: &Session,
+    e: &Event,
+    extra: Extra,
+) -> Result<Response, PageError> {
+    let items: Vec<Attendee> = attendee_list(state, &s.user, e.id).await?;
+    let n = |st: BookingStatus| items.iter().filter(|a| a.status == st).count();
+    let counts = Counts {
+        confirmed: n(BookingStatus::Confirmed),
+        checked_in: n(BookingStatus::CheckedIn),
+        waitlisted: n(BookingStatus::Waitlisted),
+        offered: n(BookingStatus::Offered),
+        cancelled: n(BookingStatus::Cancelled),
+        no_show: n(BookingStatus::NoShow),
+    };
+    let holds = |a: &&Attendee| {
+        matches!(
+            a.status,
+            BookingStatus::Confirmed | BookingStatus::CheckedIn | BookingStatus::Offered
+        )
+    };
+    let quotas = e
+        .draft
+        .quotas
+        .iter()
+        .map(|q| QuotaRow {
+            label: q.key(),
+            taken: items
+                .iter()
+                .filter(holds)
+                .filter(|a| a.quota.as_deref() == Some(q.key().as_str()))
+                .count(),
+            seats: q.seats,
+        })
+        .collect();
+    let attendees = items
+        .iter()
+        .map(|a| AttendeeRow {
+            name: a
+                .display_name
+                .clone()
+                .unwrap_or_else(|| "（未填姓名）".into()),
+            phone: a.phone.clone(),
+            status: booking_zh(a.status),
+            quota: a.quota.clone().unwrap_or_default(),
+            position: a
+                .waitlist_position
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            checked_in_at: a.checked_in_at.map(views::local).unwrap_or_default(),
+        })
+        .collect();
+    let d = &e.draft;
+    let p = EventPage {
+        nav: Nav::of(s),
+        id: e.id.to_string(),
+        site_id: d.site_id.map(|x| x.to_string()).unwrap_or_default(),
+        title: d.title.clone(),
+        kind: kind_zh(d.kind),
+        status: status_zh(d.status),
+        is_draft: d.status == EventStatus::Draft,
+        is_cancelled: matches!(d.status, EventStatus::Cancelled | EventStatus::Finished),
+        when: event_row(e).when,
+        capacity: d.capacity,
+        seats_left: d.capacity.saturating_sub(e.held),
+        form: extra.form.unwrap_or_else(|| EventForm::of_event(e)),
+        counts,
+        quotas,
+        attendees,
+        notice: extra.notice,
+        error: extra.error,
+        checkin_code: extra.code,
+    };
+    Ok(page(extra.status, &p))
+}
+
+async fn managed_event(state: &AppState, s: &Session, id: &str) -> Result<Event, PageError> {
+    let e = load_event(state, event_id(id)?).await?;
+    if !e.managed_by(&s.user) {
+        return Err(ApiError::forbidden("only the event's site managers manage it").into());
+    }
+    Ok(e)
+}
+
+async fn event_page(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    let e = managed_event(&state, &s, &id).await?;
+    let q = Form::parse(raw.unwrap_or_default().as_bytes());
+    let mut extra = Extra::none();
+    extra.notice = q.get("saved").map(|w| {
+        match w {
+            "created" => "活动已创建。",
+            "published" => "活动已发布，职工现在可以报名。",
+            "cancelled" => "活动已取消，所有报名者都会收到通知。",
+            _ => "已保存。",
+        }
+        .to_owned()
+    });
+    render_event(&state, &s, &e, extra).await
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    s.check(&form)?;
+    let e = managed_event(&state, &s, &id).await?;
+    let result = match event_json(&form, false) {
+        Ok(obj) => edit_event(&state, &s.user, e.id, &obj)
+            .await
+            .map_err(refusal),
+        Err((field, message)) => Err(Ok(format!("{}：{message}", field_zh(&field)))),
+    };
+    let kept = EventForm::of_form(&form);
+    after_edit(&state, &s, &e, result, "edited", Some(kept)).await
+}
+
+/// After an edit: to the event's page saying `saved`, or the page again
+/// with the refusal (and the form as typed, when given).
+async fn after_edit(
+    state: &AppState,
+    s: &Session,
+    e: &Event,
+    result: Result<Event, Result<String, PageError>>,
+    saved: &str,
+    form: Option<EventForm>,
+) -> Result<Response, PageError> {
+    match result {
+        Ok(e) => Ok(see_other(&format!(
+            "/console/events/{}?saved={saved}",
+            e.id
+        ))),
+        Err(Ok(message)) => {
+            let mut extra = Extra::none();
+            extra.error = Some(message);
+            extra.form = form;
+            extra.status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_event(state, s, e, extra).await
+        }
+        Err(Err(e)) => Err(e),
+    }
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    s.check(&form)?;
+    let e = managed_event(&state, &s, &id).await?;
+    let status = form.get("status").unwrap_or("");
+    let mut extra = Extra::none();
+    if status == "cancelled" && form.get("confirm").is_none() {
+        extra.error = Some("取消活动前请勾选“确认取消”。".into());
+        extra.status = StatusCode::UNPROCESSABLE_ENTITY;
+        return render_event(&state, &s, &e, extra).await;
+    }
+    let obj = JsonObject(Map::from_iter([("status".to_owned(), json!(status))]));
+    let result = edit_event(&state, &s.user, e.id, &obj)
+        .await
+        .map_err(refusal);
+    after_edit(&state, &s, &e, result, status, None).await
+}
+
+async fn checkin(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, PageError> {
+    s.check(&form)?;
+    let e = managed_event(&state, &s, &id).await?;
+    let code = form.get("code").unwrap_or("").trim().to_owned();
+    let obj = JsonObject(Map::from_iter([
+        ("event_id".to_owned(), json!(e.id.to_string())),
+        ("code".to_owned(), json!(code)),
+    ]));
+    let mut extra = Extra::none();
+    match check_in_code(&state, &s.user, &obj).await {
+        Ok(r) if r.already_checked_in => {
+            extra.notice = Some(format!(
+                "此人已于 {} 签到过，无需重复签到。",
+                views::local(r.checked_in_at)
+            ));
+        }
+        Ok(r) => {
+            extra.notice = Some(format!("签到成功（{}）。", views::local(r.checked_in_at)));
+        }
+        Err(e) => {
+            let message = match &e {
+                ApiError::Unprocessable { param, .. } if param == "code" => {
+                    "签到码无效，或不是本活动的签到码。".to_owned()
+                }
+                ApiError::Conflict(_) => {
+                    "此报名没有占用名额（候补或已取消），不能签到。".to_owned()
+                }
+                _ => refusal(e)?,
+            };
+            extra.error = Some(message);
+            extra.code = code;
+            extra.status = StatusCode::UNPROCESSABLE_ENTITY;
+        }
+    }
+    render_event(&state, &s, &e, extra).await
+}
+
+async fn export(
+    State(state): State<AppState>,
+    s: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id: EventId = event_id(&id)?;
+    let items = attendee_list(&state, &s.user, id).await?;
+    let mut r = csv_response(&items)?;
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"attendees-{id}.csv\""))
+            .expect("ascii"),
+    );
+    Ok(r)
+}
