@@ -73,6 +73,12 @@ def write_report(res, out: Path):
         L.append("")
         L.append("Unfiltered queries; the filtered ones are in the table below.")
         L.append("")
+    # What the profiles say of the targets not met: written by hand, kept beside
+    # this script, so a new run keeps it.
+    profile = Path(__file__).with_name("PROFILE.md")
+    if profile.exists():
+        L.append(profile.read_text().rstrip())
+        L.append("")
 
     if cmp:
         n = cmp["sites"]
