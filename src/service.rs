@@ -159,7 +159,9 @@ impl Service {
         let high_water = store.last_change_seq().await?;
         let started = std::time::Instant::now();
         let mut builder = IndexBuilder::new(calendar);
-        store.each_site(&mut |s| builder.push(s)).await?;
+        store
+            .each_site_record(&mut |r| builder.push_record(r))
+            .await?;
         let read_ms = started.elapsed().as_millis() as u64;
         let index = tokio::task::spawn_blocking(move || {
             let index = builder.finish();

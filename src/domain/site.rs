@@ -494,7 +494,26 @@ pub struct SiteView<'a> {
     pub phone: Option<&'a str>,
 }
 
+/// A stored site as the index takes it: what lists show, its version and its
+/// closure exceptions (borrowed from wherever it was read).
+#[derive(Debug, Clone)]
+pub struct SiteRecord<'a> {
+    pub view: SiteView<'a>,
+    pub version: i64,
+    pub exceptions: Vec<Closure>,
+}
+
 impl Site {
+    /// The site as the index takes it (its closure exceptions moved out).
+    pub fn record(&mut self) -> SiteRecord<'_> {
+        let exceptions = std::mem::take(&mut self.draft.closure.exceptions);
+        SiteRecord {
+            version: self.version,
+            exceptions,
+            view: self.view(),
+        }
+    }
+
     pub fn view(&self) -> SiteView<'_> {
         let d = &self.draft;
         SiteView {

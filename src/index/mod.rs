@@ -35,7 +35,9 @@ pub use viewport::LonLatBox;
 
 use crate::domain::coords::{LatLon, unit_vector};
 use crate::domain::hours::{HolidayCalendar, Hours, HoursState};
-use crate::domain::site::{Adcode, AmenitySet, ClosureInfo, Kind, Site, SiteId, SiteView, Status};
+use crate::domain::site::{
+    Adcode, AmenitySet, ClosureInfo, Kind, Site, SiteId, SiteRecord, SiteView, Status,
+};
 
 /// Node sizes tuned for query speed over a read-mostly index.
 pub struct Params;
@@ -438,10 +440,17 @@ impl IndexBuilder {
     }
 
     /// Add a stored site (a retired one is skipped).
-    pub fn push(&mut self, site: Site) {
-        if site.draft.status != Status::Retired {
+    pub fn push(&mut self, mut site: Site) {
+        self.push_record(site.record());
+    }
+
+    /// [`IndexBuilder::push`] from a borrowed record: nothing of it is copied
+    /// but the compact form.
+    pub fn push_record(&mut self, record: SiteRecord<'_>) {
+        if record.view.status != Status::Retired {
             let mut interner = self.index.writer.lock().expect("index writer poisoned");
-            self.sites.push(Arc::new(make_indexed(&mut interner, site)));
+            self.sites
+                .push(Arc::new(make_indexed(&mut interner, record)));
         }
     }
 
@@ -581,8 +590,9 @@ impl SiteIndex {
             if known_version.is_some_and(|v| v >= site.version) {
                 continue;
             }
+            let mut site = site;
             let next = (site.draft.status != Status::Retired)
-                .then(|| Arc::new(make_indexed(&mut interner, site)));
+                .then(|| Arc::new(make_indexed(&mut interner, site.record())));
             changed.insert(id, next.clone());
             moves.push((old, next));
         }
@@ -625,25 +635,25 @@ pub fn release_freed_memory() {
     }
 }
 
-fn make_indexed(interner: &mut HoursInterner, site: Site) -> IndexedSite {
-    let (hours, opening_hours) = interner.intern(&site.draft.opening_hours);
-    let d = site.draft;
+fn make_indexed(interner: &mut HoursInterner, record: SiteRecord<'_>) -> IndexedSite {
+    let d = record.view;
+    let (hours, opening_hours) = interner.intern(d.opening_hours);
     // Stored coordinates passed the database's range checks; clamp defensively.
     let lat = d.lat.clamp(-90.0, 90.0);
     let lon = d.lon.clamp(-180.0, 180.0);
-    let ext_ref = d.ext_ref.as_deref().unwrap_or("");
-    let phone = d.phone.as_deref().unwrap_or("");
+    let ext_ref = d.ext_ref.unwrap_or("");
+    let phone = d.phone.unwrap_or("");
     let mut text =
         String::with_capacity(ext_ref.len() + d.name.len() + d.address.len() + phone.len());
     let mut ends = [0u32; 3];
-    for (end, part) in ends.iter_mut().zip([ext_ref, &d.name, &d.address]) {
+    for (end, part) in ends.iter_mut().zip([ext_ref, d.name, d.address]) {
         text.push_str(part);
         *end = u32::try_from(text.len()).expect("a site's text is far below 4 GB");
     }
     text.push_str(phone);
     IndexedSite {
-        id: site.id,
-        version: site.version,
+        id: d.id,
+        version: record.version,
         kind: d.kind,
         status: d.status,
         amenities: d.amenities,
@@ -654,11 +664,11 @@ fn make_indexed(interner: &mut HoursInterner, site: Site) -> IndexedSite {
         text: text.into_boxed_str(),
         ends,
         present: u8::from(d.ext_ref.is_some()) | (u8::from(d.phone.is_some()) << 1),
-        closure: (!d.closure.exceptions.is_empty()).then(|| {
+        closure: (!record.exceptions.is_empty()).then(|| {
             Box::new(ClosureInfo {
                 reason: None,
                 reopens_at: None,
-                exceptions: d.closure.exceptions,
+                exceptions: record.exceptions,
             })
         }),
     }

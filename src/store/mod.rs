@@ -41,7 +41,7 @@ use crate::domain::idempotency::IdempotencyRecord;
 use crate::domain::notify::{NoticeType, NotificationId};
 use crate::domain::otp::{CodeEffect, StoredCode};
 use crate::domain::push::{NewSubscription, NotificationSettings, SubscriptionId};
-use crate::domain::site::{Adcode, Site, SiteDraft, SiteId};
+use crate::domain::site::{Adcode, Site, SiteDraft, SiteId, SiteRecord};
 use crate::domain::union::{self, MembershipId, MembershipRecord, Union, UnionId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
@@ -219,6 +219,14 @@ pub trait SiteStore: Send + Sync + 'static {
     /// [`SiteStore::all_sites`] one at a time, as they are read: building the
     /// index from a million sites never holds them all twice.
     async fn each_site(&self, f: &mut (dyn FnMut(Site) + Send)) -> Result<(), StoreError>;
+    /// [`SiteStore::each_site`] as the index takes them, borrowed where the
+    /// backend can (start-up reads a million of these).
+    async fn each_site_record(
+        &self,
+        f: &mut (dyn for<'a> FnMut(SiteRecord<'a>) + Send),
+    ) -> Result<(), StoreError> {
+        self.each_site(&mut |mut s| f(s.record())).await
+    }
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError>;
     async fn count_sites(&self) -> Result<u64, StoreError>;
     /// The database's size in bytes (its pages; SQLite's WAL not counted).

@@ -4,6 +4,7 @@
 //! deadlock upgrading from a read; `synchronous = FULL` because a confirmed write
 //! must survive a power cut, not just a crash of this process.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,7 +23,9 @@ use super::{
     AccountStore, AuditEntry, Change, ImportOutcome, Progress, SiteStore, Store, StoreError,
     WriteTx, micros, plan_import,
 };
-use crate::domain::site::{AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, Status};
+use crate::domain::site::{
+    AmenitySet, ClosureInfo, Site, SiteDraft, SiteId, SiteRecord, SiteView, Status,
+};
 use crate::domain::union::UnionId;
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
@@ -89,6 +92,33 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// Every stored site, a chunk at a time ([`SITES_AS_JSON`]): a million
+    /// rows held at once cost gigabytes, and sites held until the index was
+    /// built left holes the allocator kept.
+    async fn each_stored(
+        &self,
+        f: &mut (dyn for<'a> FnMut(StoredSite<'a>) -> Result<(), StoreError> + Send),
+    ) -> Result<(), StoreError> {
+        const CHUNK: i64 = 10_000;
+        let mut after = i64::MIN;
+        loop {
+            let json: String = sqlx::query_scalar(SITES_AS_JSON)
+                .bind(after)
+                .bind(CHUNK)
+                .fetch_one(&self.pool)
+                .await?;
+            let rows: Vec<StoredSite<'_>> =
+                serde_json::from_str(&json).map_err(|e| corrupt("sites", e))?;
+            let Some(last) = rows.iter().map(|r| r.id).max() else {
+                return Ok(());
+            };
+            after = last;
+            for row in rows {
+                f(row)?;
+            }
+        }
+    }
+
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -130,26 +160,30 @@ fn site_from_row_at(row: &SqliteRow, base: usize) -> Result<Site, StoreError> {
     let closures: String = row.try_get(c(17))?;
     StoredSite {
         id: row.try_get(c(0))?,
-        ext_ref: row.try_get(c(1))?,
-        kind: row.try_get(c(2))?,
-        name: row.try_get(c(3))?,
-        address: row.try_get(c(4))?,
-        adcode: row.try_get(c(5))?,
+        ext_ref: row.try_get::<Option<String>, _>(c(1))?.map(Cow::Owned),
+        kind: Cow::Owned(row.try_get(c(2))?),
+        name: Cow::Owned(row.try_get(c(3))?),
+        address: Cow::Owned(row.try_get(c(4))?),
+        adcode: Cow::Owned(row.try_get(c(5))?),
         lat: row.try_get(c(6))?,
         lon: row.try_get(c(7))?,
         amenities: row.try_get(c(8))?,
-        opening_hours: row.try_get(c(9))?,
-        phone: row.try_get(c(10))?,
+        opening_hours: Cow::Owned(row.try_get(c(9))?),
+        phone: row.try_get::<Option<String>, _>(c(10))?.map(Cow::Owned),
         photos: if photos == "[]" {
             Vec::new()
         } else {
-            serde_json::from_str(&photos).map_err(|e| corrupt("photos", e))?
+            serde_json::from_str::<Vec<String>>(&photos)
+                .map_err(|e| corrupt("photos", e))?
+                .into_iter()
+                .map(Cow::Owned)
+                .collect()
         },
-        status: row.try_get(c(12))?,
+        status: Cow::Owned(row.try_get(c(12))?),
         version: row.try_get(c(13))?,
-        updated_at: row.try_get(c(14))?,
-        status_reason: row.try_get(c(15))?,
-        reopens_at: row.try_get(c(16))?,
+        updated_at: Cow::Owned(row.try_get(c(14))?),
+        status_reason: row.try_get::<Option<String>, _>(c(15))?.map(Cow::Owned),
+        reopens_at: row.try_get::<Option<String>, _>(c(16))?.map(Cow::Owned),
         closures: if closures == "[]" {
             Vec::new()
         } else {
@@ -157,32 +191,44 @@ fn site_from_row_at(row: &SqliteRow, base: usize) -> Result<Site, StoreError> {
         },
         union_id: row.try_get(c(18))?,
     }
-    .into_site()
+    .to_site()
 }
 
 /// A `sites` row as stored, before its values are checked: read from a row
 /// ([`site_from_row_at`]) or from the JSON of [`SITES_AS_JSON`].
 #[derive(serde::Deserialize)]
-struct StoredSite {
+struct StoredSite<'a> {
     id: i64,
-    ext_ref: Option<String>,
-    kind: String,
-    name: String,
-    address: String,
-    adcode: String,
+    #[serde(borrow)]
+    ext_ref: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    address: Cow<'a, str>,
+    #[serde(borrow)]
+    adcode: Cow<'a, str>,
     #[serde(deserialize_with = "exact_f64")]
     lat: f64,
     #[serde(deserialize_with = "exact_f64")]
     lon: f64,
     amenities: i64,
-    opening_hours: String,
-    phone: Option<String>,
-    photos: Vec<String>,
-    status: String,
+    #[serde(borrow)]
+    opening_hours: Cow<'a, str>,
+    #[serde(borrow)]
+    phone: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    photos: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
     version: i64,
-    updated_at: String,
-    status_reason: Option<String>,
-    reopens_at: Option<String>,
+    #[serde(borrow)]
+    updated_at: Cow<'a, str>,
+    #[serde(borrow)]
+    status_reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reopens_at: Option<Cow<'a, str>>,
     closures: Vec<crate::domain::site::Closure>,
     union_id: Option<i64>,
 }
@@ -195,36 +241,61 @@ fn exact_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     s.parse().map_err(serde::de::Error::custom)
 }
 
-impl StoredSite {
-    fn into_site(self) -> Result<Site, StoreError> {
+impl StoredSite<'_> {
+    fn to_site(&self) -> Result<Site, StoreError> {
+        let record = self.record()?;
+        let (view, version) = (record.view, record.version);
         Ok(Site {
-            id: SiteId::from_i64(self.id).ok_or_else(|| corrupt("id", self.id))?,
+            id: view.id,
             draft: SiteDraft {
-                ext_ref: self.ext_ref,
-                kind: self.kind.parse().map_err(|e| corrupt("kind", e))?,
-                name: self.name,
-                address: self.address,
-                adcode: self.adcode.parse().map_err(|e| corrupt("adcode", e))?,
-                lat: self.lat,
-                lon: self.lon,
-                amenities: AmenitySet::from_bits(self.amenities as u32),
-                opening_hours: self.opening_hours,
-                phone: self.phone,
-                photos: self.photos,
-                status: self.status.parse().map_err(|e| corrupt("status", e))?,
+                ext_ref: view.ext_ref.map(str::to_owned),
+                kind: view.kind,
+                name: view.name.to_owned(),
+                address: view.address.to_owned(),
+                adcode: view.adcode,
+                lat: view.lat,
+                lon: view.lon,
+                amenities: view.amenities,
+                opening_hours: view.opening_hours.to_owned(),
+                phone: view.phone.map(str::to_owned),
+                photos: self.photos.iter().map(|p| p.to_string()).collect(),
+                status: view.status,
                 closure: ClosureInfo {
-                    reason: self.status_reason,
+                    reason: self.status_reason.as_deref().map(str::to_owned),
                     reopens_at: self
                         .reopens_at
-                        .map(|t| parse_time(&t))
+                        .as_deref()
+                        .map(parse_time)
                         .transpose()
                         .map_err(|e| corrupt("reopens_at", e))?,
-                    exceptions: self.closures,
+                    exceptions: record.exceptions,
                 },
                 union_id: self.union_id.and_then(UnionId::from_i64),
             },
-            version: self.version,
+            version,
             updated_at: parse_time(&self.updated_at).map_err(|e| corrupt("updated_at", e))?,
+        })
+    }
+
+    /// The checked values the index takes, borrowed from the row.
+    fn record(&self) -> Result<SiteRecord<'_>, StoreError> {
+        Ok(SiteRecord {
+            view: SiteView {
+                id: SiteId::from_i64(self.id).ok_or_else(|| corrupt("id", self.id))?,
+                ext_ref: self.ext_ref.as_deref(),
+                kind: self.kind.parse().map_err(|e| corrupt("kind", e))?,
+                name: &self.name,
+                address: &self.address,
+                adcode: self.adcode.parse().map_err(|e| corrupt("adcode", e))?,
+                lat: self.lat,
+                lon: self.lon,
+                opening_hours: &self.opening_hours,
+                amenities: AmenitySet::from_bits(self.amenities as u32),
+                status: self.status.parse().map_err(|e| corrupt("status", e))?,
+                phone: self.phone.as_deref(),
+            },
+            version: self.version,
+            exceptions: self.closures.clone(),
         })
     }
 }
@@ -621,26 +692,22 @@ impl Store for SqliteStore {
 #[async_trait]
 impl SiteStore for SqliteStore {
     async fn each_site(&self, f: &mut (dyn FnMut(Site) + Send)) -> Result<(), StoreError> {
-        // A chunk at a time: a million rows held at once cost gigabytes, and
-        // sites held until the index was built left holes the allocator kept.
-        const CHUNK: i64 = 10_000;
-        let mut after = i64::MIN;
-        loop {
-            let json: String = sqlx::query_scalar(SITES_AS_JSON)
-                .bind(after)
-                .bind(CHUNK)
-                .fetch_one(&self.pool)
-                .await?;
-            let rows: Vec<StoredSite> =
-                serde_json::from_str(&json).map_err(|e| corrupt("sites", e))?;
-            let Some(last) = rows.iter().map(|r| r.id).max() else {
-                return Ok(());
-            };
-            after = last;
-            for row in rows {
-                f(row.into_site()?);
-            }
-        }
+        self.each_stored(&mut |row| {
+            f(row.to_site()?);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn each_site_record(
+        &self,
+        f: &mut (dyn for<'a> FnMut(SiteRecord<'a>) + Send),
+    ) -> Result<(), StoreError> {
+        self.each_stored(&mut |row| {
+            f(row.record()?);
+            Ok(())
+        })
+        .await
     }
 
     async fn get_site(&self, id: SiteId) -> Result<Option<Site>, StoreError> {

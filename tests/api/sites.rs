@@ -207,3 +207,99 @@ async fn responses_are_compressed_when_asked() {
         }
     }
 }
+
+/// Every way the store reads a site back gives what was written, on either
+/// backend: one by one, all at once (which SQLite reads as chunks of JSON it
+/// makes itself), and as the index takes them. The content is what breaks
+/// such paths: quotes, backslashes and control characters in text, a
+/// coordinate that needs all 17 digits, photos, closures and a reopening time.
+#[tokio::test]
+async fn every_read_path_gives_back_what_was_written() {
+    use chrono::TimeZone;
+    use yizhan::domain::site::{Closure, SiteRecord};
+    let mut a = draft(
+        1,
+        Kind::OutdoorStation,
+        36.651_234_567_890_12,
+        117.120_000_000_000_01,
+    );
+    a.name = "站\"名\\ \u{1}\t和 'quotes' 🚲".into();
+    a.address = "路 \\\" 号".into();
+    a.phone = Some("0531-\"8\"".into());
+    a.photos = vec!["https://img.example.cn/a\"b.jpg".into()];
+    let t = |h| chrono::Utc.with_ymd_and_hms(2026, 12, 1, h, 0, 0).unwrap();
+    a.closure.exceptions = vec![Closure {
+        from: t(1),
+        to: t(5),
+        reason: Some("清洁 \"消毒\"".into()),
+    }];
+    let mut b = draft(
+        2,
+        Kind::MotherRoom,
+        -33.868_820_000_000_004,
+        151.209_295_999_999_99,
+    );
+    b.status = Status::TemporarilyClosed;
+    b.closure.reason = Some("维修\n中".into());
+    b.closure.reopens_at = Some(t(9));
+    b.ext_ref = Some("ref with \"quote\"".into());
+    b.phone = None;
+    let mut c = draft(3, Kind::UnionStation, 0.1, -0.2);
+    c.status = Status::Retired;
+    let app = spawn_app(vec![a, b, c]).await;
+    let store = yizhan::store::connect(&app.database_url).await.unwrap();
+    let all = store.all_sites().await.unwrap();
+    assert_eq!(all.len(), 3);
+    for site in &all {
+        let one = store.get_site(site.id).await.unwrap().unwrap();
+        assert_eq!(&one, site, "all_sites and get_site disagree on {}", site.id);
+        assert_eq!(one.draft.lat.to_bits(), site.draft.lat.to_bits());
+    }
+    let mut records = Vec::new();
+    store
+        .each_site_record(&mut |r: SiteRecord<'_>| {
+            records.push((
+                r.view.id,
+                r.view.name.to_owned(),
+                r.view.lat.to_bits(),
+                r.view.lon.to_bits(),
+                r.view.ext_ref.map(str::to_owned),
+                r.view.phone.map(str::to_owned),
+                r.version,
+                r.exceptions,
+            ))
+        })
+        .await
+        .unwrap();
+    let want: Vec<_> = all
+        .iter()
+        .map(|s| {
+            (
+                s.id,
+                s.draft.name.clone(),
+                s.draft.lat.to_bits(),
+                s.draft.lon.to_bits(),
+                s.draft.ext_ref.clone(),
+                s.draft.phone.clone(),
+                s.version,
+                s.draft.closure.exceptions.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(records, want);
+    // The written drafts themselves, not only agreement between reads.
+    let first = all
+        .iter()
+        .find(|s| s.draft.ext_ref.as_deref() == Some("test-1"))
+        .unwrap();
+    assert_eq!(first.draft.name, "站\"名\\ \u{1}\t和 'quotes' 🚲");
+    assert_eq!(first.draft.lat, 36.651_234_567_890_12);
+    assert_eq!(first.draft.closure.exceptions.len(), 1);
+    let second = all
+        .iter()
+        .find(|s| s.draft.kind == Kind::MotherRoom)
+        .unwrap();
+    assert_eq!(second.draft.closure.reopens_at, Some(t(9)));
+    assert_eq!(second.draft.closure.reason.as_deref(), Some("维修\n中"));
+    assert_eq!(second.draft.lon, 151.209_295_999_999_99);
+}
