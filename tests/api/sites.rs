@@ -217,12 +217,9 @@ async fn responses_are_compressed_when_asked() {
 async fn every_read_path_gives_back_what_was_written() {
     use chrono::TimeZone;
     use yizhan::domain::site::{Closure, SiteRecord};
-    let mut a = draft(
-        1,
-        Kind::OutdoorStation,
-        36.651_234_567_890_12,
-        117.120_000_000_000_01,
-    );
+    // Doubles one step from a short decimal: only 17 digits name them.
+    let (lat_a, lon_b) = (36.651_234_5_f64.next_up(), 151.209_296_f64.next_down());
+    let mut a = draft(1, Kind::OutdoorStation, lat_a, 117.12_f64.next_up());
     a.name = "站\"名\\ \u{1}\t和 'quotes' 🚲".into();
     a.address = "路 \\\" 号".into();
     a.phone = Some("0531-\"8\"".into());
@@ -233,12 +230,7 @@ async fn every_read_path_gives_back_what_was_written() {
         to: t(5),
         reason: Some("清洁 \"消毒\"".into()),
     }];
-    let mut b = draft(
-        2,
-        Kind::MotherRoom,
-        -33.868_820_000_000_004,
-        151.209_295_999_999_99,
-    );
+    let mut b = draft(2, Kind::MotherRoom, (-33.868_82_f64).next_down(), lon_b);
     b.status = Status::TemporarilyClosed;
     b.closure.reason = Some("维修\n中".into());
     b.closure.reopens_at = Some(t(9));
@@ -293,7 +285,7 @@ async fn every_read_path_gives_back_what_was_written() {
         .find(|s| s.draft.ext_ref.as_deref() == Some("test-1"))
         .unwrap();
     assert_eq!(first.draft.name, "站\"名\\ \u{1}\t和 'quotes' 🚲");
-    assert_eq!(first.draft.lat, 36.651_234_567_890_12);
+    assert_eq!(first.draft.lat, lat_a);
     assert_eq!(first.draft.closure.exceptions.len(), 1);
     let second = all
         .iter()
@@ -301,5 +293,5 @@ async fn every_read_path_gives_back_what_was_written() {
         .unwrap();
     assert_eq!(second.draft.closure.reopens_at, Some(t(9)));
     assert_eq!(second.draft.closure.reason.as_deref(), Some("维修\n中"));
-    assert_eq!(second.draft.lon, 151.209_295_999_999_99);
+    assert_eq!(second.draft.lon, lon_b);
 }
