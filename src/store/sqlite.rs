@@ -313,47 +313,6 @@ pub(super) fn parse_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     Ok(DateTime::parse_from_rfc3339(s)?.with_timezone(&Utc))
 }
 
-/// Insert a new site or overwrite a stored one (same id) with its next version.
-async fn write_site(tx: &mut Transaction<'static, Sqlite>, site: &Site) -> Result<(), StoreError> {
-    let d = &site.draft;
-    sqlx::query(
-        "INSERT INTO sites (id, ext_ref, kind, name, address, adcode, lat, lon, amenities, \
-         opening_hours, phone, photos, status, version, updated_at, status_reason, reopens_at, \
-         closures, union_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO UPDATE SET ext_ref = excluded.ext_ref, kind = excluded.kind, \
-         name = excluded.name, address = excluded.address, adcode = excluded.adcode, \
-         lat = excluded.lat, lon = excluded.lon, amenities = excluded.amenities, \
-         opening_hours = excluded.opening_hours, phone = excluded.phone, \
-         photos = excluded.photos, status = excluded.status, version = excluded.version, \
-         updated_at = excluded.updated_at, status_reason = excluded.status_reason, \
-         reopens_at = excluded.reopens_at, closures = excluded.closures, \
-         union_id = excluded.union_id",
-    )
-    .bind(site.id.as_i64())
-    .bind(d.ext_ref.clone())
-    .bind(d.kind.as_str())
-    .bind(d.name.clone())
-    .bind(d.address.clone())
-    .bind(d.adcode.as_str().to_owned())
-    .bind(d.lat)
-    .bind(d.lon)
-    .bind(i64::from(d.amenities.bits()))
-    .bind(d.opening_hours.clone())
-    .bind(d.phone.clone())
-    .bind(serde_json::to_string(&d.photos).expect("strings serialize"))
-    .bind(d.status.as_str())
-    .bind(site.version)
-    .bind(fmt_time(site.updated_at))
-    .bind(d.closure.reason.clone())
-    .bind(d.closure.reopens_at.map(fmt_time))
-    .bind(serde_json::to_string(&d.closure.exceptions).expect("closures serialize"))
-    .bind(d.union_id.map(UnionId::as_i64))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// The audit log's name for a write: `create`, `update` or `retire`.
 fn audit_action(site: &Site, old: Option<&SiteDraft>) -> &'static str {
     match (old, site.draft.status) {
@@ -370,62 +329,6 @@ fn change_op(site: &Site) -> &'static str {
     } else {
         "upsert"
     }
-}
-
-/// Append to a site's audit log, inside the caller's transaction.
-async fn record_audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    site: &Site,
-    old: Option<&SiteDraft>,
-    actor: Option<UserId>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO site_audit (site_id, user_id, version, action, changes, at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(site.id.as_i64())
-    .bind(actor)
-    .bind(site.version)
-    .bind(audit_action(site, old))
-    .bind(SiteDraft::diff(old, &site.draft).to_string())
-    .bind(fmt_time(site.updated_at))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Keep the search table in step with the site, inside the caller's transaction.
-async fn index_for_search(
-    tx: &mut Transaction<'static, Sqlite>,
-    site: &Site,
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM site_search WHERE rowid = ?")
-        .bind(site.id.as_i64())
-        .execute(&mut **tx)
-        .await?;
-    if site.draft.status != crate::domain::site::Status::Retired {
-        sqlx::query("INSERT INTO site_search (rowid, name, address) VALUES (?, ?, ?)")
-            .bind(site.id.as_i64())
-            .bind(site.draft.name.clone())
-            .bind(site.draft.address.clone())
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Append to the change feed, inside the caller's transaction.
-async fn record_change(
-    tx: &mut Transaction<'static, Sqlite>,
-    site: &Site,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO site_changes (site_id, op, version, at) VALUES (?, ?, ?, ?)")
-        .bind(site.id.as_i64())
-        .bind(change_op(site))
-        .bind(site.version)
-        .bind(fmt_time(site.updated_at))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Refs looked up per statement (one bound value each; SQLite allows 32,766).
@@ -482,7 +385,7 @@ async fn import_in(
                 .iter()
                 .map(|&i| (&changed[i], olds[i].as_ref()))
                 .collect();
-            ChunkRows::of(&chunk)
+            ChunkRows::of(&chunk, None)
         })
     };
     let mut next = (!order.is_empty()).then(|| rows_of(0));
@@ -536,9 +439,10 @@ fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> String {
     serde_json::to_string(&rows).expect("rows serialise")
 }
 
-/// One chunk of an import, as the five JSON arrays its statement binds: what
-/// [`write_site`], [`record_audit`], [`index_for_search`] and
-/// [`record_change`] do for one site, for many in one round trip.
+/// Sites written together, as the five JSON arrays their statements bind: the
+/// row itself (inserted, or overwritten with its next version), its audit
+/// entry, its search row (replaced; removed when retired) and its change-feed
+/// entry. An import writes thousands at a time; a manager's edit, one.
 struct ChunkRows {
     len: usize,
     sites: String,
@@ -549,7 +453,8 @@ struct ChunkRows {
 }
 
 impl ChunkRows {
-    fn of(chunk: &[Written<'_>]) -> ChunkRows {
+    /// `actor`: who made the change (`None`: an import).
+    fn of(chunk: &[Written<'_>], actor: Option<UserId>) -> ChunkRows {
         let sites = json_rows(chunk.iter().map(|(site, _)| {
             let d = &site.draft;
             SiteRow {
@@ -579,6 +484,7 @@ impl ChunkRows {
         let audits = json_rows(chunk.iter().map(|(site, old)| {
             (
                 site.id.as_i64(),
+                actor,
                 site.version,
                 audit_action(site, *old),
                 SiteDraft::diff(*old, &site.draft),
@@ -648,8 +554,8 @@ impl ChunkRows {
             ),
             (
                 "INSERT INTO site_audit (site_id, user_id, version, action, changes, at) \
-                 SELECT value ->> 0, NULL, value ->> 1, value ->> 2, json(value -> 3), \
-                 value ->> 4 FROM jsonb_each(?)",
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
+                 json(value -> 4), value ->> 5 FROM jsonb_each(?)",
                 self.audits,
             ),
             (
@@ -847,10 +753,9 @@ impl SiteStore for SqliteStore {
             version: 1,
             updated_at: micros(at),
         };
-        write_site(&mut tx, &site).await?;
-        record_audit(&mut tx, &site, None, actor).await?;
-        index_for_search(&mut tx, &site).await?;
-        record_change(&mut tx, &site).await?;
+        ChunkRows::of(&[(&site, None)], actor)
+            .write(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(site)
     }
@@ -885,10 +790,9 @@ impl SiteStore for SqliteStore {
             version: old.version + 1,
             updated_at: micros(at),
         };
-        write_site(&mut tx, &site).await?;
-        record_audit(&mut tx, &site, Some(&old.draft), actor).await?;
-        index_for_search(&mut tx, &site).await?;
-        record_change(&mut tx, &site).await?;
+        ChunkRows::of(&[(&site, Some(&old.draft))], actor)
+            .write(&mut tx)
+            .await?;
         // Followers hear of closures, reopenings and new hours, in this transaction.
         let followers: Vec<i64> =
             sqlx::query_scalar("SELECT user_id FROM follows WHERE site_id = ?")
