@@ -117,12 +117,12 @@ pub struct LogSender;
 #[async_trait]
 impl SmsSender for LogSender {
     async fn send_code(&self, phone: &Phone, code: &str) -> anyhow::Result<()> {
-        tracing::debug!(target: "yizhan::sms", phone = phone.as_str(), code, "sign-in code (log sender: no SMS gateway configured)");
+        tracing::debug!(target: "yizhan::sms", phone = %phone.masked(), code, "sign-in code (log sender: no SMS gateway configured)");
         Ok(())
     }
 
     async fn send_text(&self, phone: &Phone, text: &str) -> anyhow::Result<()> {
-        tracing::debug!(target: "yizhan::sms", phone = phone.as_str(), text, "notification (log sender: no SMS gateway configured)");
+        tracing::debug!(target: "yizhan::sms", phone = %phone.masked(), text, "notification (log sender: no SMS gateway configured)");
         Ok(())
     }
 }

@@ -82,14 +82,11 @@ impl Session {
     /// The form's `csrf` field must be this session's (compared in constant time).
     pub fn check(&self, form: &Form) -> Result<(), PageError> {
         let sent = form.get("csrf").unwrap_or("").as_bytes();
-        let expected = self.csrf.as_bytes();
-        let differ = sent.len() != expected.len()
-            || sent
-                .iter()
-                .zip(expected)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                != 0;
-        if differ { Err(PageError::Csrf) } else { Ok(()) }
+        if crate::domain::secret::same(sent, self.csrf.as_bytes()) {
+            Ok(())
+        } else {
+            Err(PageError::Csrf)
+        }
     }
 }
 

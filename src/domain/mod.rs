@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod notify;
 pub mod otp;
 pub mod push;
+pub mod secret;
 pub mod site;
 pub mod union;
 pub mod user;

@@ -53,7 +53,7 @@ pub fn check_code(
         (OtpCheck::Locked, None)
     } else if now >= c.expires_at {
         (OtpCheck::Expired, None)
-    } else if c.code_hash == presented {
+    } else if super::secret::same(c.code_hash.as_bytes(), presented.as_bytes()) {
         (OtpCheck::Ok, Some(CodeEffect::Consume))
     } else {
         (

@@ -542,12 +542,7 @@ pub fn verify_join_code(key: &[u8], text: &str) -> Option<(UnionId, u32)> {
         return None;
     }
     let expected = tag(key, &raw[..12]);
-    // Constant-time comparison of the tags.
-    let diff = expected[..10]
-        .iter()
-        .zip(&raw[12..])
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    if diff != 0 {
+    if !super::secret::same(&expected[..10], &raw[12..]) {
         return None;
     }
     let union = UnionId::from_u64(u64::from_be_bytes(raw[..8].try_into().ok()?))?;
