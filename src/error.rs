@@ -244,3 +244,29 @@ pub fn status_problem(status: StatusCode, detail: impl Into<String>) -> Response
     }
     .into_response()
 }
+
+/// axum's own rejections (a path segment that is not UTF-8, a body of the
+/// wrong media type, …) answer `text/plain`; an API client gets every
+/// refusal as problem+json, so this turns them into one with the same status
+/// and their text as the detail. HTML (the console) and JSON pass untouched.
+pub async fn plain_rejection_as_problem(resp: Response) -> Response {
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !status.is_client_error() || !plain {
+        return resp;
+    }
+    let mut headers = resp.headers().clone();
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut problem = status_problem(status, text);
+    headers.remove(header::CONTENT_TYPE);
+    headers.remove(header::CONTENT_LENGTH);
+    problem.headers_mut().extend(headers);
+    problem
+}

@@ -9,6 +9,9 @@ pub mod config;
 pub mod console;
 pub mod domain;
 pub mod error;
+/// Fuzz targets (`fuzz/`, `tests/fuzz.rs`): not part of the service.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geodata;
 pub mod holidays;
 pub mod http;

@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
             status_problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
         })
         .with_state(state)
+        .layer(axum::middleware::map_response(crate::error::plain_rejection_as_problem))
         // gzip or brotli when the client asks (Accept-Encoding); small bodies stay plain.
         .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
