@@ -170,8 +170,8 @@ class Traffic:
         p = self.port
         lon, lat = rng.uniform(*LON), rng.uniform(*LAT)
         if kind == "nearby":
-            extra = rng.choice(["", "&kind=outdoor_station", "&amenity=ebike_charging", "&open_now=true", "&crs=gcj02"])
-            return request(p, "GET", f"/v1/sites/nearby?lat={lat:.5f}&lon={lon:.5f}&limit=10{extra}", conn=conn)
+            extra = rng.choice(["", "&kind=outdoor_station", "&amenity=ebike_charging", "&open=true", "&crs=gcj02"])
+            return request(p, "GET", f"/v1/sites/nearby?lat={lat:.5f}&lon={lon:.5f}&k=10{extra}", conn=conn)
         if kind == "viewport":
             d = rng.uniform(0.02, 0.2)
             return request(p, "GET", f"/v1/sites?bbox={lon:.4f},{lat:.4f},{lon + d:.4f},{lat + d:.4f}", conn=conn)
@@ -297,7 +297,7 @@ def main():
     # People: an admin, a site manager of 20 sites, 300 workers.
     sites = []
     for lat in (36.65, 36.07, 37.46, 35.06, 36.81):
-        s, doc, _ = request(port, "GET", f"/v1/sites/nearby?lat={lat}&lon=117.5&limit=50&radius=500000")
+        s, doc, _ = request(port, "GET", f"/v1/sites/nearby?lat={lat}&lon=117.5&k=50")
         sites += [it["id"] for it in (doc or {}).get("items", [])]
     sites = sorted(set(sites))
     assert len(sites) >= 40, f"too few seeded sites found: {len(sites)}"
