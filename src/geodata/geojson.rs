@@ -427,7 +427,9 @@ fn feature_to_draft(
     })
 }
 
-/// The Point's `(lat, lon)` converted from `crs` to WGS-84.
+/// The Point's `(lat, lon)` converted from `crs` to WGS-84 and kept to 7
+/// decimals (about 1 cm), as exports write them: what an export wrote
+/// re-imports unchanged (the fuzz target `geojson_import` checks it).
 fn point(g: Option<&Geometry>, crs: Crs) -> Result<(f64, f64), String> {
     let g = g.ok_or("geometry: missing (a Point is required)")?;
     let GeometryValue::Point { coordinates } = &g.value else {
@@ -454,7 +456,7 @@ fn point(g: Option<&Geometry>, crs: Crs) -> Result<(f64, f64), String> {
             crs.as_str()
         ));
     }
-    Ok((lat, lon))
+    Ok((round7(lat), round7(lon)))
 }
 
 fn type_name(v: &JsonValue) -> &'static str {
