@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// An unread seat offer or event cancellation goes by SMS after this long (`90s`, `15m`, `1h`).
     #[arg(long, env = "YIZHAN_SMS_FALLBACK_AFTER", default_value = "15m", value_parser = parse_ttl)]
     pub sms_fallback_after: std::time::Duration,
+    /// How long the worker's claim on a notification's delivery lasts (`60s`): the
+    /// deliveries a killed process held are taken up again after this. Keep it
+    /// above a push's 30 s timeout when several nodes share a database.
+    #[arg(long, env = "YIZHAN_DELIVERY_LEASE", default_value = "60s", value_parser = parse_ttl)]
+    pub delivery_lease: std::time::Duration,
     /// Log line format.
     #[arg(long, env = "YIZHAN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
