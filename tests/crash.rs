@@ -43,7 +43,7 @@ use yizhan::store::{self, DynStore};
 mod helpers;
 
 /// People in the crowd.
-const PEOPLE: usize = 120;
+const PEOPLE: usize = 200;
 /// SIGKILLs (each followed by a restart on the same database).
 const KILLS: usize = 5;
 /// How long anything may take before the test gives up.
@@ -51,12 +51,15 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The events: capacity, waitlist, offer hours, and whether seats are split
 /// by gender (half and half).
-const EVENTS: [(u32, bool, Option<u32>, bool); 4] = [
-    (6, true, None, false),
-    (4, true, Some(12), false),
-    (6, true, None, true),
-    (5, false, None, false),
+const EVENTS: [(u32, bool, Option<u32>, bool); 5] = [
+    (20, true, None, false),
+    (10, true, Some(12), false),
+    (16, true, None, true),
+    (12, false, None, false),
+    (10, true, None, false),
 ];
+/// The event its organiser cancels mid-burst (every holder is told).
+const CALLED_OFF: usize = 4;
 
 /// One `yizhan serve` process on port 0; its log kept for a failure's message.
 struct Server {
@@ -228,6 +231,20 @@ impl Target {
         token: &str,
         key: Option<&str>,
     ) -> Answer {
+        let body = key.map(|_| json!({}));
+        self.send_json(method, path, token, key, body.as_ref())
+            .await
+    }
+
+    /// As [`Target::send`], with a JSON body.
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
         let started = Instant::now();
         loop {
             assert!(
@@ -240,7 +257,10 @@ impl Target {
                 .bearer_auth(token)
                 .timeout(Duration::from_secs(20));
             if let Some(k) = key {
-                r = r.header("idempotency-key", k).json(&json!({}));
+                r = r.header("idempotency-key", k);
+            }
+            if let Some(b) = body {
+                r = r.json(b);
             }
             let answered = match r.send().await {
                 Ok(r) => {
@@ -382,12 +402,12 @@ async fn bookings_survive_sigkill_and_restarts() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let plans: Vec<(u64, Vec<(usize, bool)>)> = (0..PEOPLE)
         .map(|_| {
-            let delay = rng.random_range(0..1500);
+            let delay = rng.random_range(0..1000);
             let first = rng.random_range(0..EVENTS.len());
-            let mut picks = vec![(first, rng.random_bool(0.3))];
+            let mut picks = vec![(first, rng.random_bool(0.4))];
             if rng.random_bool(0.5) {
                 let second = (first + rng.random_range(1..EVENTS.len())) % EVENTS.len();
-                picks.push((second, rng.random_bool(0.3)));
+                picks.push((second, rng.random_bool(0.4)));
             }
             (delay, picks)
         })
@@ -448,6 +468,26 @@ async fn bookings_survive_sigkill_and_restarts() {
         });
     }
 
+    // The organiser calls one event off halfway through, retrying likewise.
+    let organiser = {
+        let (target, admin, answered) = (target.clone(), admin.clone(), answered.clone());
+        let path = format!("/v1/events/{}", events[CALLED_OFF]);
+        let half = bookings_planned / 2;
+        tokio::spawn(async move {
+            let deadline = Instant::now() + PATIENCE;
+            while answered.load(Ordering::SeqCst) < half {
+                assert!(Instant::now() < deadline, "the crowd stalled");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let body = json!({"status": "cancelled"});
+            let done = target
+                .send_json(reqwest::Method::PATCH, &path, &admin, None, Some(&body))
+                .await;
+            assert_eq!(done.status, 200, "{}", done.body);
+            assert_eq!(done.body["status"], "cancelled");
+        })
+    };
+
     // The killer: SIGKILL at each moment, restart on the same database.
     let mut restarts = Vec::new();
     for (k, &(after, pause)) in kill_at.iter().enumerate() {
@@ -465,6 +505,7 @@ async fn bookings_survive_sigkill_and_restarts() {
         *target.base.write().unwrap() = server.addr.clone();
         restarts.push((at, down.elapsed()));
     }
+    organiser.await.unwrap();
     let mut attempts = Vec::new();
     while let Some(r) = crowd.join_next().await {
         attempts.extend(r.unwrap());
@@ -495,40 +536,18 @@ async fn check(
     use reqwest::Method;
     let log = || server.log.lock().unwrap().join("\n");
 
-    // Retries replay: the same answer, marked so, nothing new booked.
-    for a in attempts {
-        let path = format!("/v1/events/{}/bookings", events[a.event]);
-        let again = target
-            .send(Method::POST, &path, &tokens[a.person], Some(&a.key))
-            .await;
-        assert_eq!(
-            (again.status, &again.body),
-            (a.answer.status, &a.answer.body),
-            "{}: a retry is the original answer",
-            a.key
-        );
-        assert!(again.replayed, "{}: replayed, not decided anew", a.key);
-        match a.answer.status {
-            201 => {}
-            409 => assert!(
-                !EVENTS[a.event].1,
-                "{}: 409 only when full, no waitlist",
-                a.key
-            ),
-            s => panic!("{}: unexpected {s} {}", a.key, a.answer.body),
-        }
-    }
-
     // Each person's bookings: exactly the ones they were answered 201 for.
     let mut held: Vec<BTreeMap<&str, u32>> = vec![BTreeMap::new(); events.len()];
     let mut waiting: Vec<BTreeMap<&str, u32>> = vec![BTreeMap::new(); events.len()];
     let mut status_of: HashMap<String, String> = HashMap::new();
+    let mut lists = Vec::with_capacity(tokens.len());
     for (person, token) in tokens.iter().enumerate() {
         let mine = target
             .send(Method::GET, "/v1/me/bookings", token, None)
             .await;
         assert_eq!(mine.status, 200);
         let items = mine.body["items"].as_array().unwrap();
+        lists.push(mine.body.clone());
         let expected: Vec<&Attempt> = attempts
             .iter()
             .filter(|a| a.person == person && a.answer.status == 201)
@@ -548,6 +567,7 @@ async fn check(
             let now = b["status"].as_str().unwrap();
             let then = a.answer.body["status"].as_str().unwrap();
             let fine = match (a.cancelled, then) {
+                (_, _) if a.event == CALLED_OFF => now == "cancelled",
                 (true, _) => now == "cancelled",
                 (false, "confirmed") => now == "confirmed",
                 (false, "waitlisted") => matches!(now, "waitlisted" | "offered" | "confirmed"),
@@ -569,6 +589,42 @@ async fn check(
                 _ => {}
             }
         }
+    }
+
+    // Retries replay: the same answer, marked so…
+    for a in attempts {
+        let path = format!("/v1/events/{}/bookings", events[a.event]);
+        let again = target
+            .send(Method::POST, &path, &tokens[a.person], Some(&a.key))
+            .await;
+        assert_eq!(
+            (again.status, &again.body),
+            (a.answer.status, &a.answer.body),
+            "{}: a retry is the original answer",
+            a.key
+        );
+        assert!(again.replayed, "{}: replayed, not decided anew", a.key);
+        match a.answer.status {
+            201 => {}
+            409 => assert!(
+                !EVENTS[a.event].1,
+                "{}: 409 only when full, no waitlist",
+                a.key
+            ),
+            422 => assert_eq!(a.event, CALLED_OFF, "{}: 422 only once called off", a.key),
+            s => panic!("{}: unexpected {s} {}", a.key, a.answer.body),
+        }
+    }
+
+    // …and nothing new booked, nothing changed.
+    for (person, token) in tokens.iter().enumerate() {
+        let mine = target
+            .send(Method::GET, "/v1/me/bookings", token, None)
+            .await;
+        assert_eq!(
+            mine.body, lists[person],
+            "person {person}: the retries changed nothing"
+        );
     }
 
     // Capacity and quotas hold; a waitlist never waits behind a free seat.
@@ -601,6 +657,9 @@ async fn check(
         } else if queued > 0 {
             assert_eq!(taken, capacity, "event {e}: waitlisted behind a free seat");
         }
+        if e == CALLED_OFF {
+            assert_eq!(detail.body["status"], "cancelled");
+        }
         eprintln!("event {e}: {taken}/{capacity} seats held, {queued} waiting");
     }
 
@@ -628,6 +687,13 @@ async fn check(
                 assert!(
                     has("booking_confirmed", id),
                     "{}: no booking_confirmed",
+                    a.key
+                );
+            }
+            if a.event == CALLED_OFF && !a.cancelled {
+                assert!(
+                    has("event_cancelled", id),
+                    "{}: not told of the call-off",
                     a.key
                 );
             }
