@@ -33,6 +33,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// SQLite's `synchronous` setting (see [`crate::store::SqliteSync`]).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -82,6 +89,16 @@ pub struct ServeArgs {
     /// Web Push: accept `http://127.0.0.1:…` push endpoints. For tests only.
     #[arg(long, env = "YIZHAN_PUSH_ALLOW_INSECURE_LOOPBACK")]
     pub push_allow_insecure_loopback: bool,
+    /// SQLite: `full` fsyncs every commit before answering (a confirmed booking
+    /// survives a power cut); `normal` does not (it survives a crash of this
+    /// process, but the last commits before a power cut may be lost).
+    #[arg(
+        long,
+        env = "YIZHAN_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
     /// PostgreSQL: seconds a write may wait for a lock (an event's row) before
     /// the request answers 503 with Retry-After (0: no bound).
     #[arg(long, env = "YIZHAN_DB_LOCK_TIMEOUT", default_value_t = 5.0)]
@@ -101,6 +118,10 @@ impl ServeArgs {
             pool_url: self.database_pool_url.clone(),
             statement_timeout: secs(self.db_statement_timeout),
             lock_timeout: secs(self.db_lock_timeout),
+            sqlite_sync: match self.sqlite_synchronous {
+                SqliteSynchronous::Full => crate::store::SqliteSync::Full,
+                SqliteSynchronous::Normal => crate::store::SqliteSync::Normal,
+            },
         }
     }
 }
