@@ -301,7 +301,7 @@ struct Attempt {
 }
 
 fn person_gender(i: usize) -> Gender {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Gender::Female
     } else {
         Gender::Male
