@@ -161,6 +161,7 @@ fn bench_backend(
             PushChannel::new(PushConfig::ephemeral(true)).unwrap(),
         )],
         metrics: Arc::new(Metrics::default()),
+        lease: yizhan::notify::LEASE,
     };
     let mut g = c.benchmark_group(group);
     g.sample_size(10);

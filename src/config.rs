@@ -33,6 +33,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// SQLite's `synchronous` setting (see [`crate::store::SqliteSync`]).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -52,6 +59,11 @@ pub struct ServeArgs {
     /// An unread seat offer or event cancellation goes by SMS after this long (`90s`, `15m`, `1h`).
     #[arg(long, env = "YIZHAN_SMS_FALLBACK_AFTER", default_value = "15m", value_parser = parse_ttl)]
     pub sms_fallback_after: std::time::Duration,
+    /// How long the worker's claim on a notification's delivery lasts (`60s`): the
+    /// deliveries a killed process held are taken up again after this. Keep it
+    /// above a push's 30 s timeout when several nodes share a database.
+    #[arg(long, env = "YIZHAN_DELIVERY_LEASE", default_value = "60s", value_parser = parse_ttl)]
+    pub delivery_lease: std::time::Duration,
     /// Log line format.
     #[arg(long, env = "YIZHAN_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -77,6 +89,16 @@ pub struct ServeArgs {
     /// Web Push: accept `http://127.0.0.1:…` push endpoints. For tests only.
     #[arg(long, env = "YIZHAN_PUSH_ALLOW_INSECURE_LOOPBACK")]
     pub push_allow_insecure_loopback: bool,
+    /// SQLite: `full` fsyncs every commit before answering (a confirmed booking
+    /// survives a power cut); `normal` does not (it survives a crash of this
+    /// process, but the last commits before a power cut may be lost).
+    #[arg(
+        long,
+        env = "YIZHAN_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
     /// PostgreSQL: seconds a write may wait for a lock (an event's row) before
     /// the request answers 503 with Retry-After (0: no bound).
     #[arg(long, env = "YIZHAN_DB_LOCK_TIMEOUT", default_value_t = 5.0)]
@@ -96,6 +118,10 @@ impl ServeArgs {
             pool_url: self.database_pool_url.clone(),
             statement_timeout: secs(self.db_statement_timeout),
             lock_timeout: secs(self.db_lock_timeout),
+            sqlite_sync: match self.sqlite_synchronous {
+                SqliteSynchronous::Full => crate::store::SqliteSync::Full,
+                SqliteSynchronous::Normal => crate::store::SqliteSync::Normal,
+            },
         }
     }
 }

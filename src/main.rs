@@ -344,6 +344,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         follow_interval: Duration::from_secs_f64(args.follow_interval.max(0.05)),
         worker_interval: Duration::from_secs_f64(args.worker_interval.max(0.05)),
         sms_fallback_after: args.sms_fallback_after,
+        delivery_lease: args.delivery_lease,
         db: args.db_options(),
         push: push_config(&args)?,
     };

@@ -19,7 +19,11 @@ use crate::store::{ChannelName, DeliveryJob, DeliveryKey, DeliveryOutcome, DynSt
 
 /// How many tries a delivery gets before it is given up.
 pub const MAX_ATTEMPTS: u32 = 8;
-/// How long a claimed delivery is a worker's before others may take it.
+/// How long a claimed delivery is a worker's before others may take it, by
+/// default (`--delivery-lease`). It must outlast a delivery (a push waits up
+/// to 30 s for its service): a shorter lease lets another node's worker take
+/// a delivery still under way and send it twice. It is also how long the
+/// deliveries a killed process held wait before they are taken up again.
 pub const LEASE: Duration = Duration::from_secs(60);
 /// How many deliveries a worker claims at once.
 const BATCH: i64 = 200;
@@ -111,6 +115,8 @@ pub struct Deliverer {
     pub clock: Arc<dyn Clock>,
     pub channels: Vec<Arc<dyn Channel>>,
     pub metrics: Arc<Metrics>,
+    /// How long a claim lasts ([`LEASE`] by default).
+    pub lease: Duration,
 }
 
 impl Deliverer {
@@ -125,7 +131,7 @@ impl Deliverer {
         let mut report = DeliveryReport::default();
         loop {
             let now = self.clock.now();
-            let lease = now + chrono::Duration::from_std(LEASE).expect("a short lease");
+            let lease = now + chrono::Duration::from_std(self.lease).expect("a short lease");
             let jobs = self.store.claim_deliveries(now, lease, BATCH).await?;
             if jobs.is_empty() {
                 return Ok(report);

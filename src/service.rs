@@ -37,6 +37,8 @@ pub struct Options {
     pub worker_interval: Duration,
     /// How long an unread notice that must not be missed waits before its SMS.
     pub sms_fallback_after: Duration,
+    /// How long the worker's claim on a delivery lasts ([`crate::notify::LEASE`]).
+    pub delivery_lease: Duration,
     /// Pool size and bounds of a server database.
     pub db: store::DbOptions,
     /// Web Push: the VAPID key, its subject, and the loopback allowance.
@@ -49,6 +51,8 @@ pub struct Timers {
     pub follow: Duration,
     pub worker: Duration,
     pub sms_fallback_after: Duration,
+    /// How long the worker's claim on a delivery lasts.
+    pub delivery_lease: Duration,
 }
 
 impl Timers {
@@ -58,6 +62,7 @@ impl Timers {
             follow: every,
             worker: every,
             sms_fallback_after: DEFAULT_SMS_FALLBACK_AFTER,
+            delivery_lease: crate::notify::LEASE,
         }
     }
 }
@@ -112,6 +117,7 @@ impl Service {
             follow: opts.follow_interval,
             worker: opts.worker_interval,
             sms_fallback_after: opts.sms_fallback_after,
+            delivery_lease: opts.delivery_lease,
         };
         Service::with_parts(store, timers, auth, opts.push.clone()).await
     }
@@ -202,6 +208,7 @@ impl Service {
             state.auth.clock.clone(),
             vec![web_push, sms],
             state.metrics.clone(),
+            timers.delivery_lease,
         ));
         let (worker_stop, stop) = tokio::sync::watch::channel(false);
         let worker_task = tokio::spawn(worker.clone().run(worker_interval, stop));

@@ -49,6 +49,7 @@ impl Worker {
         clock: Arc<dyn Clock>,
         channels: Vec<Arc<dyn Channel>>,
         metrics: Arc<Metrics>,
+        lease: Duration,
     ) -> Worker {
         Worker {
             deliverer: Deliverer {
@@ -56,6 +57,7 @@ impl Worker {
                 clock: clock.clone(),
                 channels,
                 metrics,
+                lease,
             },
             store,
             clock,

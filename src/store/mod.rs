@@ -753,6 +753,23 @@ pub struct DbOptions {
     /// A lock wait longer than this gives up: the request answers 503 with
     /// `Retry-After` (0: no bound).
     pub lock_timeout: Duration,
+    /// SQLite: when a commit is on disk (see [`SqliteSync`]).
+    pub sqlite_sync: SqliteSync,
+}
+
+/// SQLite's `synchronous` setting in WAL mode: what a commit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// Every commit is fsynced before it returns (and so before a booking
+    /// answers 201): a confirmed write survives a crash of the process and
+    /// a power cut or kernel panic too. About one fsync per commit.
+    #[default]
+    Full,
+    /// Commits reach the WAL file without an fsync (fsynced at checkpoints):
+    /// they survive a crash of the process, but the last ones before a power
+    /// cut or kernel panic may be lost, answers already given. For disks
+    /// whose write cache survives a power cut, or data that may be lost.
+    Normal,
 }
 
 impl Default for DbOptions {
@@ -762,6 +779,7 @@ impl Default for DbOptions {
             pool_url: None,
             statement_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(5),
+            sqlite_sync: SqliteSync::Full,
         }
     }
 }
@@ -774,7 +792,9 @@ pub async fn connect(url: &str) -> Result<DynStore, StoreError> {
 /// As [`connect`], with the pool and its bounds given.
 pub async fn connect_with(url: &str, opts: &DbOptions) -> Result<DynStore, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect_with(url, opts.sqlite_sync).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::connect(url, opts).await?))
     } else {

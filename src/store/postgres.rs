@@ -95,6 +95,7 @@ impl PgStore {
             .connect_with(base.clone())
             .await?;
         MIGRATOR.run(&direct).await?;
+        warn_if_not_durable(&direct).await?;
         direct.close().await;
 
         // Queries through a pooler if one is named; the session-bound work above and below stays direct.
@@ -1017,4 +1018,29 @@ impl AccountStore for PgStore {
                 .await?,
         )
     }
+}
+
+/// yizhan answers 201 once its transaction commits, and assumes that a commit
+/// is then on disk: the cluster's `fsync`, `full_page_writes` and
+/// `synchronous_commit` as PostgreSQL ships them. They are the operator's to
+/// set (a cluster may rightly use `remote_apply` with a synchronous standby),
+/// so yizhan does not override them; it says at start when one of them lets a
+/// confirmed booking be lost in a crash of the database server.
+async fn warn_if_not_durable(pool: &PgPool) -> Result<(), StoreError> {
+    let (fsync, full_page_writes, synchronous_commit): (String, String, String) = sqlx::query_as(
+        "SELECT current_setting('fsync'), current_setting('full_page_writes'), \
+         current_setting('synchronous_commit')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if fsync == "off" || full_page_writes == "off" || synchronous_commit == "off" {
+        tracing::warn!(
+            fsync,
+            full_page_writes,
+            synchronous_commit,
+            "PostgreSQL is not durable: bookings answered 201 may be lost if the database \
+             server crashes (set fsync, full_page_writes and synchronous_commit on)"
+        );
+    }
+    Ok(())
 }

@@ -1,8 +1,10 @@
 //! The embedded default: one SQLite file in WAL mode.
 //!
 //! Writes take the write lock up front (`BEGIN IMMEDIATE`) so two writers never
-//! deadlock upgrading from a read; `synchronous = FULL` because a confirmed write
-//! must survive a power cut, not just a crash of this process.
+//! deadlock upgrading from a read; `synchronous = FULL` by default because a
+//! confirmed write must survive a power cut, not just a crash of this process
+//! (`--sqlite-synchronous normal` trades that for commits without an fsync:
+//! see README, *Durability*).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -72,10 +74,22 @@ const SITE_COLUMNS: &str = "id, ext_ref, kind, name, address, adcode, lat, lon, 
 
 impl SqliteStore {
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::connect_with(url, super::SqliteSync::Full).await
+    }
+
+    /// Open with `sync` as SQLite's `synchronous` setting.
+    pub async fn connect_with(
+        url: &str,
+        sync: super::SqliteSync,
+    ) -> Result<SqliteStore, StoreError> {
+        let synchronous = match sync {
+            super::SqliteSync::Full => SqliteSynchronous::Full,
+            super::SqliteSync::Normal => SqliteSynchronous::Normal,
+        };
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // A fresh machine has no ./data/ yet: create the database's folder.
