@@ -84,8 +84,8 @@ class Server:
         return out.stdout.strip()
 
     def start(self):
+        # The default log level, access log included, as a deployment runs.
         env = {k: v for k, v in os.environ.items() if not k.startswith("YIZHAN_")}
-        env["RUST_LOG"] = "warn"
         self.logf = open(self.workdir / "serve.log", "w")
         self.proc = spawn(
             [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.url,
@@ -339,6 +339,9 @@ def main():
         fivexx = sum(1 for s in samples if s[2] >= 500 or s[2] == 0)
         row = {
             "minute": minute, "requests": len(samples), "rss_mb": round(mem.get("VmRSS", 0), 1),
+            # Heap and stacks (RssAnon) vs pages of the binary and mapped files (RssFile):
+            # a leak shows in the first; the second grows as more code paths run.
+            "rss_anon_mb": round(mem.get("RssAnon", 0), 1), "rss_file_mb": round(mem.get("RssFile", 0), 1),
             "p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
             "max_ms": round(max(lat) if lat else float("nan"), 1), "unexpected": len(bad), "server_errors": fivexx,
             "by_kind_p99": {k: round(percentile([s[1] for s in samples if s[0] == k], 99), 2) for k, _ in MIX},
@@ -361,12 +364,16 @@ def main():
     final = rows[-1]["rss_mb"] if rows else float("nan")
     peak_after = max((r["rss_mb"] for r in rows[w - 1:]), default=float("nan"))
     growth = (final - base) / base * 100.0 if base else float("nan")
+    anon_base = rows[w - 1]["rss_anon_mb"] if rows else float("nan")
+    anon_final = rows[-1]["rss_anon_mb"] if rows else float("nan")
+    anon_growth = (anon_final - anon_base) / anon_base * 100.0 if anon_base else float("nan")
     p99s = [r["p99_ms"] for r in rows[w:]] or [r["p99_ms"] for r in rows]
     summary = {
         "commit": commit, "date": datetime.date.today().isoformat(), "minutes": a.minutes, "rate": a.rate,
         "threads": a.threads, "warmup_minutes": w, "requests": sum(r["requests"] for r in rows),
         "rss_after_warmup_mb": base, "rss_final_mb": final, "rss_peak_after_warmup_mb": peak_after,
-        "growth_pct": round(growth, 2), "p99_median_ms": round(statistics.median(p99s), 2) if p99s else None,
+        "growth_pct": round(growth, 2), "rss_anon_after_warmup_mb": anon_base, "rss_anon_final_mb": anon_final,
+        "anon_growth_pct": round(anon_growth, 2), "p99_median_ms": round(statistics.median(p99s), 2) if p99s else None,
         "p99_worst_minute_ms": max(p99s) if p99s else None,
         "unexpected": sum(r["unexpected"] for r in rows), "server_errors": sum(r["server_errors"] for r in rows),
         "server_alive_at_end": alive, "cpus": os.cpu_count(), "load_avg_end": os.getloadavg()[0],
@@ -391,16 +398,19 @@ def write_md(path, s, rows, argv):
     L.append(f"| requests | {s['requests']:,} |")
     L.append(f"| RSS after {s['warmup_minutes']} min warm-up → at the end | {s['rss_after_warmup_mb']} MB → {s['rss_final_mb']} MB "
              f"(**{s['growth_pct']:+.2f}%**; target < 5%) |")
+    L.append(f"| of which heap and stacks (RssAnon) | {s['rss_anon_after_warmup_mb']} MB → {s['rss_anon_final_mb']} MB "
+             f"({s['anon_growth_pct']:+.2f}%) |")
     L.append(f"| RSS peak after warm-up | {s['rss_peak_after_warmup_mb']} MB |")
     L.append(f"| p99 latency, median over the minutes after warm-up | {s['p99_median_ms']} ms |")
     L.append(f"| p99 latency, worst minute after warm-up | {s['p99_worst_minute_ms']} ms |")
     L.append(f"| 5xx or connection errors | {s['server_errors']} |")
     L.append(f"| other unexpected statuses | {s['unexpected'] - s['server_errors']} |")
     L.append(f"| server alive at the end | {'yes' if s['server_alive_at_end'] else 'NO'} |\n")
-    L.append("| minute | requests | RSS MB | p50 ms | p99 ms | max ms | unexpected |")
-    L.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    L.append("| minute | requests | RSS MB | anon MB | file MB | p50 ms | p99 ms | max ms | unexpected |")
+    L.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        L.append(f"| {r['minute']} | {r['requests']} | {r['rss_mb']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['unexpected']} |")
+        L.append(f"| {r['minute']} | {r['requests']} | {r['rss_mb']} | {r.get('rss_anon_mb', '')} | {r.get('rss_file_mb', '')} "
+                 f"| {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {r['unexpected']} |")
     L.append("\nPer-minute statuses by request kind and p99 by kind are in `bench/SOAK.json`.\n")
     path.write_text("\n".join(L) + "\n")
 
