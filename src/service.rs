@@ -1,7 +1,7 @@
 //! Start-up and shutdown: open the store, seed it, build the index, follow the
 //! change feed, serve HTTP until told to stop.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -185,6 +185,7 @@ impl Service {
             push,
             join_key: Arc::default(),
             console: Default::default(),
+            guard: Default::default(),
         };
         let follower = Arc::new(Follower {
             store,
@@ -333,12 +334,37 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let grace = state.guard.config.shutdown_grace;
     let app = crate::http::app(state);
-    axum::serve(
+    let (told, mut draining) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            "no longer accepting connections; draining in-flight requests"
+        );
+        let _ = told.send(true);
+    });
+    // Draining is bounded: a request still running `grace` after the signal
+    // (a stalled upload, a client that never reads) is cut off.
+    let bound = async move {
+        if draining.wait_for(|d| *d).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server.into_future() => r.context("serving HTTP"),
+        () = bound => {
+            tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "requests still in flight after the shutdown grace; closing them"
+            );
+            Ok(())
+        }
+    }
 }
