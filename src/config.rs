@@ -118,6 +118,10 @@ pub struct OverloadArgs {
     /// (`https://app.example.cn`). Default none.
     #[arg(long, env = "YIZHAN_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+    /// Also serve /healthz, /readyz and /metrics on this address, from a
+    /// thread of their own: probes answer however loaded the API's runtime is.
+    #[arg(long, env = "YIZHAN_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
     /// Seconds shutdown (SIGTERM, Ctrl-C) waits for in-flight requests before
     /// closing them.
     #[arg(long, env = "YIZHAN_SHUTDOWN_GRACE", default_value_t = 20.0)]

@@ -352,7 +352,6 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, database = %opts.database_url, "yizhan serving");
     let mut state = service.state.clone();
     state.console.secure_cookie = args.console_secure_cookie;
     tracing::info!(
@@ -365,6 +364,12 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         "overload limits"
     );
     state.guard = std::sync::Arc::new(yizhan::http::guard::Guard::new(guard));
+    if let Some(addr) = args.overload.ops_listen {
+        let ops = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        tracing::info!(ops_listen = %ops.local_addr()?, "serving /healthz, /readyz and /metrics on their own thread");
+        yizhan::service::serve_ops(ops, state.clone())?;
+    }
+    tracing::info!(listen = %listener.local_addr()?, database = %opts.database_url, "yizhan serving");
     serve(listener, state, shutdown_signal()).await?;
     service.stop().await;
     tracing::info!("shut down cleanly");

@@ -328,6 +328,46 @@ impl Follower {
     }
 }
 
+/// Serve `/healthz`, `/readyz` and `/metrics` on `listener` from a thread and
+/// runtime of their own (`--ops-listen`): however many connections the API's
+/// runtime is working through under overload, a probe here waits only for
+/// the kernel to schedule this thread. It runs until the process exits.
+pub fn serve_ops(listener: std::net::TcpListener, state: AppState) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("yizhan-ops".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "the operators' listener has no runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let app = crate::http::ops::router()
+                    .fallback(|| async {
+                        crate::error::status_problem(
+                            axum::http::StatusCode::NOT_FOUND,
+                            "only /healthz, /readyz and /metrics are served here",
+                        )
+                    })
+                    .with_state(state);
+                let served = match TcpListener::from_std(listener) {
+                    Ok(l) => axum::serve(l, app).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the operators' listener failed");
+                }
+            });
+        })?;
+    Ok(())
+}
+
 /// Serve the API on `listener` until `shutdown` resolves, then drain in-flight requests.
 pub async fn serve(
     listener: TcpListener,

@@ -424,6 +424,8 @@ async fn security_headers_on_the_api_and_the_consoles_own_kept() {
 struct Served {
     child: Option<std::process::Child>,
     addr: SocketAddr,
+    /// `--ops-listen`'s address, when given.
+    ops: Option<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
@@ -461,9 +463,15 @@ impl Served {
             Ok(a) => a.parse().unwrap(),
             Err(_) => panic!("yizhan did not start: {}", log.lock().unwrap().join("\n")),
         };
+        // Logged before `listen`.
+        let ops = log.lock().unwrap().iter().find_map(|l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            v["fields"]["ops_listen"].as_str()?.parse().ok()
+        });
         Served {
             child: Some(child),
             addr,
+            ops,
             log,
             _dir: dir,
         }
@@ -524,8 +532,24 @@ impl Drop for Served {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
-    let served = Served::start(&["--max-concurrent-requests", "1"]);
+    let served = Served::start(&[
+        "--max-concurrent-requests",
+        "1",
+        "--ops-listen",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(served.get("/healthz").await, Some(reqwest::StatusCode::OK));
+    // The operators' own listener: the probes, and nothing else.
+    let ops = served.ops.expect("ops_listen logged");
+    let ops_get = |path: &'static str| async move {
+        reqwest::get(format!("http://{ops}{path}"))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ops_get("/healthz").await, 200);
+    assert_eq!(ops_get("/readyz").await, 200);
+    assert_eq!(ops_get(NEARBY).await, 404);
     let stalled = Stalled::start(served.addr, "/v1/auth/otp", br#"{"phone": "x"}"#).await;
     // It is in flight once the next request is shed.
     let mut shed = false;
@@ -537,6 +561,9 @@ async fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
         tokio::task::yield_now().await;
     }
     assert!(shed, "the stalled request never held the limit");
+    // The limit is full, and the probes answer on both listeners.
+    assert_eq!(served.get("/healthz").await, Some(reqwest::StatusCode::OK));
+    assert_eq!(ops_get("/healthz").await, 200);
     served.sigterm();
     served.until_closed().await;
     // Draining: the request in flight is still answered.
