@@ -107,6 +107,72 @@ pub struct ServeArgs {
     /// TLS that does not send `X-Forwarded-Proto: https`, which also does).
     #[arg(long, env = "YIZHAN_CONSOLE_SECURE_COOKIE")]
     pub console_secure_cookie: bool,
+    #[command(flatten)]
+    pub overload: OverloadArgs,
+}
+
+/// Overload and abuse limits, proxies and browsers (README: "Overload").
+#[derive(Debug, Args, Clone)]
+pub struct OverloadArgs {
+    /// Requests handled at once; more are answered 503 with Retry-After at
+    /// once (shed, never queued). /healthz, /readyz and /metrics are outside
+    /// it. Default: 64 per CPU core; 0: no limit.
+    #[arg(long, env = "YIZHAN_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Seconds a request may take before it is dropped and answered 503 with
+    /// Retry-After (0: no bound).
+    #[arg(long, env = "YIZHAN_REQUEST_TIMEOUT", default_value_t = 30.0)]
+    pub request_timeout: f64,
+    /// Writes (POST, PUT, PATCH, DELETE) a minute from one client address, in
+    /// bursts of as many; past it 429 with Retry-After (0: no limit). High:
+    /// a carrier's NAT puts many riders behind one address.
+    #[arg(long, env = "YIZHAN_ADDRESS_WRITES_PER_MINUTE", default_value_t = 1200)]
+    pub address_writes_per_minute: u32,
+    /// Writes a minute by one signed-in user, in bursts of as many; past it
+    /// 429 with Retry-After (0: no limit).
+    #[arg(long, env = "YIZHAN_USER_WRITES_PER_MINUTE", default_value_t = 60)]
+    pub user_writes_per_minute: u32,
+    /// Proxies whose X-Forwarded-For is believed: comma-separated addresses or
+    /// CIDR blocks (`10.0.0.0/8,::1`). Default none: the client is the peer.
+    #[arg(long, env = "YIZHAN_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Origins whose web pages may call the API (CORS), comma-separated
+    /// (`https://app.example.cn`). Default none.
+    #[arg(long, env = "YIZHAN_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+    /// Also serve /healthz, /readyz and /metrics on this address, from a
+    /// thread of their own: probes answer however loaded the API's runtime is.
+    #[arg(long, env = "YIZHAN_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
+    /// Seconds shutdown (SIGTERM, Ctrl-C) waits for in-flight requests before
+    /// closing them.
+    #[arg(long, env = "YIZHAN_SHUTDOWN_GRACE", default_value_t = 20.0)]
+    pub shutdown_grace: f64,
+}
+
+impl OverloadArgs {
+    /// The guard's settings these flags give.
+    pub fn guard_config(&self) -> anyhow::Result<crate::http::guard::GuardConfig> {
+        let secs = |s: f64| std::time::Duration::from_secs_f64(s.clamp(0.0, 86_400.0));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let trusted_proxies = crate::http::client_addr::parse_list(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let cors_origins = crate::http::guard::parse_origins(&self.cors_origins)
+            .map_err(|e| anyhow::anyhow!("--cors-origins: {e}"))?;
+        Ok(crate::http::guard::GuardConfig {
+            max_concurrent_requests: match self.max_concurrent_requests {
+                None => Some(64 * cores),
+                Some(0) => None,
+                Some(n) => Some(n),
+            },
+            request_timeout: (self.request_timeout > 0.0).then(|| secs(self.request_timeout)),
+            address_writes_per_minute: self.address_writes_per_minute,
+            user_writes_per_minute: self.user_writes_per_minute,
+            trusted_proxies,
+            cors_origins,
+            shutdown_grace: secs(self.shutdown_grace),
+        })
+    }
 }
 
 impl ServeArgs {

@@ -58,6 +58,9 @@ pub enum ApiError {
         detail: String,
         position: Option<usize>,
     },
+    /// The request body is larger than the endpoint accepts.
+    #[error("payload too large: {0}")]
+    TooLarge(String),
     #[error("too many requests: {detail}")]
     TooManyRequests { detail: String, retry_after_s: u64 },
     /// A store failure that is not the caller's fault (logged, never shown).
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -168,6 +172,9 @@ impl ApiError {
             }
             ApiError::TooManyRequests { detail, .. } => {
                 ("/problems/rate-limited", detail.clone(), None)
+            }
+            ApiError::TooLarge(why) => {
+                ("/problems/too-large", why.clone(), Some("body".to_owned()))
             }
             ApiError::NotFound(what) => ("/problems/not-found", what.clone(), None),
             ApiError::Unavailable(why) => ("/problems/unavailable", why.clone(), None),

@@ -19,6 +19,7 @@ pub mod index;
 pub mod metrics;
 pub mod notify;
 pub mod push;
+pub mod ratelimit;
 pub mod service;
 pub mod store;
 pub mod worker;

@@ -338,6 +338,7 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let guard = args.overload.guard_config()?;
     let opts = Options {
         database_url: args.db.database_url.clone(),
         seed: !args.no_seed,
@@ -352,9 +353,24 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, database = %opts.database_url, "yizhan serving");
     let mut state = service.state.clone();
     state.console.secure_cookie = args.console_secure_cookie;
+    tracing::info!(
+        max_concurrent_requests = guard.max_concurrent_requests,
+        request_timeout_s = guard.request_timeout.map(|t| t.as_secs_f64()),
+        address_writes_per_minute = guard.address_writes_per_minute,
+        user_writes_per_minute = guard.user_writes_per_minute,
+        trusted_proxies = guard.trusted_proxies.len(),
+        cors_origins = guard.cors_origins.len(),
+        "overload limits"
+    );
+    state.guard = std::sync::Arc::new(yizhan::http::guard::Guard::new(guard));
+    if let Some(addr) = args.overload.ops_listen {
+        let ops = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        tracing::info!(ops_listen = %ops.local_addr()?, "serving /healthz, /readyz and /metrics on their own thread");
+        yizhan::service::serve_ops(ops, state.clone())?;
+    }
+    tracing::info!(listen = %listener.local_addr()?, database = %opts.database_url, "yizhan serving");
     serve(listener, state, shutdown_signal()).await?;
     service.stop().await;
     tracing::info!("shut down cleanly");

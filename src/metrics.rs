@@ -29,6 +29,12 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    /// concurrency, timeout, address_rate, user_rate
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     channel: String,
     /// sent, later, retried, failed, skipped, gone
@@ -40,6 +46,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     indexed_sites: Gauge,
+    shed: Family<ShedLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     outbox_pending: Gauge,
     outbox_oldest_age: Gauge,
@@ -66,6 +73,12 @@ impl Default for Metrics {
             "indexed_sites",
             "Non-retired sites in the spatial index",
             indexed_sites.clone(),
+        );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "http_requests_shed",
+            "Requests refused to protect the service: over the concurrency limit or the time bound (503), over a write limit (429)",
+            shed.clone(),
         );
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let outbox_pending = Gauge::default();
@@ -108,6 +121,7 @@ impl Default for Metrics {
             requests,
             latency,
             indexed_sites,
+            shed,
             deliveries,
             outbox_pending,
             outbox_oldest_age,
@@ -140,6 +154,15 @@ impl Metrics {
             })
             .inc();
         resp
+    }
+
+    /// Count a request refused to protect the service, by why.
+    pub fn shed(&self, reason: &str) {
+        self.shed
+            .get_or_create(&ShedLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     pub fn set_indexed_sites(&self, n: usize) {

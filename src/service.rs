@@ -1,7 +1,7 @@
 //! Start-up and shutdown: open the store, seed it, build the index, follow the
 //! change feed, serve HTTP until told to stop.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -191,6 +191,7 @@ impl Service {
             push,
             join_key: Arc::default(),
             console: Default::default(),
+            guard: Default::default(),
         };
         let follower = Arc::new(Follower {
             store,
@@ -334,18 +335,83 @@ impl Follower {
     }
 }
 
+/// Serve `/healthz`, `/readyz` and `/metrics` on `listener` from a thread and
+/// runtime of their own (`--ops-listen`): however many connections the API's
+/// runtime is working through under overload, a probe here waits only for
+/// the kernel to schedule this thread. It runs until the process exits.
+pub fn serve_ops(listener: std::net::TcpListener, state: AppState) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("yizhan-ops".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "the operators' listener has no runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let app = crate::http::ops::router()
+                    .fallback(|| async {
+                        crate::error::status_problem(
+                            axum::http::StatusCode::NOT_FOUND,
+                            "only /healthz, /readyz and /metrics are served here",
+                        )
+                    })
+                    .with_state(state);
+                let served = match TcpListener::from_std(listener) {
+                    Ok(l) => axum::serve(l, app).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the operators' listener failed");
+                }
+            });
+        })?;
+    Ok(())
+}
+
 /// Serve the API on `listener` until `shutdown` resolves, then drain in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let grace = state.guard.config.shutdown_grace;
     let app = crate::http::app(state);
-    axum::serve(
+    let (told, mut draining) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            "no longer accepting connections; draining in-flight requests"
+        );
+        let _ = told.send(true);
+    });
+    // Draining is bounded: a request still running `grace` after the signal
+    // (a stalled upload, a client that never reads) is cut off.
+    let bound = async move {
+        if draining.wait_for(|d| *d).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server.into_future() => r.context("serving HTTP"),
+        () = bound => {
+            tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "requests still in flight after the shutdown grace; closing them"
+            );
+            Ok(())
+        }
+    }
 }

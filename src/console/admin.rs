@@ -332,7 +332,11 @@ async fn import_preview(
     let mut fields = Vec::new();
     let mut file = String::new();
     let bad = |e: axum::extract::multipart::MultipartError| {
-        PageError::Api(ApiError::param("file", e.body_text()))
+        PageError::Api(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge("the file is larger than 32 MB".into())
+        } else {
+            ApiError::param("file", e.body_text())
+        })
     };
     while let Some(f) = multipart.next_field().await.map_err(bad)? {
         let name = f.name().unwrap_or("").to_owned();

@@ -70,6 +70,9 @@ impl FromRequestParts<AppState> for Session {
             .await
             .map_err(|e| PageError::Api(e.into()))?
             .ok_or(PageError::SignIn)?;
+        state
+            .guard
+            .check_user_write(&parts.method, user.id, &state.metrics)?;
         Ok(Session {
             user,
             token_hash: hash,
@@ -169,7 +172,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
         same_origin(req.headers())?;
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| PageError::Api(crate::error::ApiError::param("body", e.body_text())))?;
+            .map_err(|e| PageError::Api(crate::http::body::body_rejection(e)))?;
         Ok(Form::parse(&bytes))
     }
 }

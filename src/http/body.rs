@@ -9,7 +9,18 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 
 /// Largest accepted body.
-const MAX_BODY: usize = 64 * 1024;
+const MAX_BODY: usize = super::guard::JSON_BODY_LIMIT;
+
+/// Why a body could not be read: too large (413), or cut short (400).
+pub fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(format!(
+            "the body is larger than this endpoint accepts ({MAX_BODY} bytes for JSON)"
+        ))
+    } else {
+        ApiError::param("body", e.body_text())
+    }
+}
 
 /// A JSON object body.
 pub struct JsonObject(pub Map<String, Value>);
@@ -20,12 +31,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::param("body", e.body_text()))?;
+            .map_err(body_rejection)?;
         if bytes.len() > MAX_BODY {
-            return Err(ApiError::param(
-                "body",
-                format!("larger than {MAX_BODY} bytes"),
-            ));
+            return Err(ApiError::TooLarge(format!(
+                "the body is larger than {MAX_BODY} bytes"
+            )));
         }
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),

@@ -44,6 +44,10 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("the token is unknown, expired or revoked".into())
             })?;
+        // A write counts against the person's own limit (429 past it).
+        state
+            .guard
+            .check_user_write(&parts.method, user.id, &state.metrics)?;
         Ok(Caller {
             user,
             token_hash: hash,
@@ -51,18 +55,22 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The client's address as the socket saw it.
+/// The client's address: the socket's peer, or behind a trusted proxy the
+/// address it forwarded for (see `client_addr`).
 pub struct ClientIp(pub String);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         Ok(ClientIp(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+                .map_or_else(
+                    || "unknown".to_owned(),
+                    |c| state.guard.client_ip(c.0.ip(), &parts.headers).to_string(),
+                ),
         ))
     }
 }

@@ -6,9 +6,11 @@ pub mod body;
 pub mod bookings;
 pub mod caller;
 pub mod checkins;
+pub mod client_addr;
 pub mod clusters;
 pub mod events;
 pub mod feed;
+pub mod guard;
 pub mod holidays;
 pub mod manage;
 pub mod map;
@@ -27,7 +29,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -58,11 +60,15 @@ pub struct AppState {
     pub join_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// The managers' console (`/console/`): how its cookie is set.
     pub console: crate::console::ConsoleConfig,
+    /// Overload and abuse limits, trusted proxies, CORS (see `guard`).
+    pub guard: Arc<guard::Guard>,
 }
 
 /// The whole API as a router, ready to serve.
 pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
+    let (limits, shed) = (state.guard.clone(), state.metrics.clone());
+    let cors = state.guard.cors_layer();
     Router::new()
         .merge(sites::router())
         .merge(feed::router())
@@ -89,9 +95,18 @@ pub fn app(state: AppState) -> Router {
             status_problem(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint")
         })
         .with_state(state)
+        // JSON bodies; the console's file uploads set their own, larger limit.
+        .layer(DefaultBodyLimit::max(guard::JSON_BODY_LIMIT))
         .layer(axum::middleware::map_response(crate::error::plain_rejection_as_problem))
         // gzip or brotli when the client asks (Accept-Encoding); small bodies stay plain.
         .layer(CompressionLayer::new())
+        // Shed beyond the concurrency limit, bound the time, limit writes per address.
+        .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
+            guard::limit(limits.clone(), shed.clone(), req, next)
+        }))
+        // Outside the limits: a shed answer still carries CORS and the security headers.
+        .layer(tower::util::option_layer(cors))
+        .layer(axum::middleware::from_fn(guard::security_headers))
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
             let metrics = metrics.clone();
             async move { metrics.observe(req, next).await }

@@ -216,6 +216,16 @@ pub async fn spawn_app(drafts: Vec<SiteDraft>) -> TestApp {
 
 /// As [`spawn_app`], with the worker passing every `worker_interval`.
 pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Duration) -> TestApp {
+    spawn_app_guarded(drafts, worker_interval, Default::default()).await
+}
+
+/// As [`spawn_app_with_worker`], with overload limits, proxies and CORS set
+/// (the others start without limits).
+pub async fn spawn_app_guarded(
+    drafts: Vec<SiteDraft>,
+    worker_interval: Duration,
+    guard: yizhan::http::guard::GuardConfig,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = test_database_url(&dir).await;
     let url = db.url.clone();
@@ -250,7 +260,8 @@ pub async fn spawn_app_with_worker(drafts: Vec<SiteDraft>, worker_interval: Dura
         .expect("bind");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let state = service.state.clone();
+    let mut state = service.state.clone();
+    state.guard = Arc::new(yizhan::http::guard::Guard::new(guard));
     tokio::spawn(async move {
         serve(listener, state, async {
             let _ = stopped.await;
