@@ -318,13 +318,28 @@ fn retry_after(mut response: Value) -> Value {
     response
 }
 
+/// Adds the response for `status` unless the operation documents its own;
+/// a `Retry-After` header of the shared one is added to an own one too (the
+/// server always sends it with 429 and 503).
 fn add_response(op: &mut Map<String, Value>, status: &str, response: Value) {
     let responses = op
         .entry("responses")
         .or_insert_with(|| json!({}))
         .as_object_mut()
         .expect("responses is an object");
-    responses.entry(status).or_insert(response);
+    let own = responses.entry(status).or_insert_with(|| response.clone());
+    if let Some(retry) = response.pointer("/headers/Retry-After") {
+        let headers = own
+            .as_object_mut()
+            .expect("a response is an object")
+            .entry("headers")
+            .or_insert_with(|| json!({}));
+        if let Some(headers) = headers.as_object_mut() {
+            headers
+                .entry("Retry-After")
+                .or_insert_with(|| retry.clone());
+        }
+    }
 }
 
 /// Request body components read field by field: unknown fields are refused,
@@ -471,5 +486,98 @@ pub fn tighten(doc: &mut Value) {
                 )),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::*;
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                ops.push((path.clone(), method.clone(), op.clone()));
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_operation_states_its_cross_cutting_answers() {
+        let doc = exact(&crate::http::ApiDoc::openapi());
+        let ops = operations(&doc);
+        assert!(ops.len() > 50, "{}", ops.len());
+        for (path, method, op) in ops {
+            let at = format!("{method} {path}");
+            let responses = &op["responses"];
+            assert!(
+                responses["503"]["headers"]["Retry-After"].is_object(),
+                "{at}"
+            );
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            assert_eq!(
+                responses["401"].is_object(),
+                secured || path == "/v1/auth/token",
+                "{at}"
+            );
+            let write = matches!(method.as_str(), "post" | "put" | "patch" | "delete");
+            assert_eq!(
+                responses["429"].is_object(),
+                write || path == "/v1/auth/otp",
+                "{at}"
+            );
+            if op["requestBody"].is_object() {
+                for status in ["400", "413", "422"] {
+                    assert!(responses[status].is_object(), "{at}: {status}");
+                }
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let schema = &p["schema"];
+                match p["name"].as_str().unwrap() {
+                    "crs" => assert_eq!(schema["enum"].as_array().unwrap().len(), 3, "{at}"),
+                    "id" if p["in"] == "path" => {
+                        assert!(responses["404"].is_object(), "{at}");
+                        assert!(
+                            schema["pattern"].is_string() || schema["minimum"] == 1,
+                            "{at}: {schema}"
+                        );
+                    }
+                    "limit" => assert!(
+                        schema["minimum"] == 1 && schema["maximum"].is_number(),
+                        "{at}"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn id_patterns_admit_ids_and_not_zero() {
+        // Each alternative is `0{k}`, one non-zero digit, then 11-k digits:
+        // an id's leading zeros choose exactly one of them, the all-zero
+        // string none.
+        let pattern = id_pattern("s");
+        for k in 0..12 {
+            assert!(
+                pattern.contains(&format!(
+                    "0{{{k}}}[1-9a-hjkmnp-tv-z][0-9a-hjkmnp-tv-z]{{{}}}",
+                    11 - k
+                )),
+                "{pattern}"
+            );
+        }
+        assert!(
+            pattern.starts_with("^s(") && pattern.ends_with(")$"),
+            "{pattern}"
+        );
+        let id = crate::domain::site::SiteId::random().to_string();
+        let digits = &id[1..];
+        let zeros = digits.bytes().take_while(|b| *b == b'0').count();
+        assert!(zeros < 12, "{id}");
+        assert!(!digits[zeros..].starts_with('0'));
     }
 }
