@@ -32,6 +32,10 @@ pub enum ApiError {
     InvalidParam { param: String, detail: String },
     #[error("not found: {0}")]
     NotFound(String),
+    /// A path id that is not of its resource's form: it names nothing, so
+    /// 404 (problem+json naming the path parameter), as an unknown id would.
+    #[error("{param}: {detail}")]
+    UnknownId { param: String, detail: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// No valid bearer token.
@@ -105,7 +109,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidParam { .. } => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownId { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -116,6 +120,14 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A path id that does not parse: 404 naming the parameter.
+    pub fn unknown_id(param: impl Into<String>, detail: impl Into<String>) -> ApiError {
+        ApiError::UnknownId {
+            param: param.into(),
+            detail: detail.into(),
         }
     }
 
@@ -177,6 +189,11 @@ impl ApiError {
                 ("/problems/too-large", why.clone(), Some("body".to_owned()))
             }
             ApiError::NotFound(what) => ("/problems/not-found", what.clone(), None),
+            ApiError::UnknownId { param, detail } => (
+                "/problems/not-found",
+                format!("{param}: {detail}"),
+                Some(param.clone()),
+            ),
             ApiError::Unavailable(why) => ("/problems/unavailable", why.clone(), None),
             ApiError::Store(_) | ApiError::Internal(_) => (
                 "/problems/internal",

@@ -338,7 +338,7 @@ pub async fn user_by_id(
     }
     let id: i64 = id
         .parse()
-        .map_err(|_| ApiError::param("id", "expected a user id (an integer)"))?;
+        .map_err(|_| ApiError::unknown_id("id", "expected a user id (an integer)"))?;
     let user = state
         .store
         .user(id)

@@ -36,7 +36,9 @@ pub(super) async fn load_booking(
 ) -> Result<(BookingId, BookingView), ApiError> {
     let id: BookingId = id
         .parse()
-        .map_err(|e: crate::domain::event::BadBookingId| ApiError::param("id", e.to_string()))?;
+        .map_err(|e: crate::domain::event::BadBookingId| {
+            ApiError::unknown_id("id", e.to_string())
+        })?;
     let view = state
         .store
         .get_booking(id)

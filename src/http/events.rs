@@ -235,7 +235,7 @@ pub async fn new_event(
 /// The event named by a path id.
 pub(crate) fn event_id(id: &str) -> Result<EventId, ApiError> {
     id.parse()
-        .map_err(|e: crate::domain::event::BadEventId| ApiError::param("id", e.to_string()))
+        .map_err(|e: crate::domain::event::BadEventId| ApiError::unknown_id("id", e.to_string()))
 }
 
 /// The event, or 404.

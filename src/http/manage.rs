@@ -60,7 +60,7 @@ pub const ADMIN_ONLY: [&str; 8] = [
 
 pub(crate) fn site_id(id: &str) -> Result<SiteId, ApiError> {
     id.parse()
-        .map_err(|e: crate::domain::site::BadSiteId| ApiError::param("id", e.to_string()))
+        .map_err(|e: crate::domain::site::BadSiteId| ApiError::unknown_id("id", e.to_string()))
 }
 
 fn opening_hours(v: &Value) -> Result<String, ApiError> {

@@ -86,7 +86,7 @@ async fn doc(state: &AppState, m: &MembershipRecord) -> Result<MembershipDoc, Ap
 
 fn membership_id(id: &str) -> Result<MembershipId, ApiError> {
     id.parse()
-        .map_err(|e: BadMembershipId| ApiError::param("id", e.to_string()))
+        .map_err(|e: BadMembershipId| ApiError::unknown_id("id", e.to_string()))
 }
 
 async fn load_membership(state: &AppState, id: MembershipId) -> Result<MembershipRecord, ApiError> {

@@ -129,7 +129,7 @@ pub async fn read_one(
     let id: NotificationId =
         id.parse()
             .map_err(|e: crate::domain::notify::BadNotificationId| {
-                ApiError::param("id", e.to_string())
+                ApiError::unknown_id("id", e.to_string())
             })?;
     let n = state
         .store

@@ -228,7 +228,7 @@ pub async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     let id: SubscriptionId = id
         .parse()
-        .map_err(|e: BadSubscriptionId| ApiError::param("id", e.to_string()))?;
+        .map_err(|e: BadSubscriptionId| ApiError::unknown_id("id", e.to_string()))?;
     state
         .store
         .delete_subscription(caller.user.id, id)

@@ -384,7 +384,7 @@ pub async fn site_detail(
 ) -> Result<Response, ApiError> {
     let id: SiteId = id
         .parse()
-        .map_err(|e: crate::domain::site::BadSiteId| ApiError::param("id", e.to_string()))?;
+        .map_err(|e: crate::domain::site::BadSiteId| ApiError::unknown_id("id", e.to_string()))?;
     let p = Params::parse(raw.as_deref())?;
     let crs = p.crs()?;
     let at = p.at()?;

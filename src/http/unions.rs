@@ -80,7 +80,7 @@ pub(super) fn union_doc(u: &Union, crs: Crs, distance_m: Option<f64>) -> UnionDo
 /// The union named by a path id.
 pub(super) fn union_id(id: &str) -> Result<UnionId, ApiError> {
     id.parse()
-        .map_err(|e: union::BadUnionId| ApiError::param("id", e.to_string()))
+        .map_err(|e: union::BadUnionId| ApiError::unknown_id("id", e.to_string()))
 }
 
 /// The union, or 404.

@@ -1,5 +1,6 @@
 //! Every parameter of every endpoint, given a malformed value, answers 400
-//! problem+json naming that parameter — never a 5xx, never a panic.
+//! problem+json naming that parameter — never a 5xx, never a panic. A path id
+//! not of its resource's form names nothing: 404, naming `id`.
 
 use serde_json::Value;
 use yizhan::domain::site::Kind;
@@ -27,7 +28,62 @@ async fn expect_400(app: &TestApp, path: &str, param: &str) {
     );
 }
 
+/// 404 problem+json naming the path parameter `id`.
+async fn expect_404_id(r: reqwest::Response, path: &str) {
+    assert_eq!(r.status(), 404, "{path}");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "{path}"
+    );
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["status"], 404, "{path}");
+    assert_eq!(p["param"], "id", "{path}: {p}");
+    assert!(
+        p["detail"].as_str().unwrap().starts_with("id"),
+        "{path}: {p}"
+    );
+}
+
 const OK: &str = "lat=36.65&lon=117.12";
+
+/// The contract (openapi.yaml) gives every path id a pattern and documents
+/// 404 for it; an id outside the pattern (the all-zero one included) is 404.
+#[tokio::test]
+async fn path_ids_not_of_their_form_are_404_naming_id() {
+    let app = spawn_app(vec![draft(1, Kind::OutdoorStation, 36.65, 117.12)]).await;
+    let admin = app
+        .token_for("13800000009", yizhan::domain::user::Role::Admin, &[])
+        .await;
+    for path in [
+        "/v1/sites/s000000000000",
+        "/v1/sites/0",
+        "/v1/sites/s000000000000/history",
+        "/v1/events/e000000000000",
+        "/v1/events/x/attendees",
+        "/v1/bookings/b000000000000",
+        "/v1/unions/u000000000000",
+        "/v1/memberships/m000000000000",
+        "/v1/users/x",
+    ] {
+        let r = app
+            .call(reqwest::Method::GET, path, Some(&admin), None, None)
+            .await;
+        expect_404_id(r, path).await;
+    }
+    for (method, path) in [
+        (
+            reqwest::Method::DELETE,
+            "/v1/push/subscriptions/p000000000000",
+        ),
+        (reqwest::Method::POST, "/v1/me/notifications/0/read"),
+        (reqwest::Method::PUT, "/v1/sites/S0000000000001/follow"),
+        (reqwest::Method::POST, "/v1/memberships/nope/withdraw"),
+    ] {
+        let r = app.call(method, path, Some(&admin), None, None).await;
+        expect_404_id(r, path).await;
+    }
+}
 
 #[tokio::test]
 async fn nearby_rejects_every_malformed_parameter() {
@@ -109,7 +165,8 @@ async fn site_detail_rejects_every_malformed_parameter() {
         "S0000000000001",
         "%E4%B8%AD",
     ] {
-        expect_400(&app, &format!("/v1/sites/{id}"), "id").await;
+        let path = format!("/v1/sites/{id}");
+        expect_404_id(app.get(&path).await, &path).await;
     }
     let body = app.get_json(&format!("/v1/sites/nearby?{OK}")).await;
     let id = body["items"][0]["id"].as_str().unwrap().to_owned();

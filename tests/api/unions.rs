@@ -1222,10 +1222,12 @@ async fn bad_union_input_is_named_and_changes_nothing() {
         let p = problem(get(&app, &format!("/v1/unions?{q}"), None).await, 400).await;
         assert_eq!(p["param"], param, "{q}");
     }
-    problem(get(&app, "/v1/unions/nope", None).await, 400).await;
+    let p = problem(get(&app, "/v1/unions/nope", None).await, 404).await;
+    assert_eq!(p["param"], "id", "{p}");
     problem(get(&app, "/v1/unions/u000000000001", None).await, 404).await;
     let t = worker(&app, "13700000001", "某人").await;
-    problem(get(&app, "/v1/memberships/nope", Some(&t)).await, 400).await;
+    let p = problem(get(&app, "/v1/memberships/nope", Some(&t)).await, 404).await;
+    assert_eq!(p["param"], "id", "{p}");
     problem(
         get(&app, "/v1/memberships/m000000000001", Some(&t)).await,
         404,

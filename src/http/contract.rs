@@ -1,0 +1,583 @@
+//! The exact contract: what the derive annotations cannot say, added to the
+//! generated OpenAPI document in one pass over every operation.
+//!
+//! - cross-cutting answers: 400 wherever there is a parameter or a body,
+//!   404 wherever the path names a resource, 401 where a bearer token is
+//!   required, 413 and 422 where there is a body, 429 on every write and 503
+//!   (overloaded, timed out, database busy) everywhere, with `Retry-After`;
+//! - every query and path parameter's type, range, enum and pattern, from the
+//!   same constants the parsers in this module's siblings use;
+//! - the JSON bodies that are read field by field (`body::JsonObject`): their
+//!   fields, which are required, and `additionalProperties: false` (unknown
+//!   fields are refused with 422 naming the field).
+//!
+//! Rules the schema language cannot state (a box's minLat <= maxLat, a tile's
+//! column below 2^z, an event ending after it starts, a site that must exist)
+//! are said in the descriptions and answered 400/422 as documented.
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::site::{Amenity, Kind, Status};
+
+/// The generated document, tightened. It is handled as JSON because utoipa's
+/// typed model cannot hold every schema here (a schema without a type, a
+/// type list with `null`).
+pub fn exact(openapi: &utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(openapi).expect("the document serializes");
+    tighten(&mut doc);
+    doc
+}
+
+/// The id prefix of the resource a path names (see `domain::id`).
+fn id_prefix(path: &str) -> Option<&'static str> {
+    [
+        ("/v1/sites/", "s"),
+        ("/v1/events/", "e"),
+        ("/v1/bookings/", "b"),
+        ("/v1/memberships/", "m"),
+        ("/v1/unions/", "u"),
+        ("/v1/push/subscriptions/", "p"),
+        ("/v1/me/notifications/", "n"),
+    ]
+    .into_iter()
+    .find(|(p, _)| path.starts_with(p))
+    .map(|(_, prefix)| prefix)
+}
+
+/// The prefix, then 12 digits not all zero (zero is no id).
+fn id_pattern(prefix: &str) -> String {
+    const NONZERO: &str = "[1-9a-hjkmnp-tv-z]";
+    const DIGIT: &str = "[0-9a-hjkmnp-tv-z]";
+    let alternatives: Vec<String> = (0..12)
+        .map(|zeros| format!("0{{{zeros}}}{NONZERO}{DIGIT}{{{}}}", 11 - zeros))
+        .collect();
+    format!("^{prefix}({})$", alternatives.join("|"))
+}
+
+/// `a|b|c` of a closed vocabulary.
+fn alternatives(names: impl IntoIterator<Item = &'static str>) -> String {
+    names.into_iter().collect::<Vec<_>>().join("|")
+}
+
+/// A comma-separated list of one vocabulary's names.
+fn list_pattern(names: &str) -> String {
+    format!("^({names})(,({names}))*$")
+}
+
+fn number(lo: f64, hi: f64) -> Value {
+    json!({"type": "number", "format": "double", "minimum": lo, "maximum": hi})
+}
+
+fn integer(lo: i64, hi: i64) -> Value {
+    json!({"type": "integer", "format": "int64", "minimum": lo, "maximum": hi})
+}
+
+/// One line of text as `body::text` reads it: no control characters, not
+/// blank, no leading or trailing (Unicode) white space.
+fn one_line() -> String {
+    const EDGE: &str = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+    const MID: &str = r"[^\x00-\x1f\x7f-\x9f]";
+    format!("^{EDGE}({MID}*{EDGE})?$")
+}
+
+fn date_time() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+/// A query or path parameter's exact schema, by operation and name.
+fn param_schema(op: &str, name: &str) -> Option<Value> {
+    let kinds = alternatives(Kind::ALL.iter().map(|k| k.as_str()));
+    let amenities = alternatives(Amenity::ALL.iter().map(|a| a.as_str()));
+    let coord = r"-?(0|[1-9][0-9]?|1[0-7][0-9])(\.[0-9]{1,6})?";
+    let lat = r"-?(0|[1-8]?[0-9])(\.[0-9]{1,6})?";
+    Some(match (op, name) {
+        (_, "crs") => {
+            json!({"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"})
+        }
+        (_, "kind") if op == "find_events" => {
+            json!({"type": "string", "enum": ["training", "recuperation", "matchmaking"]})
+        }
+        (_, "kind") => json!({"type": "string", "pattern": list_pattern(&kinds)}),
+        (_, "amenity") => json!({"type": "string", "pattern": list_pattern(&amenities)}),
+        (_, "at") => date_time(),
+        ("find_events", "from" | "to") => date_time(),
+        ("stats", "from" | "to") => {
+            json!({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$", "description": "A month, YYYY-MM"})
+        }
+        (_, "lat") => number(-90.0, 90.0),
+        (_, "lon") => number(-180.0, 180.0),
+        ("nearby", "radius_m") => {
+            json!({"type": "number", "format": "double", "exclusiveMinimum": 0, "maximum": super::sites::MAX_RADIUS_M})
+        }
+        (_, "radius_m") => number(1.0, 2_000_000.0),
+        ("nearby", "k") => integer(1, super::sites::MAX_K),
+        ("nearby", "open") => json!({"type": "boolean"}),
+        ("viewport", "limit") => integer(1, super::map::MAX_LIMIT),
+        ("clusters", "limit") => integer(1, super::clusters::MAX_LIMIT),
+        ("clusters", "zoom") => integer(0, i64::from(crate::index::cluster::MAX_ZOOM)),
+        ("changes", "limit") => integer(1, super::feed::MAX_LIMIT),
+        ("changes", "since") => integer(0, i64::MAX),
+        ("search", "limit") => integer(1, super::search::MAX_LIMIT),
+        ("search", "q") => {
+            json!({"type": "string", "minLength": 2, "maxLength": 100, "pattern": r"^\s*\S{2,}(\s+\S{2,}){0,7}\s*$", "description": "1 to 8 words of at least 2 characters each"})
+        }
+        ("find_unions", "limit") | ("inbox", "limit") => integer(1, 100),
+        ("find_unions", "adcode") => {
+            json!({"type": "string", "pattern": "^([0-9]{2}|[0-9]{4}|[0-9]{6})$"})
+        }
+        ("inbox", "before") => json!({"type": "string", "pattern": id_pattern("n")}),
+        ("attendees", "format") => json!({"type": "string", "enum": ["json", "csv"]}),
+        ("holiday_year" | "put_holiday_year", "year") => integer(2000, 2100),
+        ("tile", "z") => integer(0, i64::from(crate::index::cluster::MAX_ZOOM)),
+        ("tile", "x") => integer(0, (1 << crate::index::cluster::MAX_ZOOM) - 1),
+        ("tile", "y") => integer(0, (1 << crate::index::cluster::MAX_ZOOM) - 1),
+        (_, "Idempotency-Key") => json!({"type": "string", "pattern": "^[!-~]{1,100}$"}),
+        (_, "bbox") => json!({
+            "type": "string",
+            "pattern": format!("^{coord},{lat},{coord},{lat}$"),
+            "description": "minLon,minLat,maxLon,maxLat (minLat <= maxLat, else 400)"
+        }),
+        _ => return None,
+    })
+}
+
+/// The field-by-field bodies, by operation.
+fn body_schema(op: &str) -> Option<Value> {
+    let text = |max: usize| json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": one_line()});
+    let multiline = |max: usize| json!({"type": "string", "maxLength": max, "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"});
+    let nullable = |mut v: Value| {
+        let t = v["type"].clone();
+        v["type"] = json!([t, "null"]);
+        v
+    };
+    let phone = json!({"type": "string", "pattern": r"^(\+86)?1[3-9][0-9]{9}$", "description": "Mainland mobile number"});
+    let adcode = json!({"type": "string", "pattern": "^[1-9][0-9]{5}$"});
+    let site_id = json!({"type": "string", "pattern": id_pattern("s")});
+    let union_id = json!({"type": "string", "pattern": id_pattern("u")});
+    let event_id = json!({"type": "string", "pattern": id_pattern("e")});
+    let join_policy = json!({"type": "string", "enum": ["auto", "review"]});
+    let event_status = json!({"$ref": "#/components/schemas/EventStatus"});
+    let obj = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
+    Some(match op {
+        "request_code" => obj(json!({"phone": phone}), &["phone"]),
+        "sign_in" => obj(
+            json!({"phone": phone, "code": {"type": "string", "pattern": "^[0-9]{6}$"}}),
+            &["phone", "code"],
+        ),
+        "check_in" => obj(
+            json!({"event_id": event_id, "code": text(64)}),
+            &["event_id", "code"],
+        ),
+        "join" | "transfer" => {
+            let mut v = obj(json!({"code": text(500), "union_id": union_id}), &[]);
+            v["description"] = json!(
+                "The union: `code` (a scanned join code or the join URL) or `union_id`, exactly one."
+            );
+            v["minProperties"] = json!(1);
+            v["maxProperties"] = json!(1);
+            v
+        }
+        "reject" => obj(json!({"reason": text(500)}), &["reason"]),
+        "put_settings" => obj(
+            json!({
+                "muted_types": {"type": "array", "items": {"$ref": "#/components/schemas/NoticeType"}},
+                "quiet_hours": {"oneOf": [{"$ref": "#/components/schemas/QuietHoursDoc"}, {"type": "null"}]},
+            }),
+            &[],
+        ),
+        "create_union" | "patch_union" => {
+            let creating = op == "create_union";
+            let mut props = json!({
+                "name": text(100),
+                "adcode": adcode,
+                "parent_id": union_id,
+                "lat": number(-90.0, 90.0),
+                "lon": number(-180.0, 180.0),
+                "join_policy": join_policy,
+            });
+            if !creating {
+                for f in ["parent_id", "lat", "lon"] {
+                    props[f] = nullable(props[f].take());
+                }
+            }
+            let required: &[&str] = if creating {
+                &["name", "adcode", "join_policy"]
+            } else {
+                &[]
+            };
+            let mut v = obj(props, required);
+            v["description"] = json!("`lat` and `lon` go together.");
+            v
+        }
+        "create_event" | "patch_event" => {
+            let creating = op == "create_event";
+            let mut props = json!({
+                "title": text(100),
+                "description": multiline(5000),
+                "starts_at": date_time(),
+                "ends_at": date_time(),
+                "capacity": integer(1, 100_000),
+                "booking_opens_at": date_time(),
+                "booking_closes_at": date_time(),
+                "cancel_deadline": date_time(),
+                "waitlist": {"type": "boolean"},
+                "status": event_status,
+            });
+            if creating {
+                let more = json!({
+                    "kind": {"$ref": "#/components/schemas/EventKind"},
+                    "site_id": site_id,
+                    "venue_name": text(100),
+                    "lat": number(-90.0, 90.0),
+                    "lon": number(-180.0, 180.0),
+                    "quotas": {"type": "array", "items": {"$ref": "#/components/schemas/Quota"}},
+                    "eligibility": {"$ref": "#/components/schemas/Eligibility"},
+                    "offer_hours": integer(1, 24 * 14),
+                });
+                props
+                    .as_object_mut()
+                    .expect("object")
+                    .extend(more.as_object().expect("object").clone());
+            }
+            let required: &[&str] = if creating {
+                &[
+                    "kind",
+                    "title",
+                    "starts_at",
+                    "ends_at",
+                    "capacity",
+                    "booking_opens_at",
+                ]
+            } else {
+                &[]
+            };
+            let mut v = obj(props, required);
+            v["description"] = json!(
+                "Away from a site (no `site_id`, admins only) `lat`, `lon` and `venue_name` are required. Times must be in order (`booking_opens_at` <= `booking_closes_at` <= `starts_at` < `ends_at`), else 422 naming the field."
+            );
+            v
+        }
+        "create_site" | "patch_site" => {
+            let creating = op == "create_site";
+            let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            let statuses: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            let amenities: Vec<&str> = Amenity::ALL.iter().map(|a| a.as_str()).collect();
+            let props = json!({
+                "ref": nullable(text(100)),
+                "kind": {"type": "string", "enum": kinds},
+                "name": text(100),
+                "address": text(200),
+                "adcode": adcode,
+                "lat": number(-90.0, 90.0),
+                "lon": number(-180.0, 180.0),
+                "opening_hours": {"description": "The weekly hours (see SiteDoc.opening_hours)"},
+                "amenities": {"type": "array", "items": {"type": "string", "enum": amenities}, "uniqueItems": true},
+                "status": {"type": "string", "enum": statuses},
+                "status_reason": nullable(text(200)),
+                "reopens_at": {"type": ["string", "null"], "description": "An RFC 3339 time or a YYYY-MM-DD date"},
+                "closures": {"type": "array", "maxItems": 100, "items": {"$ref": "#/components/schemas/Closure"}},
+                "phone": nullable(text(40)),
+                "photos": {"type": "array", "maxItems": 20, "items": {"type": "string", "format": "uri"}},
+                "union_id": nullable(union_id),
+            });
+            let required: &[&str] = if creating {
+                &[
+                    "kind",
+                    "name",
+                    "address",
+                    "adcode",
+                    "lat",
+                    "lon",
+                    "opening_hours",
+                ]
+            } else {
+                &[]
+            };
+            let mut v = obj(props, required);
+            v["description"] = json!(
+                "`lat` and `lon` go together; `ref`, `status` and `union_id` are for admins (403 otherwise)."
+            );
+            v
+        }
+        _ => return None,
+    })
+}
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn retry_after(mut response: Value) -> Value {
+    response["headers"] = json!({"Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0}
+    }});
+    response
+}
+
+/// Adds the response for `status` unless the operation documents its own;
+/// a `Retry-After` header of the shared one is added to an own one too (the
+/// server always sends it with 429 and 503).
+fn add_response(op: &mut Map<String, Value>, status: &str, response: Value) {
+    let responses = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("responses is an object");
+    let own = responses.entry(status).or_insert_with(|| response.clone());
+    if let Some(retry) = response.pointer("/headers/Retry-After") {
+        let headers = own
+            .as_object_mut()
+            .expect("a response is an object")
+            .entry("headers")
+            .or_insert_with(|| json!({}));
+        if let Some(headers) = headers.as_object_mut() {
+            headers
+                .entry("Retry-After")
+                .or_insert_with(|| retry.clone());
+        }
+    }
+}
+
+/// Request body components read field by field: unknown fields are refused,
+/// and these fields may be absent but not null.
+fn tighten_components(doc: &mut Value) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, not_null) in [
+        ("SubscribeBody", &["types"][..]),
+        ("SubscriptionKeys", &[]),
+        ("HolidayYearBody", &["source"]),
+        ("HolidayDayInput", &[]),
+    ] {
+        let Some(schema) = schemas.get_mut(name) else {
+            continue;
+        };
+        schema["additionalProperties"] = json!(false);
+        for field in not_null {
+            let t = &mut schema["properties"][*field]["type"];
+            if let Some(types) = t.as_array() {
+                let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                *t = kept.into_iter().next().unwrap_or(Value::Null);
+            }
+        }
+    }
+    if let Some(quiet) = schemas.get_mut("QuietHoursDoc") {
+        for bound in ["from", "to"] {
+            quiet["properties"][bound]["pattern"] = json!("^([01][0-9]|2[0-3]):[0-5][0-9]$");
+        }
+        quiet["description"] = json!("`from` and `to` differ (422 otherwise)");
+    }
+    if let Some(profile) = schemas.get_mut("Profile") {
+        profile["additionalProperties"] = json!(false);
+        for (field, max) in [
+            ("display_name", 50),
+            ("union_member_no", 32),
+            ("employer", 100),
+        ] {
+            let f = &mut profile["properties"][field];
+            f["minLength"] = json!(1);
+            f["maxLength"] = json!(max);
+            f["pattern"] = json!(one_line());
+        }
+        let year = &mut profile["properties"]["birth_year"];
+        year["minimum"] = json!(1900);
+        year["description"] = json!("1900 to this year");
+    }
+}
+
+pub fn tighten(doc: &mut Value) {
+    tighten_components(doc);
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            let op_id = op
+                .get("operationId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let has_params = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|p| !p.is_empty());
+            if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                for p in params.iter_mut() {
+                    let name = p["name"].as_str().unwrap_or_default().to_owned();
+                    let located = p["in"].as_str().unwrap_or_default().to_owned();
+                    if located == "path" && name == "id" {
+                        p["schema"] = match id_prefix(path) {
+                            Some(prefix) => {
+                                json!({"type": "string", "pattern": id_pattern(prefix)})
+                            }
+                            None => json!({"type": "integer", "format": "int64", "minimum": 1}),
+                        };
+                    } else if let Some(s) = param_schema(&op_id, &name) {
+                        p["schema"] = s;
+                    }
+                }
+            }
+            let has_body = op.contains_key("requestBody");
+            if let Some(schema) = body_schema(&op_id) {
+                op.insert(
+                    "requestBody".into(),
+                    json!({"content": {"application/json": {"schema": schema}}, "required": true}),
+                );
+            }
+            if has_params || has_body {
+                add_response(
+                    op,
+                    "400",
+                    problem("A parameter or the body is malformed (problem+json naming it)"),
+                );
+            }
+            if path.contains('{') {
+                add_response(
+                    op,
+                    "404",
+                    problem("No such resource (also a path id not of its form)"),
+                );
+            }
+            if has_body {
+                add_response(op, "413", problem("The body is larger than 64 KiB"));
+                add_response(
+                    op,
+                    "422",
+                    problem("A body field is not acceptable (problem+json naming it)"),
+                );
+            }
+            let secured = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if secured {
+                let mut r = problem("No valid bearer token");
+                r["headers"] = json!({"WWW-Authenticate": {"schema": {"type": "string"}}});
+                add_response(op, "401", r);
+            }
+            if matches!(method.as_str(), "post" | "put" | "patch" | "delete") {
+                add_response(
+                    op,
+                    "429",
+                    retry_after(problem(
+                        "Too many requests; retry after Retry-After seconds",
+                    )),
+                );
+            }
+            add_response(
+                op,
+                "503",
+                retry_after(problem(
+                    "Overloaded, timed out or the database is busy; retry after Retry-After seconds",
+                )),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::*;
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                ops.push((path.clone(), method.clone(), op.clone()));
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_operation_states_its_cross_cutting_answers() {
+        let doc = exact(&crate::http::ApiDoc::openapi());
+        let ops = operations(&doc);
+        assert!(ops.len() > 50, "{}", ops.len());
+        for (path, method, op) in ops {
+            let at = format!("{method} {path}");
+            let responses = &op["responses"];
+            assert!(
+                responses["503"]["headers"]["Retry-After"].is_object(),
+                "{at}"
+            );
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            assert_eq!(
+                responses["401"].is_object(),
+                secured || path == "/v1/auth/token",
+                "{at}"
+            );
+            let write = matches!(method.as_str(), "post" | "put" | "patch" | "delete");
+            assert_eq!(
+                responses["429"].is_object(),
+                write || path == "/v1/auth/otp",
+                "{at}"
+            );
+            if op["requestBody"].is_object() {
+                for status in ["400", "413", "422"] {
+                    assert!(responses[status].is_object(), "{at}: {status}");
+                }
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let schema = &p["schema"];
+                match p["name"].as_str().unwrap() {
+                    "crs" => assert_eq!(schema["enum"].as_array().unwrap().len(), 3, "{at}"),
+                    "id" if p["in"] == "path" => {
+                        assert!(responses["404"].is_object(), "{at}");
+                        assert!(
+                            schema["pattern"].is_string() || schema["minimum"] == 1,
+                            "{at}: {schema}"
+                        );
+                    }
+                    "limit" => assert!(
+                        schema["minimum"] == 1 && schema["maximum"].is_number(),
+                        "{at}"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn id_patterns_admit_ids_and_not_zero() {
+        // Each alternative is `0{k}`, one non-zero digit, then 11-k digits:
+        // an id's leading zeros choose exactly one of them, the all-zero
+        // string none.
+        let pattern = id_pattern("s");
+        for k in 0..12 {
+            assert!(
+                pattern.contains(&format!(
+                    "0{{{k}}}[1-9a-hjkmnp-tv-z][0-9a-hjkmnp-tv-z]{{{}}}",
+                    11 - k
+                )),
+                "{pattern}"
+            );
+        }
+        assert!(
+            pattern.starts_with("^s(") && pattern.ends_with(")$"),
+            "{pattern}"
+        );
+        let id = crate::domain::site::SiteId::random().to_string();
+        let digits = &id[1..];
+        let zeros = digits.bytes().take_while(|b| *b == b'0').count();
+        assert!(zeros < 12, "{id}");
+        assert!(!digits[zeros..].starts_with('0'));
+    }
+}
