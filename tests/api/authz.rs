@@ -4,7 +4,8 @@
 //! The world: sites A and C managed by `M_A`, site B by `M_B`; events at A
 //! (two) and at B; a worker `W` with bookings on A's events, a notification, a
 //! push subscription and a pending application to union U; another worker
-//! `W2`; union U run by `UA`, union V by `UV`; an admin; and nobody
+//! `W2`; union U run by `UA` and, from the federation above it, `UF`;
+//! union V (no federation) run by `UV`; an admin; and nobody
 //! (anonymous). Each row of [`table`] names one operation, the resource its
 //! path ids point at, a body that gets past parsing to the authorization
 //! check, and for each caller the expected class. The test fails when an
@@ -57,27 +58,27 @@ impl Class {
 }
 
 /// The callers, in the order of every row's expectations.
-const CALLERS: [&str; 8] = ["anon", "W", "W2", "M_A", "M_B", "UA", "UV", "admin"];
+const CALLERS: [&str; 9] = ["anon", "W", "W2", "M_A", "M_B", "UA", "UF", "UV", "admin"];
 
 /// Anyone, signed in or not.
-const PUBLIC: [Class; 8] = [A; 8];
+const PUBLIC: [Class; 9] = [A; 9];
 /// Anyone signed in, about themselves.
-const SIGNED_IN: [Class; 8] = [U, A, A, A, A, A, A, A];
-const ADMIN_ONLY: [Class; 8] = [U, F, F, F, F, F, F, A];
+const SIGNED_IN: [Class; 9] = [U, A, A, A, A, A, A, A, A];
+const ADMIN_ONLY: [Class; 9] = [U, F, F, F, F, F, F, F, A];
 /// Site A's managers and admins.
-const SITE_A: [Class; 8] = [U, F, F, A, F, F, F, A];
-const SITE_B: [Class; 8] = [U, F, F, F, A, F, F, A];
-/// Union U's admins (and those above it) and admins.
-const UNION_U: [Class; 8] = [U, F, F, F, F, A, F, A];
-const UNION_V: [Class; 8] = [U, F, F, F, F, F, A, A];
+const SITE_A: [Class; 9] = [U, F, F, A, F, F, F, F, A];
+const SITE_B: [Class; 9] = [U, F, F, F, A, F, F, F, A];
+/// Union U's admins, those of the federation above it, and admins.
+const UNION_U: [Class; 9] = [U, F, F, F, F, A, A, F, A];
+const UNION_V: [Class; 9] = [U, F, F, F, F, F, F, A, A];
 /// W's booking on A's event: its holder, the event's site managers, admins.
-const BOOKING_W: [Class; 8] = [U, A, F, A, F, F, F, A];
+const BOOKING_W: [Class; 9] = [U, A, F, A, F, F, F, F, A];
 /// W's own decision alone (accepting an offer, moving or withdrawing a membership).
-const ONLY_W: [Class; 8] = [U, A, F, F, F, F, F, F];
+const ONLY_W: [Class; 9] = [U, A, F, F, F, F, F, F, F];
 /// W's membership: its member, its union's admins, admins.
-const MEMBERSHIP_W: [Class; 8] = [U, A, F, F, F, A, F, A];
+const MEMBERSHIP_W: [Class; 9] = [U, A, F, F, F, A, A, F, A];
 /// W's private things, addressed by id: anyone else is told it does not exist.
-const HIDDEN_BUT_W: [Class; 8] = [U, A, H, H, H, H, H, H];
+const HIDDEN_BUT_W: [Class; 9] = [U, A, H, H, H, H, H, H, H];
 
 /// What a row's path ids point at.
 #[derive(Clone, Copy, Debug)]
@@ -169,7 +170,7 @@ struct Row {
     body: Body,
     /// Each caller signs in afresh for this row (logout revokes its token).
     fresh_token: bool,
-    expect: [Class; 8],
+    expect: [Class; 9],
 }
 
 fn none(_: &World) -> Option<Value> {
@@ -180,7 +181,7 @@ fn empty(_: &World) -> Option<Value> {
     Some(json!({}))
 }
 
-fn row(method: Method, template: &'static str, res: Res, body: Body, expect: [Class; 8]) -> Row {
+fn row(method: Method, template: &'static str, res: Res, body: Body, expect: [Class; 9]) -> Row {
     Row {
         method,
         template,
@@ -600,11 +601,16 @@ async fn world(app: &TestApp) -> World {
                 .to_owned()
         }
     };
-    let union_u =
-        union(json!({"name": "甲工会", "adcode": "370102", "join_policy": "review"})).await;
+    let federation =
+        union(json!({"name": "总工会", "adcode": "370100", "join_policy": "auto"})).await;
+    let union_u = union(json!({
+        "name": "甲工会", "adcode": "370102", "join_policy": "review", "parent_id": federation,
+    }))
+    .await;
     let union_v = union(json!({"name": "乙工会", "adcode": "370103", "join_policy": "auto"})).await;
     let ua = union_admin(app, "13400000001", &union_u).await;
     let uv = union_admin(app, "13400000002", &union_v).await;
+    let uf = union_admin(app, "13400000003", &federation).await;
 
     let plain = json!({"quotas": []});
     let event_a = make_event(app, &admin, &site_a, plain.clone()).await;
@@ -664,6 +670,7 @@ async fn world(app: &TestApp) -> World {
         Some(m_a),
         Some(m_b),
         Some(ua),
+        Some(uf),
         Some(uv),
         Some(admin),
     ];
@@ -745,7 +752,7 @@ async fn every_operation_by_every_caller() {
         // Refusals first, then the allowed callers.
         let mut order: Vec<usize> = (0..CALLERS.len()).collect();
         order.sort_by_key(|&i| r.expect[i] == A);
-        let mut got = [0u16; 8];
+        let mut got = [0u16; 9];
         let mut details = Vec::new();
         for i in order {
             let token = match (&w.tokens[i], r.fresh_token) {
