@@ -16,6 +16,12 @@
 //! Within a row the refused callers go first and the allowed ones after, so
 //! a write by an allowed caller (a cancelled booking, a deleted
 //! subscription) cannot make a later refusal look like a "not found".
+//!
+//! A refused caller is also sent the row's body with a field no handler knows
+//! (`authz_probe`): it must still be refused, not told about the field — a
+//! handler that judges the body before the caller fails here. Only the
+//! fields that name the scope (`site_id` of a new event, `event_id` of a
+//! check-in) are necessarily read first, and then only those.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
