@@ -63,9 +63,7 @@ pub async fn check_in_code(
     user: &User,
     obj: &JsonObject,
 ) -> Result<CheckinResponse, ApiError> {
-    obj.only(&["event_id", "code"])?;
     let event_id = obj.required("event_id", body::parsed::<EventId>)?;
-    let code = obj.required("code", body::text(64))?;
     let event = state
         .store
         .get_event(event_id)
@@ -76,6 +74,9 @@ pub async fn check_in_code(
             "only the event's site managers check people in",
         ));
     }
+    // The rest of the body is judged once the caller may check people in here.
+    obj.only(&["event_id", "code"])?;
+    let code = obj.required("code", body::text(64))?;
     let not_genuine = || ApiError::unprocessable("code", "not a genuine check-in code");
     let id = checkin::verify(checkin_key(state).await?, &code).ok_or_else(not_genuine)?;
     let done = state

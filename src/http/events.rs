@@ -134,6 +134,19 @@ pub async fn new_event(
     obj: &JsonObject,
     crs: Crs,
 ) -> Result<Event, ApiError> {
+    let site_id = obj.optional("site_id", body::parsed::<SiteId>)?;
+    match site_id {
+        Some(s) if !user.manages(s) => {
+            return Err(ApiError::forbidden("you do not manage this site"));
+        }
+        None if user.role != Role::Admin => {
+            return Err(ApiError::forbidden(
+                "only an admin may create an event away from a site",
+            ));
+        }
+        _ => {}
+    }
+    // Fields are judged once the caller may create an event here at all.
     obj.only(&[
         "kind",
         "site_id",
@@ -154,18 +167,6 @@ pub async fn new_event(
         "eligibility",
         "offer_hours",
     ])?;
-    let site_id = obj.optional("site_id", body::parsed::<SiteId>)?;
-    match site_id {
-        Some(s) if !user.manages(s) => {
-            return Err(ApiError::forbidden("you do not manage this site"));
-        }
-        None if user.role != Role::Admin => {
-            return Err(ApiError::forbidden(
-                "only an admin may create an event away from a site",
-            ));
-        }
-        _ => {}
-    }
     let (lat, lon, venue_name) = match site_id {
         Some(s) => {
             let site = state
@@ -375,6 +376,13 @@ pub async fn edit_event(
     id: EventId,
     obj: &JsonObject,
 ) -> Result<Event, ApiError> {
+    let event = load_event(state, id).await?;
+    if !event.managed_by(user) {
+        return Err(ApiError::forbidden(
+            "only the event's site managers edit it",
+        ));
+    }
+    // Fields are judged once the caller may edit the event at all.
     obj.only(&[
         "title",
         "description",
@@ -387,12 +395,6 @@ pub async fn edit_event(
         "waitlist",
         "status",
     ])?;
-    let event = load_event(state, id).await?;
-    if !event.managed_by(user) {
-        return Err(ApiError::forbidden(
-            "only the event's site managers edit it",
-        ));
-    }
     // Every field is parsed before anything is written: a bad one changes nothing.
     let patch = EventPatch {
         title: obj.optional("title", body::text(100))?,

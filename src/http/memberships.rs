@@ -215,13 +215,13 @@ pub async fn transfer(
     obj: JsonObject,
 ) -> Result<Response, ApiError> {
     let id = membership_id(&id)?;
-    obj.only(&["code", "union_id"])?;
     let old = load_membership(&state, id).await?;
     if old.user != caller.user.id {
         return Err(ApiError::forbidden(
             "only its member transfers a membership",
         ));
     }
+    obj.only(&["code", "union_id"])?;
     let union = target_union(&state, &obj).await?;
     let m = state
         .store

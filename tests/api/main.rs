@@ -1,6 +1,7 @@
 //! Black-box API tests: real HTTP on loopback against a real SQLite file.
 
 mod accounts;
+mod authz;
 mod clusters;
 mod console;
 mod events;
