@@ -84,6 +84,15 @@ async fn info_logs_hold_no_token_code_or_phone() {
         .await;
     app.call(Method::GET, "/v1/me", Some(&admin), None, None)
         .await;
+    // A rider's position is in the query string: it must not reach the log.
+    app.call(
+        Method::GET,
+        "/v1/sites/nearby?lat=36.6512345&lon=117.1209876&k=3",
+        None,
+        None,
+        None,
+    )
+    .await;
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The capture works: request lines and the sign-in are there…
@@ -92,6 +101,7 @@ async fn info_logs_hold_no_token_code_or_phone() {
         "{log}"
     );
     assert!(log.contains("/v1/me"), "{log}");
+    assert!(log.contains("/v1/sites/nearby"), "{log}");
     // …and no secret is.
     for secret in [
         token.as_str(),
@@ -100,6 +110,8 @@ async fn info_logs_hold_no_token_code_or_phone() {
         phone,
         "13600000000",
         &token[3..20],
+        "36.6512345",
+        "117.1209876",
     ] {
         assert!(!log.contains(secret), "the log holds {secret}:\n{log}");
     }
