@@ -199,7 +199,7 @@ fn parse_crs(s: &str) -> Result<Crs, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Upsert sites from a GeoJSON FeatureCollection by their `ref`, all or nothing.
     Import {
         /// GeoJSON file (`-` for standard input).

@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => run_serve(args).await,
+        Command::Serve(args) => run_serve(*args).await,
         Command::Import { file, crs, db } => {
             let started = Instant::now();
             // Drawn on a terminal only (indicatif hides it when stderr is not one).
