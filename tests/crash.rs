@@ -25,7 +25,6 @@
 //! `YIZHAN_CRASH_SEED` to run one again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -78,38 +77,15 @@ impl Drop for Server {
 impl Server {
     fn start(url: &str, dir: &std::path::Path) -> Server {
         let key = dir.join("vapid.pem");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_yizhan"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_yizhan"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .args(["--no-seed", "--push-allow-insecure-loopback"])
             .args(["--worker-interval", "0.1", "--delivery-lease", "1s"])
             .arg("--vapid-private-key-file")
             .arg(&key)
             .args(["--vapid-subject", "mailto:ops@example.org"])
-            .env_remove("YIZHAN_DATABASE_URL")
-            .env_remove("YIZHAN_LISTEN")
-            .env("YIZHAN_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("yizhan starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                if let Some(a) = v["fields"]["listen"].as_str() {
-                    let _ = tx.send(a.to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(PATIENCE) {
-            Ok(a) => a,
-            Err(_) => panic!("yizhan did not start: {}", log.lock().unwrap().join("\n")),
-        };
+            .stdout(Stdio::null());
+        let (child, addr, log) = helpers::spawn_serve(cmd, PATIENCE);
         Server { child, addr, log }
     }
 

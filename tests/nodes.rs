@@ -18,8 +18,7 @@
 //! were skipped.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -136,34 +135,11 @@ impl Drop for Node {
 impl Node {
     /// Start a node named `name` (its connections' `application_name`).
     fn start(url: &str, name: &str, args: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_yizhan"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_yizhan"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .args(args)
-            .env_remove("YIZHAN_DATABASE_URL")
-            .env_remove("YIZHAN_LISTEN")
-            .env("YIZHAN_LOG_FORMAT", "json")
-            .env("PGAPPNAME", name)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("yizhan starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                if let Some(a) = v["fields"]["listen"].as_str() {
-                    let _ = tx.send(a.to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(a) => a,
-            Err(_) => panic!("{name} did not start: {}", log.lock().unwrap().join("\n")),
-        };
+            .env("PGAPPNAME", name);
+        let (child, addr, log) = helpers::spawn_serve(cmd, Duration::from_secs(180));
         Node { child, addr, log }
     }
 

@@ -7,9 +7,8 @@
 //! Nothing here waits on a timer to synchronise: a request is known to be in
 //! flight when the server, limited to that many at once, sheds the next one.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -435,34 +434,12 @@ impl Served {
         yizhan::push::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("yizhan.db").display());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_yizhan"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_yizhan"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
             .args(["--no-seed", "--vapid-subject", "mailto:ops@example.cn"])
-            .args(args)
-            .env_remove("YIZHAN_DATABASE_URL")
-            .env_remove("YIZHAN_LISTEN")
-            .env("YIZHAN_LOG_FORMAT", "json")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("yizhan starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                if let Some(a) = v["fields"]["listen"].as_str() {
-                    let _ = tx.send(a.to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(a) => a.parse().unwrap(),
-            Err(_) => panic!("yizhan did not start: {}", log.lock().unwrap().join("\n")),
-        };
+            .args(args);
+        let (child, addr, log) = helpers::spawn_serve(cmd, Duration::from_secs(120));
+        let addr: SocketAddr = addr.parse().unwrap();
         // Logged before `listen`.
         let ops = log.lock().unwrap().iter().find_map(|l| {
             let v: Value = serde_json::from_str(l).ok()?;

@@ -294,3 +294,48 @@ pub fn refs(body: &serde_json::Value) -> Vec<String> {
         .map(|i| i["ref"].as_str().expect("ref").to_owned())
         .collect()
 }
+
+/// `yizhan serve` as a child process, as operators run it. `cmd` carries the
+/// subcommand and its arguments; this adds JSON logs on stderr, keeps every
+/// line (for a failure's message), and waits up to `patience` for the
+/// `listen` line. Returns the child, its address and its log so far.
+/// (Used by the tests that run the binary: nodes, crash, overload.)
+#[allow(dead_code)]
+pub fn spawn_serve(
+    mut cmd: std::process::Command,
+    patience: Duration,
+) -> (
+    std::process::Child,
+    String,
+    Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env_remove("YIZHAN_DATABASE_URL")
+        .env_remove("YIZHAN_LISTEN")
+        .env("YIZHAN_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("yizhan starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(a) = v["fields"]["listen"].as_str() {
+                let _ = tx.send(a.to_owned());
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    match rx.recv_timeout(patience) {
+        Ok(addr) => (child, addr, log),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("yizhan did not start: {}", log.lock().unwrap().join("\n"))
+        }
+    }
+}
