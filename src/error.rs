@@ -270,9 +270,10 @@ pub fn status_problem(status: StatusCode, detail: impl Into<String>) -> Response
 }
 
 /// axum's own rejections (a path segment that is not UTF-8, a body of the
-/// wrong media type, …) answer `text/plain`; an API client gets every
-/// refusal as problem+json, so this turns them into one with the same status
-/// and their text as the detail. HTML (the console) and JSON pass untouched.
+/// wrong media type, a body past the limit, …) answer `text/plain`; an API
+/// client gets every refusal as problem+json, so this turns them into one
+/// with the same status and their text as the detail (a 413 as
+/// [`ApiError::TooLarge`]). HTML (the console) and JSON pass untouched.
 pub async fn plain_rejection_as_problem(resp: Response) -> Response {
     let status = resp.status();
     let plain = resp
@@ -288,7 +289,11 @@ pub async fn plain_rejection_as_problem(resp: Response) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let mut problem = status_problem(status, text);
+    let mut problem = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(text).into_response()
+    } else {
+        status_problem(status, text)
+    };
     headers.remove(header::CONTENT_TYPE);
     headers.remove(header::CONTENT_LENGTH);
     problem.headers_mut().extend(headers);

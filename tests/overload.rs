@@ -302,6 +302,8 @@ async fn oversized_bodies_are_413_problems() {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["type"], "/problems/too-large");
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@
 //! - **Writes** (POST, PUT, PATCH, DELETE) are limited per client address
 //!   here and per signed-in user where the user is known (`Caller`, the
 //!   console's `Session`): 429 with `Retry-After`.
-//! - **Bodies** above the route's limit are 413.
+//! - **Bodies** above the route's limit are 413 (`error::plain_rejection_as_problem`
+//!   makes axum's own 413 problem+json).
 //! - **Headers**: `nosniff`, no framing, no referrer, a CSP that allows
 //!   nothing (the console's pages set their own), `no-store` on private or
 //!   failed answers, and CORS for the configured origins only.
@@ -234,35 +235,22 @@ pub async fn limit(guard: Arc<Guard>, metrics: Arc<Metrics>, req: Request, next:
             }
         }
     }
-    let resp = match guard.config.request_timeout {
+    // An extractor's own 413 (a raw body, a multipart upload) is made
+    // problem+json with the other axum rejections (`plain_rejection_as_problem`).
+    match guard.config.request_timeout {
         Some(bound) => match tokio::time::timeout(bound, next.run(req)).await {
             Ok(resp) => resp,
             Err(_) => {
                 metrics.shed("timeout");
-                return ApiError::Unavailable(format!(
+                ApiError::Unavailable(format!(
                     "the request took longer than {} s; retry shortly",
                     bound.as_secs_f64()
                 ))
-                .into_response();
+                .into_response()
             }
         },
         None => next.run(req).await,
-    };
-    // An extractor's own 413 (a raw body, a multipart upload) as problem+json.
-    // (The console's pages answer their own 413 in HTML.)
-    let kind = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|t| t.to_str().ok())
-        .unwrap_or("");
-    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
-        && !kind.starts_with("application/problem+json")
-        && !kind.starts_with("text/html")
-    {
-        return ApiError::TooLarge("the request body is larger than this endpoint accepts".into())
-            .into_response();
     }
-    resp
 }
 
 /// The security headers, each unless the handler set its own.
