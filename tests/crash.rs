@@ -33,13 +33,14 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
 use yizhan::domain::user::{Gender, Phone, Profile, Role};
 use yizhan::store::{self, DynStore};
 
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]
 mod helpers;
+
+use helpers::PushService;
 
 /// People in the crowd.
 const PEOPLE: usize = 200;
@@ -94,62 +95,6 @@ impl Server {
         self.child.kill().expect("SIGKILL");
         self.child.wait().unwrap();
         std::mem::take(&mut *self.log.lock().unwrap())
-    }
-}
-
-/// The push service stand-in (`tests/push_service.py`), stopped when dropped.
-struct PushService {
-    base: String,
-    http: reqwest::Client,
-    _child: tokio::process::Child,
-}
-
-impl PushService {
-    async fn start() -> PushService {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/push_service.py");
-        let mut child = tokio::process::Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs (with `pip install http_ece cryptography`)");
-        let mut line = String::new();
-        tokio::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .await
-            .unwrap();
-        let port = serde_json::from_str::<Value>(&line).unwrap_or_else(|_| {
-            panic!("the push stand-in did not start (pip install http_ece cryptography?): {line:?}")
-        })["port"]
-            .as_u64()
-            .unwrap();
-        PushService {
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            _child: child,
-        }
-    }
-
-    async fn subscriber(&self, name: &str) -> Value {
-        let r = self
-            .http
-            .post(format!("{}/subscribers", self.base))
-            .json(&json!({"name": name}))
-            .send()
-            .await
-            .unwrap();
-        r.json().await.unwrap()
-    }
-
-    async fn log(&self) -> Vec<Value> {
-        let r = self
-            .http
-            .get(format!("{}/log", self.base))
-            .send()
-            .await
-            .unwrap();
-        r.json().await.unwrap()
     }
 }
 

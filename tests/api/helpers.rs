@@ -339,3 +339,66 @@ pub fn spawn_serve(
         }
     }
 }
+
+/// The push service stand-in (`tests/push_service.py`: it checks the VAPID
+/// JWT and decrypts each push with Python's `cryptography` and `http_ece`),
+/// stopped when dropped. Tests add what else they ask of it.
+pub struct PushService {
+    pub base: String,
+    pub http: reqwest::Client,
+    _child: tokio::process::Child,
+}
+
+impl PushService {
+    pub async fn start() -> PushService {
+        use tokio::io::AsyncBufReadExt;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/push_service.py");
+        let mut child = tokio::process::Command::new("python3")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs (the test command needs it, with `pip install http_ece cryptography`)");
+        let mut line = String::new();
+        tokio::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+            .read_line(&mut line)
+            .await
+            .unwrap();
+        let port = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|_| {
+            panic!("the push stand-in did not start (pip install http_ece cryptography?): {line:?}")
+        })["port"]
+            .as_u64()
+            .unwrap();
+        PushService {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _child: child,
+        }
+    }
+
+    /// A new browser: its endpoint and keys, as `PushSubscription.toJSON()`.
+    pub async fn subscriber(&self, name: &str) -> serde_json::Value {
+        self.http
+            .post(format!("{}/subscribers", self.base))
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Every push received, in order.
+    pub async fn log(&self) -> Vec<serde_json::Value> {
+        self.http
+            .get(format!("{}/log", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}

@@ -3,65 +3,16 @@
 //! VAPID JWT and decrypts the aes128gcm payload with Python's `cryptography`
 //! and `http_ece`, an implementation independent of the one under test.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
 use yizhan::domain::user::Role;
 
 use crate::events::{book, make_event, setup};
-use crate::helpers::TestApp;
-
-/// The stand-in push service, stopped when dropped.
-struct PushService {
-    base: String,
-    http: reqwest::Client,
-    _child: tokio::process::Child,
-}
+use crate::helpers::{PushService, TestApp};
 
 impl PushService {
-    async fn start() -> PushService {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/push_service.py");
-        let mut child = tokio::process::Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs (the test command needs it, with `pip install http_ece cryptography`)");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        tokio::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .await
-            .unwrap();
-        let port = serde_json::from_str::<Value>(&line).unwrap_or_else(|_| {
-            panic!("the push stand-in did not start (pip install http_ece cryptography?): {line:?}")
-        })["port"]
-            .as_u64()
-            .unwrap();
-        PushService {
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            _child: child,
-        }
-    }
-
-    /// A new browser: its endpoint and keys, as `PushSubscription.toJSON()`.
-    async fn subscriber(&self, name: &str) -> Value {
-        self.http
-            .post(format!("{}/subscribers", self.base))
-            .json(&json!({"name": name}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     async fn cue(&self, name: &str, responses: Value, then: Value) {
         let r = self
             .http
@@ -71,18 +22,6 @@ impl PushService {
             .await
             .unwrap();
         assert_eq!(r.status(), 204);
-    }
-
-    /// Every push received, in order.
-    async fn log(&self) -> Vec<Value> {
-        self.http
-            .get(format!("{}/log", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     async fn log_of(&self, name: &str) -> Vec<Value> {
