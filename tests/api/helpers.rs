@@ -255,6 +255,17 @@ pub async fn spawn_app_guarded(
     )
     .await
     .expect("service starts");
+    // The background worker's first pass runs at once (a restarted node
+    // catches up); wait for it here, or on a loaded machine it may run late,
+    // after a test has moved the clock, and take the work the test's own
+    // `run_jobs` is about to count.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        service.worker.passes().wait_for(|n| *n >= 1),
+    )
+    .await
+    .expect("the worker's first pass within a minute")
+    .expect("the worker is running");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
