@@ -47,6 +47,11 @@ Control API (JSON, all under /control):
         Answers are given in order to the SendSms requests (either provider)
         that pass every check and name this phone; then `then` for ever.
   PUT  /control/config {"aliyun_access_key_secret": ..., ...}  change settings
+  PUT  /control/replay-guard {"tencent": false}  stop rejecting a repeated
+        Tencent Authorization. TC3 has no nonce and X-TC-Timestamp counts whole
+        seconds, so the SAME request sent twice within one second (a retry of the
+        same delivery with the same SessionContext) is byte-identical; Tencent
+        itself is not known to reject that, this guard does (on by default).
   PUT  /control/clock {"offset": seconds}  the stand-in's clock runs this far
         ahead of the real one (to make a client's timestamps stale)
   GET  /control/log   -> every SendSms seen, in order of arrival: {"provider",
@@ -181,6 +186,7 @@ HELD = [0]
 NONCES = set()  # Aliyun nonces seen (ACS3 and RPC)
 AUTHS = set()  # Tencent Authorization headers seen
 CLOCK = {"offset": 0.0}
+REPLAY_GUARD = {"tencent": True}  # PUT /control/replay-guard {"tencent": false}
 NEVER = threading.Event()  # held requests wait on this (never set)
 
 ALIYUN_MAX_SKEW = 15 * 60  # x-acs-date "请求发出前15分钟内" (V3 signature doc)
@@ -461,7 +467,7 @@ def check_aliyun_send(params, entry):
         raise AliyunFault("isv.PARAM_LENGTH_LIMIT")
 
 
-def aliyun(handler, method, path, query, body):
+def aliyun(handler, method, path, query, body, rawquery=""):
     headers = {k.lower(): v for k, v in handler.headers.items()}
     params = dict(query)
     ctype = headers.get("content-type", "")
@@ -472,8 +478,8 @@ def aliyun(handler, method, path, query, body):
     entry = {
         "provider": "aliyun", "at": time.time(), "auth": "rpc" if rpc else "acs3",
         "verified": False, "auth_error": None, "request_id": rid,
-        "method": method, "path": path, "query": query, "headers": headers,
-        "body": body.decode("utf-8", "replace"),
+        "method": method, "path": path, "raw_query": rawquery, "query": query,
+        "headers": headers, "body": body.decode("utf-8", "replace"),
     }
     try:
         try:
@@ -557,7 +563,7 @@ def verify_tc3(method, path, rawquery, headers, body, entry):
     if not hmac.compare_digest(expected, signature):
         raise TencentFault("AuthFailure.SignatureFailure")
     with LOCK:
-        if auth in AUTHS:
+        if auth in AUTHS and REPLAY_GUARD["tencent"]:
             raise TencentFault("AuthFailure.SignatureFailure", "The provided credentials could not be validated: this request was seen before (replayed Authorization).")
         AUTHS.add(auth)
     if headers.get("x-tc-action") != "SendSms":
@@ -676,7 +682,9 @@ def tencent(handler, method, path, rawquery, body):
     entry["answer"] = {"status": 200, "body": resp}
     with LOCK:
         LOG.append(entry)
-    handler.reply(200, resp)
+    # Exactly "application/json": the Python SDK (abstract_client.py `_check_error`)
+    # looks for Response.Error only when Content-Type is "application/json" or "text/plain".
+    handler.reply(200, resp, "application/json")
 
 
 # -------------------------------------------------------------- receipts ----
@@ -750,11 +758,11 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def reply(self, status, doc=None):
+    def reply(self, status, doc=None, ctype="application/json;charset=utf-8"):
         data = b"" if doc is None else json.dumps(doc, ensure_ascii=False).encode()
         self.send_response(status)
         if doc is not None:
-            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -805,6 +813,9 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 CONFIG.update({k: str(v) for k, v in doc.items()})
             return self.reply(204)
+        if path == "/control/replay-guard":
+            REPLAY_GUARD["tencent"] = bool(doc.get("tencent", True))
+            return self.reply(204)
         if path == "/control/clock":
             CLOCK["offset"] = float(doc.get("offset", 0))
             return self.reply(204)
@@ -826,7 +837,7 @@ class Handler(BaseHTTPRequestHandler):
             return tencent(self, method, parts.path, parts.query, body)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if "x-acs-action" in self.headers or "Signature" in query or "Action" in query:
-            return aliyun(self, method, parts.path, query, body)
+            return aliyun(self, method, parts.path, query, body, parts.query)
         self.reply(404, {"error": "neither X-TC-Action (Tencent) nor x-acs-action / RPC Signature (Aliyun)"})
 
 
