@@ -17,9 +17,15 @@ tencentcloud-sdk-python-sms, alibabacloud-openapi-util). Exit 0 only if every
 check held. Loopback only; it stops by itself (a watchdog ends it).
 """
 
+import datetime
+import hashlib
+import hmac
 import http.client
 import json
 import os
+import time
+import urllib.parse
+import uuid
 import subprocess
 import sys
 import threading
@@ -165,6 +171,103 @@ def replay(port, entry):
     status, doc = r.status, json.loads(r.read() or b"null")
     conn.close()
     return status, doc
+
+
+def raw_post(port, path_and_query, headers, body=b""):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", path_and_query, body=body, headers=headers)
+    r = conn.getresponse()
+    status, ctype, doc = r.status, r.getheader("Content-Type"), json.loads(r.read() or b"null")
+    conn.close()
+    return status, ctype, doc
+
+
+def rfc3986(v):
+    return urllib.parse.quote(v, safe="-_.~")
+
+
+def acs3_by_hand(port, params, secret=ALI_SECRET, signed=None, tamper=None, body=b"", ctype=None):
+    """Sign as a from-scratch client would (the way the Rust client is expected
+    to): only host and the x-acs-* headers signed, the query sent on the wire
+    in the same RFC 3986 form it is signed in."""
+    host = f"127.0.0.1:{port}"
+    query = "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in sorted(params.items()))
+    headers = {
+        "host": host, "x-acs-action": "SendSms", "x-acs-version": "2017-05-25",
+        "x-acs-date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "x-acs-signature-nonce": uuid.uuid4().hex,
+        "x-acs-content-sha256": hashlib.sha256(body).hexdigest(),
+    }
+    if ctype:
+        headers["content-type"] = ctype
+    names = signed or sorted(headers)
+    canonical = "\n".join(["POST", "/", query, "".join(f"{n}:{headers[n].strip()}\n" for n in names), ";".join(names), headers["x-acs-content-sha256"]])
+    to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+    sig = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["Authorization"] = f"ACS3-HMAC-SHA256 Credential={ALI_ID},SignedHeaders={';'.join(names)},Signature={sig}"
+    if tamper:
+        query = query.replace(*tamper)
+    return raw_post(port, "/?" + query, headers, body)
+
+
+def tc3_by_hand(port, doc, ctype="application/json; charset=utf-8", tamper=None, key=TC_KEY):
+    host = f"127.0.0.1:{port}"
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    ts = int(time.time())
+    date = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d")
+    canonical = f"POST\n/\n\ncontent-type:{ctype.lower()}\nhost:{host}\n\ncontent-type;host\n{hashlib.sha256(body).hexdigest()}"
+    to_sign = f"TC3-HMAC-SHA256\n{ts}\n{date}/sms/tc3_request\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    k = hmac.new(("TC3" + key).encode(), date.encode(), hashlib.sha256).digest()
+    k = hmac.new(k, b"sms", hashlib.sha256).digest()
+    k = hmac.new(k, b"tc3_request", hashlib.sha256).digest()
+    sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers = {
+        "Host": host, "Content-Type": ctype, "X-TC-Action": "SendSms", "X-TC-Version": "2021-01-11",
+        "X-TC-Timestamp": str(ts), "X-TC-Region": "ap-guangzhou",
+        "Authorization": f"TC3-HMAC-SHA256 Credential={TC_ID}/{date}/sms/tc3_request, SignedHeaders=content-type;host, Signature={sig}",
+    }
+    if tamper:
+        body = body.replace(*tamper)
+    return raw_post(port, "/", headers, body)
+
+
+def by_hand_checks(s):
+    """A third implementation: signing written from the documentation alone."""
+    port = s.port
+    params = {"PhoneNumbers": PHONE, "SignName": ALI_SIGN, "TemplateCode": "SMS_100002", "OutId": "d-hand-1",
+              "TemplateParam": json.dumps({"event": TRICKY, "site": "文化宫", "time": "12月05日19:30"}, ensure_ascii=False)}
+
+    def aliyun():
+        status, ctype, doc = acs3_by_hand(port, params)
+        e = s.log()[-1]
+        check("by hand acs3: minimal SignedHeaders, RFC 3986 query on the wire: OK",
+              status == 200 and doc.get("Code") == "OK" and e["verified"] and e["params"]["event"] == TRICKY, (status, doc, e.get("auth_error")))
+        check("by hand acs3: the answer is application/json;charset=utf-8", ctype == "application/json;charset=utf-8", ctype)
+        status, _, doc = acs3_by_hand(port, params, tamper=("d-hand-1", "d-hand-2"))
+        check("by hand acs3: a query changed after signing is SignatureDoesNotMatch", status == 400 and doc.get("Code") == "SignatureDoesNotMatch", (status, doc))
+        status, _, doc = acs3_by_hand(port, params, signed=["host", "x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-version"])
+        check("by hand acs3: the nonce left out of SignedHeaders is IncompleteSignature", status == 400 and doc.get("Code") == "IncompleteSignature", (status, doc))
+        form = urllib.parse.urlencode(params).encode()
+        status, _, doc = acs3_by_hand(port, {}, body=form, ctype="application/x-www-form-urlencoded")
+        check("by hand acs3: the parameters in a signed form body: OK", status == 200 and doc.get("Code") == "OK" and s.log()[-1]["params"]["event"] == TRICKY, (status, doc))
+        status, _, doc = acs3_by_hand(port, {}, body=form, ctype="application/x-www-form-urlencoded",
+                                     signed=["host", "x-acs-action", "x-acs-content-sha256", "x-acs-date", "x-acs-signature-nonce", "x-acs-version"])
+        check("by hand acs3: content-type present but not signed is IncompleteSignature", status == 400 and doc.get("Code") == "IncompleteSignature", (status, doc))
+    attempt("by hand aliyun", aliyun)
+
+    def tencent():
+        doc = {"PhoneNumberSet": ["+86" + PHONE], "SmsSdkAppId": TC_APP, "SignName": TC_SIGN, "TemplateId": "2000002",
+               "TemplateParamSet": [TRICKY, "文化宫", "12月05日19:30"], "SessionContext": "d-hand-t1"}
+        status, ctype, resp = tc3_by_hand(port, doc)
+        e = s.log()[-1]
+        check("by hand tc3: UTF-8 JSON body, content-type with charset: Ok",
+              status == 200 and resp["Response"]["SendStatusSet"][0]["Code"] == "Ok" and e["verified"] and e["params"][0] == TRICKY, (status, resp, e.get("auth_error")))
+        check("by hand tc3: the answer is exactly application/json", ctype == "application/json", ctype)
+        doc["SessionContext"] = "d-hand-t2"
+        status, _, resp = tc3_by_hand(port, doc, tamper=("d-hand-t2".encode(), "d-hand-t3".encode()))
+        check("by hand tc3: a body changed after signing is AuthFailure.SignatureFailure",
+              resp["Response"].get("Error", {}).get("Code") == "AuthFailure.SignatureFailure", resp)
+    attempt("by hand tencent", tencent)
 
 
 class Callback(BaseHTTPRequestHandler):
@@ -399,6 +502,7 @@ def main():
     try:
         aliyun_checks(s)
         tencent_checks(s)
+        by_hand_checks(s)
         receipt_checks(s)
         log = s.log()
         check("log: every SendSms is logged with its answer", len(log) > 30 and all("answer" in e for e in log), len(log))

@@ -21,6 +21,10 @@ twice -- TC3 has no nonce), checks the SendSms parameters against the
 configured sign names and the templates the test registered, and answers on
 cue with the providers' real error bodies.
 
+Needs: pip install alibabacloud-openapi-util tencentcloud-sdk-python-common
+(the proof, tests/sms_sdk_check.py, also alibabacloud-dysmsapi20170525 and
+tencentcloud-sdk-python-sms).
+
 Start: `python3 tests/sms_service.py [options]`; the first line on stdout is
 {"port": N}. It stops when its standard input closes (the test ending).
 Options (or environment variables; defaults in brackets):
@@ -81,7 +85,9 @@ Aliyun, as alibabacloud-dysmsapi20170525 4.6.0 + alibabacloud-tea-openapi
     accept: application/json, x-acs-content-sha256 = hex SHA-256 of the body
     (empty body: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855).
     Authorization = "ACS3-HMAC-SHA256 Credential=<AccessKeyId>,SignedHeaders=
-    <h1;h2;...>,Signature=<hex>" (no spaces after commas).
+    <h1;h2;...>,Signature=<hex>" (no spaces after commas). Captured: the SDK
+    also sends (and signs) x-acs-credentials-provider: static_ak, and
+    accept-encoding: identity, content-length: 0 (unsigned).
   * tea_openapi utils.py `get_authorization` / `get_canonicalized_headers`
     (l.88-110, 431-446): the SDK signs EVERY header it set (host, accept,
     user-agent and all x-acs-*), lower-cased names, sorted, values trimmed,
@@ -116,7 +122,9 @@ Aliyun, as alibabacloud-dysmsapi20170525 4.6.0 + alibabacloud-tea-openapi
   * Gateway errors are HTTP 4xx JSON (the SDK raises ClientException with
     .code): {"RequestId", "HostId": "dysmsapi.aliyuncs.com", "Code",
     "Message", "Recommend": "https://api.aliyun.com/troubleshoot?..."}.
-    Codes used here (status, message): see ALIYUN_GATEWAY below.
+    Codes used here (status, message): see ALIYUN_GATEWAY below. Answers
+    carry Content-Type: application/json;charset=utf-8 (the SDK parses XML
+    only for text/xml;charset=utf-8, JSON otherwise).
     SendSms business errors are HTTP 200 {"RequestId", "Code", "Message"}
     with Code != "OK" (the SDK does NOT raise; check Code). Success:
     {"Code": "OK", "Message": "OK", "BizId": "<digits>^0", "RequestId"}.
@@ -135,6 +143,13 @@ Tencent, as tencentcloud-sdk-python-common 3.1.195 sends it
     "sms" -> "tc3_request" (sign.py `sign_tc3`). The documented algorithm
     lower-cases header names AND values and trims them; the host is the
     Host header exactly as sent (with ":port" when there is one).
+  * Captured from the SDK (tests/sms_sdk_check.py prints it): also unsigned
+    X-TC-RequestClient, X-TC-Language: zh-CN, X-TC-TraceId; requests adds
+    user-agent, accept, accept-encoding, connection, content-length.
+  * Answers carry `Content-Type: application/json` exactly: the Python SDK
+    (abstract_client.py `_check_error`) reads Response.Error only when the
+    Content-Type is "application/json" or "text/plain" -- so a client should
+    always look for Response.Error itself, whatever the Content-Type.
   * Every answer is HTTP 200: request-level failure {"Response": {"Error":
     {"Code", "Message"}, "RequestId"}} (the SDK raises
     TencentCloudSDKException with .code); per-number results in
