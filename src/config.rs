@@ -107,6 +107,21 @@ pub struct ServeArgs {
     /// TLS that does not send `X-Forwarded-Proto: https`, which also does).
     #[arg(long, env = "YIZHAN_CONSOLE_SECURE_COOKIE")]
     pub console_secure_cookie: bool,
+    /// Texts (SMS: sign-in codes, and notices that must not be missed): `log`
+    /// (development: they go to the log, nothing leaves the machine),
+    /// `aliyun` or `tencent` (README: "SMS providers").
+    #[arg(long, env = "YIZHAN_SMS_PROVIDER", value_enum, default_value = "log")]
+    pub sms_provider: crate::sms::SmsChoice,
+    /// The SMS provider's settings: a TOML file with its keys, signature
+    /// (签名), templates (模板) and receipt token. Its secret may come from
+    /// `YIZHAN_SMS_SECRET` instead.
+    #[arg(long, env = "YIZHAN_SMS_CONFIG")]
+    pub sms_config: Option<PathBuf>,
+    /// Replaces the provider's endpoint (`https://dysmsapi.aliyuncs.com`,
+    /// `https://sms.tencentcloudapi.com`): a VPC endpoint; plain `http` only
+    /// to a loopback address.
+    #[arg(long, env = "YIZHAN_SMS_ENDPOINT")]
+    pub sms_endpoint: Option<String>,
     #[command(flatten)]
     pub overload: OverloadArgs,
 }

@@ -284,6 +284,7 @@ impl Api {
             let auth = crate::auth::Auth {
                 clock: Arc::new(crate::auth::SystemClock),
                 sms: Arc::new(crate::auth::MemorySender::default()),
+                sms_receipt_token: None,
             };
             let service = crate::service::Service::with_parts(
                 store,

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod push;
 pub mod ratelimit;
 pub mod service;
+pub mod sms;
 pub mod store;
 pub mod worker;
 

@@ -348,6 +348,12 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         delivery_lease: args.delivery_lease,
         db: args.db_options(),
         push: push_config(&args)?,
+        sms: yizhan::sms::config::load(
+            args.sms_provider,
+            args.sms_config.as_deref(),
+            std::env::var("YIZHAN_SMS_SECRET").ok().as_deref(),
+            args.sms_endpoint.as_deref(),
+        )?,
     };
     let service = Service::start(&opts).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

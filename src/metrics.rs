@@ -41,6 +41,22 @@ struct DeliveryLabels {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SmsLabels {
+    /// aliyun, tencent, log
+    provider: String,
+    /// sent (asked), accepted, delivered, failed (receipts), retry_later,
+    /// number_limited, unreachable, misconfigured, rejected, no_answer
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SmsConfigLabels {
+    provider: String,
+    /// signature, template, parameters, balance, quota, credentials, account, clock
+    cause: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
@@ -53,6 +69,8 @@ pub struct Metrics {
     subscriptions_removed: Counter,
     holiday_last_year: Gauge,
     holiday_warning: Gauge,
+    sms: Family<SmsLabels, Counter>,
+    sms_config_errors: Family<SmsConfigLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -116,6 +134,18 @@ impl Default for Metrics {
             "1 while the holiday calendar lacks this year, or next year from 1 November",
             holiday_warning.clone(),
         );
+        let sms = Family::<SmsLabels, Counter>::default();
+        registry.register(
+            "sms_texts",
+            "Texts (SMS) by provider and outcome: sent (asked of the provider), accepted, delivered and failed (by receipt), and each class of refusal",
+            sms.clone(),
+        );
+        let sms_config_errors = Family::<SmsConfigLabels, Counter>::default();
+        registry.register(
+            "sms_config_errors",
+            "Texts refused because the SMS configuration or account is wrong, by cause: an operator must act",
+            sms_config_errors.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -128,6 +158,8 @@ impl Default for Metrics {
             subscriptions_removed,
             holiday_last_year,
             holiday_warning,
+            sms,
+            sms_config_errors,
         }
     }
 }
@@ -175,6 +207,26 @@ impl Metrics {
             .get_or_create(&DeliveryLabels {
                 channel: channel.to_owned(),
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count a text's outcome with its provider.
+    pub fn sms(&self, provider: &str, outcome: &str) {
+        self.sms
+            .get_or_create(&SmsLabels {
+                provider: provider.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count a text refused for a wrong configuration.
+    pub fn sms_config_error(&self, provider: &str, cause: &str) {
+        self.sms_config_errors
+            .get_or_create(&SmsConfigLabels {
+                provider: provider.to_owned(),
+                cause: cause.to_owned(),
             })
             .inc();
     }

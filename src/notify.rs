@@ -12,13 +12,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::auth::{Clock, SmsSender};
+use crate::auth::Clock;
+use crate::domain::event::EventId;
 use crate::domain::notify::{self, SmsDecision};
+use crate::domain::retry::Retry;
+use crate::domain::sms::{self as sms_rules, Answer, Message, Step, Values};
+use crate::sms::{Text, Texter};
+use crate::store::SmsBlock;
 use crate::metrics::Metrics;
 use crate::store::{ChannelName, DeliveryJob, DeliveryKey, DeliveryOutcome, DynStore};
 
-/// How many tries a delivery gets before it is given up.
-pub const MAX_ATTEMPTS: u32 = 8;
+pub use crate::domain::retry::{MAX_ATTEMPTS, backoff};
 /// How long a claimed delivery is a worker's before others may take it, by
 /// default (`--delivery-lease`). It must outlast a delivery (a push waits up
 /// to 30 s for its service): a shorter lease lets another node's worker take
@@ -36,15 +40,13 @@ pub trait Channel: Send + Sync + 'static {
     async fn deliver(&self, job: &DeliveryJob, now: DateTime<Utc>) -> DeliveryOutcome;
 }
 
-/// The wait before try `attempts + 1`: 30 s, doubling, at most an hour.
-pub fn backoff(attempts: u32) -> chrono::Duration {
-    chrono::Duration::seconds((30i64 << attempts.min(7)).min(3600))
-}
-
 /// The SMS fallback for what must not be missed (see
-/// [`notify::sms_fallback`] for when it fires).
+/// [`notify::sms_fallback`] for when it fires), through the [`Texter`].
 pub struct SmsChannel {
-    pub sms: Arc<dyn SmsSender>,
+    pub texter: Arc<Texter>,
+    /// Where the event and site a text names are read, and unreachable
+    /// numbers kept.
+    pub store: DynStore,
     /// How long an unread notice waits before it goes by SMS.
     pub fallback_after: chrono::Duration,
 }
@@ -73,21 +75,114 @@ impl Channel for SmsChannel {
                 DeliveryOutcome::Skipped("read, pushed, or no longer worth an SMS".into())
             }
             SmsDecision::WaitUntil(t) => DeliveryOutcome::Later(t),
-            SmsDecision::Send => match self
-                .sms
-                .send_text(&job.phone, &notify::sms_text(&n.body))
-                .await
-            {
-                Ok(()) => DeliveryOutcome::Sent,
-                Err(e) if job.attempts + 1 >= MAX_ATTEMPTS => {
-                    DeliveryOutcome::Failed(format!("gave up after {MAX_ATTEMPTS} tries: {e}"))
-                }
-                Err(e) => DeliveryOutcome::Retry {
-                    at: now + backoff(job.attempts),
-                    why: e.to_string(),
-                },
-            },
+            SmsDecision::Send => self.text(job, now).await,
         }
+    }
+}
+
+impl SmsChannel {
+    async fn text(&self, job: &DeliveryJob, now: DateTime<Utc>) -> DeliveryOutcome {
+        let n = &job.notification;
+        let Some(message) = Message::for_notice(n.kind) else {
+            return DeliveryOutcome::Skipped(format!("{} is not texted", n.kind.as_str()));
+        };
+        let retry = |why: String| match crate::domain::retry::next_try(
+            job.attempts,
+            chrono::Duration::zero(),
+            now,
+        ) {
+            Retry::At(at) => DeliveryOutcome::Retry { at, why },
+            Retry::GiveUp => DeliveryOutcome::Failed(why),
+        };
+        match self.store.sms_unreachable(&job.phone).await {
+            Ok(Some(b)) => {
+                return DeliveryOutcome::Skipped(format!(
+                    "this number cannot be texted: {} ({} said {})",
+                    b.reason.as_str(),
+                    b.provider,
+                    b.code
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => return retry(format!("reading whether the number can be texted: {e}")),
+        }
+        if let Some(until) = self.texter.held_until(&job.phone, now) {
+            return DeliveryOutcome::Later(until);
+        }
+        let values = match self.values(n).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return DeliveryOutcome::Skipped("its event is gone".into()),
+            Err(e) => return retry(format!("reading the event: {e}")),
+        };
+        let id = n.id.to_string();
+        let text = Text {
+            phone: &job.phone,
+            message,
+            values: &values,
+            id: &id,
+        };
+        let out = self.texter.send(&text, now).await;
+        match sms_rules::next_step(out.class, &out.reply.answer, job.attempts, now) {
+            Step::Sent { reference } => DeliveryOutcome::SentAs(reference),
+            Step::RetryAt { at, why } => DeliveryOutcome::Retry { at, why },
+            Step::WaitUntil { at, .. } => DeliveryOutcome::Later(at),
+            Step::Unreachable { reason, why } => {
+                let code = match &out.reply.answer {
+                    Answer::Refused { code, .. } => code.clone(),
+                    _ => String::new(),
+                };
+                let block = SmsBlock {
+                    reason,
+                    code,
+                    provider: self.texter.name().to_owned(),
+                    since: now,
+                };
+                if let Err(e) = self.store.set_sms_unreachable(&job.phone, &block).await {
+                    tracing::warn!(error = %e, "could not record an unreachable number");
+                }
+                DeliveryOutcome::Failed(format!("this number cannot be texted: {why}"))
+            }
+            Step::Misconfigured { cause, why } => DeliveryOutcome::Failed(format!(
+                "the SMS configuration is wrong ({}): {why}",
+                cause.as_str()
+            )),
+            Step::Failed(why) => DeliveryOutcome::Failed(why),
+        }
+    }
+
+    /// The values a notice's text shows, read now (the event as it is):
+    /// `None` when its event is gone.
+    async fn values(
+        &self,
+        n: &crate::store::NotificationRecord,
+    ) -> Result<Option<Values>, crate::store::StoreError> {
+        let Some(id) = n.data["event_id"]
+            .as_str()
+            .and_then(|s| s.parse::<EventId>().ok())
+        else {
+            return Ok(None);
+        };
+        let Some(e) = self.store.get_event(id).await? else {
+            return Ok(None);
+        };
+        let site = match e.draft.site_id {
+            Some(s) => self.store.get_site(s).await?.map(|s| s.draft.name),
+            None => None,
+        }
+        .or_else(|| e.draft.venue_name.clone())
+        .unwrap_or_default();
+        Ok(Some(Values {
+            event: Some(e.draft.title.clone()),
+            site: Some(site),
+            time: Some(sms_rules::china_time(e.draft.starts_at)),
+            deadline: match n.kind {
+                crate::domain::notify::NoticeType::SeatOffered => {
+                    n.expires_at.map(sms_rules::china_time)
+                }
+                _ => None,
+            },
+            code: None,
+        }))
     }
 }
 
@@ -193,7 +288,7 @@ impl Deliverer {
     fn count(&self, channel: ChannelName, outcome: &DeliveryOutcome, report: &mut DeliveryReport) {
         self.metrics.delivery(channel.as_str(), outcome.name());
         match outcome {
-            DeliveryOutcome::Sent => report.sent += 1,
+            DeliveryOutcome::Sent | DeliveryOutcome::SentAs(_) => report.sent += 1,
             DeliveryOutcome::Later(_) => report.later += 1,
             DeliveryOutcome::Retry { .. } => report.retried += 1,
             DeliveryOutcome::Failed(_) => report.failed += 1,

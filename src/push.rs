@@ -19,7 +19,7 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 
 use crate::domain::push::{self as rules, PushDecision, PushResult, b64url};
-use crate::notify::{Channel, MAX_ATTEMPTS, backoff};
+use crate::notify::Channel;
 use crate::store::{ChannelName, DeliveryJob, DeliveryOutcome};
 
 /// The server's VAPID key pair. Its `Debug` never shows the private half.
@@ -340,15 +340,7 @@ impl Channel for PushChannel {
             ),
             Err(e) => (None, None, e.clone()),
         };
-        match rules::push_result(
-            status,
-            retry_after,
-            &why,
-            job.attempts,
-            MAX_ATTEMPTS,
-            backoff,
-            now,
-        ) {
+        match rules::push_result(status, retry_after, &why, job.attempts, now) {
             PushResult::Accepted => DeliveryOutcome::Sent,
             PushResult::Retry { at, why } => DeliveryOutcome::Retry { at, why },
             PushResult::GiveUp(why) => DeliveryOutcome::Failed(why),

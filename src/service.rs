@@ -43,6 +43,8 @@ pub struct Options {
     pub db: store::DbOptions,
     /// Web Push: the VAPID key, its subject, and the loopback allowance.
     pub push: PushConfig,
+    /// Texts: the SMS provider and its settings (`log` in development).
+    pub sms: crate::sms::SmsSettings,
 }
 
 /// How often the background tasks run, and the notification delays.
@@ -112,7 +114,11 @@ impl Service {
                 None => tracing::info!("another process seeded the registry meanwhile"),
             }
         }
-        let auth = crate::auth::Auth::default();
+        let auth = crate::auth::Auth {
+            sms: crate::sms::sender(&opts.sms),
+            sms_receipt_token: opts.sms.receipt_token.clone(),
+            ..crate::auth::Auth::default()
+        };
         let timers = Timers {
             follow: opts.follow_interval,
             worker: opts.worker_interval,
@@ -181,10 +187,16 @@ impl Service {
             build_ms = started.elapsed().as_millis() as u64 - read_ms,
             "spatial index built"
         );
+        let metrics = Arc::new(Metrics::default());
+        let sms = Arc::new(crate::sms::Texter::new(
+            auth.sms.clone(),
+            metrics.clone(),
+            auth.sms_receipt_token.clone(),
+        ));
         let state = AppState {
             store: store.clone(),
             index: Arc::new(index),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             ready: Arc::new(AtomicBool::new(false)),
             auth,
             checkin_key: Arc::default(),
@@ -192,6 +204,7 @@ impl Service {
             join_key: Arc::default(),
             console: Default::default(),
             guard: Default::default(),
+            sms,
         };
         let follower = Arc::new(Follower {
             store,
@@ -200,7 +213,8 @@ impl Service {
         });
         let follow_task = tokio::spawn(follower.clone().run(follow_interval));
         let sms: Arc<dyn Channel> = Arc::new(SmsChannel {
-            sms: state.auth.sms.clone(),
+            texter: state.sms.clone(),
+            store: state.store.clone(),
             fallback_after: chrono::Duration::from_std(timers.sms_fallback_after)?,
         });
         let web_push: Arc<dyn Channel> = Arc::new(PushChannel::new(state.push.clone())?);

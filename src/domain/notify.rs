@@ -71,9 +71,16 @@ impl NoticeType {
         }
     }
 
-    /// Must not be missed: falls back to SMS when still unread.
+    /// Must not be missed: falls back to SMS when still unread (each has
+    /// its SMS template, [`crate::domain::sms::Message::for_notice`]).
     pub fn sms_fallback(self) -> bool {
-        matches!(self, NoticeType::SeatOffered | NoticeType::EventCancelled)
+        matches!(
+            self,
+            NoticeType::SeatOffered
+                | NoticeType::EventCancelled
+                | NoticeType::EventChanged
+                | NoticeType::EventReminder
+        )
     }
 }
 
@@ -385,7 +392,8 @@ pub enum SmsDecision {
 /// The SMS fallback: a notice that must not be missed and is still unread
 /// `after` its creation, with no push accepted, is sent by SMS — but never
 /// between 22:00 and 07:00 China time, except an offer whose deadline falls
-/// before 07:00; an offer already past its deadline is not sent at all.
+/// before 07:00; an offer past its deadline, or a change or reminder of an
+/// event that has begun, is not sent at all.
 pub fn sms_fallback(
     kind: NoticeType,
     created_at: DateTime<Utc>,
@@ -398,7 +406,13 @@ pub fn sms_fallback(
     if !kind.sms_fallback() || read || pushed {
         return SmsDecision::Skip;
     }
-    if kind == NoticeType::SeatOffered && expires_at.is_some_and(|d| d <= now) {
+    // An offer past its deadline, a change or a reminder of an event that
+    // has begun: too late to matter.
+    let expires = matches!(
+        kind,
+        NoticeType::SeatOffered | NoticeType::EventChanged | NoticeType::EventReminder
+    );
+    if expires && expires_at.is_some_and(|d| d <= now) {
         return SmsDecision::Skip;
     }
     let due = created_at + after;
@@ -428,11 +442,6 @@ pub fn sms_fallback(
         (NoticeType::SeatOffered, Some(deadline)) if deadline <= seven => SmsDecision::Send,
         _ => SmsDecision::WaitUntil(seven),
     }
-}
-
-/// The text of a fallback SMS: the notice's body, signed, within one long SMS.
-pub fn sms_text(body: &str) -> String {
-    format!("【驿站】{body}").chars().take(140).collect()
 }
 
 #[cfg(test)]

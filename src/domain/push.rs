@@ -347,31 +347,23 @@ pub enum PushResult {
 }
 
 /// Classify an answer (`None`: no answer, a network error) to try number
-/// `attempts + 1` of at most `max_attempts`. 429 and 5xx are retried with
-/// exponential backoff, never sooner than the service's `Retry-After`.
+/// `attempts + 1`. 429 and 5xx are retried by the one retry rule
+/// ([`super::retry`]), never sooner than the service's `Retry-After`.
 pub fn push_result(
     status: Option<u16>,
     retry_after: Option<Duration>,
     why: &str,
     attempts: u32,
-    max_attempts: u32,
-    backoff: impl Fn(u32) -> Duration,
     now: DateTime<Utc>,
 ) -> PushResult {
-    let retry = |what: String| {
-        if attempts + 1 >= max_attempts {
-            PushResult::GiveUp(format!("gave up after {max_attempts} tries: {what}"))
-        } else {
-            let wait = backoff(attempts).max(
-                retry_after
-                    .unwrap_or(Duration::zero())
-                    .min(Duration::days(1)),
-            );
-            PushResult::Retry {
-                at: now + wait,
-                why: what,
-            }
-        }
+    use super::retry::{MAX_ATTEMPTS, Retry, next_try};
+    let retry = |what: String| match next_try(
+        attempts,
+        retry_after.unwrap_or(Duration::zero()),
+        now,
+    ) {
+        Retry::GiveUp => PushResult::GiveUp(format!("gave up after {MAX_ATTEMPTS} tries: {what}")),
+        Retry::At(at) => PushResult::Retry { at, why: what },
     };
     match status {
         Some(200..=299) => PushResult::Accepted,
@@ -649,9 +641,8 @@ mod tests {
     #[test]
     fn answers_are_retried_removed_or_given_up() {
         let now = cst(12, 0);
-        let backoff = |a: u32| Duration::seconds(30 << a);
         let r = |s: Option<u16>, ra: Option<Duration>, attempts| {
-            push_result(s, ra, "", attempts, 5, backoff, now)
+            push_result(s, ra, "", attempts, now)
         };
         assert_eq!(r(Some(201), None, 0), PushResult::Accepted);
         assert!(matches!(r(Some(410), None, 0), PushResult::Gone(_)));
@@ -670,7 +661,7 @@ mod tests {
         );
         assert!(matches!(r(None, None, 0), PushResult::Retry { .. }));
         assert!(
-            matches!(r(Some(503), None, 4), PushResult::GiveUp(w) if w.contains("gave up after 5"))
+            matches!(r(Some(503), None, 7), PushResult::GiveUp(w) if w.contains("gave up after 8"))
         );
         assert_eq!(parse_retry_after("120", now), Some(Duration::seconds(120)));
         let date = (now + Duration::seconds(90)).to_rfc2822();

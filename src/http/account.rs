@@ -17,6 +17,8 @@ use super::params::Params;
 use super::sites::{NearbyItem, nearby_item};
 use crate::auth::{self, code_hash, new_code, new_token, token_hash};
 use crate::domain::otp::OtpCheck;
+use crate::domain::sms::{self as sms_rules, Class};
+use crate::sms::Text;
 use crate::domain::user::{Gender, MaritalStatus, Phone, Profile, Role, User};
 use crate::error::{ApiError, Problem};
 use crate::store::OtpRequest;
@@ -45,8 +47,10 @@ pub struct CodeSent {
 }
 
 /// Send a 6-digit sign-in code to a mainland mobile number (`+86` accepted).
-/// Rate-limited per phone (1 a minute, 5 an hour) and per client address
-/// (10 a minute, 30 an hour): past a limit, 429 with `Retry-After`.
+/// Rate-limited per phone (1 a minute, 5 an hour, 10 a day: inside Aliyun's
+/// and Tencent Cloud's default limits per number) and per client address
+/// (10 a minute, 30 an hour): past a limit, or inside the SMS provider's
+/// own window for the number, 429 with `Retry-After`.
 #[utoipa::path(
     post,
     path = "/v1/auth/otp",
@@ -54,8 +58,9 @@ pub struct CodeSent {
     request_body(content = Object, description = "`{\"phone\": \"13812345678\"}`", content_type = "application/json"),
     responses(
         (status = 202, description = "Code sent", body = CodeSent),
-        (status = 422, description = "Not a mainland mobile number", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a mainland mobile number, or one the SMS provider cannot text (`param`: `phone`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The code could not be texted now (the provider is busy, did not answer, or is misconfigured); see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn request_code(
@@ -74,6 +79,15 @@ pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<C
     let phone = phone_field(obj)?;
     let code = new_code();
     let now = state.auth.clock.now();
+    // Inside the provider's frequency window for this number: say when,
+    // without asking the provider again.
+    if let Some(until) = state.sms.held_until(&phone, now) {
+        let wait = (until - now).num_seconds().max(1) as u64;
+        return Err(ApiError::TooManyRequests {
+            detail: format!("the SMS provider limits texts to this number; try again in {wait} s"),
+            retry_after_s: wait,
+        });
+    }
     let outcome = state
         .store
         .request_otp(OtpRequest {
@@ -95,13 +109,68 @@ pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<C
             retry_after_s: wait.as_secs().max(1),
         });
     }
-    state
-        .auth
-        .sms
-        .send_code(&phone, &code)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("the code could not be sent: {e}")))?;
-    tracing::info!(phone = %phone.masked(), "sign-in code sent");
+    let values = sms_rules::Values {
+        code: Some(code),
+        ..Default::default()
+    };
+    // Our id for this text (its OutId / SessionContext): a receipt names it.
+    let id = format!("c{:016x}", rand::random::<u64>());
+    let text = Text {
+        phone: &phone,
+        message: sms_rules::Message::SignInCode,
+        values: &values,
+        id: &id,
+    };
+    let out = state.sms.send(&text, now).await;
+    match out.class {
+        Class::Accepted => {}
+        Class::NumberLimited(w) => {
+            let wait = (w.ends(now) - now).num_seconds().max(1) as u64;
+            return Err(ApiError::TooManyRequests {
+                detail: format!(
+                    "the SMS provider limits texts to this number; try again in {wait} s"
+                ),
+                retry_after_s: wait,
+            });
+        }
+        Class::Unreachable(reason) => {
+            let code = match &out.reply.answer {
+                sms_rules::Answer::Refused { code, .. } => code.clone(),
+                _ => String::new(),
+            };
+            state
+                .store
+                .set_sms_unreachable(
+                    &phone,
+                    &crate::store::SmsBlock {
+                        reason,
+                        code,
+                        provider: state.sms.name().to_owned(),
+                        since: now,
+                    },
+                )
+                .await?;
+            return Err(ApiError::Unprocessable {
+                param: "phone".into(),
+                detail: format!(
+                    "this number cannot receive texts ({}); use another number",
+                    reason.as_str()
+                ),
+                position: None,
+            });
+        }
+        Class::Misconfigured(_) | Class::Rejected => {
+            return Err(ApiError::Unavailable(
+                "sign-in codes cannot be texted right now; the operators have been told".into(),
+            ));
+        }
+        Class::RetryLater | Class::Unknown => {
+            return Err(ApiError::Unavailable(
+                "the SMS provider is busy or did not answer; try again shortly".into(),
+            ));
+        }
+    }
+    tracing::info!(phone = %phone.masked(), provider = state.sms.name(), "sign-in code sent");
     Ok(CodeSent {
         expires_in_s: auth::OTP_TTL.as_secs(),
         resend_after_s: auth::OTP_LIMITS_PER_PHONE[0].1.as_secs(),
@@ -184,6 +253,10 @@ pub async fn exchange_code(state: &AppState, obj: &JsonObject) -> Result<TokenRe
         }
     }
     let user = state.store.sign_in_user(&phone, now).await?;
+    // A code that arrived proves the number can be texted again.
+    if state.store.clear_sms_unreachable(&phone).await? {
+        tracing::info!(user = user.id, "texts to this number resumed: a code reached it");
+    }
     let token = new_token();
     let expires_at = now + chrono::Duration::from_std(auth::TOKEN_TTL).expect("sane ttl");
     state
@@ -231,6 +304,25 @@ pub struct Me {
     /// Unread notifications in the inbox (on `GET /v1/me`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_notifications: Option<u64>,
+    /// Whether texts reach this number (on `GET /v1/me`): when not, ask
+    /// the person for a new number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsReach>,
+}
+
+/// Whether yizhan can text a person's number.
+#[derive(Serialize, ToSchema)]
+pub struct SmsReach {
+    /// `false`: the SMS provider said this number cannot be texted, and
+    /// yizhan stopped texting it (until a sign-in code reaches it again).
+    pub reachable: bool,
+    /// Why not: `invalid_number`, `unsubscribed` or `blacklisted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<&'static str>,
+    /// Since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl Me {
@@ -243,6 +335,7 @@ impl Me {
             unions: u.unions.clone(),
             profile: u.profile.clone(),
             unread_notifications: None,
+            sms: None,
         }
     }
 }
@@ -260,6 +353,12 @@ impl Me {
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
     let mut me = Me::of(&caller.user);
     me.unread_notifications = Some(state.store.unread_count(caller.user.id).await?);
+    let block = state.store.sms_unreachable(&caller.user.phone).await?;
+    me.sms = Some(SmsReach {
+        reachable: block.is_none(),
+        reason: block.as_ref().map(|b| b.reason.as_str()),
+        since: block.map(|b| b.since),
+    });
     Ok(Json(me))
 }
 

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod params;
 pub mod push;
 pub mod search;
+pub mod sms;
 pub mod sites;
 pub mod tiles;
 pub mod unions;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub console: crate::console::ConsoleConfig,
     /// Overload and abuse limits, trusted proxies, CORS (see `guard`).
     pub guard: Arc<guard::Guard>,
+    /// Texts (SMS): sign-in codes and the notices that must not be missed.
+    pub sms: Arc<crate::sms::Texter>,
 }
 
 /// The whole API as a router, ready to serve.
@@ -88,6 +91,7 @@ pub fn app(state: AppState) -> Router {
         .merge(holidays::router())
         .merge(unions::router())
         .merge(memberships::router())
+        .merge(sms::router())
         .merge(ops::router())
         // The managers' web pages: HTML, outside the JSON contract (openapi.yaml).
         .merge(crate::console::router())

@@ -19,6 +19,7 @@ mod postgres_events;
 mod postgres_holidays;
 mod postgres_notify;
 mod postgres_unions;
+pub mod sms;
 pub mod sqlite;
 mod sqlite_events;
 mod sqlite_holidays;
@@ -27,6 +28,7 @@ mod sqlite_unions;
 pub mod unions;
 
 pub use holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
+pub use sms::{SmsBlock, SmsReceipt, SmsStore};
 pub use unions::{Application, UnionStore};
 
 use std::sync::Arc;
@@ -476,6 +478,9 @@ impl DeliveryJob {
 pub enum DeliveryOutcome {
     /// The channel accepted it.
     Sent,
+    /// The channel accepted it under the provider's id for it (an SMS
+    /// provider's `BizId` or `SerialNo`, which its receipt names).
+    SentAs(String),
     /// Not due yet (quiet hours, the fallback's wait): look again then.
     Later(DateTime<Utc>),
     /// It failed for now: try again then (an attempt is counted).
@@ -493,7 +498,7 @@ impl DeliveryOutcome {
     /// Its name in logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
-            DeliveryOutcome::Sent => "sent",
+            DeliveryOutcome::Sent | DeliveryOutcome::SentAs(_) => "sent",
             DeliveryOutcome::Later(_) => "later",
             DeliveryOutcome::Retry { .. } => "retried",
             DeliveryOutcome::Failed(_) => "failed",
@@ -505,7 +510,7 @@ impl DeliveryOutcome {
     /// How the delivery's row changes, the same on every backend.
     pub(crate) fn row_update(&self) -> DeliveryUpdate<'_> {
         let (state, due_at, counts_a_try, error) = match self {
-            DeliveryOutcome::Sent => ("sent", None, true, None),
+            DeliveryOutcome::Sent | DeliveryOutcome::SentAs(_) => ("sent", None, true, None),
             DeliveryOutcome::Later(t) => ("pending", Some(*t), false, None),
             DeliveryOutcome::Retry { at, why } => ("pending", Some(*at), true, Some(why.as_str())),
             DeliveryOutcome::Failed(why) | DeliveryOutcome::Gone(why) => {
@@ -519,6 +524,10 @@ impl DeliveryOutcome {
             counts_a_try,
             error,
             removes_subscription: matches!(self, DeliveryOutcome::Gone(_)),
+            reference: match self {
+                DeliveryOutcome::SentAs(r) => Some(r.as_str()),
+                _ => None,
+            },
         }
     }
 }
@@ -534,6 +543,8 @@ pub(crate) struct DeliveryUpdate<'a> {
     pub error: Option<&'a str>,
     /// A push service said the subscription is gone: delete it.
     pub removes_subscription: bool,
+    /// The provider's id for what it accepted (`None` keeps the stored one).
+    pub reference: Option<&'a str>,
 }
 
 /// How full the outbox is.
@@ -609,7 +620,7 @@ pub trait NotifyStore: Send + Sync + 'static {
 /// The whole storage contract.
 #[async_trait]
 pub trait Store:
-    SiteStore + AccountStore + EventStore + NotifyStore + HolidayStore + UnionStore
+    SiteStore + AccountStore + EventStore + NotifyStore + HolidayStore + UnionStore + SmsStore
 {
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1044,3 +1044,5 @@ async fn warn_if_not_durable(pool: &PgPool) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+super::sms::sms_store!(PgStore, super::micros);

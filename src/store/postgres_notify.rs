@@ -264,7 +264,8 @@ impl NotifyStore for PgStore {
             sqlx::query(
                 "UPDATE deliveries SET state = $1, due_at = coalesce($2, due_at), \
                  attempts = attempts + $3, last_error = coalesce($4, last_error), \
-                 done_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END, claimed_until = NULL \
+                 done_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $5 END, claimed_until = NULL, \
+                 provider_ref = coalesce($9, provider_ref) \
                  WHERE notification_id = $6 AND channel = $7 AND target = $8",
             )
             .bind(u.state)
@@ -275,6 +276,7 @@ impl NotifyStore for PgStore {
             .bind(key.notification.as_i64())
             .bind(key.channel.as_str())
             .bind(key.target)
+            .bind(u.reference)
             .execute(&mut *tx)
             .await?;
             if u.removes_subscription {

@@ -1070,3 +1070,5 @@ impl SqliteStore {
         })
     }
 }
+
+super::sms::sms_store!(SqliteStore, |t: DateTime<Utc>| fmt_time(super::micros(t)));

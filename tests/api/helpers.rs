@@ -242,6 +242,7 @@ pub async fn spawn_app_guarded(
     let auth = Auth {
         clock: clock.clone(),
         sms: sms.clone(),
+        sms_receipt_token: None,
     };
     let timers = Timers {
         worker: worker_interval,

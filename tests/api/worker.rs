@@ -157,6 +157,7 @@ async fn two_workers_on_one_database_never_apply_a_job_twice() {
         Auth {
             clock: app.clock.clone(),
             sms: std::sync::Arc::new(MemorySender::default()),
+            sms_receipt_token: None,
         },
     )
     .await
