@@ -13,8 +13,8 @@ use rand::Rng;
 use serde::Deserialize;
 
 use super::config::AliyunSettings;
-use super::{Reply, SmsSender, Text, hex, hmac_sha256, sha256_hex};
-use crate::domain::sms::{Answer, Message, Provider, Template, fill};
+use super::{Common, Reply, SmsSender, Text, hex, hmac_sha256, sha256_hex};
+use crate::domain::sms::{Answer, Provider, Template};
 
 pub const ACTION: &str = "SendSms";
 pub const VERSION: &str = "2017-05-25";
@@ -22,9 +22,7 @@ const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 
 pub struct Aliyun {
     settings: AliyunSettings,
-    endpoint: url::Url,
-    templates: BTreeMap<Message, Template>,
-    http: reqwest::Client,
+    common: Common,
 }
 
 /// A signed request, ready to send (built without I/O, so it is tested
@@ -183,17 +181,8 @@ pub fn read_answer(status: u16, body: &[u8]) -> Reply {
 }
 
 impl Aliyun {
-    pub fn new(
-        settings: AliyunSettings,
-        endpoint: url::Url,
-        templates: BTreeMap<Message, Template>,
-    ) -> Aliyun {
-        Aliyun {
-            settings,
-            endpoint,
-            templates,
-            http: super::http_client(),
-        }
+    pub(crate) fn new(settings: AliyunSettings, common: Common) -> Aliyun {
+        Aliyun { settings, common }
     }
 }
 
@@ -208,26 +197,13 @@ impl SmsSender for Aliyun {
     }
 
     async fn send(&self, text: &Text<'_>) -> Reply {
-        let Some(template) = self.templates.get(&text.message) else {
-            return Reply {
-                answer: Answer::Refused {
-                    code: "isv.SMS_TEMPLATE_ILLEGAL".into(),
-                    message: format!("no template configured for {}", text.message.as_str()),
-                },
-                request_id: None,
-            };
-        };
-        let values = match fill(template, text.values, Provider::Aliyun.max_var_chars()) {
-            Ok(v) => v,
-            Err(var) => {
-                return Reply {
-                    answer: Answer::Refused {
-                        code: "isv.TEMPLATE_MISSING_PARAMETERS".into(),
-                        message: format!("this text has no {}", var.as_str()),
-                    },
-                    request_id: None,
-                };
-            }
+        let (template, values) = match self.common.fill(
+            text,
+            "isv.SMS_TEMPLATE_ILLEGAL",
+            "isv.TEMPLATE_MISSING_PARAMETERS",
+        ) {
+            Ok(t) => t,
+            Err(refused) => return refused,
         };
         let params = params(
             &self.settings,
@@ -236,40 +212,18 @@ impl SmsSender for Aliyun {
             &values,
             text.id,
         );
-        let host = host_header(&self.endpoint);
+        let host = host_header(&self.common.endpoint);
         let nonce = hex(&rand::rng().random::<[u8; 16]>());
         let signed = sign(&self.settings, &host, &params, Utc::now(), &nonce);
-        let mut url = self.endpoint.clone();
+        let mut url = self.common.endpoint.clone();
         url.set_path("/");
         url.set_query(Some(&signed.query));
-        let mut req = self.http.post(url);
+        let mut req = self.common.http.post(url);
         for (k, v) in &signed.headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        match req.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                match r.bytes().await {
-                    Ok(body) => read_answer(status, &body),
-                    Err(e) => Reply::no_answer(format!("reading the answer: {e}")),
-                }
-            }
-            Err(e) => Reply::no_answer(without_url(e)),
-        }
+        self.common.post(req, read_answer).await
     }
-}
-
-/// A request's error without its URL (the query holds the phone and code).
-pub(crate) fn without_url(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    format!("{kind}: {e}")
 }
 
 #[cfg(test)]

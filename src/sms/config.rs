@@ -80,6 +80,12 @@ pub struct SmsSettings {
     pub templates: BTreeMap<Message, Template>,
     /// The token receipt callbacks carry in their URL (`None`: receipts off).
     pub receipt_token: Option<Secret>,
+    /// How long a `SendSms` may take before it counts as unanswered
+    /// (`timeout_s`, default 10).
+    pub timeout: std::time::Duration,
+    /// The most characters one template variable holds (`param_max_chars`;
+    /// default: the provider's limit, [`Provider::max_var_chars`]).
+    pub param_max_chars: Option<usize>,
 }
 
 impl SmsSettings {
@@ -90,6 +96,8 @@ impl SmsSettings {
             endpoint: url::Url::parse("http://127.0.0.1/").expect("a URL"),
             templates: BTreeMap::new(),
             receipt_token: None,
+            timeout: DEFAULT_TIMEOUT,
+            param_max_chars: None,
         }
     }
 
@@ -105,6 +113,7 @@ impl SmsSettings {
 pub const ALIYUN_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com";
 pub const TENCENT_ENDPOINT: &str = "https://sms.tencentcloudapi.com";
 pub const TENCENT_DEFAULT_REGION: &str = "ap-guangzhou";
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The Chinese template text a union registers for each message (Aliyun's
 /// `${…}` names; for Tencent the same text with `{1}`, `{2}`, … in the
@@ -216,11 +225,12 @@ pub fn parse(
         SmsChoice::Log => unreachable!("the log provider reads no file"),
     };
     for key in table.keys() {
-        if !own.contains(&key.as_str()) && key != "templates" && key != "receipt_token" {
+        let common = ["templates", "receipt_token", "timeout_s", "param_max_chars"];
+        if !own.contains(&key.as_str()) && !common.contains(&key.as_str()) {
             return Err((
                 key.clone(),
                 format!(
-                    "not a setting of the {} provider (its settings: {}, receipt_token, [templates])",
+                    "not a setting of the {} provider (its settings: {}, receipt_token, timeout_s, param_max_chars, [templates])",
                     choice_name(choice),
                     own.join(", ")
                 ),
@@ -280,6 +290,17 @@ pub fn parse(
             "must be at least 16 characters (it is the receipts' only password)".into(),
         ));
     }
+    let number = |key: &str, lo: i64, hi: i64| -> Result<Option<i64>, (String, String)> {
+        match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) if (lo..=hi).contains(n) => Ok(Some(*n)),
+            Some(_) => Err((key.to_owned(), format!("must be a whole number from {lo} to {hi}"))),
+        }
+    };
+    let timeout = number("timeout_s", 1, 60)?
+        .map(|n| std::time::Duration::from_secs(n as u64))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let param_max_chars = number("param_max_chars", 1, 500)?.map(|n| n as usize);
     let templates = templates(&table)?;
     let endpoint = parse_endpoint(
         endpoint.unwrap_or(match choice {
@@ -293,6 +314,8 @@ pub fn parse(
         endpoint,
         templates,
         receipt_token,
+        timeout,
+        param_max_chars,
     })
 }
 

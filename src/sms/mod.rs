@@ -285,13 +285,95 @@ impl Texter {
 }
 
 /// A client for a provider: plain `http` only to a loopback address.
-pub(crate) fn http_client() -> reqwest::Client {
+pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::Client {
     crate::push::install_tls_provider();
     reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
+        .timeout(timeout)
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .expect("an HTTP client")
+}
+
+/// What both providers' clients hold besides their keys.
+pub(crate) struct Common {
+    pub endpoint: url::Url,
+    pub templates: std::collections::BTreeMap<Message, crate::domain::sms::Template>,
+    pub param_max_chars: usize,
+    pub http: reqwest::Client,
+}
+
+impl Common {
+    fn of(settings: &SmsSettings, provider: Provider) -> Common {
+        Common {
+            endpoint: settings.endpoint.clone(),
+            templates: settings.templates.clone(),
+            param_max_chars: settings
+                .param_max_chars
+                .unwrap_or(provider.max_var_chars()),
+            http: http_client(settings.timeout),
+        }
+    }
+
+    /// The template and its filled variables for `text`, or the refusal
+    /// the provider would give (`missing_template`, `missing_value`).
+    pub fn fill(
+        &self,
+        text: &Text<'_>,
+        missing_template: &str,
+        missing_value: &str,
+    ) -> Result<(&crate::domain::sms::Template, Vec<(crate::domain::sms::Var, String)>), Reply> {
+        let refused = |code: &str, message: String| Reply {
+            answer: Answer::Refused {
+                code: code.into(),
+                message,
+            },
+            request_id: None,
+        };
+        let Some(template) = self.templates.get(&text.message) else {
+            return Err(refused(
+                missing_template,
+                format!("no template configured for {}", text.message.as_str()),
+            ));
+        };
+        match rules::fill(template, text.values, self.param_max_chars) {
+            Ok(v) => Ok((template, v)),
+            Err(var) => Err(refused(
+                missing_value,
+                format!("this text has no {}", var.as_str()),
+            )),
+        }
+    }
+
+    /// POST and read the answer with `read`; no answer on a network error.
+    pub async fn post(
+        &self,
+        req: reqwest::RequestBuilder,
+        read: fn(u16, &[u8]) -> Reply,
+    ) -> Reply {
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                match r.bytes().await {
+                    Ok(body) => read(status, &body),
+                    Err(e) => Reply::no_answer(format!("reading the answer: {e}")),
+                }
+            }
+            Err(e) => Reply::no_answer(without_url(e)),
+        }
+    }
+}
+
+/// A request's error without its URL (the query holds the phone and code).
+fn without_url(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    format!("{kind}: {e}")
 }
 
 /// Lowercase hex.
@@ -317,15 +399,11 @@ pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 pub fn sender(settings: &SmsSettings) -> Arc<dyn SmsSender> {
     match &settings.provider {
         config::ProviderSettings::Log => Arc::new(LogSender),
-        config::ProviderSettings::Aliyun(a) => Arc::new(aliyun::Aliyun::new(
-            a.clone(),
-            settings.endpoint.clone(),
-            settings.templates.clone(),
-        )),
-        config::ProviderSettings::Tencent(t) => Arc::new(tencent::Tencent::new(
-            t.clone(),
-            settings.endpoint.clone(),
-            settings.templates.clone(),
-        )),
+        config::ProviderSettings::Aliyun(a) => {
+            Arc::new(aliyun::Aliyun::new(a.clone(), Common::of(settings, Provider::Aliyun)))
+        }
+        config::ProviderSettings::Tencent(t) => {
+            Arc::new(tencent::Tencent::new(t.clone(), Common::of(settings, Provider::Tencent)))
+        }
     }
 }

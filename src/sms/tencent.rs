@@ -5,16 +5,14 @@
 //! `SendStatusSet[].Code == "Ok"`; a request-level failure is
 //! `Response.Error`.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::aliyun::{host_header, without_url};
+use super::aliyun::host_header;
 use super::config::TencentSettings;
-use super::{Reply, SmsSender, Text, hex, hmac_sha256, sha256_hex};
-use crate::domain::sms::{Answer, Message, Provider, Template, fill};
+use super::{Common, Reply, SmsSender, Text, hex, hmac_sha256, sha256_hex};
+use crate::domain::sms::{Answer, Provider};
 
 pub const ACTION: &str = "SendSms";
 pub const VERSION: &str = "2021-01-11";
@@ -23,9 +21,7 @@ const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 pub struct Tencent {
     settings: TencentSettings,
-    endpoint: url::Url,
-    templates: BTreeMap<Message, Template>,
-    http: reqwest::Client,
+    common: Common,
 }
 
 /// `SendSms`'s body, in the order Tencent documents its fields.
@@ -140,17 +136,8 @@ pub fn read_answer(status: u16, body: &[u8]) -> Reply {
 }
 
 impl Tencent {
-    pub fn new(
-        settings: TencentSettings,
-        endpoint: url::Url,
-        templates: BTreeMap<Message, Template>,
-    ) -> Tencent {
-        Tencent {
-            settings,
-            endpoint,
-            templates,
-            http: super::http_client(),
-        }
+    pub(crate) fn new(settings: TencentSettings, common: Common) -> Tencent {
+        Tencent { settings, common }
     }
 }
 
@@ -165,27 +152,13 @@ impl SmsSender for Tencent {
     }
 
     async fn send(&self, text: &Text<'_>) -> Reply {
-        let refused = |code: &str, message: String| Reply {
-            answer: Answer::Refused {
-                code: code.into(),
-                message,
-            },
-            request_id: None,
-        };
-        let Some(template) = self.templates.get(&text.message) else {
-            return refused(
-                "FailedOperation.TemplateIncorrectOrUnapproved",
-                format!("no template configured for {}", text.message.as_str()),
-            );
-        };
-        let values = match fill(template, text.values, Provider::Tencent.max_var_chars()) {
-            Ok(v) => v,
-            Err(var) => {
-                return refused(
-                    "InvalidParameterValue.TemplateParameterFormatError",
-                    format!("this text has no {}", var.as_str()),
-                );
-            }
+        let (template, values) = match self.common.fill(
+            text,
+            "FailedOperation.TemplateIncorrectOrUnapproved",
+            "InvalidParameterValue.TemplateParameterFormatError",
+        ) {
+            Ok(t) => t,
+            Err(refused) => return refused,
         };
         let body = Body {
             phone_number_set: [format!("+86{}", text.phone.as_str())],
@@ -196,11 +169,12 @@ impl SmsSender for Tencent {
             session_context: text.id,
         };
         let body = serde_json::to_vec(&body).expect("a body serialises");
-        let host = host_header(&self.endpoint);
+        let host = host_header(&self.common.endpoint);
         let now = Utc::now();
-        let mut url = self.endpoint.clone();
+        let mut url = self.common.endpoint.clone();
         url.set_path("/");
         let req = self
+            .common
             .http
             .post(url)
             .header("authorization", authorization(&self.settings, &host, &body, now))
@@ -211,16 +185,7 @@ impl SmsSender for Tencent {
             .header("x-tc-version", VERSION)
             .header("x-tc-region", &self.settings.region)
             .body(body);
-        match req.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                match r.bytes().await {
-                    Ok(b) => read_answer(status, &b),
-                    Err(e) => Reply::no_answer(format!("reading the answer: {e}")),
-                }
-            }
-            Err(e) => Reply::no_answer(without_url(e)),
-        }
+        self.common.post(req, read_answer).await
     }
 }
 

@@ -28,7 +28,7 @@ mod sqlite_unions;
 pub mod unions;
 
 pub use holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
-pub use sms::{SmsBlock, SmsReceipt, SmsStore};
+pub use sms::{SmsBlock, SmsDeliveryState, SmsReceipt, SmsStore};
 pub use unions::{Application, UnionStore};
 
 use std::sync::Arc;

@@ -32,6 +32,19 @@ pub struct SmsReceipt {
     pub detail: String,
 }
 
+/// A notice's text as the outbox holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsDeliveryState {
+    /// `pending`, `sent`, `failed`, `skipped`.
+    pub state: String,
+    pub attempts: i64,
+    /// The provider's id for it.
+    pub provider_ref: Option<String>,
+    /// `delivered` or `failed`, once its receipt came.
+    pub receipt: Option<String>,
+    pub last_error: Option<String>,
+}
+
 #[async_trait]
 pub trait SmsStore: Send + Sync + 'static {
     /// Why `phone` cannot be texted, if it cannot.
@@ -45,6 +58,8 @@ pub trait SmsStore: Send + Sync + 'static {
     /// A text that got no answer and still waits is settled as sent. How
     /// many deliveries it matched (0: a sign-in code's, or unknown).
     async fn record_sms_receipt(&self, r: &SmsReceipt, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// A notification's text, if it has one.
+    async fn sms_delivery(&self, n: NotificationId) -> Result<Option<SmsDeliveryState>, StoreError>;
 }
 
 pub(crate) fn block_from_row(
@@ -133,6 +148,29 @@ macro_rules! sms_store {
                 .execute(self.pool())
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn sms_delivery(
+                &self,
+                n: $crate::domain::notify::NotificationId,
+            ) -> Result<Option<$crate::store::sms::SmsDeliveryState>, $crate::store::StoreError> {
+                let row: Option<(String, i64, Option<String>, Option<String>, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT state, CAST(attempts AS BIGINT), provider_ref, receipt, last_error \
+                         FROM deliveries WHERE notification_id = $1 AND channel = 'sms'",
+                    )
+                    .bind(n.as_i64())
+                    .fetch_optional(self.pool())
+                    .await?;
+                Ok(row.map(|(state, attempts, provider_ref, receipt, last_error)| {
+                    $crate::store::sms::SmsDeliveryState {
+                        state,
+                        attempts,
+                        provider_ref,
+                        receipt,
+                        last_error,
+                    }
+                }))
             }
         }
     };

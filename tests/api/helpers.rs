@@ -226,6 +226,31 @@ pub async fn spawn_app_guarded(
     worker_interval: Duration,
     guard: yizhan::http::guard::GuardConfig,
 ) -> TestApp {
+    spawn_app_with(drafts, worker_interval, guard, None).await
+}
+
+/// As [`spawn_app`], texting through the provider `settings` describe
+/// (its receipt token included) instead of the memory double.
+#[allow(dead_code)]
+pub async fn spawn_app_with_sms(
+    drafts: Vec<SiteDraft>,
+    settings: &yizhan::sms::SmsSettings,
+) -> TestApp {
+    spawn_app_with(
+        drafts,
+        Duration::from_secs(3600),
+        Default::default(),
+        Some(settings),
+    )
+    .await
+}
+
+async fn spawn_app_with(
+    drafts: Vec<SiteDraft>,
+    worker_interval: Duration,
+    guard: yizhan::http::guard::GuardConfig,
+    sms_settings: Option<&yizhan::sms::SmsSettings>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = test_database_url(&dir).await;
     let url = db.url.clone();
@@ -239,10 +264,17 @@ pub async fn spawn_app_guarded(
     // A long follow interval: tests call `catch_up()` instead of waiting for it.
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let sms = Arc::new(MemorySender::default());
-    let auth = Auth {
-        clock: clock.clone(),
-        sms: sms.clone(),
-        sms_receipt_token: None,
+    let auth = match sms_settings {
+        None => Auth {
+            clock: clock.clone(),
+            sms: sms.clone(),
+            sms_receipt_token: None,
+        },
+        Some(s) => Auth {
+            clock: clock.clone(),
+            sms: yizhan::sms::sender(s),
+            sms_receipt_token: s.receipt_token.clone(),
+        },
     };
     let timers = Timers {
         worker: worker_interval,
@@ -406,6 +438,71 @@ impl PushService {
     pub async fn log(&self) -> Vec<serde_json::Value> {
         self.http
             .get(format!("{}/log", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// The SMS provider stand-in (`tests/sms_service.py`: Aliyun's and Tencent
+/// Cloud's `SendSms`, each request's signature checked with the provider's
+/// own published Python code), stopped when dropped.
+#[allow(dead_code)]
+pub struct SmsService {
+    pub base: String,
+    pub http: reqwest::Client,
+    _child: tokio::process::Child,
+}
+
+#[allow(dead_code)]
+impl SmsService {
+    pub async fn start() -> SmsService {
+        use tokio::io::AsyncBufReadExt;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sms_service.py");
+        let mut child = tokio::process::Command::new("python3")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs (with `pip install alibabacloud-openapi-util tencentcloud-sdk-python-common`)");
+        let mut line = String::new();
+        tokio::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+            .read_line(&mut line)
+            .await
+            .unwrap();
+        let port = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|_| {
+            panic!("the SMS stand-in did not start (pip install alibabacloud-openapi-util tencentcloud-sdk-python-common?): {line:?}")
+        })["port"]
+            .as_u64()
+            .unwrap();
+        SmsService {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _child: child,
+        }
+    }
+
+    /// `PUT`/`POST` a control call; its JSON answer.
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self
+            .http
+            .request(method, format!("{}/control/{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap_or_default()
+    }
+
+    /// Every `SendSms` seen, in order.
+    pub async fn log(&self) -> Vec<serde_json::Value> {
+        self.http
+            .get(format!("{}/control/log", self.base))
             .send()
             .await
             .unwrap()

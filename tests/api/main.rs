@@ -13,6 +13,7 @@ mod map;
 mod notifications;
 mod push;
 mod search;
+mod sms;
 mod sites;
 mod unions;
 mod worker;
