@@ -17,9 +17,9 @@ use crate::domain::event::EventId;
 use crate::domain::notify::{self, SmsDecision};
 use crate::domain::retry::Retry;
 use crate::domain::sms::{self as sms_rules, Answer, Message, Step, Values};
+use crate::metrics::Metrics;
 use crate::sms::{Text, Texter};
 use crate::store::SmsBlock;
-use crate::metrics::Metrics;
 use crate::store::{ChannelName, DeliveryJob, DeliveryKey, DeliveryOutcome, DynStore};
 
 pub use crate::domain::retry::{MAX_ATTEMPTS, backoff};

@@ -357,14 +357,13 @@ pub fn push_result(
     now: DateTime<Utc>,
 ) -> PushResult {
     use super::retry::{MAX_ATTEMPTS, Retry, next_try};
-    let retry = |what: String| match next_try(
-        attempts,
-        retry_after.unwrap_or(Duration::zero()),
-        now,
-    ) {
-        Retry::GiveUp => PushResult::GiveUp(format!("gave up after {MAX_ATTEMPTS} tries: {what}")),
-        Retry::At(at) => PushResult::Retry { at, why: what },
-    };
+    let retry =
+        |what: String| match next_try(attempts, retry_after.unwrap_or(Duration::zero()), now) {
+            Retry::GiveUp => {
+                PushResult::GiveUp(format!("gave up after {MAX_ATTEMPTS} tries: {what}"))
+            }
+            Retry::At(at) => PushResult::Retry { at, why: what },
+        };
     match status {
         Some(200..=299) => PushResult::Accepted,
         Some(s @ (404 | 410)) => PushResult::Gone(format!("{s}: the subscription is gone {why}")),
@@ -641,9 +640,8 @@ mod tests {
     #[test]
     fn answers_are_retried_removed_or_given_up() {
         let now = cst(12, 0);
-        let r = |s: Option<u16>, ra: Option<Duration>, attempts| {
-            push_result(s, ra, "", attempts, now)
-        };
+        let r =
+            |s: Option<u16>, ra: Option<Duration>, attempts| push_result(s, ra, "", attempts, now);
         assert_eq!(r(Some(201), None, 0), PushResult::Accepted);
         assert!(matches!(r(Some(410), None, 0), PushResult::Gone(_)));
         assert!(matches!(r(Some(404), None, 0), PushResult::Gone(_)));

@@ -62,6 +62,9 @@ mod tests {
             next_try(MAX_ATTEMPTS - 2, Duration::zero(), now),
             Retry::At(now + Duration::seconds(1920))
         );
-        assert_eq!(next_try(MAX_ATTEMPTS - 1, Duration::zero(), now), Retry::GiveUp);
+        assert_eq!(
+            next_try(MAX_ATTEMPTS - 1, Duration::zero(), now),
+            Retry::GiveUp
+        );
     }
 }

@@ -183,7 +183,10 @@ pub fn check_template(message: Message, t: &Template) -> Result<(), String> {
 }
 
 fn names(vars: &[Var]) -> String {
-    vars.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+    vars.iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The template's variables filled from `values`, in order, each cut to
@@ -372,20 +375,44 @@ use Unreachable as U;
 /// message ([`aliyun_window`]).
 pub const ALIYUN_CODES: &[(&str, Class)] = &[
     ("OK", C::Accepted),
-    ("isv.MOBILE_NUMBER_ILLEGAL", C::Unreachable(U::InvalidNumber)),
-    ("isv.NOT_SUPPORTED_COUNTRY", C::Unreachable(U::InvalidNumber)),
+    (
+        "isv.MOBILE_NUMBER_ILLEGAL",
+        C::Unreachable(U::InvalidNumber),
+    ),
+    (
+        "isv.NOT_SUPPORTED_COUNTRY",
+        C::Unreachable(U::InvalidNumber),
+    ),
     ("isv.COUNTRY_RESTRICTED", C::Unreachable(U::InvalidNumber)),
     ("isv.SMS_TEMPLATE_ILLEGAL", C::Misconfigured(M::Template)),
-    ("isv.SMS_CONTENT_CODE_ILLEGAL", C::Misconfigured(M::Template)),
+    (
+        "isv.SMS_CONTENT_CODE_ILLEGAL",
+        C::Misconfigured(M::Template),
+    ),
     ("isv.SMS_SIGNATURE_ILLEGAL", C::Misconfigured(M::Signature)),
     ("isv.SMS_SIGN_NAME_ILLEGAL", C::Misconfigured(M::Signature)),
-    ("isv.SMS_SIGNATURE_SCENE_ILLEGAL", C::Misconfigured(M::Signature)),
-    ("isv.TEMPLATE_MISSING_PARAMETERS", C::Misconfigured(M::Parameters)),
-    ("isv.TEMPLATE_PARAMS_ILLEGAL", C::Misconfigured(M::Parameters)),
-    ("isv.CONTENT_MISSING_PARAMETERS", C::Misconfigured(M::Parameters)),
+    (
+        "isv.SMS_SIGNATURE_SCENE_ILLEGAL",
+        C::Misconfigured(M::Signature),
+    ),
+    (
+        "isv.TEMPLATE_MISSING_PARAMETERS",
+        C::Misconfigured(M::Parameters),
+    ),
+    (
+        "isv.TEMPLATE_PARAMS_ILLEGAL",
+        C::Misconfigured(M::Parameters),
+    ),
+    (
+        "isv.CONTENT_MISSING_PARAMETERS",
+        C::Misconfigured(M::Parameters),
+    ),
     ("isv.INVALID_JSON_PARAM", C::Misconfigured(M::Parameters)),
     ("isv.INVALID_PARAMETERS", C::Misconfigured(M::Parameters)),
-    ("isv.MOBILE_COUNT_OVER_LIMIT", C::Misconfigured(M::Parameters)),
+    (
+        "isv.MOBILE_COUNT_OVER_LIMIT",
+        C::Misconfigured(M::Parameters),
+    ),
     ("MissingParameter", C::Misconfigured(M::Parameters)),
     ("isv.AMOUNT_NOT_ENOUGH", C::Misconfigured(M::Balance)),
     ("isv.OUT_OF_SERVICE", C::Misconfigured(M::Balance)),
@@ -398,8 +425,14 @@ pub const ALIYUN_CODES: &[(&str, Class)] = &[
     ("isv.FORBIDDEN_ACTION", C::Misconfigured(M::Account)),
     ("isp.RAM_PERMISSION_DENY", C::Misconfigured(M::Credentials)),
     ("isv.RAM_CHECK_FAILED", C::Misconfigured(M::Credentials)),
-    ("InvalidAccessKeyId.NotFound", C::Misconfigured(M::Credentials)),
-    ("InvalidAccessKeyId.Inactive", C::Misconfigured(M::Credentials)),
+    (
+        "InvalidAccessKeyId.NotFound",
+        C::Misconfigured(M::Credentials),
+    ),
+    (
+        "InvalidAccessKeyId.Inactive",
+        C::Misconfigured(M::Credentials),
+    ),
     ("SignatureDoesNotMatch", C::Misconfigured(M::Credentials)),
     ("IncompleteSignature", C::Misconfigured(M::Credentials)),
     ("Forbidden.RAM", C::Misconfigured(M::Credentials)),
@@ -459,7 +492,10 @@ pub const TENCENT_CODES: &[(&str, Class)] = &[
     ),
     ("LimitExceeded.AppDailyLimit", C::Misconfigured(M::Quota)),
     ("LimitExceeded.DailyLimit", C::Misconfigured(M::Quota)),
-    ("LimitExceeded.AppGlobalDailyLimit", C::Misconfigured(M::Quota)),
+    (
+        "LimitExceeded.AppGlobalDailyLimit",
+        C::Misconfigured(M::Quota),
+    ),
     (
         "LimitExceeded.AppMainlandChinaDailyLimit",
         C::Misconfigured(M::Quota),
@@ -500,8 +536,14 @@ pub const TENCENT_CODES: &[(&str, Class)] = &[
         "InvalidParameterValue.TemplateParameterFormatError",
         C::Misconfigured(M::Parameters),
     ),
-    ("FailedOperation.FailResolvePacket", C::Misconfigured(M::Parameters)),
-    ("FailedOperation.JsonParseFail", C::Misconfigured(M::Parameters)),
+    (
+        "FailedOperation.FailResolvePacket",
+        C::Misconfigured(M::Parameters),
+    ),
+    (
+        "FailedOperation.JsonParseFail",
+        C::Misconfigured(M::Parameters),
+    ),
     (
         "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber",
         C::Misconfigured(M::Parameters),
@@ -549,7 +591,10 @@ pub const TENCENT_CODES: &[(&str, Class)] = &[
     ("FailedOperation.ContainSensitiveWord", C::Rejected),
     ("InternalError.Timeout", C::RetryLater),
     ("InternalError.OtherError", C::RetryLater),
-    ("InternalError.RequestTimeException", C::Misconfigured(M::Clock)),
+    (
+        "InternalError.RequestTimeException",
+        C::Misconfigured(M::Clock),
+    ),
 ];
 
 /// What a refusal with this code (and message) means.
@@ -674,7 +719,10 @@ mod tests {
         assert!(check_template(Message::SeatOffered, &t("1", &offer)).is_ok());
         assert!(check_template(Message::SeatOffered, &t("1", &[])).is_ok());
         let e = check_template(Message::EventCancelled, &t("1", &offer)).unwrap_err();
-        assert!(e.contains("deadline") && e.contains("event_cancelled"), "{e}");
+        assert!(
+            e.contains("deadline") && e.contains("event_cancelled"),
+            "{e}"
+        );
         let twice = check_template(Message::Reminder, &t("1", &[Var::Time, Var::Time]));
         assert!(twice.unwrap_err().contains("twice"));
         assert!(check_template(Message::Reminder, &t("1", &[Var::Code])).is_err());
@@ -701,7 +749,16 @@ mod tests {
             ..v.clone()
         };
         assert_eq!(fill(&t, &no_time, 35), Err(Var::Time));
-        assert!(!format!("{:?}", Values { code: Some("123456".into()), ..v }).contains("123456"));
+        assert!(
+            !format!(
+                "{:?}",
+                Values {
+                    code: Some("123456".into()),
+                    ..v
+                }
+            )
+            .contains("123456")
+        );
     }
 
     #[test]
@@ -787,7 +844,10 @@ mod tests {
             }
         );
         // Throttling: the one backoff rule.
-        let throttled = refused("Throttling.User", "Request was denied due to user flow control.");
+        let throttled = refused(
+            "Throttling.User",
+            "Request was denied due to user flow control.",
+        );
         assert!(matches!(
             step(Provider::Aliyun, &throttled, 1),
             Step::RetryAt { at, .. } if at == now + Duration::seconds(60)
@@ -811,15 +871,33 @@ mod tests {
             Step::WaitUntil { at, .. } if at == SHANGHAI.with_ymd_and_hms(2026, 12, 21, 0, 0, 0).unwrap().with_timezone(&Utc)
         ));
         assert!(matches!(
-            step(Provider::Tencent, &refused("InvalidParameterValue.IncorrectPhoneNumber", "x"), 0),
-            Step::Unreachable { reason: Unreachable::InvalidNumber, .. }
+            step(
+                Provider::Tencent,
+                &refused("InvalidParameterValue.IncorrectPhoneNumber", "x"),
+                0
+            ),
+            Step::Unreachable {
+                reason: Unreachable::InvalidNumber,
+                ..
+            }
         ));
         assert!(matches!(
-            step(Provider::Tencent, &refused("FailedOperation.TemplateIncorrectOrUnapproved", "x"), 0),
-            Step::Misconfigured { cause: Misconfigured::Template, .. }
+            step(
+                Provider::Tencent,
+                &refused("FailedOperation.TemplateIncorrectOrUnapproved", "x"),
+                0
+            ),
+            Step::Misconfigured {
+                cause: Misconfigured::Template,
+                ..
+            }
         ));
         assert!(matches!(
-            step(Provider::Aliyun, &refused("isv.BLACK_KEY_CONTROL_LIMIT", "x"), 0),
+            step(
+                Provider::Aliyun,
+                &refused("isv.BLACK_KEY_CONTROL_LIMIT", "x"),
+                0
+            ),
             Step::Failed(_)
         ));
     }

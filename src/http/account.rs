@@ -18,9 +18,9 @@ use super::sites::{NearbyItem, nearby_item};
 use crate::auth::{self, code_hash, new_code, new_token, token_hash};
 use crate::domain::otp::OtpCheck;
 use crate::domain::sms::{self as sms_rules, Class};
-use crate::sms::Text;
 use crate::domain::user::{Gender, MaritalStatus, Phone, Profile, Role, User};
 use crate::error::{ApiError, Problem};
+use crate::sms::Text;
 use crate::store::OtpRequest;
 
 pub fn router() -> Router<AppState> {
@@ -255,7 +255,10 @@ pub async fn exchange_code(state: &AppState, obj: &JsonObject) -> Result<TokenRe
     let user = state.store.sign_in_user(&phone, now).await?;
     // A code that arrived proves the number can be texted again.
     if state.store.clear_sms_unreachable(&phone).await? {
-        tracing::info!(user = user.id, "texts to this number resumed: a code reached it");
+        tracing::info!(
+            user = user.id,
+            "texts to this number resumed: a code reached it"
+        );
     }
     let token = new_token();
     let expires_at = now + chrono::Duration::from_std(auth::TOKEN_TTL).expect("sane ttl");

@@ -21,8 +21,8 @@ pub mod ops;
 pub mod params;
 pub mod push;
 pub mod search;
-pub mod sms;
 pub mod sites;
+pub mod sms;
 pub mod tiles;
 pub mod unions;
 

@@ -28,7 +28,12 @@ async fn aliyun(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_token(&state, query.as_deref())?;
-    record(&state, "aliyun", receipts::aliyun(&body).map_err(unprocessable)?).await?;
+    record(
+        &state,
+        "aliyun",
+        receipts::aliyun(&body).map_err(unprocessable)?,
+    )
+    .await?;
     Ok(Json(serde_json::json!({"code": 0, "msg": "接收成功"})).into_response())
 }
 
@@ -38,7 +43,12 @@ async fn tencent(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_token(&state, query.as_deref())?;
-    record(&state, "tencent", receipts::tencent(&body).map_err(unprocessable)?).await?;
+    record(
+        &state,
+        "tencent",
+        receipts::tencent(&body).map_err(unprocessable)?,
+    )
+    .await?;
     Ok(Json(serde_json::json!({"result": 0, "errmsg": "OK"})).into_response())
 }
 
@@ -75,7 +85,11 @@ async fn record(state: &AppState, provider: &str, parsed: Vec<Parsed>) -> Result
     let now = state.auth.clock.now();
     for p in parsed {
         let matched = state.store.record_sms_receipt(&p.receipt, now).await?;
-        let outcome = if p.receipt.delivered { "delivered" } else { "failed" };
+        let outcome = if p.receipt.delivered {
+            "delivered"
+        } else {
+            "failed"
+        };
         state.sms.metrics().sms(provider, outcome);
         if p.receipt.delivered
             && let Some(phone) = &p.phone

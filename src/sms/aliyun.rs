@@ -70,10 +70,7 @@ pub fn sign(
         ("host", host.to_owned()),
         ("x-acs-action", ACTION.to_owned()),
         ("x-acs-content-sha256", body_hash.clone()),
-        (
-            "x-acs-date",
-            at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        ),
+        ("x-acs-date", at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
         ("x-acs-signature-nonce", nonce.to_owned()),
         ("x-acs-version", VERSION.to_owned()),
     ];
@@ -89,10 +86,8 @@ pub fn sign(
         settings.access_key_secret.expose().as_bytes(),
         string_to_sign.as_bytes(),
     ));
-    let mut headers: Vec<(String, String)> = signed
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let mut headers: Vec<(String, String)> =
+        signed.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     headers.push(("accept".into(), "application/json".into()));
     headers.push((
         "authorization".into(),
@@ -235,7 +230,10 @@ mod tests {
     fn encoding_is_rfc3986_as_aliyun_canonicalises() {
         assert_eq!(percent_encode("a b+c*d~e"), "a%20b%2Bc%2Ad~e");
         assert_eq!(percent_encode("驿"), "%E9%A9%BF");
-        assert_eq!(percent_encode("{\"k\":\"v/\"}"), "%7B%22k%22%3A%22v%2F%22%7D");
+        assert_eq!(
+            percent_encode("{\"k\":\"v/\"}"),
+            "%7B%22k%22%3A%22v%2F%22%7D"
+        );
     }
 
     /// The expected signature was computed by Aliyun's published signing
@@ -270,9 +268,18 @@ mod tests {
             at,
             "3a8b7c6d5e4f30211203a4b5c6d7e8f9",
         );
-        let auth = &signed.headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        let auth = &signed
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
         assert_eq!(auth, ALIYUN_VECTOR);
-        assert!(signed.query.contains("TemplateParam=%7B%22event%22%3A%22%E4%BC%9A"));
+        assert!(
+            signed
+                .query
+                .contains("TemplateParam=%7B%22event%22%3A%22%E4%BC%9A")
+        );
         assert!(signed.query.contains("%20%2B%2A~%20"));
     }
 
@@ -291,14 +298,21 @@ mod tests {
                 reference: "900619746936498440^0".into()
             }
         );
-        assert_eq!(ok.request_id.as_deref(), Some("F655A8D5-B967-440B-8683-DAD6FF8DE990"));
+        assert_eq!(
+            ok.request_id.as_deref(),
+            Some("F655A8D5-B967-440B-8683-DAD6FF8DE990")
+        );
         let limited = read_answer(
             200,
             "{\"Message\":\"触发分钟级流控Permits:1\",\"RequestId\":\"x\",\"Code\":\"isv.BUSINESS_LIMIT_CONTROL\"}".as_bytes(),
         );
-        assert!(matches!(limited.answer, Answer::Refused { ref code, .. } if code == "isv.BUSINESS_LIMIT_CONTROL"));
+        assert!(
+            matches!(limited.answer, Answer::Refused { ref code, .. } if code == "isv.BUSINESS_LIMIT_CONTROL")
+        );
         let bad = read_answer(400, br#"{"RequestId":"y","HostId":"dysmsapi.aliyuncs.com","Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched with our calculation."}"#);
-        assert!(matches!(bad.answer, Answer::Refused { ref code, .. } if code == "SignatureDoesNotMatch"));
+        assert!(
+            matches!(bad.answer, Answer::Refused { ref code, .. } if code == "SignatureDoesNotMatch")
+        );
         let html = read_answer(502, b"<html>Bad Gateway</html>");
         assert!(matches!(html.answer, Answer::Refused { ref code, .. } if code == "HTTP 502"));
     }

@@ -127,7 +127,9 @@ pub fn suggested_text(m: Message) -> &'static str {
         Message::EventCancelled => {
             "很抱歉，您报名的“${event}”（${time}，${site}）已取消，详情请打开驿站查看。"
         }
-        Message::EventChanged => "您报名的“${event}”有变动：现定于${time}在${site}举行，详情请打开驿站查看。",
+        Message::EventChanged => {
+            "您报名的“${event}”有变动：现定于${time}在${site}举行，详情请打开驿站查看。"
+        }
         Message::Reminder => "提醒：您报名的“${event}”将于${time}在${site}开始，请准时参加。",
     }
 }
@@ -211,7 +213,10 @@ pub fn parse(
             .span()
             .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
             .unwrap_or(0);
-        ("(syntax)".to_owned(), format!("not valid TOML at line {line}"))
+        (
+            "(syntax)".to_owned(),
+            format!("not valid TOML at line {line}"),
+        )
     })?;
     let (own, secret_key): (&[&str], &str) = match choice {
         SmsChoice::Aliyun => (
@@ -219,7 +224,13 @@ pub fn parse(
             "access_key_secret",
         ),
         SmsChoice::Tencent => (
-            &["secret_id", "secret_key", "sdk_app_id", "sign_name", "region"],
+            &[
+                "secret_id",
+                "secret_key",
+                "sdk_app_id",
+                "sign_name",
+                "region",
+            ],
             "secret_key",
         ),
         SmsChoice::Log => unreachable!("the log provider reads no file"),
@@ -294,7 +305,10 @@ pub fn parse(
         match table.get(key) {
             None => Ok(None),
             Some(toml::Value::Integer(n)) if (lo..=hi).contains(n) => Ok(Some(*n)),
-            Some(_) => Err((key.to_owned(), format!("must be a whole number from {lo} to {hi}"))),
+            Some(_) => Err((
+                key.to_owned(),
+                format!("must be a whole number from {lo} to {hi}"),
+            )),
         }
     };
     let timeout = number("timeout_s", 1, 60)?
@@ -302,12 +316,10 @@ pub fn parse(
         .unwrap_or(DEFAULT_TIMEOUT);
     let param_max_chars = number("param_max_chars", 1, 500)?.map(|n| n as usize);
     let templates = templates(&table)?;
-    let endpoint = parse_endpoint(
-        endpoint.unwrap_or(match choice {
-            SmsChoice::Tencent => TENCENT_ENDPOINT,
-            _ => ALIYUN_ENDPOINT,
-        }),
-    )
+    let endpoint = parse_endpoint(endpoint.unwrap_or(match choice {
+        SmsChoice::Tencent => TENCENT_ENDPOINT,
+        _ => ALIYUN_ENDPOINT,
+    }))
     .map_err(|e| ("--sms-endpoint".to_owned(), e))?;
     Ok(SmsSettings {
         provider,
@@ -343,17 +355,30 @@ fn templates(table: &toml::Table) -> Result<BTreeMap<Message, Template>, (String
         };
         for k in entry.keys() {
             if k != "id" && k != "params" {
-                return Err((format!("{at}.{k}"), "unknown key (a template has id and params)".into()));
+                return Err((
+                    format!("{at}.{k}"),
+                    "unknown key (a template has id and params)".into(),
+                ));
             }
         }
         let id = match entry.get("id") {
             Some(toml::Value::String(s)) => s.trim().to_owned(),
             Some(toml::Value::Integer(n)) => n.to_string(),
             Some(_) => return Err((format!("{at}.id"), "must be a string".into())),
-            None => return Err((format!("{at}.id"), "missing: the template's id as approved".into())),
+            None => {
+                return Err((
+                    format!("{at}.id"),
+                    "missing: the template's id as approved".into(),
+                ));
+            }
         };
         let params = match entry.get("params") {
-            None => return Err((format!("{at}.params"), "missing: the values its variables take, in order".into())),
+            None => {
+                return Err((
+                    format!("{at}.params"),
+                    "missing: the values its variables take, in order".into(),
+                ));
+            }
             Some(toml::Value::Array(a)) => a
                 .iter()
                 .map(|v| {
@@ -364,7 +389,12 @@ fn templates(table: &toml::Table) -> Result<BTreeMap<Message, Template>, (String
                             format!(
                                 "`{s}` is not a value of {} (it has: {})",
                                 message.as_str(),
-                                message.values().iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                                message
+                                    .values()
+                                    .iter()
+                                    .map(|v| v.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         )
                     })
@@ -423,7 +453,12 @@ mod tests {
                     .iter()
                     .map(|v| format!("\"{}\"", v.as_str()))
                     .collect();
-                format!("{} = {{ id = \"SMS_{}\", params = [{}] }}\n", m.as_str(), m.as_str(), params.join(", "))
+                format!(
+                    "{} = {{ id = \"SMS_{}\", params = [{}] }}\n",
+                    m.as_str(),
+                    m.as_str(),
+                    params.join(", ")
+                )
             })
             .collect()
     }
@@ -447,14 +482,18 @@ mod tests {
         assert!(!format!("{s:?}").contains("s3cr3t"));
         // The environment's secret wins.
         let s = parse(SmsChoice::Aliyun, &aliyun(""), Some("from-env-1234"), None).unwrap();
-        let ProviderSettings::Aliyun(a) = &s.provider else { panic!() };
+        let ProviderSettings::Aliyun(a) = &s.provider else {
+            panic!()
+        };
         assert_eq!(a.access_key_secret.expose(), "from-env-1234");
         let t = format!(
             "secret_id = \"AKIDexample\"\nsecret_key = \"k\"\nsdk_app_id = \"1400006666\"\nsign_name = \"驿站\"\n[templates]\n{}",
             templates_toml()
         );
         let s = parse(SmsChoice::Tencent, &t, None, Some("http://127.0.0.1:9/")).unwrap();
-        let ProviderSettings::Tencent(tc) = &s.provider else { panic!() };
+        let ProviderSettings::Tencent(tc) = &s.provider else {
+            panic!()
+        };
         assert_eq!(tc.region, "ap-guangzhou");
         assert_eq!(s.endpoint.as_str(), "http://127.0.0.1:9/");
     }
@@ -462,23 +501,60 @@ mod tests {
     #[test]
     fn each_mistake_names_its_key_and_never_the_secret() {
         let cases = [
-            (aliyun("").replace("sign_name = \"山东省总工会\"\n", ""), "sign_name"),
-            (aliyun("").replace("access_key_secret = \"s3cr3t-value-0000\"\n", ""), "access_key_secret"),
-            (aliyun("").replace("id = \"SMS_seat_offered\", ", ""), "templates.seat_offered.id"),
-            (aliyun("").replace("\"event\", \"time\", \"site\", \"deadline\"", "\"event\", \"code\""), "templates.seat_offered.params"),
-            (aliyun("").replace("\"event\", \"time\", \"site\", \"deadline\"", "\"weather\""), "templates.seat_offered.params"),
-            (aliyun("").replace("reminder = ", "reminders = "), "templates.reminders"),
-            (aliyun("").lines().filter(|l| !l.starts_with("reminder")).collect::<Vec<_>>().join("\n"), "templates.reminder"),
+            (
+                aliyun("").replace("sign_name = \"山东省总工会\"\n", ""),
+                "sign_name",
+            ),
+            (
+                aliyun("").replace("access_key_secret = \"s3cr3t-value-0000\"\n", ""),
+                "access_key_secret",
+            ),
+            (
+                aliyun("").replace("id = \"SMS_seat_offered\", ", ""),
+                "templates.seat_offered.id",
+            ),
+            (
+                aliyun("").replace(
+                    "\"event\", \"time\", \"site\", \"deadline\"",
+                    "\"event\", \"code\"",
+                ),
+                "templates.seat_offered.params",
+            ),
+            (
+                aliyun("").replace("\"event\", \"time\", \"site\", \"deadline\"", "\"weather\""),
+                "templates.seat_offered.params",
+            ),
+            (
+                aliyun("").replace("reminder = ", "reminders = "),
+                "templates.reminders",
+            ),
+            (
+                aliyun("")
+                    .lines()
+                    .filter(|l| !l.starts_with("reminder"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                "templates.reminder",
+            ),
             (aliyun("region = \"x\""), "region"),
             (aliyun("receipt_token = \"short\""), "receipt_token"),
-            (aliyun("").replace("\"s3cr3t-value-0000\"", "\"s3cr3t-value-0000"), "(syntax)"),
+            (
+                aliyun("").replace("\"s3cr3t-value-0000\"", "\"s3cr3t-value-0000"),
+                "(syntax)",
+            ),
         ];
         for (text, key) in cases {
             let (k, problem) = parse(SmsChoice::Aliyun, &text, None, None).unwrap_err();
             assert_eq!(k, key, "{problem}");
             assert!(!problem.contains("s3cr3t"), "{problem}");
         }
-        let (k, _) = parse(SmsChoice::Aliyun, &aliyun(""), None, Some("http://example.org/")).unwrap_err();
+        let (k, _) = parse(
+            SmsChoice::Aliyun,
+            &aliyun(""),
+            None,
+            Some("http://example.org/"),
+        )
+        .unwrap_err();
         assert_eq!(k, "--sms-endpoint");
     }
 

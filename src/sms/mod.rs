@@ -294,6 +294,12 @@ pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// A template and its variables filled for one text.
+pub(crate) type Filled<'a> = (
+    &'a crate::domain::sms::Template,
+    Vec<(crate::domain::sms::Var, String)>,
+);
+
 /// What both providers' clients hold besides their keys.
 pub(crate) struct Common {
     pub endpoint: url::Url,
@@ -307,9 +313,7 @@ impl Common {
         Common {
             endpoint: settings.endpoint.clone(),
             templates: settings.templates.clone(),
-            param_max_chars: settings
-                .param_max_chars
-                .unwrap_or(provider.max_var_chars()),
+            param_max_chars: settings.param_max_chars.unwrap_or(provider.max_var_chars()),
             http: http_client(settings.timeout),
         }
     }
@@ -321,7 +325,7 @@ impl Common {
         text: &Text<'_>,
         missing_template: &str,
         missing_value: &str,
-    ) -> Result<(&crate::domain::sms::Template, Vec<(crate::domain::sms::Var, String)>), Reply> {
+    ) -> Result<Filled<'_>, Reply> {
         let refused = |code: &str, message: String| Reply {
             answer: Answer::Refused {
                 code: code.into(),
@@ -345,11 +349,7 @@ impl Common {
     }
 
     /// POST and read the answer with `read`; no answer on a network error.
-    pub async fn post(
-        &self,
-        req: reqwest::RequestBuilder,
-        read: fn(u16, &[u8]) -> Reply,
-    ) -> Reply {
+    pub async fn post(&self, req: reqwest::RequestBuilder, read: fn(u16, &[u8]) -> Reply) -> Reply {
         match req.send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -399,11 +399,13 @@ pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 pub fn sender(settings: &SmsSettings) -> Arc<dyn SmsSender> {
     match &settings.provider {
         config::ProviderSettings::Log => Arc::new(LogSender),
-        config::ProviderSettings::Aliyun(a) => {
-            Arc::new(aliyun::Aliyun::new(a.clone(), Common::of(settings, Provider::Aliyun)))
-        }
-        config::ProviderSettings::Tencent(t) => {
-            Arc::new(tencent::Tencent::new(t.clone(), Common::of(settings, Provider::Tencent)))
-        }
+        config::ProviderSettings::Aliyun(a) => Arc::new(aliyun::Aliyun::new(
+            a.clone(),
+            Common::of(settings, Provider::Aliyun),
+        )),
+        config::ProviderSettings::Tencent(t) => Arc::new(tencent::Tencent::new(
+            t.clone(),
+            Common::of(settings, Provider::Tencent),
+        )),
     }
 }

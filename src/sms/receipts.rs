@@ -96,7 +96,7 @@ pub fn aliyun(body: &[u8]) -> Result<Vec<Parsed>, BadReceipt> {
         .map(|(i, r)| {
             let delivered = match r.success {
                 Some(serde_json::Value::Bool(b)) => b,
-                Some(serde_json::Value::String(s)) => s == "true",
+                Some(serde_json::Value::String(s)) if s == "true" || s == "false" => s == "true",
                 _ => {
                     return Err(BadReceipt {
                         field: format!("[{i}].success"),
@@ -195,19 +195,25 @@ mod tests {
         let r = aliyun(body.as_bytes()).unwrap();
         assert_eq!(r.len(), 2);
         assert!(r[0].receipt.delivered);
-        assert_eq!(r[0].receipt.reference.as_deref(), Some("932702304080415357^0"));
         assert_eq!(
-            r[0].receipt.notification.map(|n| n.to_string()),
-            Some(n)
+            r[0].receipt.reference.as_deref(),
+            Some("932702304080415357^0")
         );
+        assert_eq!(r[0].receipt.notification.map(|n| n.to_string()), Some(n));
         assert_eq!(r[0].receipt.detail, "DELIVERED 用户接收成功");
         assert_eq!(r[0].phone.as_ref().map(|p| p.as_str()), Some("13812345678"));
         assert!(!r[1].receipt.delivered);
-        assert_eq!(r[1].receipt.notification, None, "a code's id names no notification");
+        assert_eq!(
+            r[1].receipt.notification, None,
+            "a code's id names no notification"
+        );
         let bad = aliyun(br#"[{"biz_id":"1","success":"maybe"}]"#).unwrap_err();
         assert_eq!(bad.field, "[0].success");
         assert_eq!(aliyun(b"{").unwrap_err().field, "(body)");
-        assert_eq!(aliyun(br#"[{"success":true}]"#).unwrap_err().field, "[0].biz_id");
+        assert_eq!(
+            aliyun(br#"[{"success":true}]"#).unwrap_err().field,
+            "[0].biz_id"
+        );
     }
 
     #[test]

@@ -37,7 +37,12 @@ pub struct Body<'a> {
 }
 
 /// The `Authorization` header for `body` sent to `host` at `at`.
-pub fn authorization(settings: &TencentSettings, host: &str, body: &[u8], at: DateTime<Utc>) -> String {
+pub fn authorization(
+    settings: &TencentSettings,
+    host: &str,
+    body: &[u8],
+    at: DateTime<Utc>,
+) -> String {
     let date = at.format("%Y-%m-%d").to_string();
     let canonical_request = format!(
         "POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{host}\n\ncontent-type;host\n{}",
@@ -177,7 +182,10 @@ impl SmsSender for Tencent {
             .common
             .http
             .post(url)
-            .header("authorization", authorization(&self.settings, &host, &body, now))
+            .header(
+                "authorization",
+                authorization(&self.settings, &host, &body, now),
+            )
             .header("content-type", CONTENT_TYPE)
             .header("host", &host)
             .header("x-tc-action", ACTION)
@@ -242,13 +250,19 @@ mod tests {
             200,
             br#"{"Response":{"SendStatusSet":[{"SerialNo":"","PhoneNumber":"+8618511122233","Fee":0,"SessionContext":"","Code":"LimitExceeded.PhoneNumberThirtySecondLimit","Message":"the number of sms messages sent from a single mobile number within 30 seconds exceeds the upper limit","IsoCode":"CN"}],"RequestId":"b"}}"#,
         );
-        assert!(matches!(limited.answer, Answer::Refused { ref code, .. } if code == "LimitExceeded.PhoneNumberThirtySecondLimit"));
+        assert!(
+            matches!(limited.answer, Answer::Refused { ref code, .. } if code == "LimitExceeded.PhoneNumberThirtySecondLimit")
+        );
         let auth = read_answer(
             200,
             br#"{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure","Message":"The provided credentials could not be validated."},"RequestId":"c"}}"#,
         );
-        assert!(matches!(auth.answer, Answer::Refused { ref code, .. } if code == "AuthFailure.SignatureFailure"));
+        assert!(
+            matches!(auth.answer, Answer::Refused { ref code, .. } if code == "AuthFailure.SignatureFailure")
+        );
         assert_eq!(auth.request_id.as_deref(), Some("c"));
-        assert!(matches!(read_answer(502, b"bad gateway").answer, Answer::Refused { ref code, .. } if code == "HTTP 502"));
+        assert!(
+            matches!(read_answer(502, b"bad gateway").answer, Answer::Refused { ref code, .. } if code == "HTTP 502")
+        );
     }
 }

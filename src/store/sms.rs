@@ -57,9 +57,14 @@ pub trait SmsStore: Send + Sync + 'static {
     /// Record a receipt on its delivery, found by our id or the provider's.
     /// A text that got no answer and still waits is settled as sent. How
     /// many deliveries it matched (0: a sign-in code's, or unknown).
-    async fn record_sms_receipt(&self, r: &SmsReceipt, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn record_sms_receipt(
+        &self,
+        r: &SmsReceipt,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// A notification's text, if it has one.
-    async fn sms_delivery(&self, n: NotificationId) -> Result<Option<SmsDeliveryState>, StoreError>;
+    async fn sms_delivery(&self, n: NotificationId)
+    -> Result<Option<SmsDeliveryState>, StoreError>;
 }
 
 pub(crate) fn block_from_row(

@@ -260,10 +260,10 @@ pub(crate) async fn setup() -> (TestApp, String, String) {
 #[tokio::test]
 async fn the_calendar_entry_parses_back_in_shanghai_time() {
     let (app, site, admin) = setup().await;
-    let starts = "2026-12-02T09:30:00+08:00";
+    let starts = "2027-12-02T09:30:00+08:00";
     let event = make_event(&app, &admin, &site, json!({
         "kind": "training", "title": "电工技能培训, 第1期; 免费", "description": "带上工作证\n准时到场",
-        "starts_at": starts, "ends_at": "2026-12-02T17:00:00+08:00", "quotas": []
+        "starts_at": starts, "ends_at": "2027-12-02T17:00:00+08:00", "quotas": []
     }))
     .await;
     let token = app.token_for("13700000001", Role::Worker, &[]).await;
@@ -302,7 +302,7 @@ async fn the_calendar_entry_parses_back_in_shanghai_time() {
             .clone()
     };
     let start = prop("DTSTART");
-    assert_eq!(start.value.as_deref(), Some("20261202T093000"));
+    assert_eq!(start.value.as_deref(), Some("20271202T093000"));
     let tzid = start
         .params
         .unwrap()
@@ -311,7 +311,7 @@ async fn the_calendar_entry_parses_back_in_shanghai_time() {
         .unwrap()
         .1;
     assert_eq!(tzid, vec!["Asia/Shanghai".to_owned()]);
-    assert_eq!(prop("DTEND").value.as_deref(), Some("20261202T170000"));
+    assert_eq!(prop("DTEND").value.as_deref(), Some("20271202T170000"));
     assert_eq!(prop("STATUS").value.as_deref(), Some("CONFIRMED"));
     assert_eq!(prop("UID").value.unwrap(), format!("{id}@yizhan"));
     // Commas and semicolons in text are escaped by the writer and come back as written.

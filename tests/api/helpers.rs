@@ -384,6 +384,37 @@ pub fn spawn_serve(
     }
 }
 
+/// Start a stand-in written in Python (`tests/<script>`): the first line it
+/// prints is `{"port": N}`; it stops when its standard input closes (when
+/// the child is dropped). `needs` says what to install when it cannot start.
+async fn start_stand_in(script: &str, needs: &str) -> (String, tokio::process::Child) {
+    use tokio::io::AsyncBufReadExt;
+    // The stand-ins' own clients (reqwest) need rustls's provider.
+    yizhan::push::install_tls_provider();
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new("python3")
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("python3 runs (the test command needs it, with `{needs}`): {e}")
+        });
+    let mut line = String::new();
+    tokio::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    let port =
+        serde_json::from_str::<serde_json::Value>(&line)
+            .unwrap_or_else(|_| panic!("the stand-in {script} did not start ({needs}?): {line:?}"))
+            ["port"]
+            .as_u64()
+            .unwrap();
+    (format!("http://127.0.0.1:{port}"), child)
+}
+
 /// The push service stand-in (`tests/push_service.py`: it checks the VAPID
 /// JWT and decrypts each push with Python's `cryptography` and `http_ece`),
 /// stopped when dropped. Tests add what else they ask of it.
@@ -395,27 +426,10 @@ pub struct PushService {
 
 impl PushService {
     pub async fn start() -> PushService {
-        use tokio::io::AsyncBufReadExt;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/push_service.py");
-        let mut child = tokio::process::Command::new("python3")
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs (the test command needs it, with `pip install http_ece cryptography`)");
-        let mut line = String::new();
-        tokio::io::BufReader::new(child.stdout.take().expect("stdout piped"))
-            .read_line(&mut line)
-            .await
-            .unwrap();
-        let port = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|_| {
-            panic!("the push stand-in did not start (pip install http_ece cryptography?): {line:?}")
-        })["port"]
-            .as_u64()
-            .unwrap();
+        let (base, child) =
+            start_stand_in("push_service.py", "pip install http_ece cryptography").await;
         PushService {
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             http: reqwest::Client::new(),
             _child: child,
         }
@@ -460,34 +474,25 @@ pub struct SmsService {
 #[allow(dead_code)]
 impl SmsService {
     pub async fn start() -> SmsService {
-        use tokio::io::AsyncBufReadExt;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sms_service.py");
-        let mut child = tokio::process::Command::new("python3")
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs (with `pip install alibabacloud-openapi-util tencentcloud-sdk-python-common`)");
-        let mut line = String::new();
-        tokio::io::BufReader::new(child.stdout.take().expect("stdout piped"))
-            .read_line(&mut line)
-            .await
-            .unwrap();
-        let port = serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|_| {
-            panic!("the SMS stand-in did not start (pip install alibabacloud-openapi-util tencentcloud-sdk-python-common?): {line:?}")
-        })["port"]
-            .as_u64()
-            .unwrap();
+        let (base, child) = start_stand_in(
+            "sms_service.py",
+            "pip install alibabacloud-openapi-util tencentcloud-sdk-python-common",
+        )
+        .await;
         SmsService {
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             http: reqwest::Client::new(),
             _child: child,
         }
     }
 
     /// `PUT`/`POST` a control call; its JSON answer.
-    pub async fn control(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> serde_json::Value {
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
         let r = self
             .http
             .request(method, format!("{}/control/{path}", self.base))

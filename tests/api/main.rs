@@ -13,7 +13,7 @@ mod map;
 mod notifications;
 mod push;
 mod search;
-mod sms;
 mod sites;
+mod sms;
 mod unions;
 mod worker;

@@ -71,9 +71,12 @@ async fn provider(p: Provider, timeout_s: u64) -> (SmsService, yizhan::sms::SmsS
 /// and an admin.
 async fn app(p: Provider, timeout_s: u64) -> (SmsService, TestApp, String, String) {
     let (stand_in, settings) = provider(p, timeout_s).await;
-    let app = spawn_app_with_sms(vec![draft(1, Kind::UnionStation, 36.65, 117.12)], &settings).await;
+    let app =
+        spawn_app_with_sms(vec![draft(1, Kind::UnionStation, 36.65, 117.12)], &settings).await;
     app.move_to_china_time(10, 0);
-    let site = app.get_json("/v1/sites/nearby?lat=36.65&lon=117.12&k=1").await["items"][0]["id"]
+    let site = app
+        .get_json("/v1/sites/nearby?lat=36.65&lon=117.12&k=1")
+        .await["items"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -88,9 +91,10 @@ async fn sent_to(stand_in: &SmsService, phone: &str) -> Vec<Value> {
         .await
         .into_iter()
         .filter(|e| {
-            e["phones"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().any(|x| x.as_str().is_some_and(|x| x.ends_with(phone))))
+            e["phones"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|x| x.as_str().is_some_and(|x| x.ends_with(phone)))
+            })
         })
         .collect()
 }
@@ -98,7 +102,10 @@ async fn sent_to(stand_in: &SmsService, phone: &str) -> Vec<Value> {
 /// The value of template variable `name` in a logged request.
 fn param(p: Provider, m: Message, entry: &Value, name: &str) -> String {
     match p {
-        Provider::Aliyun => entry["params"][name].as_str().unwrap_or_default().to_owned(),
+        Provider::Aliyun => entry["params"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         Provider::Tencent => {
             let i = suggested_params(m)
                 .iter()
@@ -115,7 +122,14 @@ fn accepted(e: &Value) -> bool {
 
 /// A waitlisted `worker` offered a seat in a new event (capacity 1) once
 /// `holder` cancels: the id of the worker's `seat_offered` notification.
-async fn offer(app: &TestApp, admin: &str, site: &str, holder: &str, worker: &str, key: &str) -> NotificationId {
+async fn offer(
+    app: &TestApp,
+    admin: &str,
+    site: &str,
+    holder: &str,
+    worker: &str,
+    key: &str,
+) -> NotificationId {
     let event = make_event(
         app,
         admin,
@@ -138,7 +152,13 @@ async fn offer(app: &TestApp, admin: &str, site: &str, holder: &str, worker: &st
         .await;
     assert_eq!(r.status(), 200);
     let inbox: Value = app
-        .call(Method::GET, "/v1/me/notifications", Some(worker), None, None)
+        .call(
+            Method::GET,
+            "/v1/me/notifications",
+            Some(worker),
+            None,
+            None,
+        )
         .await
         .json()
         .await
@@ -170,7 +190,13 @@ fn metric(metrics: &str, line: &str) -> bool {
 async fn sign_in_by_text(p: Provider) {
     let (stand_in, app, _, _) = app(p, 10).await;
     let r = app
-        .call(Method::POST, "/v1/auth/otp", None, Some(json!({"phone": "+86 138 0013 8001"})), None)
+        .call(
+            Method::POST,
+            "/v1/auth/otp",
+            None,
+            Some(json!({"phone": "+86 138 0013 8001"})),
+            None,
+        )
         .await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     let sent = sent_to(&stand_in, "13800138001").await;
@@ -183,7 +209,11 @@ async fn sign_in_by_text(p: Provider) {
     let code = param(p, Message::SignInCode, e, "code");
     assert_eq!(code.len(), 6);
     // Our id for the text went with it.
-    let ours = if p == Provider::Aliyun { &e["out_id"] } else { &e["session_context"] };
+    let ours = if p == Provider::Aliyun {
+        &e["out_id"]
+    } else {
+        &e["session_context"]
+    };
     assert!(ours.as_str().is_some_and(|s| s.starts_with('c')), "{e}");
     let r = app
         .call(
@@ -195,12 +225,26 @@ async fn sign_in_by_text(p: Provider) {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-    let me: Value = app.call(Method::GET, "/v1/me", Some(&token), None, None).await.json().await.unwrap();
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me: Value = app
+        .call(Method::GET, "/v1/me", Some(&token), None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["sms"], json!({"reachable": true}));
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let name = p.as_str();
-    assert!(metric(&metrics, &format!("yizhan_sms_texts_total{{provider=\"{name}\",outcome=\"accepted\"}} 1")), "{metrics}");
+    assert!(
+        metric(
+            &metrics,
+            &format!("yizhan_sms_texts_total{{provider=\"{name}\",outcome=\"accepted\"}} 1")
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -220,7 +264,10 @@ async fn offer_texted_once_then_receipt(p: Provider) {
     let n = offer(&app, &admin, &site, &holder, &worker, "o").await;
     app.clock.advance(Duration::from_secs(14 * 60));
     app.service.run_jobs().await.unwrap();
-    assert!(sent_to(&stand_in, "13700000502").await.is_empty(), "not yet");
+    assert!(
+        sent_to(&stand_in, "13700000502").await.is_empty(),
+        "not yet"
+    );
     let report = past_fallback(&app).await;
     assert_eq!(report.deliveries.sent, 1);
     let sent = sent_to(&stand_in, "13700000502").await;
@@ -228,10 +275,19 @@ async fn offer_texted_once_then_receipt(p: Provider) {
     let e = &sent[0];
     assert!(e["verified"] == true && accepted(e), "{e}");
     assert_eq!(e["template"], template_id(p, Message::SeatOffered));
-    assert_eq!(param(p, Message::SeatOffered, e, "event"), TITLE, "survives encoding");
+    assert_eq!(
+        param(p, Message::SeatOffered, e, "event"),
+        TITLE,
+        "survives encoding"
+    );
     assert_eq!(param(p, Message::SeatOffered, e, "site"), "测试站点1");
     let deadline = param(p, Message::SeatOffered, e, "deadline");
-    assert!(deadline.contains('月') && deadline.contains('日') && deadline.len() == "12月20日22:00".len(), "{deadline}");
+    assert!(
+        deadline.contains('月')
+            && deadline.contains('日')
+            && deadline.len() == "12月20日22:00".len(),
+        "{deadline}"
+    );
     let d = delivery(&app, n).await;
     assert_eq!(d.state, "sent");
     let reference = d.provider_ref.clone().expect("the provider's id is kept");
@@ -242,7 +298,11 @@ async fn offer_texted_once_then_receipt(p: Provider) {
 
     // A receipt with a wrong token is refused and changes nothing.
     let callback = |token: &str| app.url(&format!("/v1/sms/receipts/{}?token={token}", p.as_str()));
-    let key = if p == Provider::Aliyun { "out_id" } else { "session_context" };
+    let key = if p == Provider::Aliyun {
+        "out_id"
+    } else {
+        "session_context"
+    };
     let wrong = stand_in
         .control(
             Method::POST,
@@ -269,7 +329,16 @@ async fn offer_texted_once_then_receipt(p: Provider) {
     assert_eq!(d.receipt.as_deref(), Some("delivered"), "{d:?}");
     assert_eq!(d.provider_ref.as_deref(), Some(reference.as_str()));
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metric(&metrics, &format!("yizhan_sms_texts_total{{provider=\"{}\",outcome=\"delivered\"}} 1", p.as_str())), "{metrics}");
+    assert!(
+        metric(
+            &metrics,
+            &format!(
+                "yizhan_sms_texts_total{{provider=\"{}\",outcome=\"delivered\"}} 1",
+                p.as_str()
+            )
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -287,13 +356,19 @@ async fn throttled_then_sent_once(p: Provider) {
     // The same request may go twice in one second (the manual clock moves,
     // the real one need not): the stand-in's replay guard would refuse it,
     // Tencent does not.
-    stand_in.control(Method::PUT, "replay-guard", json!({"tencent": false})).await;
+    stand_in
+        .control(Method::PUT, "replay-guard", json!({"tencent": false}))
+        .await;
     let throttle = match p {
         Provider::Aliyun => "Throttling.User",
         Provider::Tencent => "RequestLimitExceeded",
     };
     stand_in
-        .control(Method::PUT, "cues/13700000512", json!({"answers": [throttle], "then": "ok"}))
+        .control(
+            Method::PUT,
+            "cues/13700000512",
+            json!({"answers": [throttle], "then": "ok"}),
+        )
         .await;
     let holder = app.token_for("13700000511", Role::Worker, &[]).await;
     let worker = app.token_for("13700000512", Role::Worker, &[]).await;
@@ -304,7 +379,11 @@ async fn throttled_then_sent_once(p: Provider) {
     // Not before its backoff (30 s for the first retry)…
     app.clock.advance(Duration::from_secs(20));
     app.service.run_jobs().await.unwrap();
-    assert_eq!(sent_to(&stand_in, "13700000512").await.len(), 1, "backing off");
+    assert_eq!(
+        sent_to(&stand_in, "13700000512").await.len(),
+        1,
+        "backing off"
+    );
     // …then sent, and sent once.
     app.clock.advance(Duration::from_secs(11));
     let report = app.service.run_jobs().await.unwrap();
@@ -314,7 +393,11 @@ async fn throttled_then_sent_once(p: Provider) {
     let sent = sent_to(&stand_in, "13700000512").await;
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0]["code"], throttle);
-    assert_eq!(sent.iter().filter(|e| accepted(e)).count(), 1, "texted exactly once");
+    assert_eq!(
+        sent.iter().filter(|e| accepted(e)).count(),
+        1,
+        "texted exactly once"
+    );
     let d = delivery(&app, n).await;
     assert_eq!((d.state.as_str(), d.attempts), ("sent", 2));
 }
@@ -336,7 +419,11 @@ async fn invalid_number_stops_texting(p: Provider) {
         Provider::Tencent => "InvalidParameterValue.IncorrectPhoneNumber",
     };
     stand_in
-        .control(Method::PUT, "cues/13700000522", json!({"answers": [invalid], "then": "ok"}))
+        .control(
+            Method::PUT,
+            "cues/13700000522",
+            json!({"answers": [invalid], "then": "ok"}),
+        )
         .await;
     let holder = app.token_for("13700000521", Role::Worker, &[]).await;
     let worker = app.token_for("13700000522", Role::Worker, &[]).await;
@@ -344,7 +431,12 @@ async fn invalid_number_stops_texting(p: Provider) {
     let report = past_fallback(&app).await;
     assert_eq!(report.deliveries.failed, 1);
     assert_eq!(delivery(&app, first).await.state, "failed");
-    let me: Value = app.call(Method::GET, "/v1/me", Some(&worker), None, None).await.json().await.unwrap();
+    let me: Value = app
+        .call(Method::GET, "/v1/me", Some(&worker), None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["sms"]["reachable"], false, "{me}");
     assert_eq!(me["sms"]["reason"], "invalid_number");
     assert!(me["sms"]["since"].is_string());
@@ -352,9 +444,22 @@ async fn invalid_number_stops_texting(p: Provider) {
     let second = offer(&app, &admin, &site, &holder, &worker, "i2").await;
     past_fallback(&app).await;
     assert_eq!(delivery(&app, second).await.state, "skipped");
-    assert_eq!(sent_to(&stand_in, "13700000522").await.len(), 1, "never texted again");
+    assert_eq!(
+        sent_to(&stand_in, "13700000522").await.len(),
+        1,
+        "never texted again"
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metric(&metrics, &format!("yizhan_sms_texts_total{{provider=\"{}\",outcome=\"unreachable\"}} 1", p.as_str())), "{metrics}");
+    assert!(
+        metric(
+            &metrics,
+            &format!(
+                "yizhan_sms_texts_total{{provider=\"{}\",outcome=\"unreachable\"}} 1",
+                p.as_str()
+            )
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -374,7 +479,11 @@ async fn unapproved_template_is_not_retried(p: Provider) {
         Provider::Tencent => "FailedOperation.TemplateIncorrectOrUnapproved",
     };
     stand_in
-        .control(Method::PUT, "cues/13700000532", json!({"answers": [unapproved], "then": "ok"}))
+        .control(
+            Method::PUT,
+            "cues/13700000532",
+            json!({"answers": [unapproved], "then": "ok"}),
+        )
         .await;
     let holder = app.token_for("13700000531", Role::Worker, &[]).await;
     let worker = app.token_for("13700000532", Role::Worker, &[]).await;
@@ -383,18 +492,46 @@ async fn unapproved_template_is_not_retried(p: Provider) {
     assert_eq!(report.deliveries.failed, 1);
     let d = delivery(&app, n).await;
     assert_eq!(d.state, "failed");
-    assert!(d.last_error.as_deref().is_some_and(|e| e.contains("template")), "{d:?}");
+    assert!(
+        d.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("template")),
+        "{d:?}"
+    );
     app.clock.advance(Duration::from_secs(3600));
     app.service.run_jobs().await.unwrap();
-    assert_eq!(sent_to(&stand_in, "13700000532").await.len(), 1, "no retry per text");
+    assert_eq!(
+        sent_to(&stand_in, "13700000532").await.len(),
+        1,
+        "no retry per text"
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metric(&metrics, &format!("yizhan_sms_config_errors_total{{provider=\"{}\",cause=\"template\"}} 1", p.as_str())), "{metrics}");
+    assert!(
+        metric(
+            &metrics,
+            &format!(
+                "yizhan_sms_config_errors_total{{provider=\"{}\",cause=\"template\"}} 1",
+                p.as_str()
+            )
+        ),
+        "{metrics}"
+    );
     // A code to a number the provider cannot take now is a 503, not a 5xx crash.
     stand_in
-        .control(Method::PUT, "cues/13700000533", json!({"answers": [unapproved], "then": "ok"}))
+        .control(
+            Method::PUT,
+            "cues/13700000533",
+            json!({"answers": [unapproved], "then": "ok"}),
+        )
         .await;
     let r = app
-        .call(Method::POST, "/v1/auth/otp", None, Some(json!({"phone": "13700000533"})), None)
+        .call(
+            Method::POST,
+            "/v1/auth/otp",
+            None,
+            Some(json!({"phone": "13700000533"})),
+            None,
+        )
         .await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
@@ -415,20 +552,42 @@ async fn tencent_an_unapproved_template_fails_the_text_and_raises_the_metric() {
 async fn number_window_on_codes(p: Provider) {
     let (stand_in, app, _, _) = app(p, 10).await;
     let limited = match p {
-        Provider::Aliyun => json!({"code": "isv.BUSINESS_LIMIT_CONTROL", "message": "触发小时级流控Permits:5"}),
+        Provider::Aliyun => {
+            json!({"code": "isv.BUSINESS_LIMIT_CONTROL", "message": "触发小时级流控Permits:5"})
+        }
         Provider::Tencent => json!("LimitExceeded.PhoneNumberOneHourLimit"),
     };
     stand_in
-        .control(Method::PUT, "cues/13700000541", json!({"answers": [limited], "then": "ok"}))
+        .control(
+            Method::PUT,
+            "cues/13700000541",
+            json!({"answers": [limited], "then": "ok"}),
+        )
         .await;
-    let ask = || app.call(Method::POST, "/v1/auth/otp", None, Some(json!({"phone": "13700000541"})), None);
+    let ask = || {
+        app.call(
+            Method::POST,
+            "/v1/auth/otp",
+            None,
+            Some(json!({"phone": "13700000541"})),
+            None,
+        )
+    };
     let r = ask().await;
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((3500..=3600).contains(&wait), "{wait}");
     app.clock.advance(Duration::from_secs(120));
     assert_eq!(ask().await.status(), 429);
-    assert_eq!(sent_to(&stand_in, "13700000541").await.len(), 1, "not hammered");
+    assert_eq!(
+        sent_to(&stand_in, "13700000541").await.len(),
+        1,
+        "not hammered"
+    );
 }
 
 #[tokio::test]
@@ -449,7 +608,11 @@ async fn tencent_a_numbers_frequency_window_is_waited_out() {
 async fn aliyun_an_unanswered_text_is_settled_by_its_receipt_not_resent() {
     let (stand_in, app, site, admin) = app(Provider::Aliyun, 1).await;
     stand_in
-        .control(Method::PUT, "cues/13700000552", json!({"answers": ["hold"], "then": "ok"}))
+        .control(
+            Method::PUT,
+            "cues/13700000552",
+            json!({"answers": ["hold"], "then": "ok"}),
+        )
         .await;
     let holder = app.token_for("13700000551", Role::Worker, &[]).await;
     let worker = app.token_for("13700000552", Role::Worker, &[]).await;
@@ -467,8 +630,15 @@ async fn aliyun_an_unanswered_text_is_settled_by_its_receipt_not_resent() {
         .await;
     assert_eq!(answer["status"], 200, "{answer}");
     let d = delivery(&app, n).await;
-    assert_eq!((d.state.as_str(), d.receipt.as_deref()), ("sent", Some("delivered")));
+    assert_eq!(
+        (d.state.as_str(), d.receipt.as_deref()),
+        ("sent", Some("delivered"))
+    );
     app.clock.advance(Duration::from_secs(3600));
     app.service.run_jobs().await.unwrap();
-    assert_eq!(sent_to(&stand_in, "13700000552").await.len(), 1, "not resent");
+    assert_eq!(
+        sent_to(&stand_in, "13700000552").await.len(),
+        1,
+        "not resent"
+    );
 }
