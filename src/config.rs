@@ -148,6 +148,17 @@ pub struct OverloadArgs {
     /// closing them.
     #[arg(long, env = "YIZHAN_SHUTDOWN_GRACE", default_value_t = 20.0)]
     pub shutdown_grace: f64,
+    /// Seconds a client may take to send a request's headers, counted from
+    /// when its connection opens or falls idle after an answer; a slower or
+    /// idle connection is closed (slowloris). On both listeners. 0: no bound.
+    #[arg(long, env = "YIZHAN_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
+    pub header_read_timeout: f64,
+    /// Connections open at once on each listener; past it new ones wait in
+    /// the kernel's queue until one closes. Default: 10,000, or 3/4 of the
+    /// open-file limit when lower (the soft limit is first raised to the
+    /// hard one); 0: no cap.
+    #[arg(long, env = "YIZHAN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 impl OverloadArgs {
@@ -171,6 +182,17 @@ impl OverloadArgs {
             trusted_proxies,
             cors_origins,
             shutdown_grace: secs(self.shutdown_grace),
+            connections: crate::http::connections::ConnLimits {
+                header_read_timeout: (self.header_read_timeout > 0.0)
+                    .then(|| secs(self.header_read_timeout)),
+                max_connections: match self.max_connections {
+                    None => Some(crate::http::connections::default_max_connections(
+                        crate::http::connections::raise_open_file_limit(),
+                    )),
+                    Some(0) => None,
+                    Some(n) => Some(n),
+                },
+            },
         })
     }
 }

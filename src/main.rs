@@ -362,6 +362,11 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         user_writes_per_minute = guard.user_writes_per_minute,
         trusted_proxies = guard.trusted_proxies.len(),
         cors_origins = guard.cors_origins.len(),
+        header_read_timeout_s = guard
+            .connections
+            .header_read_timeout
+            .map(|t| t.as_secs_f64()),
+        max_connections = guard.connections.max_connections,
         "overload limits"
     );
     state.guard = std::sync::Arc::new(yizhan::http::guard::Guard::new(guard));

@@ -1,7 +1,7 @@
 //! Start-up and shutdown: open the store, seed it, build the index, follow the
 //! change feed, serve HTTP until told to stop.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use crate::domain::calendar::CalendarStatus;
 use crate::domain::coords::Crs;
 use crate::geodata;
 use crate::holidays;
-use crate::http::AppState;
+use crate::http::{AppState, connections};
 use crate::index::{ClusterFilter, IndexBuilder, SiteIndex};
 use crate::metrics::Metrics;
 use crate::notify::{Channel, SmsChannel};
@@ -355,6 +355,7 @@ pub fn serve_ops(listener: std::net::TcpListener, state: AppState) -> anyhow::Re
                 }
             };
             runtime.block_on(async move {
+                let limits = state.guard.config.connections;
                 let app = crate::http::ops::router()
                     .fallback(|| async {
                         crate::error::status_problem(
@@ -363,12 +364,9 @@ pub fn serve_ops(listener: std::net::TcpListener, state: AppState) -> anyhow::Re
                         )
                     })
                     .with_state(state);
-                let served = match TcpListener::from_std(listener) {
-                    Ok(l) => axum::serve(l, app).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the operators' listener failed");
+                match TcpListener::from_std(listener) {
+                    Ok(l) => connections::serve(l, app, limits, std::future::pending()).await,
+                    Err(e) => tracing::error!(error = %e, "the operators' listener failed"),
                 }
             });
         })?;
@@ -382,13 +380,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = state.guard.config.shutdown_grace;
+    let limits = state.guard.config.connections;
     let app = crate::http::app(state);
     let (told, mut draining) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let server = connections::serve(listener, app, limits, async move {
         shutdown.await;
         tracing::info!(
             grace_s = grace.as_secs_f64(),
@@ -405,7 +400,7 @@ pub async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = server.into_future() => r.context("serving HTTP"),
+        () = server => Ok(()),
         () = bound => {
             tracing::warn!(
                 grace_s = grace.as_secs_f64(),

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod checkins;
 pub mod client_addr;
 pub mod clusters;
+pub mod connections;
 pub mod contract;
 pub mod events;
 pub mod feed;
