@@ -109,15 +109,24 @@ pub trait SmsSender: Send + Sync + 'static {
     async fn send_text(&self, phone: &Phone, text: &str) -> anyhow::Result<()>;
 }
 
-/// The default sender: writes the code to the log at DEBUG level under the
-/// target `yizhan::sms` (run with `RUST_LOG=info,yizhan::sms=debug` to see it),
-/// so that info-level logs never hold a code.
-pub struct LogSender;
+/// The development sender (the `log` provider): writes the code to the log
+/// under the target `yizhan::sms`. At INFO when the API listens on loopback
+/// only (`codes_at_info`, a developer's machine); otherwise at DEBUG (run with
+/// `YIZHAN_LOG=info,yizhan::sms=debug` to see it), so that a public server's
+/// info-level logs never hold a code.
+#[derive(Default)]
+pub struct LogSender {
+    pub codes_at_info: bool,
+}
 
 #[async_trait]
 impl SmsSender for LogSender {
     async fn send_code(&self, phone: &Phone, code: &str) -> anyhow::Result<()> {
-        tracing::debug!(target: "yizhan::sms", phone = %phone.masked(), code, "sign-in code (log sender: no SMS gateway configured)");
+        if self.codes_at_info {
+            tracing::info!(target: "yizhan::sms", "sign-in code for {}: {code} (development: no SMS provider)", phone.masked());
+        } else {
+            tracing::debug!(target: "yizhan::sms", phone = %phone.masked(), code, "sign-in code (log sender: no SMS gateway configured)");
+        }
         Ok(())
     }
 
@@ -189,7 +198,7 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             clock: Arc::new(SystemClock),
-            sms: Arc::new(LogSender),
+            sms: Arc::new(LogSender::default()),
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct Options {
     pub db: store::DbOptions,
     /// Web Push: the VAPID key, its subject, and the loopback allowance.
     pub push: PushConfig,
+    /// The API listens on a loopback address only: the development `log` SMS
+    /// sender prints sign-in codes at INFO (on any other address, at DEBUG).
+    pub listen_is_loopback: bool,
 }
 
 /// How often the background tasks run, and the notification delays.
@@ -112,14 +115,23 @@ impl Service {
                 None => tracing::info!("another process seeded the registry meanwhile"),
             }
         }
-        let auth = crate::auth::Auth::default();
+        // No SMS provider: the development sender, whose codes are also kept
+        // in the clear for `yizhan admin code`.
+        let auth = crate::auth::Auth {
+            sms: Arc::new(crate::auth::LogSender {
+                codes_at_info: opts.listen_is_loopback,
+            }),
+            ..Default::default()
+        };
         let timers = Timers {
             follow: opts.follow_interval,
             worker: opts.worker_interval,
             sms_fallback_after: opts.sms_fallback_after,
             delivery_lease: opts.delivery_lease,
         };
-        Service::with_parts(store, timers, auth, opts.push.clone()).await
+        let mut service = Service::with_parts(store, timers, auth, opts.push.clone()).await?;
+        service.state.dev_sign_in = true;
+        Ok(service)
     }
 
     /// Build the index from an already opened store.
@@ -192,6 +204,7 @@ impl Service {
             join_key: Arc::default(),
             console: Default::default(),
             guard: Default::default(),
+            dev_sign_in: false,
         };
         let follower = Arc::new(Follower {
             store,

@@ -80,6 +80,7 @@ pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<C
             phone: &phone,
             ip,
             code_hash: &code_hash(&phone, &code),
+            dev_code: state.dev_sign_in.then_some(code.as_str()),
             at: now,
             ttl: auth::OTP_TTL,
             phone_limits: &auth::OTP_LIMITS_PER_PHONE,

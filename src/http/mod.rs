@@ -64,6 +64,9 @@ pub struct AppState {
     pub console: crate::console::ConsoleConfig,
     /// Overload and abuse limits, trusted proxies, CORS (see `guard`).
     pub guard: Arc<guard::Guard>,
+    /// The development `log` SMS provider is in use: a pending sign-in code is
+    /// also stored in the clear, for `yizhan admin code`.
+    pub dev_sign_in: bool,
 }
 
 /// The whole API as a router, ready to serve.
