@@ -134,8 +134,16 @@ pub struct TokenResponse {
 pub async fn sign_in(
     State(state): State<AppState>,
     obj: JsonObject,
-) -> Result<Json<TokenResponse>, ApiError> {
-    exchange_code(&state, &obj).await.map(Json)
+) -> Result<impl IntoResponse, ApiError> {
+    let token = exchange_code(&state, &obj).await?;
+    // A token answer is never cached (RFC 6749 §5.1).
+    Ok((
+        [
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (axum::http::header::PRAGMA, "no-cache"),
+        ],
+        Json(token),
+    ))
 }
 
 /// Exchange the `phone` and `code` of `obj` for a new token (the API and the
