@@ -122,7 +122,7 @@ pub struct ServeArgs {
     pub overload: OverloadArgs,
 }
 
-/// Overload and abuse limits, proxies and browsers (README: "Overload").
+/// Overload and abuse limits, proxies and browsers (docs/overload.md).
 #[derive(Debug, Args, Clone)]
 pub struct OverloadArgs {
     /// Requests handled at once; more are answered 503 with Retry-After at
