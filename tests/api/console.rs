@@ -386,28 +386,17 @@ async fn bad_input_is_explained_on_the_page_never_a_server_error() {
     }
     let (_, body) = page(&app, &cookie, "/console/nothing-here").await;
     assert!(body.contains("没有这个页面"), "{body}");
-    let (status, body) = post(
-        &app,
-        &cookie,
-        "/console/login",
-        &[("phone", "12345"), ("code", "x")],
-        &[],
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body.contains("手机号"), "{body}");
-    assert_no_english(&body);
-    let (status, body) = post(
-        &app,
-        &cookie,
-        "/console/login",
-        &[("phone", "13800000009"), ("code", "12")],
-        &[],
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body.contains("请输入短信中的6位验证码"), "{body}");
-    assert_no_english(&body);
+    // A bad phone, then a bad code: each told in Chinese only.
+    for (phone, code, told) in [
+        ("12345", "x", "手机号"),
+        ("13800000009", "12", "请输入短信中的6位验证码"),
+    ] {
+        let form = [("phone", phone), ("code", code)];
+        let (status, body) = post(&app, &cookie, "/console/login", &form, &[]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains(told), "{body}");
+        assert_no_english(&body);
+    }
 }
 
 /// The words a person reads on a console page (its text outside tags and
