@@ -2,7 +2,7 @@
 //! (JSON body for a phone-screen viewport) and vector tiles (encoded MVT) at
 //! zooms 4, 10 and 16, and the time to build the cluster hierarchy.
 //!
-//! Run: `cargo bench --bench map`. Numbers go in README's performance section.
+//! Run: `cargo bench --bench map`. Numbers go in docs/performance.md.
 
 mod common;
 

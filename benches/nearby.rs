@@ -1,7 +1,7 @@
 //! k=10 nearest over 1,000,000 generated sites, single thread: unfiltered, and
 //! with a filter that about 1 site in 1,000 passes.
 //!
-//! Run: `cargo bench --bench nearby`. Numbers go in README's performance section.
+//! Run: `cargo bench --bench nearby`. Numbers go in docs/performance.md.
 
 mod common;
 

@@ -121,7 +121,7 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             clock: Arc::new(SystemClock),
-            sms: Arc::new(LogSender),
+            sms: Arc::new(LogSender::default()),
             sms_receipt_token: None,
         }
     }

@@ -1,19 +1,30 @@
-//! The command line. Every setting has a flag and a `YIZHAN_*` environment variable.
+//! The command line. Every setting of `yizhan serve` (and the database URL of
+//! every command) has a flag and a `YIZHAN_*` environment variable; the
+//! per-call arguments of the other commands (`--phone`, `--role`, `--site`,
+//! `--ttl`, `--crs`, …) are flags only. Boolean variables take `1/0`,
+//! `true/false`, `yes/no` or `on/off`, in any case.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::coords::Crs;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:./data/yizhan.db";
 
+/// Logging, said once under every command's `--help`.
+const LOG_HELP: &str = "Logging: YIZHAN_LOG or, when it is unset, RUST_LOG sets the filter \
+(`info`, `debug`, `info,yizhan::sms=debug`; default `info`). \
+Boolean variables take 1/0, true/false, yes/no or on/off, in any case.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "yizhan",
     version,
-    about = "Service sites of China's trade unions, for workers' phone apps"
+    about = "Service sites of China's trade unions, for workers' phone apps",
+    after_help = LOG_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -48,7 +59,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Start with an empty registry instead of loading the Shandong dataset.
-    #[arg(long, env = "YIZHAN_NO_SEED")]
+    #[arg(long, env = "YIZHAN_NO_SEED", value_parser = BoolishValueParser::new())]
     pub no_seed: bool,
     /// Seconds between polls of the change feed for writes made by other processes.
     #[arg(long, env = "YIZHAN_FOLLOW_INTERVAL", default_value_t = 2.0)]
@@ -87,7 +98,7 @@ pub struct ServeArgs {
     #[arg(long, env = "YIZHAN_VAPID_SUBJECT", default_value = crate::push::DEFAULT_SUBJECT)]
     pub vapid_subject: String,
     /// Web Push: accept `http://127.0.0.1:…` push endpoints. For tests only.
-    #[arg(long, env = "YIZHAN_PUSH_ALLOW_INSECURE_LOOPBACK")]
+    #[arg(long, env = "YIZHAN_PUSH_ALLOW_INSECURE_LOOPBACK", value_parser = BoolishValueParser::new())]
     pub push_allow_insecure_loopback: bool,
     /// SQLite: `full` fsyncs every commit before answering (a confirmed booking
     /// survives a power cut); `normal` does not (it survives a crash of this
@@ -105,7 +116,7 @@ pub struct ServeArgs {
     pub db_lock_timeout: f64,
     /// The managers' console: mark its session cookie `Secure` always (behind
     /// TLS that does not send `X-Forwarded-Proto: https`, which also does).
-    #[arg(long, env = "YIZHAN_CONSOLE_SECURE_COOKIE")]
+    #[arg(long, env = "YIZHAN_CONSOLE_SECURE_COOKIE", value_parser = BoolishValueParser::new())]
     pub console_secure_cookie: bool,
     /// Texts (SMS: sign-in codes, and notices that must not be missed): `log`
     /// (development: they go to the log, nothing leaves the machine),
@@ -126,7 +137,7 @@ pub struct ServeArgs {
     pub overload: OverloadArgs,
 }
 
-/// Overload and abuse limits, proxies and browsers (README: "Overload").
+/// Overload and abuse limits, proxies and browsers (docs/overload.md).
 #[derive(Debug, Args, Clone)]
 pub struct OverloadArgs {
     /// Requests handled at once; more are answered 503 with Retry-After at
@@ -163,6 +174,17 @@ pub struct OverloadArgs {
     /// closing them.
     #[arg(long, env = "YIZHAN_SHUTDOWN_GRACE", default_value_t = 20.0)]
     pub shutdown_grace: f64,
+    /// Seconds a client may take to send a request's headers, counted from
+    /// when its connection opens or falls idle after an answer; a slower or
+    /// idle connection is closed (slowloris). On both listeners. 0: no bound.
+    #[arg(long, env = "YIZHAN_HEADER_READ_TIMEOUT", default_value_t = 10.0)]
+    pub header_read_timeout: f64,
+    /// Connections open at once on each listener; past it new ones wait in
+    /// the kernel's queue until one closes. Default: 10,000, or 3/4 of the
+    /// open-file limit when lower (the soft limit is first raised to the
+    /// hard one); 0: no cap.
+    #[arg(long, env = "YIZHAN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 impl OverloadArgs {
@@ -186,6 +208,17 @@ impl OverloadArgs {
             trusted_proxies,
             cors_origins,
             shutdown_grace: secs(self.shutdown_grace),
+            connections: crate::http::connections::ConnLimits {
+                header_read_timeout: (self.header_read_timeout > 0.0)
+                    .then(|| secs(self.header_read_timeout)),
+                max_connections: match self.max_connections {
+                    None => Some(crate::http::connections::default_max_connections(
+                        crate::http::connections::raise_open_file_limit(),
+                    )),
+                    Some(0) => None,
+                    Some(n) => Some(n),
+                },
+            },
         })
     }
 }
@@ -214,6 +247,7 @@ fn parse_crs(s: &str) -> Result<Crs, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service.
+    #[command(after_help = LOG_HELP)]
     Serve(Box<ServeArgs>),
     /// Upsert sites from a GeoJSON FeatureCollection by their `ref`, all or nothing.
     Import {
@@ -278,6 +312,16 @@ pub enum AdminCommand {
         /// Lifetime: a number with s, m, h or d (`90s`, `30m`, `1h`, `7d`).
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: std::time::Duration,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the pending sign-in code of a phone, for scripts. Only with the
+    /// development `log` SMS provider, which keeps the code in the clear
+    /// until it is used or expires; fails when no such code is pending.
+    Code {
+        /// The mobile number the code was requested for.
+        #[arg(long)]
+        phone: String,
         #[command(flatten)]
         db: DbArgs,
     },

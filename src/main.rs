@@ -20,8 +20,24 @@ use yizhan::geodata::geojson::{
 use yizhan::service::{Options, Service, serve};
 use yizhan::store;
 
+/// The log filter: `YIZHAN_LOG` when set, else the ecosystem's `RUST_LOG`, else `info`.
+fn log_filter() -> EnvFilter {
+    ["YIZHAN_LOG", "RUST_LOG"]
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+        .map_or_else(
+            || EnvFilter::new("info"),
+            |v| {
+                EnvFilter::try_from_env(v).unwrap_or_else(|e| {
+                    eprintln!("warning: {v}: {e}; logging at info");
+                    EnvFilter::new("info")
+                })
+            },
+        )
+}
+
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("YIZHAN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -318,6 +334,24 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AdminCommand::Holidays { command } => run_holidays(command).await,
+        AdminCommand::Code { phone, db } => {
+            let phone: Phone = phone.parse().map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
+            let store = store::connect(&db.database_url).await?;
+            let code = store
+                .pending_dev_code(&phone, chrono::Utc::now(), yizhan::auth::OTP_MAX_ATTEMPTS)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no development sign-in code is pending for {}: request one \
+                         (POST /v1/auth/otp) from a server running the development `log` \
+                         SMS provider; codes live {} minutes",
+                        phone.masked(),
+                        yizhan::auth::OTP_TTL.as_secs() / 60
+                    )
+                })?;
+            println!("{code}");
+            Ok(())
+        }
         AdminCommand::Token { phone, ttl, db } => {
             let phone: Phone = phone.parse().map_err(|e| anyhow::anyhow!("--phone: {e}"))?;
             let store = store::connect(&db.database_url).await?;
@@ -338,6 +372,12 @@ async fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing::info!(
+        no_seed = args.no_seed,
+        console_secure_cookie = args.console_secure_cookie,
+        push_allow_insecure_loopback = args.push_allow_insecure_loopback,
+        "switches"
+    );
     let guard = args.overload.guard_config()?;
     let opts = Options {
         database_url: args.db.database_url.clone(),
@@ -354,6 +394,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             std::env::var("YIZHAN_SMS_SECRET").ok().as_deref(),
             args.sms_endpoint.as_deref(),
         )?,
+        listen_is_loopback: args.listen.ip().is_loopback(),
     };
     let service = Service::start(&opts).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -368,6 +409,11 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         user_writes_per_minute = guard.user_writes_per_minute,
         trusted_proxies = guard.trusted_proxies.len(),
         cors_origins = guard.cors_origins.len(),
+        header_read_timeout_s = guard
+            .connections
+            .header_read_timeout
+            .map(|t| t.as_secs_f64()),
+        max_connections = guard.connections.max_connections,
         "overload limits"
     );
     state.guard = std::sync::Arc::new(yizhan::http::guard::Guard::new(guard));

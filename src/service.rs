@@ -1,7 +1,7 @@
 //! Start-up and shutdown: open the store, seed it, build the index, follow the
 //! change feed, serve HTTP until told to stop.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use crate::domain::calendar::CalendarStatus;
 use crate::domain::coords::Crs;
 use crate::geodata;
 use crate::holidays;
-use crate::http::AppState;
+use crate::http::{AppState, connections};
 use crate::index::{ClusterFilter, IndexBuilder, SiteIndex};
 use crate::metrics::Metrics;
 use crate::notify::{Channel, SmsChannel};
@@ -45,6 +45,9 @@ pub struct Options {
     pub push: PushConfig,
     /// Texts: the SMS provider and its settings (`log` in development).
     pub sms: crate::sms::SmsSettings,
+    /// The API listens on a loopback address only: the development `log` SMS
+    /// sender prints sign-in codes at INFO (on any other address, at DEBUG).
+    pub listen_is_loopback: bool,
 }
 
 /// How often the background tasks run, and the notification delays.
@@ -114,8 +117,10 @@ impl Service {
                 None => tracing::info!("another process seeded the registry meanwhile"),
             }
         }
+        // The `log` provider is the development sender, whose codes are
+        // also kept in the clear for `yizhan admin code`.
         let auth = crate::auth::Auth {
-            sms: crate::sms::sender(&opts.sms),
+            sms: crate::sms::sender(&opts.sms, opts.listen_is_loopback),
             sms_receipt_token: opts.sms.receipt_token.clone(),
             ..crate::auth::Auth::default()
         };
@@ -125,7 +130,10 @@ impl Service {
             sms_fallback_after: opts.sms_fallback_after,
             delivery_lease: opts.delivery_lease,
         };
-        Service::with_parts(store, timers, auth, opts.push.clone()).await
+        let mut service = Service::with_parts(store, timers, auth, opts.push.clone()).await?;
+        // Only the development sender keeps codes in the clear.
+        service.state.dev_sign_in = opts.sms.provider().is_none();
+        Ok(service)
     }
 
     /// Build the index from an already opened store.
@@ -205,6 +213,7 @@ impl Service {
             console: Default::default(),
             guard: Default::default(),
             sms,
+            dev_sign_in: false,
         };
         let follower = Arc::new(Follower {
             store,
@@ -369,6 +378,7 @@ pub fn serve_ops(listener: std::net::TcpListener, state: AppState) -> anyhow::Re
                 }
             };
             runtime.block_on(async move {
+                let limits = state.guard.config.connections;
                 let app = crate::http::ops::router()
                     .fallback(|| async {
                         crate::error::status_problem(
@@ -377,12 +387,9 @@ pub fn serve_ops(listener: std::net::TcpListener, state: AppState) -> anyhow::Re
                         )
                     })
                     .with_state(state);
-                let served = match TcpListener::from_std(listener) {
-                    Ok(l) => axum::serve(l, app).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the operators' listener failed");
+                match TcpListener::from_std(listener) {
+                    Ok(l) => connections::serve(l, app, limits, std::future::pending()).await,
+                    Err(e) => tracing::error!(error = %e, "the operators' listener failed"),
                 }
             });
         })?;
@@ -396,13 +403,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = state.guard.config.shutdown_grace;
+    let limits = state.guard.config.connections;
     let app = crate::http::app(state);
     let (told, mut draining) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let server = connections::serve(listener, app, limits, async move {
         shutdown.await;
         tracing::info!(
             grace_s = grace.as_secs_f64(),
@@ -419,7 +423,7 @@ pub async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = server.into_future() => r.context("serving HTTP"),
+        () = server => Ok(()),
         () = bound => {
             tracing::warn!(
                 grace_s = grace.as_secs_f64(),

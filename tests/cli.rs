@@ -554,3 +554,139 @@ fn union_admins_are_made_with_their_unions_and_sites_name_existing_unions() {
         "{err}"
     );
 }
+
+/// Every boolean variable of `serve` takes 1/0, true/false, yes/no, on/off in
+/// any case, as the docs write them; `serve` logs what it understood (the
+/// `switches` line, before it opens the database) and is stopped there.
+#[test]
+fn boolean_variables_take_every_documented_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    // What `serve` understood, from its `switches` log line.
+    let switches = |envs: &[(&str, &str)], args: &[&str]| -> Value {
+        let mut c = yizhan();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+            .args(args)
+            .env("YIZHAN_LOG_FORMAT", "json")
+            .env_remove("YIZHAN_LOG")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for v in BOOLEANS {
+            c.env_remove(v.0);
+        }
+        c.envs(envs.iter().copied());
+        let mut server = Server(c.spawn().unwrap());
+        let stderr = server.0.stderr.take().unwrap();
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v["fields"]["message"] == "switches" {
+                return v["fields"].clone();
+            }
+            seen.push(line);
+        }
+        panic!("no switches line: {}", seen.join("\n"));
+    };
+    const BOOLEANS: [(&str, &str); 3] = [
+        ("YIZHAN_NO_SEED", "no_seed"),
+        ("YIZHAN_CONSOLE_SECURE_COOKIE", "console_secure_cookie"),
+        (
+            "YIZHAN_PUSH_ALLOW_INSECURE_LOOPBACK",
+            "push_allow_insecure_loopback",
+        ),
+    ];
+    let spellings = [
+        ("1", true),
+        ("0", false),
+        ("true", true),
+        ("FALSE", false),
+        ("yes", true),
+        ("No", false),
+        ("ON", true),
+        ("off", false),
+    ];
+    for (var, field) in BOOLEANS {
+        for (value, meant) in spellings {
+            let got = switches(&[(var, value)], &[]);
+            assert_eq!(got[field], meant, "{var}={value}: {got}");
+            for (other, other_field) in BOOLEANS.iter().filter(|b| b.0 != var) {
+                assert_eq!(
+                    got[other_field], false,
+                    "{var}={value} moved {other}: {got}"
+                );
+            }
+        }
+    }
+    // Unset: false; the flag alone: true, and it wins over its variable.
+    assert_eq!(switches(&[], &[])["no_seed"], false);
+    assert_eq!(switches(&[], &["--no-seed"])["no_seed"], true);
+    assert_eq!(
+        switches(&[("YIZHAN_NO_SEED", "0")], &["--no-seed"])["no_seed"],
+        true
+    );
+    // Anything else is refused, naming the flag.
+    let (ok, _, err) = run(yizhan()
+        .args(["serve", "--database-url", &db])
+        .env("YIZHAN_NO_SEED", "maybe"));
+    assert!(!ok);
+    assert!(err.contains("--no-seed") && err.contains("maybe"), "{err}");
+}
+
+/// `RUST_LOG` sets the filter when `YIZHAN_LOG` is unset; `YIZHAN_LOG` wins.
+#[test]
+fn rust_log_works_and_yizhan_log_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    // `admin holidays list` opens the database: sqlx logs its statements at DEBUG.
+    let stderr = |envs: &[(&str, &str)]| {
+        let mut c = yizhan();
+        c.args(["admin", "holidays", "list", "--database-url", &db])
+            .env_remove("YIZHAN_LOG")
+            .env_remove("RUST_LOG")
+            .envs(envs.iter().copied());
+        let (ok, _, err) = run(&mut c);
+        assert!(ok, "{err}");
+        err
+    };
+    let quiet = stderr(&[]);
+    let rust_log = stderr(&[("RUST_LOG", "debug")]);
+    let yizhan_wins = stderr(&[("RUST_LOG", "debug"), ("YIZHAN_LOG", "warn")]);
+    let yizhan_log = stderr(&[("YIZHAN_LOG", "debug")]);
+    assert!(!quiet.contains("DEBUG"), "{quiet}");
+    assert!(rust_log.contains("DEBUG"), "{rust_log}");
+    assert!(yizhan_log.contains("DEBUG"), "{yizhan_log}");
+    assert!(!yizhan_wins.contains("DEBUG"), "{yizhan_wins}");
+    // Both are said in --help.
+    let (ok, help, _) = run(yizhan().args(["serve", "--help"]));
+    assert!(
+        ok && help.contains("YIZHAN_LOG") && help.contains("RUST_LOG"),
+        "{help}"
+    );
+}
+
+/// `admin code` prints only a pending development code: with none it fails,
+/// saying why (the tour in README.md runs the case where one is pending).
+#[test]
+fn admin_code_without_a_pending_code_fails_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("y.db").display());
+    let (ok, out, err) = run(yizhan().args([
+        "admin",
+        "code",
+        "--phone",
+        "13812345678",
+        "--database-url",
+        &db,
+    ]));
+    assert!(!ok, "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("no development sign-in code is pending for 138****5678"),
+        "{err}"
+    );
+    let (ok, _, err) =
+        run(yizhan().args(["admin", "code", "--phone", "12", "--database-url", &db]));
+    assert!(!ok && err.contains("--phone"), "{err}");
+}

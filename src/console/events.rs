@@ -66,11 +66,7 @@ fn event_row(e: &Event) -> EventRow {
     EventRow {
         id: e.id.to_string(),
         title: e.draft.title.clone(),
-        when: format!(
-            "{} – {}",
-            views::local_full(e.draft.starts_at),
-            views::local(e.draft.ends_at)
-        ),
+        when: views::local_span(e.draft.starts_at, e.draft.ends_at),
         status: status_zh(e.draft.status),
         seats: format!("{} / {}", e.held, e.draft.capacity),
     }
@@ -300,9 +296,15 @@ async fn site_events(
 fn refusal(e: ApiError) -> Result<String, PageError> {
     match &e {
         ApiError::Unprocessable { .. } | ApiError::Conflict(_) | ApiError::InvalidParam { .. } => {
+            // The API's detail is English: name the field in Chinese instead.
             let p = e.problem();
-            let field = p.param.clone().unwrap_or_default();
-            Ok(format!("{}：{}", field_zh(&field), p.detail))
+            tracing::debug!(detail = %p.detail, "event form refused");
+            Ok(match p.param.as_deref() {
+                Some(field) if !field.is_empty() => {
+                    format!("“{}”填写有误，请检查后重试。", field_zh(field))
+                }
+                _ => "无法保存：与活动的当前状态冲突，请刷新页面后重试。".to_owned(),
+            })
         }
         _ => Err(e.into()),
     }

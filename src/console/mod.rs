@@ -57,7 +57,7 @@ async fn home(_: Session) -> Response {
 }
 
 async fn not_found() -> PageError {
-    PageError::Api(ApiError::NotFound("no such page".into()))
+    PageError::Api(ApiError::NotFound("没有这个页面。".into()))
 }
 
 /// What the top of every page needs.
@@ -174,6 +174,22 @@ pub fn status_title(status: StatusCode) -> &'static str {
     }
 }
 
+/// A sentence for an error page, by status.
+fn status_detail(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 422 => "提交的内容有误，请返回上一页检查后重试。",
+        401 => "登录已过期，请重新登录。",
+        403 => "您的账号不能查看或修改这里的内容。",
+        404 => "没有找到要访问的内容，它可能已被删除。",
+        409 => "与现有数据冲突，请刷新页面后重试。",
+        412 => "这条内容已被其他人修改，请刷新页面后重试。",
+        413 => "上传的文件太大。",
+        429 => "操作太频繁，请稍后再试。",
+        503 => "服务繁忙，请稍后再试。",
+        _ => "服务出错了，请稍后再试。",
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
@@ -192,12 +208,21 @@ impl IntoResponse for PageError {
                     tracing::error!(error = %e, "console request failed");
                 }
                 let title = status_title(status).to_owned();
+                // The API's detail is English: a console page shows its own
+                // Chinese words, or a Chinese sentence for the status.
+                let detail = match &e {
+                    ApiError::NotFound(d) if !d.is_ascii() => d.clone(),
+                    _ => {
+                        tracing::debug!(detail = %e.problem().detail, "console error page");
+                        status_detail(status).to_owned()
+                    }
+                };
                 page(
                     status,
                     &ErrorPage {
                         nav: Nav::anonymous(),
                         title,
-                        detail: e.problem().detail,
+                        detail,
                     },
                 )
             }

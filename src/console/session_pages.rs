@@ -44,7 +44,8 @@ fn object(pairs: &[(&str, &str)]) -> JsonObject {
     JsonObject(m)
 }
 
-/// What a person is told when sign-in goes wrong (the API's words are English).
+/// What a person is told when sign-in goes wrong, in Chinese only (the API's
+/// words are English: they pick the sentence, and are not shown).
 fn sign_in_error(e: &crate::error::ApiError) -> String {
     let detail = e.problem().detail;
     let zh = match e.status().as_u16() {
@@ -56,7 +57,7 @@ fn sign_in_error(e: &crate::error::ApiError) -> String {
         401 => "验证码无效，请重新获取",
         _ => super::status_title(e.status()),
     };
-    format!("{zh}（{detail}）")
+    zh.to_owned()
 }
 
 pub async fn request_code(

@@ -630,11 +630,13 @@ async fn save(
             return Ok(page(StatusCode::CONFLICT, &p));
         }
         Err(Err(e @ ApiError::Unprocessable { .. })) => {
+            // The API's detail is English: name the field in Chinese instead.
             let p = e.problem();
+            tracing::debug!(detail = %p.detail, "site form refused");
             let field = p.param.unwrap_or_default();
             FieldError {
                 section: section_of(&field),
-                message: format!("{}：{}", field_zh(&field), p.detail),
+                message: format!("“{}”填写有误，请检查后重试。", field_zh(&field)),
                 field,
             }
         }

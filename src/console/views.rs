@@ -14,11 +14,22 @@ pub fn local(t: DateTime<Utc>) -> String {
         .to_string()
 }
 
-/// `2026-11-25 17:00` in China time (history, where the year matters).
+/// `2026年11月25日 17:00` in China time (history, where the year matters).
 pub fn local_full(t: DateTime<Utc>) -> String {
     t.with_timezone(&SHANGHAI)
-        .format("%Y-%m-%d %H:%M")
+        .format("%Y年%-m月%-d日 %H:%M")
         .to_string()
+}
+
+/// A span in China time, written one way everywhere: `12月20日 09:00–11:00`
+/// within a day, `12月20日 09:00 – 12月21日 11:00` across days.
+pub fn local_span(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let (f, t) = (from.with_timezone(&SHANGHAI), to.with_timezone(&SHANGHAI));
+    if f.date_naive() == t.date_naive() {
+        format!("{}–{}", local(from), t.format("%H:%M"))
+    } else {
+        format!("{} – {}", local(from), local(to))
+    }
 }
 
 /// The value of an `<input type="datetime-local">` for `t`, in China time.
@@ -179,6 +190,32 @@ pub fn state_line(site: &Site, state: HoursState) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn spans_read_one_way_in_china_time() {
+        assert_eq!(
+            local_span(
+                at("2026-12-20T09:00:00+08:00"),
+                at("2026-12-20T11:00:00+08:00")
+            ),
+            "12月20日 09:00–11:00"
+        );
+        assert_eq!(
+            local_span(
+                at("2026-12-20T20:00:00+08:00"),
+                at("2026-12-21T08:00:00+08:00")
+            ),
+            "12月20日 20:00 – 12月21日 08:00"
+        );
+        assert_eq!(
+            local_full(at("2026-11-25T17:00:00+08:00")),
+            "2026年11月25日 17:00"
+        );
+    }
 
     #[test]
     fn local_inputs_become_rfc3339_in_china_time() {

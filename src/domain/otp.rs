@@ -28,6 +28,21 @@ pub struct StoredCode {
     pub code_hash: String,
     pub expires_at: DateTime<Utc>,
     pub attempts: i64,
+    /// The code itself: kept only with the development `log` SMS provider,
+    /// for `yizhan admin code`; never with a real provider.
+    pub dev_code: Option<String>,
+}
+
+/// The development code a person could still sign in with: not expired, not locked.
+pub fn pending_dev_code(
+    stored: Option<&StoredCode>,
+    now: DateTime<Utc>,
+    max_attempts: i64,
+) -> Option<&str> {
+    let c = stored?;
+    (now < c.expires_at && c.attempts < max_attempts)
+        .then_some(c.dev_code.as_deref())
+        .flatten()
 }
 
 /// What checking a code changes.
@@ -127,6 +142,7 @@ mod tests {
             code_hash: "right".into(),
             expires_at: at(300),
             attempts: 0,
+            dev_code: None,
         };
         assert_eq!(check_code(None, "right", at(0), 5).0, OtpCheck::Missing);
         assert_eq!(
@@ -149,5 +165,28 @@ mod tests {
             check_code(Some(&locked), "right", at(0), 5).0,
             OtpCheck::Locked
         );
+    }
+
+    #[test]
+    fn a_development_code_is_pending_only_while_it_could_sign_in() {
+        let c = StoredCode {
+            code_hash: "h".into(),
+            expires_at: at(300),
+            attempts: 0,
+            dev_code: Some("123456".into()),
+        };
+        assert_eq!(pending_dev_code(Some(&c), at(0), 5), Some("123456"));
+        assert_eq!(pending_dev_code(Some(&c), at(300), 5), None);
+        let locked = StoredCode {
+            attempts: 5,
+            ..c.clone()
+        };
+        assert_eq!(pending_dev_code(Some(&locked), at(0), 5), None);
+        let real = StoredCode {
+            dev_code: None,
+            ..c
+        };
+        assert_eq!(pending_dev_code(Some(&real), at(0), 5), None);
+        assert_eq!(pending_dev_code(None, at(0), 5), None);
     }
 }

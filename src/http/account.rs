@@ -94,6 +94,7 @@ pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<C
             phone: &phone,
             ip,
             code_hash: &code_hash(&phone, &code),
+            dev_code: state.dev_sign_in.then_some(code.as_str()),
             at: now,
             ttl: auth::OTP_TTL,
             phone_limits: &auth::OTP_LIMITS_PER_PHONE,
@@ -202,8 +203,16 @@ pub struct TokenResponse {
 pub async fn sign_in(
     State(state): State<AppState>,
     obj: JsonObject,
-) -> Result<Json<TokenResponse>, ApiError> {
-    exchange_code(&state, &obj).await.map(Json)
+) -> Result<impl IntoResponse, ApiError> {
+    let token = exchange_code(&state, &obj).await?;
+    // A token answer is never cached (RFC 6749 §5.1).
+    Ok((
+        [
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (axum::http::header::PRAGMA, "no-cache"),
+        ],
+        Json(token),
+    ))
 }
 
 /// Exchange the `phone` and `code` of `obj` for a new token (the API and the

@@ -57,6 +57,8 @@ pub struct GuardConfig {
     pub cors_origins: Vec<HeaderValue>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// The header-read timeout and the connection cap of each listener.
+    pub connections: super::connections::ConnLimits,
 }
 
 impl Default for GuardConfig {
@@ -69,6 +71,7 @@ impl Default for GuardConfig {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            connections: Default::default(),
         }
     }
 }

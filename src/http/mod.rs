@@ -8,9 +8,11 @@ pub mod caller;
 pub mod checkins;
 pub mod client_addr;
 pub mod clusters;
+pub mod connections;
 pub mod contract;
 pub mod events;
 pub mod feed;
+pub mod front;
 pub mod guard;
 pub mod holidays;
 pub mod manage;
@@ -66,6 +68,9 @@ pub struct AppState {
     pub guard: Arc<guard::Guard>,
     /// Texts (SMS): sign-in codes and the notices that must not be missed.
     pub sms: Arc<crate::sms::Texter>,
+    /// The development `log` SMS provider is in use: a pending sign-in code is
+    /// also stored in the clear, for `yizhan admin code`.
+    pub dev_sign_in: bool,
 }
 
 /// The whole API as a router, ready to serve.
@@ -93,6 +98,7 @@ pub fn app(state: AppState) -> Router {
         .merge(memberships::router())
         .merge(sms::router())
         .merge(ops::router())
+        .merge(front::router())
         // The managers' web pages: HTML, outside the JSON contract (openapi.yaml).
         .merge(crate::console::router())
         .fallback(|| async { status_problem(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -140,7 +146,7 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, push::vapid_public_key, push::subscribe, push::my_subscriptions, push::unsubscribe, push::get_settings, push::put_settings, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics, unions::create_union, unions::find_unions, unions::union_detail, unions::patch_union, unions::join_code, unions::rotate_join_code, unions::qr_svg, unions::applications, unions::stats, memberships::join, memberships::membership, memberships::approve, memberships::reject, memberships::transfer, memberships::withdraw, memberships::my_memberships),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, push::vapid_public_key, push::subscribe, push::my_subscriptions, push::unsubscribe, push::get_settings, push::put_settings, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics, front::index, front::openapi, unions::create_union, unions::find_unions, unions::union_detail, unions::patch_union, unions::join_code, unions::rotate_join_code, unions::qr_svg, unions::applications, unions::stats, memberships::join, memberships::membership, memberships::approve, memberships::reject, memberships::transfer, memberships::withdraw, memberships::my_memberships),
     components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, push::VapidPublicKey, push::SubscriptionDoc, push::SubscribeBody, push::SubscriptionKeys, push::SubscriptionsResponse, push::QuietHoursDoc, push::NotificationSettingsDoc, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput, unions::UnionDoc, unions::UnionsResponse, unions::JoinCodeDoc, unions::ApplicantDoc, unions::ApplicationDoc, unions::ApplicationsResponse, unions::MonthDoc, unions::FiguresDoc, unions::StatsResponse, memberships::MembershipDoc, memberships::MyMemberships, crate::domain::union::JoinPolicy, crate::domain::union::MembershipStatus, crate::domain::union::MonthCounts)),
     modifiers(&BearerAuth),
     tags(

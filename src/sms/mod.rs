@@ -87,8 +87,15 @@ pub fn render(message: Message, values: &Values) -> String {
 }
 
 /// The development sender (`--sms-provider log`): writes each text to the
-/// log under the target `yizhan::sms` instead of sending it.
-pub struct LogSender;
+/// log under the target `yizhan::sms` instead of sending it. A sign-in code
+/// is logged at INFO when the API listens on loopback only
+/// (`codes_at_info`, a developer's machine); otherwise at DEBUG (run with
+/// `YIZHAN_LOG=info,yizhan::sms=debug` to see it), so that a public
+/// server's info-level logs never hold a code.
+#[derive(Default)]
+pub struct LogSender {
+    pub codes_at_info: bool,
+}
 
 #[async_trait]
 impl SmsSender for LogSender {
@@ -102,7 +109,11 @@ impl SmsSender for LogSender {
 
     async fn send(&self, text: &Text<'_>) -> Reply {
         if let Some(code) = &text.values.code {
-            tracing::debug!(target: "yizhan::sms", phone = %text.phone.masked(), code, "sign-in code (log sender: no SMS gateway configured)");
+            if self.codes_at_info {
+                tracing::info!(target: "yizhan::sms", "sign-in code for {}: {code} (development: no SMS provider)", text.phone.masked());
+            } else {
+                tracing::debug!(target: "yizhan::sms", phone = %text.phone.masked(), code, "sign-in code (log sender: no SMS gateway configured)");
+            }
         } else {
             let body = render(text.message, text.values);
             tracing::debug!(target: "yizhan::sms", phone = %text.phone.masked(), text = %body, "notification (log sender: no SMS gateway configured)");
@@ -395,10 +406,13 @@ pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// The sender `settings` describe.
-pub fn sender(settings: &SmsSettings) -> Arc<dyn SmsSender> {
+/// The sender `settings` describe (the development one logs codes at INFO
+/// when `loopback`: the API listens on a loopback address only).
+pub fn sender(settings: &SmsSettings, loopback: bool) -> Arc<dyn SmsSender> {
     match &settings.provider {
-        config::ProviderSettings::Log => Arc::new(LogSender),
+        config::ProviderSettings::Log => Arc::new(LogSender {
+            codes_at_info: loopback,
+        }),
         config::ProviderSettings::Aliyun(a) => Arc::new(aliyun::Aliyun::new(
             a.clone(),
             Common::of(settings, Provider::Aliyun),

@@ -49,6 +49,8 @@ pub struct OtpRequest<'a> {
     /// The client's address.
     pub ip: &'a str,
     pub code_hash: &'a str,
+    /// The code in the clear: only with the development `log` SMS provider.
+    pub dev_code: Option<&'a str>,
     pub at: DateTime<Utc>,
     /// How long the code lives.
     pub ttl: Duration,
@@ -291,6 +293,7 @@ impl dyn Store {
             code_hash: req.code_hash.to_owned(),
             expires_at: at + chrono::Duration::from_std(req.ttl).unwrap_or_default(),
             attempts: 0,
+            dev_code: req.dev_code.map(str::to_owned),
         };
         let forget = at - chrono::Duration::from_std(OTP_REQUEST_MEMORY).unwrap_or_default();
         tx.put_otp(req.phone, req.ip, at, &code, forget).await?;
@@ -314,5 +317,18 @@ impl dyn Store {
             tx.commit().await?;
         }
         Ok(outcome)
+    }
+
+    /// The development code pending for `phone` (`yizhan admin code`), if any.
+    pub async fn pending_dev_code(
+        &self,
+        phone: &Phone,
+        at: DateTime<Utc>,
+        max_attempts: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        let stored = tx.stored_code(phone).await?;
+        tx.commit().await?;
+        Ok(otp::pending_dev_code(stored.as_ref(), at, max_attempts).map(str::to_owned))
     }
 }

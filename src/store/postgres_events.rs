@@ -746,15 +746,16 @@ impl WriteTx for PgTx {
         .execute(&mut *self.0)
         .await?;
         sqlx::query(
-            "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (phone) DO UPDATE SET \
+            "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts, dev_code) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (phone) DO UPDATE SET \
              code_hash = excluded.code_hash, expires_at = excluded.expires_at, \
-             attempts = excluded.attempts",
+             attempts = excluded.attempts, dev_code = excluded.dev_code",
         )
         .bind(phone.as_str())
         .bind(&code.code_hash)
         .bind(secs(code.expires_at))
         .bind(code.attempts)
+        .bind(code.dev_code.as_deref())
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -763,17 +764,20 @@ impl WriteTx for PgTx {
     async fn stored_code(&mut self, phone: &Phone) -> Result<Option<StoredCode>, StoreError> {
         // Two wrong tries at once on two nodes both count.
         self.lock(lock_ns::PHONE, phone.as_str()).await?;
-        let row: Option<(String, DateTime<Utc>, i64)> = sqlx::query_as(
-            "SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone = $1",
+        let row: Option<(String, DateTime<Utc>, i64, Option<String>)> = sqlx::query_as(
+            "SELECT code_hash, expires_at, attempts, dev_code FROM otp_codes WHERE phone = $1",
         )
         .bind(phone.as_str())
         .fetch_optional(&mut *self.0)
         .await?;
-        Ok(row.map(|(code_hash, expires_at, attempts)| StoredCode {
-            code_hash,
-            expires_at,
-            attempts,
-        }))
+        Ok(
+            row.map(|(code_hash, expires_at, attempts, dev_code)| StoredCode {
+                code_hash,
+                expires_at,
+                attempts,
+                dev_code,
+            }),
+        )
     }
 
     async fn apply_code(&mut self, phone: &Phone, effect: CodeEffect) -> Result<(), StoreError> {

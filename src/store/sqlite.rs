@@ -4,7 +4,7 @@
 //! deadlock upgrading from a read; `synchronous = FULL` by default because a
 //! confirmed write must survive a power cut, not just a crash of this process
 //! (`--sqlite-synchronous normal` trades that for commits without an fsync:
-//! see README, *Durability*).
+//! see docs/durability.md).
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -757,31 +757,35 @@ impl WriteTx for SqliteTx {
             .execute(&mut *self.0)
             .await?;
         sqlx::query(
-            "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (phone) DO UPDATE SET code_hash = excluded.code_hash, \
-             expires_at = excluded.expires_at, attempts = excluded.attempts",
+            "INSERT INTO otp_codes (phone, code_hash, expires_at, attempts, dev_code) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (phone) DO UPDATE SET code_hash = excluded.code_hash, \
+             expires_at = excluded.expires_at, attempts = excluded.attempts, \
+             dev_code = excluded.dev_code",
         )
         .bind(phone.as_str())
         .bind(&code.code_hash)
         .bind(code.expires_at.timestamp())
         .bind(code.attempts)
+        .bind(code.dev_code.as_deref())
         .execute(&mut *self.0)
         .await?;
         Ok(())
     }
 
     async fn stored_code(&mut self, phone: &Phone) -> Result<Option<StoredCode>, StoreError> {
-        let row: Option<(String, i64, i64)> =
-            sqlx::query_as("SELECT code_hash, expires_at, attempts FROM otp_codes WHERE phone = ?")
-                .bind(phone.as_str())
-                .fetch_optional(&mut *self.0)
-                .await?;
-        row.map(|(code_hash, expires, attempts)| {
+        let row: Option<(String, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT code_hash, expires_at, attempts, dev_code FROM otp_codes WHERE phone = ?",
+        )
+        .bind(phone.as_str())
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.map(|(code_hash, expires, attempts, dev_code)| {
             Ok(StoredCode {
                 code_hash,
                 expires_at: DateTime::from_timestamp(expires, 0)
                     .ok_or_else(|| corrupt("otp expires_at", expires))?,
                 attempts,
+                dev_code,
             })
         })
         .transpose()

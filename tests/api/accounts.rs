@@ -64,8 +64,23 @@ async fn sign_in_with_a_code_then_me_then_logout() {
         p["detail"].as_str().unwrap().contains("4 tries left"),
         "{p}"
     );
+    // A real provider (here the test double) never leaves the code in the
+    // clear for `yizhan admin code`: only the development log sender does.
+    let store = &app.service.state.store;
+    let pending = store
+        .pending_dev_code(
+            &PHONE.parse().unwrap(),
+            app.service.state.auth.clock.now(),
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending, None);
     let r = exchange(&app, "+8613812345678", &code).await;
     assert_eq!(r.status(), 200);
+    // A token answer is never cached (RFC 6749 §5.1).
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
     let body: Value = r.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
     assert_eq!(body["token_type"], "Bearer");
@@ -982,4 +997,25 @@ async fn random_bodies_never_fail_the_server() {
     }
     // The bodies reached the validators, not only the JSON parser.
     assert!(seen.get(&422).copied().unwrap_or(0) > 100, "{seen:?}");
+}
+
+/// `GET /` points a newcomer at the console, the API reference and the
+/// operators' endpoints, and the reference it names is served.
+#[tokio::test]
+async fn the_root_points_to_the_console_the_reference_and_the_probes() {
+    let app = spawn_app(vec![]).await;
+    let r = app.get("/").await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["console"], "/console/");
+    assert_eq!(body["ops"]["healthz"], "/healthz");
+    let reference = body["api_reference"].as_str().unwrap().to_owned();
+    let r = app.get(&reference).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/yaml");
+    assert_eq!(r.text().await.unwrap(), yizhan::http::openapi_yaml());
+    for path in ["/console/", "/healthz", "/readyz", "/metrics"] {
+        let got = app.get(path).await.status();
+        assert!(got.is_success() || got.is_redirection(), "{path}: {got}");
+    }
 }

@@ -211,6 +211,8 @@ fn table() -> Vec<Row> {
         row(M::GET, "/healthz", Res::None, none, PUBLIC),
         row(M::GET, "/readyz", Res::None, none, PUBLIC),
         row(M::GET, "/metrics", Res::None, none, PUBLIC),
+        row(M::GET, "/", Res::None, none, PUBLIC),
+        row(M::GET, "/openapi.yaml", Res::None, none, PUBLIC),
         // Public reads.
         q(
             row(M::GET, "/v1/sites", Res::None, none, PUBLIC),

@@ -380,19 +380,55 @@ async fn bad_input_is_explained_on_the_page_never_a_server_error() {
         "/console/events/nope",
         "/console/nothing-here",
     ] {
-        let (status, _) = page(&app, &cookie, path).await;
+        let (status, body) = page(&app, &cookie, path).await;
         assert!(status.is_client_error(), "{path}: {status}");
+        assert_no_english(&body);
     }
-    let (status, body) = post(
-        &app,
-        &cookie,
-        "/console/login",
-        &[("phone", "12345"), ("code", "x")],
-        &[],
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body.contains("手机号"), "{body}");
+    let (_, body) = page(&app, &cookie, "/console/nothing-here").await;
+    assert!(body.contains("没有这个页面"), "{body}");
+    // A bad phone, then a bad code: each told in Chinese only.
+    for (phone, code, told) in [
+        ("12345", "x", "手机号"),
+        ("13800000009", "12", "请输入短信中的6位验证码"),
+    ] {
+        let form = [("phone", phone), ("code", code)];
+        let (status, body) = post(&app, &cookie, "/console/login", &form, &[]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains(told), "{body}");
+        assert_no_english(&body);
+    }
+}
+
+/// The words a person reads on a console page (its text outside tags and
+/// attributes) hold no English sentence: the API's details stay out.
+fn assert_no_english(html: &str) {
+    let mut text = String::new();
+    let mut in_tag = false;
+    let body = html.split("<main").nth(1).unwrap_or(html);
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    for word in [
+        "expected",
+        "no such",
+        "not found",
+        "must",
+        "invalid",
+        "digits",
+    ] {
+        assert!(
+            !text.to_lowercase().contains(word),
+            "English on the page ({word}): {text}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -272,7 +272,7 @@ async fn spawn_app_with(
         },
         Some(s) => Auth {
             clock: clock.clone(),
-            sms: yizhan::sms::sender(s),
+            sms: yizhan::sms::sender(s, true),
             sms_receipt_token: s.receipt_token.clone(),
         },
     };
