@@ -91,7 +91,7 @@ class Conn:
     """One keep-alive HTTP/1.1 connection to 127.0.0.1:port (opened lazily)."""
 
     def __init__(self, port):
-        self.port, self.r, self.w = port, None, None
+        self.port, self.r, self.w, self.last = port, None, None, 0.0
 
     def close(self):
         if self.w is not None:
@@ -100,6 +100,8 @@ class Conn:
 
     async def request(self, method, path, headers=None, body=None):
         """(status, lowercased headers, body); raises OSError-like on a broken connection."""
+        if self.w is not None and time.monotonic() - self.last > 5.0:
+            self.close()  # the server closes idle connections (--header-read-timeout, 10 s)
         if self.w is None:
             self.r, self.w = await asyncio.open_connection("127.0.0.1", self.port)
         data = b"" if body is None else body
@@ -137,6 +139,7 @@ class Conn:
             payload = b""
         if h.get("connection", "").lower() == "close":
             self.close()
+        self.last = time.monotonic()
         return status, h, payload
 
 
