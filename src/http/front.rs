@@ -31,7 +31,7 @@ pub async fn index() -> Json<serde_json::Value> {
 }
 
 /// The OpenAPI document of this API (YAML).
-#[utoipa::path(get, path = "/openapi.yaml", tag = "ops", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/yaml", body = String)))]
+#[utoipa::path(get, path = "/openapi.yaml", tag = "ops", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/yaml", body = Object)))]
 pub async fn openapi() -> Response {
     static DOC: OnceLock<String> = OnceLock::new();
     let mut r = DOC.get_or_init(super::openapi_yaml).clone().into_response();
