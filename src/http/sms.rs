@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::AppState;
+use crate::domain::sms::Provider;
 use crate::error::ApiError;
 use crate::sms::receipts::{self, BadReceipt, Parsed};
 
@@ -27,14 +28,7 @@ async fn aliyun(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_token(&state, query.as_deref())?;
-    record(
-        &state,
-        "aliyun",
-        receipts::aliyun(&body).map_err(unprocessable)?,
-    )
-    .await?;
-    Ok(Json(serde_json::json!({"code": 0, "msg": "接收成功"})).into_response())
+    receive(&state, Provider::Aliyun, query.as_deref(), &body).await
 }
 
 async fn tencent(
@@ -42,14 +36,29 @@ async fn tencent(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_token(&state, query.as_deref())?;
-    record(
-        &state,
-        "tencent",
-        receipts::tencent(&body).map_err(unprocessable)?,
-    )
-    .await?;
-    Ok(Json(serde_json::json!({"result": 0, "errmsg": "OK"})).into_response())
+    receive(&state, Provider::Tencent, query.as_deref(), &body).await
+}
+
+/// A batch of receipts from provider `p`, answered as `p` expects.
+async fn receive(
+    state: &AppState,
+    p: Provider,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    check_token(state, query)?;
+    let (parsed, reply) = match p {
+        Provider::Aliyun => (
+            receipts::aliyun(body),
+            serde_json::json!({"code": 0, "msg": "接收成功"}),
+        ),
+        Provider::Tencent => (
+            receipts::tencent(body),
+            serde_json::json!({"result": 0, "errmsg": "OK"}),
+        ),
+    };
+    record(state, p.as_str(), parsed.map_err(unprocessable)?).await?;
+    Ok(Json(reply).into_response())
 }
 
 fn unprocessable(e: BadReceipt) -> ApiError {
