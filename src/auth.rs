@@ -63,7 +63,8 @@ pub fn code_hash(phone: &Phone, code: &str) -> String {
     sha256_hex(format!("{}:{code}", phone.as_str()).as_bytes())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

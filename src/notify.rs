@@ -16,10 +16,9 @@ use crate::auth::Clock;
 use crate::domain::event::EventId;
 use crate::domain::notify::{self, SmsDecision};
 use crate::domain::retry::Retry;
-use crate::domain::sms::{self as sms_rules, Answer, Message, Step, Values};
+use crate::domain::sms::{self as sms_rules, Message, Step, Values};
 use crate::metrics::Metrics;
 use crate::sms::{Text, Texter};
-use crate::store::SmsBlock;
 use crate::store::{ChannelName, DeliveryJob, DeliveryKey, DeliveryOutcome, DynStore};
 
 pub use crate::domain::retry::{MAX_ATTEMPTS, backoff};
@@ -127,16 +126,7 @@ impl SmsChannel {
             Step::RetryAt { at, why } => DeliveryOutcome::Retry { at, why },
             Step::WaitUntil { at, .. } => DeliveryOutcome::Later(at),
             Step::Unreachable { reason, why } => {
-                let code = match &out.reply.answer {
-                    Answer::Refused { code, .. } => code.clone(),
-                    _ => String::new(),
-                };
-                let block = SmsBlock {
-                    reason,
-                    code,
-                    provider: self.texter.name().to_owned(),
-                    since: now,
-                };
+                let block = out.block(self.texter.name(), reason, now);
                 if let Err(e) = self.store.set_sms_unreachable(&job.phone, &block).await {
                     tracing::warn!(error = %e, "could not record an unreachable number");
                 }

@@ -35,8 +35,21 @@ fn templates() -> String {
         .collect()
 }
 
-fn yizhan() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_yizhan"))
+/// `yizhan serve` on an empty registry and a free loopback port, texting
+/// through Aliyun as `file` configures.
+fn serve_aliyun(file: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yizhan"));
+    cmd.args([
+        "serve",
+        "--no-seed",
+        "--listen",
+        "127.0.0.1:0",
+        "--sms-provider",
+        "aliyun",
+    ])
+    .arg("--sms-config")
+    .arg(file);
+    cmd
 }
 
 #[test]
@@ -79,17 +92,7 @@ fn a_bad_configuration_stops_serve_naming_the_key_and_not_the_secret() {
         assert_ne!(text, &good, "case {i} must differ from a good file");
         let file = dir.path().join(format!("sms{i}.toml"));
         std::fs::write(&file, text).unwrap();
-        let child = yizhan()
-            .args([
-                "serve",
-                "--no-seed",
-                "--listen",
-                "127.0.0.1:0",
-                "--sms-provider",
-                "aliyun",
-            ])
-            .arg("--sms-config")
-            .arg(&file)
+        let child = serve_aliyun(&file)
             .env(
                 "YIZHAN_DATABASE_URL",
                 format!("sqlite:{}", dir.path().join("db.sqlite").display()),
@@ -155,20 +158,10 @@ async fn the_whole_log_holds_no_secret_nor_code_and_one_error_per_cause() {
         ),
     )
     .unwrap();
-    let mut cmd = yizhan();
-    cmd.args([
-        "serve",
-        "--no-seed",
-        "--listen",
-        "127.0.0.1:0",
-        "--sms-provider",
-        "aliyun",
-    ])
-    .arg("--sms-config")
-    .arg(&file)
-    .args(["--sms-endpoint", &stand_in.base, "--database-url", &db.url])
-    .env("YIZHAN_SMS_SECRET", SECRET)
-    .env("YIZHAN_LOG", "debug");
+    let mut cmd = serve_aliyun(&file);
+    cmd.args(["--sms-endpoint", &stand_in.base, "--database-url", &db.url])
+        .env("YIZHAN_SMS_SECRET", SECRET)
+        .env("YIZHAN_LOG", "debug");
     let (mut child, addr, log) = spawn_serve(cmd, Duration::from_secs(120));
     let http = reqwest::Client::new();
     let otp = |phone: &'static str| {

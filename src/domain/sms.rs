@@ -158,14 +158,16 @@ pub struct Template {
     pub params: Vec<Var>,
 }
 
-/// Is `t` fit for `message`? `Err` says what is wrong (the caller names the key).
-pub fn check_template(message: Message, t: &Template) -> Result<(), String> {
+/// Is `t` fit for `message`? `Err` names the field (`id` or `params`) and
+/// says what is wrong.
+pub fn check_template(message: Message, t: &Template) -> Result<(), (&'static str, String)> {
+    let params = |why: String| Err(("params", why));
     if t.id.trim().is_empty() {
-        return Err("the template has no id".into());
+        return Err(("id", "the template has no id".into()));
     }
     for (i, v) in t.params.iter().enumerate() {
         if !message.values().contains(v) {
-            return Err(format!(
+            return params(format!(
                 "params: `{}` is not a value of {} (it has: {})",
                 v.as_str(),
                 message.as_str(),
@@ -173,11 +175,11 @@ pub fn check_template(message: Message, t: &Template) -> Result<(), String> {
             ));
         }
         if t.params[..i].contains(v) {
-            return Err(format!("params: `{}` is listed twice", v.as_str()));
+            return params(format!("params: `{}` is listed twice", v.as_str()));
         }
     }
     if message == Message::SignInCode && t.params != [Var::Code] {
-        return Err("params: the sign-in template takes `code` alone".into());
+        return params("params: the sign-in template takes `code` alone".into());
     }
     Ok(())
 }
@@ -718,13 +720,14 @@ mod tests {
         let offer = [Var::Event, Var::Deadline];
         assert!(check_template(Message::SeatOffered, &t("1", &offer)).is_ok());
         assert!(check_template(Message::SeatOffered, &t("1", &[])).is_ok());
-        let e = check_template(Message::EventCancelled, &t("1", &offer)).unwrap_err();
+        let (field, e) = check_template(Message::EventCancelled, &t("1", &offer)).unwrap_err();
+        assert_eq!(field, "params");
         assert!(
             e.contains("deadline") && e.contains("event_cancelled"),
             "{e}"
         );
         let twice = check_template(Message::Reminder, &t("1", &[Var::Time, Var::Time]));
-        assert!(twice.unwrap_err().contains("twice"));
+        assert!(twice.unwrap_err().1.contains("twice"));
         assert!(check_template(Message::Reminder, &t("1", &[Var::Code])).is_err());
     }
 

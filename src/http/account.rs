@@ -79,14 +79,17 @@ pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<C
     let phone = phone_field(obj)?;
     let code = new_code();
     let now = state.auth.clock.now();
-    // Inside the provider's frequency window for this number: say when,
-    // without asking the provider again.
-    if let Some(until) = state.sms.held_until(&phone, now) {
+    // The provider's frequency window for this number, ending `until`.
+    let window = |until: DateTime<Utc>| {
         let wait = (until - now).num_seconds().max(1) as u64;
-        return Err(ApiError::TooManyRequests {
+        ApiError::TooManyRequests {
             detail: format!("the SMS provider limits texts to this number; try again in {wait} s"),
             retry_after_s: wait,
-        });
+        }
+    };
+    // Inside it: say when, without asking the provider again.
+    if let Some(until) = state.sms.held_until(&phone, now) {
+        return Err(window(until));
     }
     let outcome = state
         .store
@@ -125,31 +128,11 @@ pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<C
     let out = state.sms.send(&text, now).await;
     match out.class {
         Class::Accepted => {}
-        Class::NumberLimited(w) => {
-            let wait = (w.ends(now) - now).num_seconds().max(1) as u64;
-            return Err(ApiError::TooManyRequests {
-                detail: format!(
-                    "the SMS provider limits texts to this number; try again in {wait} s"
-                ),
-                retry_after_s: wait,
-            });
-        }
+        Class::NumberLimited(w) => return Err(window(w.ends(now))),
         Class::Unreachable(reason) => {
-            let code = match &out.reply.answer {
-                sms_rules::Answer::Refused { code, .. } => code.clone(),
-                _ => String::new(),
-            };
             state
                 .store
-                .set_sms_unreachable(
-                    &phone,
-                    &crate::store::SmsBlock {
-                        reason,
-                        code,
-                        provider: state.sms.name().to_owned(),
-                        since: now,
-                    },
-                )
+                .set_sms_unreachable(&phone, &out.block(state.sms.name(), reason, now))
                 .await?;
             return Err(ApiError::Unprocessable {
                 param: "phone".into(),

@@ -13,7 +13,8 @@ use rand::Rng;
 use serde::Deserialize;
 
 use super::config::AliyunSettings;
-use super::{Common, Reply, SmsSender, Text, hex, hmac_sha256, sha256_hex};
+use super::{Common, Reply, SmsSender, Text, hmac_sha256};
+use crate::auth::{hex, sha256_hex};
 use crate::domain::sms::{Answer, Provider, Template};
 
 pub const ACTION: &str = "SendSms";
@@ -165,13 +166,10 @@ pub fn read_answer(status: u16, body: &[u8]) -> Reply {
             };
             Reply { answer, request_id }
         }
-        _ => Reply {
-            answer: Answer::Refused {
-                code: format!("HTTP {status}"),
-                message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-            },
-            request_id: None,
-        },
+        _ => Reply::refused(
+            format!("HTTP {status}"),
+            String::from_utf8_lossy(&body[..body.len().min(200)]),
+        ),
     }
 }
 

@@ -403,14 +403,7 @@ fn templates(table: &toml::Table) -> Result<BTreeMap<Message, Template>, (String
             Some(_) => return Err((format!("{at}.params"), "must be a list of names".into())),
         };
         let template = Template { id, params };
-        check_template(message, &template).map_err(|e| {
-            let key = if e.starts_with("params") {
-                format!("{at}.params")
-            } else {
-                format!("{at}.id")
-            };
-            (key, e)
-        })?;
+        check_template(message, &template).map_err(|(field, e)| (format!("{at}.{field}"), e))?;
         out.insert(message, template);
     }
     for m in Message::ALL {

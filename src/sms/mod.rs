@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::sms::{self as rules, Answer, Class, Message, Provider, Values};
+use crate::domain::sms::{self as rules, Answer, Class, Message, Provider, Unreachable, Values};
 use crate::domain::user::Phone;
 use crate::metrics::Metrics;
+use crate::store::SmsBlock;
 
 pub use config::{SmsChoice, SmsSettings};
 
@@ -50,6 +51,17 @@ impl Reply {
         }
     }
 
+    /// A refusal with the provider's code (or one of ours in its terms).
+    pub fn refused(code: impl Into<String>, message: impl Into<String>) -> Reply {
+        Reply {
+            answer: Answer::Refused {
+                code: code.into(),
+                message: message.into(),
+            },
+            request_id: None,
+        }
+    }
+
     pub fn no_answer(why: impl Into<String>) -> Reply {
         Reply {
             answer: Answer::NoAnswer { why: why.into() },
@@ -67,10 +79,6 @@ pub trait SmsSender: Send + Sync + 'static {
     fn provider(&self) -> Option<Provider>;
     /// Send one text; never fails otherwise than by its answer.
     async fn send(&self, text: &Text<'_>) -> Reply;
-    /// A real provider reaches a phone; the development sender only logs.
-    fn reaches_phones(&self) -> bool {
-        self.provider().is_some()
-    }
 }
 
 /// The text as the phone would show it, for the development sender and
@@ -198,6 +206,22 @@ pub struct Outcome {
     pub class: Class,
 }
 
+impl Outcome {
+    /// What yizhan keeps of a number this outcome found `reason` not to
+    /// take texts: the provider's code, the provider, since `now`.
+    pub fn block(&self, provider: &str, reason: Unreachable, now: DateTime<Utc>) -> SmsBlock {
+        SmsBlock {
+            reason,
+            code: match &self.reply.answer {
+                Answer::Refused { code, .. } => code.clone(),
+                _ => String::new(),
+            },
+            provider: provider.to_owned(),
+            since: now,
+        }
+    }
+}
+
 impl Texter {
     pub fn new(
         sender: Arc<dyn SmsSender>,
@@ -216,11 +240,6 @@ impl Texter {
     /// The sender's name (`aliyun`, `tencent`, `log`, …).
     pub fn name(&self) -> &'static str {
         self.sender.name()
-    }
-
-    /// Does a text reach a phone (a real provider), or only the log?
-    pub fn reaches_phones(&self) -> bool {
-        self.sender.reaches_phones()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -337,22 +356,15 @@ impl Common {
         missing_template: &str,
         missing_value: &str,
     ) -> Result<Filled<'_>, Reply> {
-        let refused = |code: &str, message: String| Reply {
-            answer: Answer::Refused {
-                code: code.into(),
-                message,
-            },
-            request_id: None,
-        };
         let Some(template) = self.templates.get(&text.message) else {
-            return Err(refused(
+            return Err(Reply::refused(
                 missing_template,
                 format!("no template configured for {}", text.message.as_str()),
             ));
         };
         match rules::fill(template, text.values, self.param_max_chars) {
             Ok(v) => Ok((template, v)),
-            Err(var) => Err(refused(
+            Err(var) => Err(Reply::refused(
                 missing_value,
                 format!("this text has no {}", var.as_str()),
             )),
@@ -385,17 +397,6 @@ fn without_url(e: reqwest::Error) -> String {
     };
     let e = e.without_url();
     format!("{kind}: {e}")
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Lowercase hex SHA-256.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex(&sha2::Sha256::digest(bytes))
 }
 
 /// HMAC-SHA256.

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::aliyun::host_header;
 use super::config::TencentSettings;
-use super::{Common, Reply, SmsSender, Text, hex, hmac_sha256, sha256_hex};
+use super::{Common, Reply, SmsSender, Text, hmac_sha256};
+use crate::auth::{hex, sha256_hex};
 use crate::domain::sms::{Answer, Provider};
 
 pub const ACTION: &str = "SendSms";
@@ -105,13 +106,10 @@ pub fn read_answer(status: u16, body: &[u8]) -> Reply {
         response: Some(r), ..
     }) = serde_json::from_slice::<Envelope>(body)
     else {
-        return Reply {
-            answer: Answer::Refused {
-                code: format!("HTTP {status}"),
-                message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-            },
-            request_id: None,
-        };
+        return Reply::refused(
+            format!("HTTP {status}"),
+            String::from_utf8_lossy(&body[..body.len().min(200)]),
+        );
     };
     let answer = if let Some(e) = r.error {
         Answer::Refused {

@@ -247,13 +247,7 @@ pub(crate) async fn setup() -> (TestApp, String, String) {
         117.12,
     )])
     .await;
-    let site = app
-        .get_json("/v1/sites/nearby?lat=36.65&lon=117.12&k=1")
-        .await["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let admin = app.token_for("13600000000", Role::Admin, &[]).await;
+    let (site, admin) = crate::helpers::site_and_admin(&app).await;
     (app, site, admin)
 }
 

@@ -125,6 +125,18 @@ impl TestApp {
     }
 }
 
+/// The nearest site to Jinan's centre (the one a test made there) and an
+/// admin's token.
+pub async fn site_and_admin(app: &TestApp) -> (String, String) {
+    let site = app
+        .get_json("/v1/sites/nearby?lat=36.65&lon=117.12&k=1")
+        .await["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (site, app.token_for("13600000000", Role::Admin, &[]).await)
+}
+
 /// A draft for tests; `n` makes the ref unique.
 pub fn draft(n: usize, kind: Kind, lat: f64, lon: f64) -> SiteDraft {
     SiteDraft {

@@ -11,7 +11,7 @@ use yizhan::domain::user::Role;
 use crate::events::{book, make_event, setup};
 use crate::helpers::TestApp;
 
-async fn inbox(app: &TestApp, token: &str, query: &str) -> Value {
+pub(crate) async fn inbox(app: &TestApp, token: &str, query: &str) -> Value {
     let r = app
         .call(
             Method::GET,
@@ -44,7 +44,7 @@ async fn unread(app: &TestApp, token: &str) -> u64 {
         .unwrap()
 }
 
-async fn cancel(app: &TestApp, token: &str, booking: &Value) {
+pub(crate) async fn cancel(app: &TestApp, token: &str, booking: &Value) {
     let r = app
         .call(
             Method::DELETE,

@@ -15,7 +15,8 @@ use yizhan::domain::user::Role;
 use yizhan::sms::config::{SmsChoice, suggested_params};
 
 use crate::events::{book, make_event};
-use crate::helpers::{SmsService, TestApp, draft, spawn_app_with_sms};
+use crate::helpers::{SmsService, TestApp, draft, site_and_admin, spawn_app_with_sms};
+use crate::notifications::{cancel, inbox};
 
 const TOKEN: &str = "receipt-token-0123456789";
 /// An event title with what must survive encoding: Chinese, `+ * ~`, spaces.
@@ -74,13 +75,7 @@ async fn app(p: Provider, timeout_s: u64) -> (SmsService, TestApp, String, Strin
     let app =
         spawn_app_with_sms(vec![draft(1, Kind::UnionStation, 36.65, 117.12)], &settings).await;
     app.move_to_china_time(10, 0);
-    let site = app
-        .get_json("/v1/sites/nearby?lat=36.65&lon=117.12&k=1")
-        .await["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let admin = app.token_for("13600000000", Role::Admin, &[]).await;
+    let (site, admin) = site_and_admin(&app).await;
     (stand_in, app, site, admin)
 }
 
@@ -141,28 +136,8 @@ async fn offer(
     assert_eq!(s, 201);
     let (s, _) = book(app, &event, worker, &format!("{key}-w")).await;
     assert_eq!(s, 201);
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/bookings/{}", seat["id"].as_str().unwrap()),
-            Some(holder),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let inbox: Value = app
-        .call(
-            Method::GET,
-            "/v1/me/notifications",
-            Some(worker),
-            None,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    cancel(app, holder, &seat).await;
+    let inbox = inbox(app, worker, "").await;
     assert_eq!(inbox["items"][0]["type"], "seat_offered");
     inbox["items"][0]["id"].as_str().unwrap().parse().unwrap()
 }

@@ -11,17 +11,7 @@ use yizhan::domain::user::Role;
 use yizhan::service::Service;
 
 use crate::events::{book, make_event};
-use crate::helpers::{TestApp, draft, spawn_app, spawn_app_with_worker};
-
-async fn site_and_admin(app: &TestApp) -> (String, String) {
-    let site = app
-        .get_json("/v1/sites/nearby?lat=36.65&lon=117.12&k=1")
-        .await["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (site, app.token_for("13600000000", Role::Admin, &[]).await)
-}
+use crate::helpers::{TestApp, draft, site_and_admin, spawn_app, spawn_app_with_worker};
 
 /// Wait until the background worker has finished `n` more passes than now:
 /// then at least one whole pass began after this call.
