@@ -314,12 +314,13 @@ pub async fn find_unions(
             Err(format!("'{v}' is not 2, 4 or 6 digits of an adcode"))
         }
     })?;
+    // Checked whether or not it applies: a malformed value is refused, not ignored.
+    let radius = p
+        .optional("radius_m", |v| params::in_range(v, 1.0, 2_000_000.0))?
+        .unwrap_or(50_000.0);
     let items = if p.raw("lat").is_some() || p.raw("lon").is_some() || adcode.is_none() {
         let lat = p.required("lat", |v| params::in_range(v, -90.0, 90.0))?;
         let lon = p.required("lon", |v| params::in_range(v, -180.0, 180.0))?;
-        let radius = p
-            .optional("radius_m", |v| params::in_range(v, 1.0, 2_000_000.0))?
-            .unwrap_or(50_000.0);
         let (wlat, wlon) = to_wgs84(crs, lat, lon);
         let origin = LatLon::new(wlat, wlon).map_err(|e| ApiError::param("lat", e.to_string()))?;
         let mut found: Vec<(f64, Union)> = state

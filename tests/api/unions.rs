@@ -1218,6 +1218,8 @@ async fn bad_union_input_is_named_and_changes_nothing() {
         ("adcode=3", "adcode"),
         ("lat=36", "lon"),
         ("lat=36&lon=117&limit=0", "limit"),
+        // Malformed even where it would not apply (schemathesis found it ignored).
+        ("adcode=37&radius_m=%C3%B6E%7D", "radius_m"),
     ] {
         let p = problem(get(&app, &format!("/v1/unions?{q}"), None).await, 400).await;
         assert_eq!(p["param"], param, "{q}");
