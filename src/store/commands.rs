@@ -14,11 +14,10 @@ use chrono::{DateTime, Utc};
 
 use super::{OTP_REQUEST_MEMORY, OtpRequester, Store, StoreError, WriteTx};
 use crate::domain::booking::{
-    self, BookSnapshot, BookingRecord, Cancelled, Canceller, CheckIn, Decision, EventPatch,
+    self, BookingRecord, Cancelled, Canceller, CheckIn, Decision, Effect, EventPatch,
     EventState,
 };
 use crate::domain::event::{BookOutcome, BookingId, BookingStatus, Event, EventId};
-use crate::domain::idempotency::{self, IdempotencyRecord, Replay};
 use crate::domain::otp::{self, OtpCheck, StoredCode};
 use crate::domain::user::{Phone, User};
 
@@ -84,17 +83,190 @@ async fn event_state(
     })
 }
 
-/// Write a decision's effects and commit: how every command ends.
-async fn commit<T>(mut tx: Box<dyn WriteTx>, d: Decision<T>) -> Result<T, StoreError> {
-    tx.apply(&d.effects).await?;
-    tx.commit().await?;
-    Ok(d.outcome)
-}
-
 /// The event a booking belongs to, read outside any transaction would race:
 /// read the booking in the transaction first.
 async fn event_of(tx: &mut Box<dyn WriteTx>, id: BookingId) -> Result<EventId, StoreError> {
     Ok(tx.booking(id).await?.ok_or(StoreError::NotFound)?.event)
+}
+
+/// A command on events and bookings, owned, as the writer queues it.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Book(BookCommand),
+    Cancel {
+        id: BookingId,
+        by: Canceller,
+        at: DateTime<Utc>,
+    },
+    Accept {
+        id: BookingId,
+        at: DateTime<Utc>,
+    },
+    CheckIn {
+        event: EventId,
+        id: BookingId,
+        at: DateTime<Utc>,
+    },
+    LapseOffers {
+        event: EventId,
+        at: DateTime<Utc>,
+    },
+    MarkNoShows {
+        event: EventId,
+        at: DateTime<Utc>,
+    },
+    Remind {
+        event: EventId,
+        lead: chrono::Duration,
+        at: DateTime<Utc>,
+    },
+    EditEvent {
+        id: EventId,
+        patch: Box<EventPatch>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A booking attempt, owned ([`BookRequest`] borrows).
+#[derive(Debug, Clone)]
+pub struct BookCommand {
+    pub user: User,
+    pub event: EventId,
+    pub key: Option<String>,
+    pub request_hash: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<BookRequest<'_>> for BookCommand {
+    fn from(r: BookRequest<'_>) -> BookCommand {
+        BookCommand {
+            user: r.user.clone(),
+            event: r.event,
+            key: r.key.map(str::to_owned),
+            request_hash: r.request_hash.to_owned(),
+            at: r.at,
+        }
+    }
+}
+
+impl Command {
+    /// The event the command acts on, when the command names it.
+    pub fn event(&self) -> Option<EventId> {
+        match self {
+            Command::Book(b) => Some(b.event),
+            Command::CheckIn { event, .. }
+            | Command::LapseOffers { event, .. }
+            | Command::MarkNoShows { event, .. }
+            | Command::Remind { event, .. } => Some(*event),
+            Command::EditEvent { id, .. } => Some(*id),
+            Command::Cancel { .. } | Command::Accept { .. } => None,
+        }
+    }
+}
+
+/// What a command came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Booked(Booked),
+    Cancelled(Cancelled),
+    /// The booking as it now is (an accepted offer).
+    Booking(BookingRecord),
+    CheckedIn(CheckIn),
+    /// How many bookings a worker's job moved (or reminded).
+    Count(u32),
+    /// The event as edited.
+    Event(Event),
+}
+
+/// Decide a command other than a booking on the snapshot read through `tx`:
+/// its answer and the effects to write. An error here has written nothing.
+pub(crate) async fn decide(
+    tx: &mut Box<dyn WriteTx>,
+    cmd: &Command,
+) -> Result<(Answer, Vec<Effect>), StoreError> {
+    fn done<T>(d: Decision<T>, f: impl FnOnce(T) -> Answer) -> (Answer, Vec<Effect>) {
+        (f(d.outcome), d.effects)
+    }
+    Ok(match cmd {
+        Command::Book(_) => {
+            return Err(StoreError::Corrupt(
+                "a booking is decided by the batch".into(),
+            ));
+        }
+        Command::Cancel { id, by, at } => {
+            let at = super::micros(*at);
+            let event = event_of(tx, *id).await?;
+            let state = event_state(tx, event, Scope::One(*id)).await?;
+            done(booking::cancel(state, *id, *by, at)?, Answer::Cancelled)
+        }
+        Command::Accept { id, at } => {
+            let at = super::micros(*at);
+            let event = event_of(tx, *id).await?;
+            let state = event_state(tx, event, Scope::One(*id)).await?;
+            done(booking::accept(state, *id, at)?, Answer::Booking)
+        }
+        Command::CheckIn { event, id, at } => {
+            let at = super::micros(*at);
+            let ev: Event = tx.lock_event(*event).await?.ok_or(StoreError::NotFound)?;
+            let b = tx.booking(*id).await?.ok_or(StoreError::NotFound)?;
+            done(booking::check_in(&ev, b, at)?, Answer::CheckedIn)
+        }
+        Command::LapseOffers { event, at } => {
+            let at = super::micros(*at);
+            let state =
+                event_state(tx, *event, Scope::Statuses(&[BookingStatus::Offered])).await?;
+            done(booking::lapse_offers(state, at), Answer::Count)
+        }
+        Command::MarkNoShows { event, at } => {
+            let at = super::micros(*at);
+            let state =
+                event_state(tx, *event, Scope::Statuses(&[BookingStatus::Confirmed])).await?;
+            done(booking::mark_no_shows(state, at), Answer::Count)
+        }
+        Command::Remind { event, lead, at } => {
+            let at = super::micros(*at);
+            let state = event_state(
+                tx,
+                *event,
+                Scope::Statuses(&[BookingStatus::Confirmed, BookingStatus::Offered]),
+            )
+            .await?;
+            let sent = tx.reminded(*event, lead.num_hours() as u32).await?;
+            done(booking::remind(&state, *lead, sent, at), Answer::Count)
+        }
+        Command::EditEvent { id, patch, at } => {
+            let at = super::micros(*at);
+            let state = event_state(
+                tx,
+                *id,
+                Scope::Statuses(&[
+                    BookingStatus::Confirmed,
+                    BookingStatus::Waitlisted,
+                    BookingStatus::Offered,
+                ]),
+            )
+            .await?;
+            done(booking::edit_event(state, patch, at)?, Answer::Event)
+        }
+    })
+}
+
+/// Run one command in a transaction of its own (a batch of one).
+async fn run_one(store: &dyn Store, cmd: Command) -> Result<Answer, StoreError> {
+    super::batch::run(store, std::slice::from_ref(&cmd))
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::Corrupt("a batch of one answered nothing".into())))
+}
+
+/// The answer of the kind a command gives, or a corrupt-answer error.
+macro_rules! expect_answer {
+    ($answer:expr, $variant:ident) => {
+        match $answer? {
+            Answer::$variant(v) => Ok(v),
+            other => Err(StoreError::Corrupt(format!("unexpected answer {other:?}"))),
+        }
+    };
 }
 
 impl dyn Store {
@@ -102,55 +274,7 @@ impl dyn Store {
     /// gets the stored outcome back (`replayed`), and a different request
     /// with the same key is `KeyReuse`.
     pub async fn book(&self, req: BookRequest<'_>) -> Result<Booked, StoreError> {
-        let at = super::micros(req.at);
-        let mut tx = self.begin().await?;
-        if let Some(key) = req.key {
-            let record = tx.idempotency(req.user.id, key).await?;
-            match idempotency::judge(record.as_ref(), req.request_hash, at) {
-                Replay::Answer(body) => {
-                    let outcome = serde_json::from_str(body)
-                        .map_err(|e| StoreError::Corrupt(format!("idempotent answer: {e}")))?;
-                    return Ok(Booked {
-                        outcome,
-                        replayed: true,
-                    });
-                }
-                Replay::KeyReuse => return Err(StoreError::KeyReuse),
-                Replay::Fresh => {}
-            }
-        }
-        let event = tx
-            .lock_event(req.event)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let (from, to) = booking::trip_year(event.draft.starts_at);
-        let tail = tx.waitlist_tail(event.id).await?;
-        let snapshot = BookSnapshot {
-            held: tx.held_counts(event.id).await?,
-            waitlisted: tail.waitlisted,
-            last_seq: tail.last_seq,
-            active: tx.active_booking(event.id, req.user.id).await?,
-            trips_this_year: tx
-                .seats_held_in(req.user.id, event.draft.kind, from, to)
-                .await?,
-            membership: tx.active_membership(req.user.id).await?,
-            event,
-        };
-        let decision = booking::book(&snapshot, req.user, BookingId::random(), at);
-        tx.apply(&decision.effects).await?;
-        if let Some(key) = req.key {
-            let record = IdempotencyRecord {
-                request_hash: req.request_hash.to_owned(),
-                body: serde_json::to_string(&decision.outcome).expect("an outcome serializes"),
-                created_at: at,
-            };
-            tx.put_idempotency(req.user.id, key, &record).await?;
-        }
-        tx.commit().await?;
-        Ok(Booked {
-            outcome: decision.outcome,
-            replayed: false,
-        })
+        expect_answer!(run_one(self, Command::Book(req.into())).await, Booked)
     }
 
     /// Cancel a booking; a seat it held passes on in the same transaction.
@@ -160,12 +284,7 @@ impl dyn Store {
         by: Canceller,
         at: DateTime<Utc>,
     ) -> Result<Cancelled, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let event = event_of(&mut tx, id).await?;
-        let state = event_state(&mut tx, event, Scope::One(id)).await?;
-        let decision = booking::cancel(state, id, by, at)?;
-        commit(tx, decision).await
+        expect_answer!(run_one(self, Command::Cancel { id, by, at }).await, Cancelled)
     }
 
     /// Accept an offered seat before it lapses.
@@ -174,12 +293,7 @@ impl dyn Store {
         id: BookingId,
         at: DateTime<Utc>,
     ) -> Result<BookingRecord, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let event = event_of(&mut tx, id).await?;
-        let state = event_state(&mut tx, event, Scope::One(id)).await?;
-        let decision = booking::accept(state, id, at)?;
-        commit(tx, decision).await
+        expect_answer!(run_one(self, Command::Accept { id, at }).await, Booking)
     }
 
     /// Check booking `id` in at `event`'s door.
@@ -189,22 +303,13 @@ impl dyn Store {
         id: BookingId,
         at: DateTime<Utc>,
     ) -> Result<CheckIn, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let ev: Event = tx.lock_event(event).await?.ok_or(StoreError::NotFound)?;
-        let b = tx.booking(id).await?.ok_or(StoreError::NotFound)?;
-        let decision = booking::check_in(&ev, b, at)?;
-        commit(tx, decision).await
+        expect_answer!(run_one(self, Command::CheckIn { event, id, at }).await, CheckedIn)
     }
 
     /// Offers of `event` past their deadline lapse, each seat passing on.
     /// Returns how many lapsed (0 when another process got there first).
     pub async fn lapse_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u32, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let state = event_state(&mut tx, event, Scope::Statuses(&[BookingStatus::Offered])).await?;
-        let decision = booking::lapse_offers(state, at);
-        commit(tx, decision).await
+        expect_answer!(run_one(self, Command::LapseOffers { event, at }).await, Count)
     }
 
     /// After `event` has ended, its unchecked confirmed bookings become
@@ -214,12 +319,7 @@ impl dyn Store {
         event: EventId,
         at: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let state =
-            event_state(&mut tx, event, Scope::Statuses(&[BookingStatus::Confirmed])).await?;
-        let decision = booking::mark_no_shows(state, at);
-        commit(tx, decision).await
+        expect_answer!(run_one(self, Command::MarkNoShows { event, at }).await, Count)
     }
 
     /// Remind `event`'s seat holders `lead` before its start, once.
@@ -229,17 +329,7 @@ impl dyn Store {
         lead: chrono::Duration,
         at: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let state = event_state(
-            &mut tx,
-            event,
-            Scope::Statuses(&[BookingStatus::Confirmed, BookingStatus::Offered]),
-        )
-        .await?;
-        let sent = tx.reminded(event, lead.num_hours() as u32).await?;
-        let decision = booking::remind(&state, lead, sent, at);
-        commit(tx, decision).await
+        expect_answer!(run_one(self, Command::Remind { event, lead, at }).await, Count)
     }
 
     /// Edit an event, all or nothing (see [`booking::edit_event`]).
@@ -249,20 +339,8 @@ impl dyn Store {
         patch: &EventPatch,
         at: DateTime<Utc>,
     ) -> Result<Event, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let state = event_state(
-            &mut tx,
-            id,
-            Scope::Statuses(&[
-                BookingStatus::Confirmed,
-                BookingStatus::Waitlisted,
-                BookingStatus::Offered,
-            ]),
-        )
-        .await?;
-        let decision = booking::edit_event(state, patch, at)?;
-        commit(tx, decision).await
+        let patch = Box::new(patch.clone());
+        expect_answer!(run_one(self, Command::EditEvent { id, patch, at }).await, Event)
     }
 
     /// Record a code request and store the new code's hash, unless a rate

@@ -12,6 +12,7 @@
 //! - the commands themselves ([`commands`]): read a snapshot, ask the rules
 //!   in `domain/`, apply, commit — written once for every backend.
 
+pub mod batch;
 pub mod commands;
 pub mod holidays;
 pub mod postgres;
@@ -658,12 +659,6 @@ pub trait WriteTx: Send {
     /// The waitlist in arrival order.
     async fn waitlist(&mut self, event: EventId) -> Result<Vec<Waiting>, StoreError>;
     async fn waitlist_tail(&mut self, event: EventId) -> Result<WaitlistTail, StoreError>;
-    /// The person's active (confirmed, waitlisted, offered, checked-in) booking.
-    async fn active_booking(
-        &mut self,
-        event: EventId,
-        user: UserId,
-    ) -> Result<Option<BookingId>, StoreError>;
     /// The person's seat-holding bookings of events of `kind` starting in `[from, to)`.
     async fn seats_held_in(
         &mut self,
@@ -672,6 +667,15 @@ pub trait WriteTx: Send {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<u32, StoreError>;
+    /// Of `users`, those with an active booking of `event`, and its id (a
+    /// batch's bookings ask once).
+    async fn active_bookings(
+        &mut self,
+        event: EventId,
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, BookingId)>, StoreError>;
+    /// Insert new bookings, each with its first status logged (a batch's, together).
+    async fn insert_bookings(&mut self, records: &[BookingRecord]) -> Result<(), StoreError>;
     /// Did the event's reminder `lead_hours` before its start go out?
     async fn reminded(&mut self, event: EventId, lead_hours: u32) -> Result<bool, StoreError>;
     /// Write the rules' effects in order. A transition whose booking is no
@@ -702,16 +706,17 @@ pub trait WriteTx: Send {
     ) -> Result<Option<MembershipRecord>, StoreError>;
 
     // --- idempotent answers --------------------------------------------------
-    async fn idempotency(
+    /// The stored records of these keys (a batch's, together), holding
+    /// each key against a concurrent request with it until commit
+    /// (PostgreSQL: advisory locks, taken in the order given).
+    async fn idempotencies(
         &mut self,
-        user: UserId,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError>;
-    async fn put_idempotency(
+        keys: &[(UserId, String)],
+    ) -> Result<Vec<(UserId, String, IdempotencyRecord)>, StoreError>;
+    /// Store answers to replay, replacing older ones with the same key.
+    async fn put_idempotencies(
         &mut self,
-        user: UserId,
-        key: &str,
-        record: &IdempotencyRecord,
+        records: &[(UserId, String, IdempotencyRecord)],
     ) -> Result<(), StoreError>;
 
     // --- sign-in codes --------------------------------------------------------

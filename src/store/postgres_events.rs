@@ -477,20 +477,61 @@ impl WriteTx for PgTx {
         })
     }
 
-    async fn active_booking(
+    async fn active_bookings(
         &mut self,
         event: EventId,
-        user: UserId,
-    ) -> Result<Option<BookingId>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM bookings WHERE event_id = $1 AND user_id = $2 \
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, BookingId)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT user_id, id FROM bookings WHERE event_id = $1 AND user_id = ANY($2) \
              AND status IN ('confirmed', 'waitlisted', 'offered', 'checked_in')",
         )
         .bind(event.as_i64())
-        .bind(user)
-        .fetch_optional(&mut *self.0)
+        .bind(users)
+        .fetch_all(&mut *self.0)
         .await?;
-        Ok(id.and_then(BookingId::from_i64))
+        rows.into_iter()
+            .map(|(user, id)| Ok((user, BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?)))
+            .collect()
+    }
+
+    async fn insert_bookings(&mut self, records: &[BookingRecord]) -> Result<(), StoreError> {
+        // Column arrays, one statement for the rows and their log.
+        let col = |f: &dyn Fn(&BookingRecord) -> i64| records.iter().map(f).collect::<Vec<_>>();
+        let ids = col(&|b| b.id.as_i64());
+        let events = col(&|b| b.event.as_i64());
+        let users = col(&|b| b.user);
+        let statuses: Vec<&str> = records.iter().map(|b| b.status.as_str()).collect();
+        let quotas: Vec<Option<String>> = records.iter().map(|b| b.quota.clone()).collect();
+        let seqs: Vec<Option<i64>> = records.iter().map(|b| b.waitlist_seq).collect();
+        let offers: Vec<Option<DateTime<Utc>>> =
+            records.iter().map(|b| b.offer_expires_at).collect();
+        let checked: Vec<Option<DateTime<Utc>>> =
+            records.iter().map(|b| b.checked_in_at).collect();
+        let created: Vec<DateTime<Utc>> = records.iter().map(|b| b.created_at).collect();
+        let updated: Vec<DateTime<Utc>> = records.iter().map(|b| b.updated_at).collect();
+        sqlx::query(
+            "WITH ins AS (INSERT INTO bookings (id, event_id, user_id, status, quota, \
+             waitlist_seq, offer_expires_at, checked_in_at, created_at, updated_at) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+             $6::bigint[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[]) \
+             RETURNING id, event_id, status, created_at) \
+             INSERT INTO booking_log (event_id, booking_id, at, status, note) \
+             SELECT event_id, id, created_at, status, NULL FROM ins",
+        )
+        .bind(ids)
+        .bind(events)
+        .bind(users)
+        .bind(statuses)
+        .bind(quotas)
+        .bind(seqs)
+        .bind(offers)
+        .bind(checked)
+        .bind(created)
+        .bind(updated)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
     async fn seats_held_in(
@@ -532,27 +573,7 @@ impl WriteTx for PgTx {
     async fn apply(&mut self, effects: &[Effect]) -> Result<(), StoreError> {
         for effect in effects {
             match effect {
-                Effect::Insert(b) => {
-                    sqlx::query(
-                        "WITH ins AS (INSERT INTO bookings (id, event_id, user_id, status, quota, \
-                         waitlist_seq, offer_expires_at, checked_in_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, event_id) \
-                         INSERT INTO booking_log (event_id, booking_id, at, status, note) \
-                         SELECT event_id, id, $9, $4, NULL FROM ins",
-                    )
-                    .bind(b.id.as_i64())
-                    .bind(b.event.as_i64())
-                    .bind(b.user)
-                    .bind(b.status.as_str())
-                    .bind(b.quota.clone())
-                    .bind(b.waitlist_seq)
-                    .bind(b.offer_expires_at)
-                    .bind(b.checked_in_at)
-                    .bind(b.created_at)
-                    .bind(b.updated_at)
-                    .execute(&mut *self.0)
-                    .await?;
-                }
+                Effect::Insert(b) => self.insert_bookings(std::slice::from_ref(b)).await?,
                 Effect::Transition(t) => self.transition(t).await?,
                 Effect::SaveEvent(e) => {
                     let d = &e.draft;
@@ -646,49 +667,71 @@ impl WriteTx for PgTx {
         postgres_unions::active_membership_in(&mut self.0, user).await
     }
 
-    async fn idempotency(
+    async fn idempotencies(
         &mut self,
-        user: UserId,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        keys: &[(UserId, String)],
+    ) -> Result<Vec<(UserId, String, IdempotencyRecord)>, StoreError> {
+        let users: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let names: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
         // A retry racing its first attempt on another node waits here until
-        // the first commits, then reads (and replays) its answer.
-        self.lock(lock_ns::IDEMPOTENCY, &format!("{user}:{key}"))
-            .await?;
-        let row: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT request_hash, body, created_at FROM idempotency \
-             WHERE user_id = $1 AND key = $2",
+        // the first commits, then reads (and replays) its answer. The locks
+        // are taken in the order given (sorted by the batch).
+        sqlx::query(
+            "SELECT count(pg_advisory_xact_lock($1, hashtext(u::text || ':' || k))) \
+             FROM unnest($2::bigint[], $3::text[]) AS t(u, k)",
         )
-        .bind(user)
-        .bind(key)
-        .fetch_optional(&mut *self.0)
+        .bind(lock_ns::IDEMPOTENCY)
+        .bind(&users)
+        .bind(&names)
+        .execute(&mut *self.0)
         .await?;
-        Ok(
-            row.map(|(request_hash, body, created_at)| IdempotencyRecord {
-                request_hash,
-                body,
-                created_at,
-            }),
+        let rows: Vec<(i64, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT i.user_id, i.key, i.request_hash, i.body, i.created_at \
+             FROM unnest($1::bigint[], $2::text[]) AS t(u, k) \
+             JOIN idempotency i ON i.user_id = t.u AND i.key = t.k",
         )
+        .bind(&users)
+        .bind(&names)
+        .fetch_all(&mut *self.0)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, key, request_hash, body, created_at)| {
+                (
+                    user,
+                    key,
+                    IdempotencyRecord {
+                        request_hash,
+                        body,
+                        created_at,
+                    },
+                )
+            })
+            .collect())
     }
 
-    async fn put_idempotency(
+    async fn put_idempotencies(
         &mut self,
-        user: UserId,
-        key: &str,
-        r: &IdempotencyRecord,
+        records: &[(UserId, String, IdempotencyRecord)],
     ) -> Result<(), StoreError> {
+        let users: Vec<i64> = records.iter().map(|r| r.0).collect();
+        let keys: Vec<&str> = records.iter().map(|r| r.1.as_str()).collect();
+        let hashes: Vec<&str> = records.iter().map(|r| r.2.request_hash.as_str()).collect();
+        let bodies: Vec<&str> = records.iter().map(|r| r.2.body.as_str()).collect();
+        let created: Vec<DateTime<Utc>> = records.iter().map(|r| secs(r.2.created_at)).collect();
         sqlx::query(
             "INSERT INTO idempotency (user_id, key, request_hash, status, body, created_at) \
-             VALUES ($1, $2, $3, 0, $4, $5) ON CONFLICT (user_id, key) DO UPDATE SET \
+             SELECT u, k, h, 0, b, c FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], \
+             $5::timestamptz[]) AS t(u, k, h, b, c) \
+             ON CONFLICT (user_id, key) DO UPDATE SET \
              request_hash = excluded.request_hash, status = excluded.status, \
              body = excluded.body, created_at = excluded.created_at",
         )
-        .bind(user)
-        .bind(key)
-        .bind(&r.request_hash)
-        .bind(&r.body)
-        .bind(secs(r.created_at))
+        .bind(users)
+        .bind(keys)
+        .bind(hashes)
+        .bind(bodies)
+        .bind(created)
         .execute(&mut *self.0)
         .await?;
         Ok(())

@@ -504,20 +504,62 @@ impl WriteTx for SqliteTx {
         })
     }
 
-    async fn active_booking(
+    async fn active_bookings(
         &mut self,
         event: EventId,
-        user: UserId,
-    ) -> Result<Option<BookingId>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM bookings WHERE event_id = ? AND user_id = ? \
+        users: &[UserId],
+    ) -> Result<Vec<(UserId, BookingId)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT user_id, id FROM bookings WHERE event_id = ? \
+             AND user_id IN (SELECT value FROM json_each(?)) \
              AND status IN ('confirmed', 'waitlisted', 'offered', 'checked_in')",
         )
         .bind(event.as_i64())
-        .bind(user)
-        .fetch_optional(&mut *self.0)
+        .bind(serde_json::to_string(users).expect("ids serialise"))
+        .fetch_all(&mut *self.0)
         .await?;
-        Ok(id.and_then(BookingId::from_i64))
+        rows.into_iter()
+            .map(|(user, id)| Ok((user, BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?)))
+            .collect()
+    }
+
+    async fn insert_bookings(&mut self, records: &[BookingRecord]) -> Result<(), StoreError> {
+        // One JSON array of rows, one statement per table (SQLite's unnest).
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|b| {
+                serde_json::json!([
+                    b.id.as_i64(),
+                    b.event.as_i64(),
+                    b.user,
+                    b.status.as_str(),
+                    b.quota,
+                    b.waitlist_seq,
+                    b.offer_expires_at.map(fmt_time),
+                    b.checked_in_at.map(fmt_time),
+                    fmt_time(b.created_at),
+                    fmt_time(b.updated_at),
+                ])
+            })
+            .collect();
+        let json = serde_json::Value::Array(rows).to_string();
+        sqlx::query(
+            "INSERT INTO bookings (id, event_id, user_id, status, quota, waitlist_seq, \
+             offer_expires_at, checked_in_at, created_at, updated_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+             value ->> 6, value ->> 7, value ->> 8, value ->> 9 FROM json_each(?)",
+        )
+        .bind(&json)
+        .execute(&mut *self.0)
+        .await?;
+        sqlx::query(
+            "INSERT INTO booking_log (booking_id, at, status, note) \
+             SELECT value ->> 0, value ->> 8, value ->> 3, NULL FROM json_each(?)",
+        )
+        .bind(&json)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
     }
 
     async fn seats_held_in(
@@ -555,26 +597,7 @@ impl WriteTx for SqliteTx {
     async fn apply(&mut self, effects: &[Effect]) -> Result<(), StoreError> {
         for effect in effects {
             match effect {
-                Effect::Insert(b) => {
-                    sqlx::query(
-                        "INSERT INTO bookings (id, event_id, user_id, status, quota, waitlist_seq, \
-                         offer_expires_at, checked_in_at, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(b.id.as_i64())
-                    .bind(b.event.as_i64())
-                    .bind(b.user)
-                    .bind(b.status.as_str())
-                    .bind(b.quota.clone())
-                    .bind(b.waitlist_seq)
-                    .bind(b.offer_expires_at.map(fmt_time))
-                    .bind(b.checked_in_at.map(fmt_time))
-                    .bind(fmt_time(b.created_at))
-                    .bind(fmt_time(b.updated_at))
-                    .execute(&mut *self.0)
-                    .await?;
-                    self.log(b.id, b.status, b.created_at, None).await?;
-                }
+                Effect::Insert(b) => self.insert_bookings(std::slice::from_ref(b)).await?,
                 Effect::Transition(t) => self.transition(t).await?,
                 Effect::Notify(n) => {
                     super::sqlite_notify::insert_notice(&mut self.0, n).await?;
@@ -667,44 +690,49 @@ impl WriteTx for SqliteTx {
         sqlite_unions::active_membership_in(&mut self.0, user).await
     }
 
-    async fn idempotency(
+    async fn idempotencies(
         &mut self,
-        user: UserId,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT request_hash, body, created_at FROM idempotency WHERE user_id = ? AND key = ?",
+        keys: &[(UserId, String)],
+    ) -> Result<Vec<(UserId, String, IdempotencyRecord)>, StoreError> {
+        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            "SELECT i.user_id, i.key, i.request_hash, i.body, i.created_at \
+             FROM json_each(?) j CROSS JOIN idempotency i \
+             ON i.user_id = j.value ->> 0 AND i.key = j.value ->> 1",
         )
-        .bind(user)
-        .bind(key)
-        .fetch_optional(&mut *self.0)
+        .bind(serde_json::to_string(keys).expect("keys serialise"))
+        .fetch_all(&mut *self.0)
         .await?;
-        row.map(|(request_hash, body, created)| {
-            Ok(IdempotencyRecord {
-                request_hash,
-                body,
-                created_at: DateTime::from_timestamp(created, 0)
-                    .ok_or_else(|| corrupt("idempotency created_at", created))?,
+        rows.into_iter()
+            .map(|(user, key, request_hash, body, created)| {
+                Ok((
+                    user,
+                    key,
+                    IdempotencyRecord {
+                        request_hash,
+                        body,
+                        created_at: DateTime::from_timestamp(created, 0)
+                            .ok_or_else(|| corrupt("idempotency created_at", created))?,
+                    },
+                ))
             })
-        })
-        .transpose()
+            .collect()
     }
 
-    async fn put_idempotency(
+    async fn put_idempotencies(
         &mut self,
-        user: UserId,
-        key: &str,
-        r: &IdempotencyRecord,
+        records: &[(UserId, String, IdempotencyRecord)],
     ) -> Result<(), StoreError> {
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .map(|(user, key, r)| {
+                serde_json::json!([user, key, r.request_hash, r.body, r.created_at.timestamp()])
+            })
+            .collect();
         sqlx::query(
             "INSERT OR REPLACE INTO idempotency (user_id, key, request_hash, status, body, created_at) \
-             VALUES (?, ?, ?, 0, ?, ?)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, 0, value ->> 3, value ->> 4 FROM json_each(?)",
         )
-        .bind(user)
-        .bind(key)
-        .bind(&r.request_hash)
-        .bind(&r.body)
-        .bind(r.created_at.timestamp())
+        .bind(serde_json::Value::Array(rows).to_string())
         .execute(&mut *self.0)
         .await?;
         Ok(())
