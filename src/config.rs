@@ -152,7 +152,7 @@ pub struct OverloadArgs {
     /// Writes (POST, PUT, PATCH, DELETE) a minute from one client address, in
     /// bursts of as many; past it 429 with Retry-After (0: no limit). High:
     /// a carrier's NAT puts many riders behind one address.
-    #[arg(long, env = "YIZHAN_ADDRESS_WRITES_PER_MINUTE", default_value_t = 1200)]
+    #[arg(long, env = "YIZHAN_ADDRESS_WRITES_PER_MINUTE", default_value_t = 20_000)]
     pub address_writes_per_minute: u32,
     /// Writes a minute by one signed-in user, in bursts of as many; past it
     /// 429 with Retry-After (0: no limit).
@@ -185,6 +185,15 @@ pub struct OverloadArgs {
     /// hard one); 0: no cap.
     #[arg(long, env = "YIZHAN_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Seconds a booking may wait in the writer's queue: a booking that
+    /// would wait longer (as recent batches went) is answered 503 with
+    /// Retry-After at once. Bookings queue instead of counting against
+    /// --max-concurrent-requests.
+    #[arg(long, env = "YIZHAN_WRITE_QUEUE_WAIT", default_value_t = 5.0)]
+    pub write_queue_wait: f64,
+    /// Commands waiting for the writer at most; past it 503 with Retry-After.
+    #[arg(long, env = "YIZHAN_WRITE_QUEUE_DEPTH", default_value_t = 50_000)]
+    pub write_queue_depth: usize,
 }
 
 impl OverloadArgs {
@@ -218,6 +227,10 @@ impl OverloadArgs {
                     Some(0) => None,
                     Some(n) => Some(n),
                 },
+            },
+            write_queue: crate::store::QueueBounds {
+                max_wait: secs(self.write_queue_wait),
+                max_depth: self.write_queue_depth.max(1),
             },
         })
     }

@@ -38,6 +38,9 @@ pub enum ApiError {
     UnknownId { param: String, detail: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Unavailable for about `retry_after_s` (a queue that would take longer to drain).
+    #[error("service unavailable: {detail}")]
+    UnavailableFor { detail: String, retry_after_s: u64 },
     /// No valid bearer token.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
@@ -110,7 +113,9 @@ impl ApiError {
         match self {
             ApiError::InvalidParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::UnknownId { .. } => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::UnavailableFor { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -195,6 +200,9 @@ impl ApiError {
                 Some(param.clone()),
             ),
             ApiError::Unavailable(why) => ("/problems/unavailable", why.clone(), None),
+            ApiError::UnavailableFor { detail, .. } => {
+                ("/problems/unavailable", detail.clone(), None)
+            }
             ApiError::Store(_) | ApiError::Internal(_) => (
                 "/problems/internal",
                 "an internal error occurred; it has been logged".to_owned(),
@@ -223,7 +231,8 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::TooManyRequests { retry_after_s, .. } => {
+            ApiError::TooManyRequests { retry_after_s, .. }
+            | ApiError::UnavailableFor { retry_after_s, .. } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }

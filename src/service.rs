@@ -202,6 +202,7 @@ impl Service {
             auth.sms_receipt_token.clone(),
         ));
         let state = AppState {
+            writer: crate::store::Writer::start(store.clone()),
             store: store.clone(),
             index: Arc::new(index),
             metrics,
@@ -229,6 +230,7 @@ impl Service {
         let web_push: Arc<dyn Channel> = Arc::new(PushChannel::new(state.push.clone())?);
         let worker = Arc::new(Worker::new(
             state.store.clone(),
+            state.writer.clone(),
             state.auth.clock.clone(),
             vec![web_push, sms],
             state.metrics.clone(),

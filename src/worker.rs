@@ -18,7 +18,7 @@ use crate::auth::Clock;
 use crate::domain::{idempotency, notify};
 use crate::metrics::Metrics;
 use crate::notify::{Channel, Deliverer, DeliveryReport};
-use crate::store::DynStore;
+use crate::store::{Commands, DynStore, Writer};
 
 /// Events handled per job per pass; the next pass takes the rest.
 const BATCH: i64 = 500;
@@ -37,6 +37,8 @@ pub struct PassReport {
 
 pub struct Worker {
     store: DynStore,
+    /// The jobs' commands join the requests' batches.
+    writer: Writer,
     clock: Arc<dyn Clock>,
     deliverer: Deliverer,
     /// How many passes have finished (tests wait on it instead of sleeping).
@@ -46,6 +48,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         store: DynStore,
+        writer: Writer,
         clock: Arc<dyn Clock>,
         channels: Vec<Arc<dyn Channel>>,
         metrics: Arc<Metrics>,
@@ -60,6 +63,7 @@ impl Worker {
                 lease,
             },
             store,
+            writer,
             clock,
             passes: watch::channel(0).0,
         }
@@ -71,14 +75,14 @@ impl Worker {
         let now = self.clock.now();
         let mut report = PassReport::default();
         for event in self.store.events_with_lapsed_offers(now, BATCH).await? {
-            let n = self.store.lapse_offers(event, now).await?;
+            let n = self.writer.lapse_offers(event, now).await?;
             if n > 0 {
                 tracing::info!(event = %event, lapsed = n, "offers lapsed and passed on");
             }
             report.offers_lapsed += n;
         }
         for event in self.store.events_to_settle(now, BATCH).await? {
-            let n = self.store.mark_no_shows(event, now).await?;
+            let n = self.writer.mark_no_shows(event, now).await?;
             if n > 0 {
                 tracing::info!(event = %event, no_shows = n, "no-shows marked");
             }
@@ -87,7 +91,7 @@ impl Worker {
         }
         for lead in notify::REMINDER_LEADS {
             for event in self.store.events_to_remind(lead, now, BATCH).await? {
-                report.reminded += self.store.remind(event, lead, now).await?;
+                report.reminded += self.writer.remind(event, lead, now).await?;
             }
         }
         report.keys_purged = self

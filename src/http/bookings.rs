@@ -19,7 +19,7 @@ use crate::domain::booking::Canceller;
 use crate::domain::event::{BookOutcome, Booking, BookingId, EventKind, EventStatus};
 use crate::domain::{checkin, ics};
 use crate::error::{ApiError, Problem};
-use crate::store::{BookRequest, BookingView, StoreError};
+use crate::store::{BookRequest, BookingView, Commands, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -103,10 +103,19 @@ pub async fn book(
         }
         None => None,
     };
+    if let Err(wait) = state.writer.admit(&state.guard.config.write_queue) {
+        state.metrics.shed("write_queue");
+        return Err(ApiError::UnavailableFor {
+            detail: format!(
+                "{} bookings are ahead of this one, about {} s of work; retry then",
+                state.writer.depth(),
+                wait.as_secs()
+            ),
+            retry_after_s: crate::ratelimit::retry_after_secs(wait),
+        });
+    }
     let hash = crate::auth::sha256_hex(&[id.to_string().as_bytes(), b"\n", &body].concat());
-    let booked = state
-        .store
-        .book(BookRequest {
+    let booked = state.writer.book(BookRequest {
             user: &caller.user,
             event: id,
             key: key.as_deref(),
@@ -189,9 +198,7 @@ pub async fn cancel(
     } else {
         return Err(ApiError::forbidden("not your booking"));
     };
-    let done = state
-        .store
-        .cancel_booking(id, by, state.auth.clock.now())
+    let done = state.writer.cancel_booking(id, by, state.auth.clock.now())
         .await?;
     Ok(Json(done.booking.to_api(None)))
 }
@@ -218,7 +225,7 @@ pub async fn accept(
     if view.record.user != caller.user.id {
         return Err(ApiError::forbidden("not your booking"));
     }
-    let record = state.store.accept_offer(id, state.auth.clock.now()).await?;
+    let record = state.writer.accept_offer(id, state.auth.clock.now()).await?;
     Ok(Json(with_code(&state, record.to_api(None)).await?))
 }
 

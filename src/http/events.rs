@@ -18,6 +18,7 @@ use super::body::{self, JsonObject};
 use super::caller::Caller;
 use super::params::{self, Params};
 use super::sites::out_coords;
+use crate::store::Commands;
 use crate::domain::booking::EventPatch;
 use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
 use crate::domain::event::{
@@ -410,8 +411,6 @@ pub async fn edit_event(
         waitlist: obj.optional("waitlist", body::boolean)?,
         status: obj.optional("status", body::parsed::<EventStatus>)?,
     };
-    Ok(state
-        .store
-        .edit_event(id, &patch, state.auth.clock.now())
+    Ok(state.writer.edit_event(id, &patch, state.auth.clock.now())
         .await?)
 }

@@ -59,6 +59,9 @@ pub struct GuardConfig {
     pub shutdown_grace: Duration,
     /// The header-read timeout and the connection cap of each listener.
     pub connections: super::connections::ConnLimits,
+    /// How long and how many bookings may queue for the writer; they are
+    /// outside `max_concurrent_requests` (queued, not shed).
+    pub write_queue: crate::store::QueueBounds,
 }
 
 impl Default for GuardConfig {
@@ -72,6 +75,7 @@ impl Default for GuardConfig {
             cors_origins: Vec::new(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             connections: Default::default(),
+            write_queue: Default::default(),
         }
     }
 }
@@ -179,6 +183,16 @@ fn is_write(method: &Method) -> bool {
     )
 }
 
+/// Bookings: they wait in the writer's queue, bounded by the time it would
+/// take to drain (`write_queue`), instead of holding a permit.
+fn is_queued(method: &Method, path: &str) -> bool {
+    method == Method::POST
+        && path
+            .strip_prefix("/v1/events/")
+            .and_then(|rest| rest.strip_suffix("/bookings"))
+            .is_some_and(|id| !id.contains('/'))
+}
+
 /// The operators' endpoints, answered outside the concurrency limit.
 fn is_ops(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
@@ -205,7 +219,7 @@ pub fn parse_origins(s: &str) -> Result<Vec<HeaderValue>, String> {
 /// The concurrency limit, the per-address write limit and the time bound.
 pub async fn limit(guard: Arc<Guard>, metrics: Arc<Metrics>, req: Request, next: Next) -> Response {
     let _permit = match &guard.permits {
-        Some(permits) if !is_ops(req.uri().path()) => match permits.clone().try_acquire_owned() {
+        Some(permits) if !is_ops(req.uri().path()) && !is_queued(req.method(), req.uri().path()) => match permits.clone().try_acquire_owned() {
             Ok(p) => Some(p),
             Err(_) => {
                 metrics.shed("concurrency");

@@ -50,6 +50,9 @@ use crate::store::DynStore;
 #[derive(Clone)]
 pub struct AppState {
     pub store: DynStore,
+    /// The queue in front of the commands on events and bookings: a crowd's
+    /// commands share a commit (`store::writer`).
+    pub writer: crate::store::Writer,
     pub index: Arc<SiteIndex>,
     pub metrics: Arc<Metrics>,
     /// Set once the index is built from the store.

@@ -10,8 +10,10 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::writer::Writer;
 use super::{OTP_REQUEST_MEMORY, OtpRequester, Store, StoreError, WriteTx};
 use crate::domain::booking::{
     self, BookingRecord, Cancelled, Canceller, CheckIn, Decision, Effect, EventPatch,
@@ -251,14 +253,6 @@ pub(crate) async fn decide(
     })
 }
 
-/// Run one command in a transaction of its own (a batch of one).
-async fn run_one(store: &dyn Store, cmd: Command) -> Result<Answer, StoreError> {
-    super::batch::run(store, std::slice::from_ref(&cmd))
-        .await
-        .pop()
-        .unwrap_or_else(|| Err(StoreError::Corrupt("a batch of one answered nothing".into())))
-}
-
 /// The answer of the kind a command gives, or a corrupt-answer error.
 macro_rules! expect_answer {
     ($answer:expr, $variant:ident) => {
@@ -269,80 +263,103 @@ macro_rules! expect_answer {
     };
 }
 
-impl dyn Store {
+/// The commands on events and bookings, typed. Two runners give them: the
+/// store itself (each command a batch of one, its own transaction) and the
+/// [`Writer`] (queued, batched with whatever else is waiting).
+#[async_trait]
+pub trait Commands: Sync {
+    /// Run a command and answer it after its commit.
+    async fn run_command(&self, cmd: Command) -> Result<Answer, StoreError>;
+
     /// Decide and record a booking attempt. With a key, a retry within 24 h
     /// gets the stored outcome back (`replayed`), and a different request
     /// with the same key is `KeyReuse`.
-    pub async fn book(&self, req: BookRequest<'_>) -> Result<Booked, StoreError> {
-        expect_answer!(run_one(self, Command::Book(req.into())).await, Booked)
+    async fn book(&self, req: BookRequest<'_>) -> Result<Booked, StoreError> {
+        let cmd = Command::Book(req.into());
+        expect_answer!(self.run_command(cmd).await, Booked)
     }
 
     /// Cancel a booking; a seat it held passes on in the same transaction.
-    pub async fn cancel_booking(
+    async fn cancel_booking(
         &self,
         id: BookingId,
         by: Canceller,
         at: DateTime<Utc>,
     ) -> Result<Cancelled, StoreError> {
-        expect_answer!(run_one(self, Command::Cancel { id, by, at }).await, Cancelled)
+        expect_answer!(self.run_command(Command::Cancel { id, by, at }).await, Cancelled)
     }
 
     /// Accept an offered seat before it lapses.
-    pub async fn accept_offer(
+    async fn accept_offer(
         &self,
         id: BookingId,
         at: DateTime<Utc>,
     ) -> Result<BookingRecord, StoreError> {
-        expect_answer!(run_one(self, Command::Accept { id, at }).await, Booking)
+        expect_answer!(self.run_command(Command::Accept { id, at }).await, Booking)
     }
 
     /// Check booking `id` in at `event`'s door.
-    pub async fn check_in(
+    async fn check_in(
         &self,
         event: EventId,
         id: BookingId,
         at: DateTime<Utc>,
     ) -> Result<CheckIn, StoreError> {
-        expect_answer!(run_one(self, Command::CheckIn { event, id, at }).await, CheckedIn)
+        expect_answer!(self.run_command(Command::CheckIn { event, id, at }).await, CheckedIn)
     }
 
     /// Offers of `event` past their deadline lapse, each seat passing on.
     /// Returns how many lapsed (0 when another process got there first).
-    pub async fn lapse_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u32, StoreError> {
-        expect_answer!(run_one(self, Command::LapseOffers { event, at }).await, Count)
+    async fn lapse_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u32, StoreError> {
+        expect_answer!(self.run_command(Command::LapseOffers { event, at }).await, Count)
     }
 
     /// After `event` has ended, its unchecked confirmed bookings become
     /// no-shows and the event is settled. Returns how many were marked.
-    pub async fn mark_no_shows(
-        &self,
-        event: EventId,
-        at: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
-        expect_answer!(run_one(self, Command::MarkNoShows { event, at }).await, Count)
+    async fn mark_no_shows(&self, event: EventId, at: DateTime<Utc>) -> Result<u32, StoreError> {
+        expect_answer!(self.run_command(Command::MarkNoShows { event, at }).await, Count)
     }
 
     /// Remind `event`'s seat holders `lead` before its start, once.
-    pub async fn remind(
+    async fn remind(
         &self,
         event: EventId,
         lead: chrono::Duration,
         at: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
-        expect_answer!(run_one(self, Command::Remind { event, lead, at }).await, Count)
+        expect_answer!(self.run_command(Command::Remind { event, lead, at }).await, Count)
     }
 
     /// Edit an event, all or nothing (see [`booking::edit_event`]).
-    pub async fn edit_event(
+    async fn edit_event(
         &self,
         id: EventId,
         patch: &EventPatch,
         at: DateTime<Utc>,
     ) -> Result<Event, StoreError> {
         let patch = Box::new(patch.clone());
-        expect_answer!(run_one(self, Command::EditEvent { id, patch, at }).await, Event)
+        expect_answer!(self.run_command(Command::EditEvent { id, patch, at }).await, Event)
     }
+}
 
+#[async_trait]
+impl Commands for dyn Store {
+    async fn run_command(&self, cmd: Command) -> Result<Answer, StoreError> {
+        super::batch::run(self, std::slice::from_ref(&cmd))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("a batch of one answered nothing".into())))
+    }
+}
+
+#[async_trait]
+impl Commands for Writer {
+    async fn run_command(&self, cmd: Command) -> Result<Answer, StoreError> {
+        self.run(cmd).await
+    }
+}
+
+impl dyn Store {
     /// Record a code request and store the new code's hash, unless a rate
     /// limit is hit: then nothing is stored and the wait until a request
     /// would pass is returned.

@@ -27,6 +27,7 @@ mod sqlite_holidays;
 mod sqlite_notify;
 mod sqlite_unions;
 pub mod unions;
+pub mod writer;
 
 pub use holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
 pub use sms::{SmsBlock, SmsDeliveryState, SmsReceipt, SmsStore};
@@ -48,7 +49,8 @@ use crate::domain::site::{Adcode, Site, SiteDraft, SiteId, SiteRecord};
 use crate::domain::union::{self, MembershipId, MembershipRecord, Union, UnionId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
-pub use commands::{BookRequest, Booked, OtpRequest};
+pub use commands::{BookRequest, Booked, Commands, OtpRequest};
+pub use writer::{QueueBounds, Writer};
 
 /// A driver's error, kept for the log but not part of the contract.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
