@@ -5,9 +5,10 @@
 //! crowd's commands share a commit.
 //!
 //! The queue is bounded by how long a command would wait: the writer keeps
-//! the recent cost of a command (a batch's time over its size), and a caller
-//! is told to come back later (`Err(wait)` from [`Writer::admit`]) when the
-//! commands ahead of it would take longer than its bound.
+//! what a batch costs (a commit, mostly) and what each command in it adds
+//! (recent big batches' time over their size), and a caller is told to come
+//! back later (`Err(wait)` from [`Writer::admit`]) when the commands ahead of
+//! it would take longer than its bound.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,8 +50,12 @@ struct Job {
 struct Gauge {
     /// Commands queued or in the batch under way.
     depth: AtomicUsize,
-    /// Recent cost of a command, in nanoseconds (0: nothing run yet).
-    cost_ns: AtomicU64,
+    /// Recent time of a small batch (its commit, mostly), in nanoseconds
+    /// (0: none run yet).
+    batch_ns: AtomicU64,
+    /// Recent time a command adds to a big batch, in nanoseconds (0: none
+    /// run yet).
+    command_ns: AtomicU64,
     batches: AtomicU64,
     commands: AtomicU64,
 }
@@ -70,8 +75,11 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// A command's cost before any has run: an fsync on a slow disk.
-const FIRST_GUESS: Duration = Duration::from_millis(2);
+/// A batch's and a command's cost before any has run.
+const FIRST_GUESS: (Duration, Duration) = (Duration::from_millis(2), Duration::from_micros(100));
+
+/// Batches of at least this many commands tell what a command costs.
+const BIG: usize = 16;
 
 impl Writer {
     /// Start the writer's task on `store` (stops when every handle is dropped).
@@ -97,11 +105,18 @@ impl Writer {
 
     /// How long a command queued now would wait, as recent batches went.
     pub fn expected_wait(&self) -> Duration {
-        let cost = match self.gauge.cost_ns.load(Ordering::Relaxed) {
-            0 => FIRST_GUESS,
+        let known = |a: &AtomicU64, guess| match a.load(Ordering::Relaxed) {
+            0 => guess,
             ns => Duration::from_nanos(ns),
         };
-        cost.saturating_mul(self.depth().min(u32::MAX as usize) as u32)
+        let (batch, command) = (
+            known(&self.gauge.batch_ns, FIRST_GUESS.0),
+            known(&self.gauge.command_ns, FIRST_GUESS.1),
+        );
+        let depth = self.depth();
+        let batches = depth.div_ceil(MAX_BATCH).min(u32::MAX as usize) as u32;
+        batch.saturating_mul(batches)
+            + command.saturating_mul(depth.min(u32::MAX as usize) as u32)
     }
 
     /// May a command join the queue? `Err(wait)`: not within `bounds`;
@@ -156,17 +171,15 @@ async fn run(store: DynStore, mut rx: mpsc::UnboundedReceiver<Job>, gauge: Arc<G
                 })
         };
         if n > 0 {
-            let per = (started.elapsed().as_nanos() / n as u128).min(u64::MAX as u128) as u64;
-            let old = gauge.cost_ns.load(Ordering::Relaxed);
-            // Weighted by the batch's size: a crowd's big batches soon
-            // outweigh the idle server's batches of one.
-            let w = (n as u64).min(64);
-            let new = if old == 0 {
-                per
+            let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+            let (gauge_ns, sample) = if n >= BIG {
+                (&gauge.command_ns, took / n as u64)
             } else {
-                (old * 64 + per * w) / (64 + w)
+                (&gauge.batch_ns, took)
             };
-            gauge.cost_ns.store(new.max(1), Ordering::Relaxed);
+            let old = gauge_ns.load(Ordering::Relaxed);
+            let new = if old == 0 { sample } else { (old * 3 + sample) / 4 };
+            gauge_ns.store(new.max(1), Ordering::Relaxed);
             gauge.batches.fetch_add(1, Ordering::Relaxed);
             gauge.commands.fetch_add(n as u64, Ordering::Relaxed);
         }
