@@ -47,6 +47,7 @@ import random
 import re
 import resource
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -456,8 +457,7 @@ async def run(a):
     logpath = workdir / "serve.log"
     logf = open(logpath, "w")
     server_args = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--database-url", url,
-                   "--trusted-proxies", "127.0.0.1",
-                   "--address-writes-per-minute", "0", "--user-writes-per-minute", "0"]
+                   "--trusted-proxies", "127.0.0.1"]
     result["server_args"] = " ".join(shlex.quote(x) for x in server_args[1:]).replace(url, "URL")
     proc = spawn(server_args, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     t0 = time.monotonic()
@@ -504,7 +504,16 @@ async def run(a):
         log(f"client ceiling: {result['client_ceiling']}")
 
         log(f"crowd: {a.workers} workers within {a.window_s} s, {a.inflight} in flight")
+        perf = None
+        if a.perf:
+            # A CPU profile of the server during the crowd alone (`perf report -i FILE`).
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(proc.pid), "-o", a.perf],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(0.5)
         res, cw = await crowd(port, tokens, event, a.window_s, a.inflight, a.give_up_s, proc.pid, a.seed)
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
         lat = [r["latency"] for r in res]
         firsts, finals = {}, {}
         for r in res:
@@ -653,6 +662,7 @@ def main():
     ap.add_argument("--ceiling-requests", type=int, default=30000)
     ap.add_argument("--give-up-s", type=float, default=300.0, help="a worker stops retrying after this long")
     ap.add_argument("--seed", type=int, default=24)
+    ap.add_argument("--perf", metavar="FILE", default=None, help="record a CPU profile of the server during the crowd (perf)")
     ap.add_argument("--inside-pg", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()

@@ -152,7 +152,11 @@ pub struct OverloadArgs {
     /// Writes (POST, PUT, PATCH, DELETE) a minute from one client address, in
     /// bursts of as many; past it 429 with Retry-After (0: no limit). High:
     /// a carrier's NAT puts many riders behind one address.
-    #[arg(long, env = "YIZHAN_ADDRESS_WRITES_PER_MINUTE", default_value_t = 20_000)]
+    #[arg(
+        long,
+        env = "YIZHAN_ADDRESS_WRITES_PER_MINUTE",
+        default_value_t = 20_000
+    )]
     pub address_writes_per_minute: u32,
     /// Writes a minute by one signed-in user, in bursts of as many; past it
     /// 429 with Retry-After (0: no limit).

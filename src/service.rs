@@ -203,6 +203,7 @@ impl Service {
         ));
         let state = AppState {
             writer: crate::store::Writer::start(store.clone()),
+            tokens: crate::store::reader::TokenReader::start(store.clone()),
             store: store.clone(),
             index: Arc::new(index),
             metrics,

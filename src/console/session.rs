@@ -65,8 +65,8 @@ impl FromRequestParts<AppState> for Session {
         let token = cookie_token(&parts.headers).ok_or(PageError::SignIn)?;
         let hash = token_hash(token);
         let user = state
-            .store
-            .token_user(&hash, state.auth.clock.now())
+            .tokens
+            .user(&hash, state.auth.clock.now())
             .await
             .map_err(|e| PageError::Api(e.into()))?
             .ok_or(PageError::SignIn)?;

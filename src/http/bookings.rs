@@ -115,7 +115,9 @@ pub async fn book(
         });
     }
     let hash = crate::auth::sha256_hex(&[id.to_string().as_bytes(), b"\n", &body].concat());
-    let booked = state.writer.book(BookRequest {
+    let booked = state
+        .writer
+        .book(BookRequest {
             user: &caller.user,
             event: id,
             key: key.as_deref(),
@@ -198,7 +200,9 @@ pub async fn cancel(
     } else {
         return Err(ApiError::forbidden("not your booking"));
     };
-    let done = state.writer.cancel_booking(id, by, state.auth.clock.now())
+    let done = state
+        .writer
+        .cancel_booking(id, by, state.auth.clock.now())
         .await?;
     Ok(Json(done.booking.to_api(None)))
 }
@@ -225,7 +229,10 @@ pub async fn accept(
     if view.record.user != caller.user.id {
         return Err(ApiError::forbidden("not your booking"));
     }
-    let record = state.writer.accept_offer(id, state.auth.clock.now()).await?;
+    let record = state
+        .writer
+        .accept_offer(id, state.auth.clock.now())
+        .await?;
     Ok(Json(with_code(&state, record.to_api(None)).await?))
 }
 

@@ -38,8 +38,8 @@ impl FromRequestParts<AppState> for Caller {
             })?;
         let hash = token_hash(token);
         let user = state
-            .store
-            .token_user(&hash, state.auth.clock.now())
+            .tokens
+            .user(&hash, state.auth.clock.now())
             .await?
             .ok_or_else(|| {
                 ApiError::Unauthorized("the token is unknown, expired or revoked".into())

@@ -79,7 +79,9 @@ pub async fn check_in_code(
     let code = obj.required("code", body::text(64))?;
     let not_genuine = || ApiError::unprocessable("code", "not a genuine check-in code");
     let id = checkin::verify(checkin_key(state).await?, &code).ok_or_else(not_genuine)?;
-    let done = state.writer.check_in(event_id, id, state.auth.clock.now())
+    let done = state
+        .writer
+        .check_in(event_id, id, state.auth.clock.now())
         .await
         .map_err(|e| match e {
             StoreError::NotFound => not_genuine(),

@@ -18,7 +18,6 @@ use super::body::{self, JsonObject};
 use super::caller::Caller;
 use super::params::{self, Params};
 use super::sites::out_coords;
-use crate::store::Commands;
 use crate::domain::booking::EventPatch;
 use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
 use crate::domain::event::{
@@ -27,6 +26,7 @@ use crate::domain::event::{
 use crate::domain::site::SiteId;
 use crate::domain::user::{Role, User};
 use crate::error::{ApiError, Problem};
+use crate::store::Commands;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -411,6 +411,8 @@ pub async fn edit_event(
         waitlist: obj.optional("waitlist", body::boolean)?,
         status: obj.optional("status", body::parsed::<EventStatus>)?,
     };
-    Ok(state.writer.edit_event(id, &patch, state.auth.clock.now())
+    Ok(state
+        .writer
+        .edit_event(id, &patch, state.auth.clock.now())
         .await?)
 }

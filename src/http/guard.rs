@@ -219,17 +219,21 @@ pub fn parse_origins(s: &str) -> Result<Vec<HeaderValue>, String> {
 /// The concurrency limit, the per-address write limit and the time bound.
 pub async fn limit(guard: Arc<Guard>, metrics: Arc<Metrics>, req: Request, next: Next) -> Response {
     let _permit = match &guard.permits {
-        Some(permits) if !is_ops(req.uri().path()) && !is_queued(req.method(), req.uri().path()) => match permits.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                metrics.shed("concurrency");
-                return ApiError::Unavailable(format!(
-                    "the server is handling its limit of {} requests at once; retry shortly",
-                    guard.config.max_concurrent_requests.unwrap_or_default()
-                ))
-                .into_response();
+        Some(permits)
+            if !is_ops(req.uri().path()) && !is_queued(req.method(), req.uri().path()) =>
+        {
+            match permits.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    metrics.shed("concurrency");
+                    return ApiError::Unavailable(format!(
+                        "the server is handling its limit of {} requests at once; retry shortly",
+                        guard.config.max_concurrent_requests.unwrap_or_default()
+                    ))
+                    .into_response();
+                }
             }
-        },
+        }
         _ => None,
     };
     if let Some(buckets) = guard.by_address.as_ref().filter(|_| is_write(req.method())) {

@@ -53,6 +53,8 @@ pub struct AppState {
     /// The queue in front of the commands on events and bookings: a crowd's
     /// commands share a commit (`store::writer`).
     pub writer: crate::store::Writer,
+    /// Token lookups, a crowd's read together (`store::reader`).
+    pub tokens: crate::store::reader::TokenReader,
     pub index: Arc<SiteIndex>,
     pub metrics: Arc<Metrics>,
     /// Set once the index is built from the store.

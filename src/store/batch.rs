@@ -167,9 +167,7 @@ impl Batch {
                 .map_err(Failed::Write)?;
         }
         if !p.keys.is_empty() {
-            tx.put_idempotencies(&p.keys)
-                .await
-                .map_err(Failed::Write)?;
+            tx.put_idempotencies(&p.keys).await.map_err(Failed::Write)?;
         }
         let mut effects: Vec<Effect> = p.events.into_values().map(Effect::SaveEvent).collect();
         effects.extend(p.notices.into_iter().map(Effect::Notify));
@@ -233,7 +231,8 @@ impl Batch {
         }
         let active = self.active_booking(tx, c.event, c.user.id, rest).await?;
         let rules = &self.seats[&c.event].event.draft.eligibility;
-        let (needs_trips, needs_membership) = (rules.max_per_year.is_some(), rules.union_members_only);
+        let (needs_trips, needs_membership) =
+            (rules.max_per_year.is_some(), rules.union_members_only);
         // Rare: read what only some events' rules need through the
         // transaction, after writing what is pending so that it counts.
         let (mut trips, mut membership) = (0, None);
@@ -293,9 +292,7 @@ impl Batch {
                 Effect::Notify(n) => self.pending.notices.push(n),
                 // A booking attempt never moves or reminds anyone.
                 e @ (Effect::Transition(_) | Effect::Reminded { .. }) => {
-                    return Ok(Err(StoreError::Corrupt(format!(
-                        "a booking decided {e:?}"
-                    ))));
+                    return Ok(Err(StoreError::Corrupt(format!("a booking decided {e:?}"))));
                 }
             }
         }

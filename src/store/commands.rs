@@ -16,8 +16,7 @@ use chrono::{DateTime, Utc};
 use super::writer::Writer;
 use super::{OTP_REQUEST_MEMORY, OtpRequester, Store, StoreError, WriteTx};
 use crate::domain::booking::{
-    self, BookingRecord, Cancelled, Canceller, CheckIn, Decision, Effect, EventPatch,
-    EventState,
+    self, BookingRecord, Cancelled, Canceller, CheckIn, Decision, Effect, EventPatch, EventState,
 };
 use crate::domain::event::{BookOutcome, BookingId, BookingStatus, Event, EventId};
 use crate::domain::otp::{self, OtpCheck, StoredCode};
@@ -215,8 +214,7 @@ pub(crate) async fn decide(
         }
         Command::LapseOffers { event, at } => {
             let at = super::micros(*at);
-            let state =
-                event_state(tx, *event, Scope::Statuses(&[BookingStatus::Offered])).await?;
+            let state = event_state(tx, *event, Scope::Statuses(&[BookingStatus::Offered])).await?;
             done(booking::lapse_offers(state, at), Answer::Count)
         }
         Command::MarkNoShows { event, at } => {
@@ -286,7 +284,10 @@ pub trait Commands: Sync {
         by: Canceller,
         at: DateTime<Utc>,
     ) -> Result<Cancelled, StoreError> {
-        expect_answer!(self.run_command(Command::Cancel { id, by, at }).await, Cancelled)
+        expect_answer!(
+            self.run_command(Command::Cancel { id, by, at }).await,
+            Cancelled
+        )
     }
 
     /// Accept an offered seat before it lapses.
@@ -305,19 +306,28 @@ pub trait Commands: Sync {
         id: BookingId,
         at: DateTime<Utc>,
     ) -> Result<CheckIn, StoreError> {
-        expect_answer!(self.run_command(Command::CheckIn { event, id, at }).await, CheckedIn)
+        expect_answer!(
+            self.run_command(Command::CheckIn { event, id, at }).await,
+            CheckedIn
+        )
     }
 
     /// Offers of `event` past their deadline lapse, each seat passing on.
     /// Returns how many lapsed (0 when another process got there first).
     async fn lapse_offers(&self, event: EventId, at: DateTime<Utc>) -> Result<u32, StoreError> {
-        expect_answer!(self.run_command(Command::LapseOffers { event, at }).await, Count)
+        expect_answer!(
+            self.run_command(Command::LapseOffers { event, at }).await,
+            Count
+        )
     }
 
     /// After `event` has ended, its unchecked confirmed bookings become
     /// no-shows and the event is settled. Returns how many were marked.
     async fn mark_no_shows(&self, event: EventId, at: DateTime<Utc>) -> Result<u32, StoreError> {
-        expect_answer!(self.run_command(Command::MarkNoShows { event, at }).await, Count)
+        expect_answer!(
+            self.run_command(Command::MarkNoShows { event, at }).await,
+            Count
+        )
     }
 
     /// Remind `event`'s seat holders `lead` before its start, once.
@@ -327,7 +337,10 @@ pub trait Commands: Sync {
         lead: chrono::Duration,
         at: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
-        expect_answer!(self.run_command(Command::Remind { event, lead, at }).await, Count)
+        expect_answer!(
+            self.run_command(Command::Remind { event, lead, at }).await,
+            Count
+        )
     }
 
     /// Edit an event, all or nothing (see [`booking::edit_event`]).
@@ -338,7 +351,10 @@ pub trait Commands: Sync {
         at: DateTime<Utc>,
     ) -> Result<Event, StoreError> {
         let patch = Box::new(patch.clone());
-        expect_answer!(self.run_command(Command::EditEvent { id, patch, at }).await, Event)
+        expect_answer!(
+            self.run_command(Command::EditEvent { id, patch, at }).await,
+            Event
+        )
     }
 }
 
@@ -348,7 +364,11 @@ impl Commands for dyn Store {
         super::batch::run(self, std::slice::from_ref(&cmd))
             .await
             .pop()
-            .unwrap_or_else(|| Err(StoreError::Corrupt("a batch of one answered nothing".into())))
+            .unwrap_or_else(|| {
+                Err(StoreError::Corrupt(
+                    "a batch of one answered nothing".into(),
+                ))
+            })
     }
 }
 

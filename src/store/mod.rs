@@ -20,6 +20,7 @@ mod postgres_events;
 mod postgres_holidays;
 mod postgres_notify;
 mod postgres_unions;
+pub mod reader;
 pub mod sms;
 pub mod sqlite;
 mod sqlite_events;
@@ -318,7 +319,20 @@ pub trait AccountStore: Send + Sync + 'static {
         &self,
         token_hash: &str,
         at: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError>;
+    ) -> Result<Option<User>, StoreError> {
+        let found = self.token_users(&[token_hash.to_owned()]).await?;
+        Ok(found
+            .into_iter()
+            .find(|(_, expires, _)| *expires > at)
+            .map(|(_, _, user)| user))
+    }
+    /// Of these token hashes, the unrevoked ones, with when each expires and
+    /// whose it is, in one query (requests' lookups, together:
+    /// [`reader::TokenReader`]).
+    async fn token_users(
+        &self,
+        token_hashes: &[String],
+    ) -> Result<Vec<(String, DateTime<Utc>, User)>, StoreError>;
     async fn revoke_token(&self, token_hash: &str) -> Result<(), StoreError>;
     async fn set_follow(
         &self,

@@ -945,21 +945,31 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
-    async fn token_user(
+    async fn token_users(
         &self,
-        token_hash: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
+        token_hashes: &[String],
+    ) -> Result<Vec<(String, DateTime<Utc>, User)>, StoreError> {
         let sql = format!(
-            "{USER_SELECT} JOIN tokens t ON t.user_id = u.id \
-             WHERE t.hash = $1 AND NOT t.revoked AND t.expires_at > $2"
+            "{} JOIN tokens t ON t.user_id = u.id WHERE t.hash = ANY($1) AND NOT t.revoked",
+            USER_SELECT.replacen(
+                "SELECT ",
+                "SELECT t.hash AS token_hash, t.expires_at AS token_expires, ",
+                1
+            )
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(token_hash)
-            .bind(secs(at))
-            .fetch_optional(&self.pool)
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(token_hashes)
+            .fetch_all(&self.pool)
             .await?;
-        row.as_ref().map(user_from_row).transpose()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("token_hash")?,
+                    r.try_get("token_expires")?,
+                    user_from_row(r)?,
+                ))
+            })
+            .collect()
     }
 
     async fn revoke_token(&self, token_hash: &str) -> Result<(), StoreError> {

@@ -491,7 +491,12 @@ impl WriteTx for PgTx {
         .fetch_all(&mut *self.0)
         .await?;
         rows.into_iter()
-            .map(|(user, id)| Ok((user, BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?)))
+            .map(|(user, id)| {
+                Ok((
+                    user,
+                    BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?,
+                ))
+            })
             .collect()
     }
 
@@ -506,8 +511,7 @@ impl WriteTx for PgTx {
         let seqs: Vec<Option<i64>> = records.iter().map(|b| b.waitlist_seq).collect();
         let offers: Vec<Option<DateTime<Utc>>> =
             records.iter().map(|b| b.offer_expires_at).collect();
-        let checked: Vec<Option<DateTime<Utc>>> =
-            records.iter().map(|b| b.checked_in_at).collect();
+        let checked: Vec<Option<DateTime<Utc>>> = records.iter().map(|b| b.checked_in_at).collect();
         let created: Vec<DateTime<Utc>> = records.iter().map(|b| b.created_at).collect();
         let updated: Vec<DateTime<Utc>> = records.iter().map(|b| b.updated_at).collect();
         sqlx::query(

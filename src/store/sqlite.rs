@@ -849,25 +849,21 @@ impl SiteStore for SqliteStore {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(USER_SELECT_BY_ID)
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{USER_SELECT} WHERE u.id = ?")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        match row {
-            Some(r) => Ok(Some(self.user_from_row(&r).await?)),
-            None => Ok(None),
-        }
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn user_by_phone(&self, phone: &Phone) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(USER_SELECT_BY_PHONE)
-            .bind(phone.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => Ok(Some(self.user_from_row(&r).await?)),
-            None => Ok(None),
-        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{USER_SELECT} WHERE u.phone = ?"
+        )))
+        .bind(phone.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn put_user(
@@ -948,22 +944,34 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
-    async fn token_user(
+    async fn token_users(
         &self,
-        token_hash: &str,
-        at: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT user_id FROM tokens WHERE hash = ? AND revoked = 0 AND expires_at > ?",
-        )
-        .bind(token_hash)
-        .bind(at.timestamp())
-        .fetch_optional(&self.pool)
-        .await?;
-        match id {
-            Some(id) => self.user(id).await,
-            None => Ok(None),
-        }
+        token_hashes: &[String],
+    ) -> Result<Vec<(String, DateTime<Utc>, User)>, StoreError> {
+        let sql = format!(
+            "{} JOIN tokens t ON t.user_id = u.id \
+             WHERE t.hash IN (SELECT value FROM json_each(?)) AND t.revoked = 0",
+            USER_SELECT.replacen(
+                "SELECT ",
+                "SELECT t.hash AS token_hash, t.expires_at AS token_expires, ",
+                1
+            )
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(serde_json::to_string(token_hashes).expect("strings serialise"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let expires: i64 = r.try_get("token_expires")?;
+                Ok((
+                    r.try_get("token_hash")?,
+                    DateTime::from_timestamp(expires, 0)
+                        .ok_or_else(|| corrupt("token expires_at", expires))?,
+                    user_from_row(r)?,
+                ))
+            })
+            .collect()
     }
 
     async fn revoke_token(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -1023,52 +1031,48 @@ impl AccountStore for SqliteStore {
     }
 }
 
-const USER_SELECT_BY_ID: &str = "SELECT id, phone, role, display_name, gender, birth_year, \
-     marital_status, union_member_no, employer, frontline FROM users WHERE id = ?";
-const USER_SELECT_BY_PHONE: &str = "SELECT id, phone, role, display_name, gender, birth_year, \
-     marital_status, union_member_no, employer, frontline FROM users WHERE phone = ?";
+/// A user with their sites and unions, in one statement.
+const USER_SELECT: &str = "SELECT u.id, u.phone, u.role, u.display_name, u.gender, u.birth_year, \
+     u.marital_status, u.union_member_no, u.employer, u.frontline, \
+     (SELECT json_group_array(site_id) FROM (SELECT site_id FROM user_sites WHERE user_id = u.id \
+     ORDER BY site_id)) AS sites, \
+     (SELECT json_group_array(union_id) FROM (SELECT union_id FROM user_unions WHERE user_id = u.id \
+     ORDER BY union_id)) AS unions \
+     FROM users u";
 
-impl SqliteStore {
-    async fn user_from_row(&self, r: &SqliteRow) -> Result<User, StoreError> {
-        let id: i64 = r.try_get("id")?;
-        let phone: String = r.try_get("phone")?;
-        let role: String = r.try_get("role")?;
-        let gender: Option<String> = r.try_get("gender")?;
-        let marital: Option<String> = r.try_get("marital_status")?;
-        let sites: Vec<i64> =
-            sqlx::query_scalar("SELECT site_id FROM user_sites WHERE user_id = ? ORDER BY site_id")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
-        let unions: Vec<i64> = sqlx::query_scalar(
-            "SELECT union_id FROM user_unions WHERE user_id = ? ORDER BY union_id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(User {
-            id,
-            phone: phone.parse().map_err(|e| corrupt("phone", e))?,
-            role: role.parse().map_err(|e| corrupt("role", e))?,
-            sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
-            unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
-            profile: Profile {
-                display_name: r.try_get("display_name")?,
-                gender: gender
-                    .map(|g| g.parse())
-                    .transpose()
-                    .map_err(|e| corrupt("gender", e))?,
-                birth_year: r.try_get("birth_year")?,
-                marital_status: marital
-                    .map(|m| m.parse())
-                    .transpose()
-                    .map_err(|e| corrupt("marital_status", e))?,
-                union_member_no: r.try_get("union_member_no")?,
-                employer: r.try_get("employer")?,
-                frontline: r.try_get("frontline")?,
-            },
-        })
-    }
+fn user_from_row(r: &SqliteRow) -> Result<User, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let phone: String = r.try_get("phone")?;
+    let role: String = r.try_get("role")?;
+    let gender: Option<String> = r.try_get("gender")?;
+    let marital: Option<String> = r.try_get("marital_status")?;
+    let ids = |col: &str| -> Result<Vec<i64>, StoreError> {
+        let json: String = r.try_get(col)?;
+        serde_json::from_str(&json).map_err(|e| corrupt(col, e))
+    };
+    let (sites, unions) = (ids("sites")?, ids("unions")?);
+    Ok(User {
+        id,
+        phone: phone.parse().map_err(|e| corrupt("phone", e))?,
+        role: role.parse().map_err(|e| corrupt("role", e))?,
+        sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
+        unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
+        profile: Profile {
+            display_name: r.try_get("display_name")?,
+            gender: gender
+                .map(|g| g.parse())
+                .transpose()
+                .map_err(|e| corrupt("gender", e))?,
+            birth_year: r.try_get("birth_year")?,
+            marital_status: marital
+                .map(|m| m.parse())
+                .transpose()
+                .map_err(|e| corrupt("marital_status", e))?,
+            union_member_no: r.try_get("union_member_no")?,
+            employer: r.try_get("employer")?,
+            frontline: r.try_get("frontline")?,
+        },
+    })
 }
 
 super::sms::sms_store!(SqliteStore, |t: DateTime<Utc>| fmt_time(super::micros(t)));

@@ -519,7 +519,12 @@ impl WriteTx for SqliteTx {
         .fetch_all(&mut *self.0)
         .await?;
         rows.into_iter()
-            .map(|(user, id)| Ok((user, BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?)))
+            .map(|(user, id)| {
+                Ok((
+                    user,
+                    BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?,
+                ))
+            })
             .collect()
     }
 

@@ -115,8 +115,7 @@ impl Writer {
         );
         let depth = self.depth();
         let batches = depth.div_ceil(MAX_BATCH).min(u32::MAX as usize) as u32;
-        batch.saturating_mul(batches)
-            + command.saturating_mul(depth.min(u32::MAX as usize) as u32)
+        batch.saturating_mul(batches) + command.saturating_mul(depth.min(u32::MAX as usize) as u32)
     }
 
     /// May a command join the queue? `Err(wait)`: not within `bounds`;
@@ -178,7 +177,11 @@ async fn run(store: DynStore, mut rx: mpsc::UnboundedReceiver<Job>, gauge: Arc<G
                 (&gauge.batch_ns, took)
             };
             let old = gauge_ns.load(Ordering::Relaxed);
-            let new = if old == 0 { sample } else { (old * 3 + sample) / 4 };
+            let new = if old == 0 {
+                sample
+            } else {
+                (old * 3 + sample) / 4
+            };
             gauge_ns.store(new.max(1), Ordering::Relaxed);
             gauge.batches.fetch_add(1, Ordering::Relaxed);
             gauge.commands.fetch_add(n as u64, Ordering::Relaxed);

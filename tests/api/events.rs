@@ -942,12 +942,29 @@ async fn keys_live_a_day_and_single_only_is_enforced() {
         .id;
     let single_id = u.id;
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.idempotencies(&[(married_id, "m".into())]).await.unwrap().len() == 1);
+    assert!(
+        tx.idempotencies(&[(married_id, "m".into())])
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
     drop(tx);
     assert!(app.service.run_jobs().await.unwrap().keys_purged >= 1);
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.idempotencies(&[(married_id, "m".into())]).await.unwrap().is_empty());
-    assert!(tx.idempotencies(&[(single_id, "k".into())]).await.unwrap().len() == 1);
+    assert!(
+        tx.idempotencies(&[(married_id, "m".into())])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tx.idempotencies(&[(single_id, "k".into())])
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
     drop(tx);
 }
 

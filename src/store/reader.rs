@@ -1,0 +1,99 @@
+//! Every request with a bearer token looks its token up; a crowd's lookups
+//! are read together. A task takes the lookups that are waiting and answers
+//! them with one query ([`super::AccountStore::token_users`]); a lone lookup
+//! on an idle server is read at once, alone. Each answer is read after its
+//! request asked, so a revoked token is refused exactly as before.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{DynStore, StoreError};
+use crate::domain::user::User;
+
+/// Lookups in one query at most.
+const MAX_LOOKUPS: usize = 512;
+
+struct Lookup {
+    hash: String,
+    at: DateTime<Utc>,
+    reply: oneshot::Sender<Result<Option<User>, StoreError>>,
+}
+
+/// Token lookups, read together (see the module's notes).
+#[derive(Clone)]
+pub struct TokenReader {
+    tx: mpsc::UnboundedSender<Lookup>,
+}
+
+impl std::fmt::Debug for TokenReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenReader")
+    }
+}
+
+impl TokenReader {
+    /// Start the reader's task on `store` (stops when every handle is dropped).
+    pub fn start(store: DynStore) -> TokenReader {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(store, rx));
+        TokenReader { tx }
+    }
+
+    /// The user a live (unexpired, unrevoked) token belongs to.
+    pub async fn user(
+        &self,
+        token_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let lookup = Lookup {
+            hash: token_hash.to_owned(),
+            at,
+            reply,
+        };
+        if self.tx.send(lookup).is_err() {
+            return Err(StoreError::Busy("the token reader has stopped".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Busy("the token reader dropped a lookup".into())))
+    }
+}
+
+async fn run(store: DynStore, mut rx: mpsc::UnboundedReceiver<Lookup>) {
+    let mut buf = Vec::with_capacity(MAX_LOOKUPS);
+    while rx.recv_many(&mut buf, MAX_LOOKUPS).await > 0 {
+        let lookups: Vec<Lookup> = buf.drain(..).filter(|l| !l.reply.is_closed()).collect();
+        if lookups.is_empty() {
+            continue;
+        }
+        let mut hashes: Vec<String> = lookups.iter().map(|l| l.hash.clone()).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        match store.token_users(&hashes).await {
+            Ok(found) => {
+                let found: HashMap<String, (DateTime<Utc>, User)> = found
+                    .into_iter()
+                    .map(|(hash, expires, user)| (hash, (expires, user)))
+                    .collect();
+                for l in lookups {
+                    let user = found
+                        .get(&l.hash)
+                        .filter(|(expires, _)| *expires > l.at)
+                        .map(|(_, user)| user.clone());
+                    let _ = l.reply.send(Ok(user));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, lookups = lookups.len(), "token lookups failed");
+                for l in lookups {
+                    let _ = l.reply.send(Err(StoreError::Busy(
+                        format!("the token could not be read: {e}").into(),
+                    )));
+                }
+            }
+        }
+    }
+}

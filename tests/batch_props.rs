@@ -1,0 +1,331 @@
+//! Group commit decides exactly as one command at a time would (issue 24):
+//! random mixes of commands (book with and without keys, retries and reused
+//! keys, cancel by holder and manager, accept, check-in, lapse, capacity
+//! edits) on two events run through `store::batch::run` in batches of random
+//! sizes on one SQLite file, and one by one, each in its own transaction, on
+//! another. Every answer and the final state (bookings, events, inboxes)
+//! must be the same, once the random ids are named by creation order.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use yizhan::domain::booking::{Canceller, EventPatch};
+use yizhan::domain::event::{
+    BookingId, EventDraft, EventId, EventKind, EventStatus, Quota, QuotaAttribute,
+};
+use yizhan::domain::user::{Gender, Profile, Role, User};
+use yizhan::store::batch;
+use yizhan::store::commands::{BookCommand, Command};
+use yizhan::store::{DynStore, connect};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Book {
+        event: usize,
+        user: usize,
+        key: Option<u8>,
+    },
+    Cancel {
+        nth: usize,
+        manager: bool,
+    },
+    Accept {
+        nth: usize,
+    },
+    CheckIn {
+        nth: usize,
+    },
+    Lapse {
+        event: usize,
+    },
+    Capacity {
+        event: usize,
+        seats: u32,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..2usize, 0..USERS, prop::option::of(0..3u8))
+            .prop_map(|(event, user, key)| Op::Book { event, user, key }),
+        2 => (0..40usize, any::<bool>()).prop_map(|(nth, manager)| Op::Cancel { nth, manager }),
+        1 => (0..40usize).prop_map(|nth| Op::Accept { nth }),
+        1 => (0..40usize).prop_map(|nth| Op::CheckIn { nth }),
+        1 => (0..2usize).prop_map(|event| Op::Lapse { event }),
+        1 => (0..2usize, 1..6u32).prop_map(|(event, seats)| Op::Capacity { event, seats }),
+    ]
+}
+
+const USERS: usize = 8;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap()
+}
+
+/// The time of the i-th command: 7 minutes apart, so offers (1 h) lapse,
+/// booking closes and the first event starts within a run.
+fn at(i: usize) -> DateTime<Utc> {
+    t0() + Duration::minutes(7 * i as i64)
+}
+
+fn draft(n: usize, offer: Option<u32>, female_seats: u32) -> EventDraft {
+    let start = t0() + Duration::hours(2 + 2 * n as i64);
+    EventDraft {
+        kind: EventKind::Course,
+        site_id: None,
+        venue_name: Some("礼堂".into()),
+        lat: 36.0,
+        lon: 117.0,
+        title: format!("活动{n}"),
+        description: String::new(),
+        starts_at: start,
+        ends_at: start + Duration::hours(2),
+        capacity: 3,
+        booking_opens_at: t0() - Duration::hours(1),
+        booking_closes_at: start,
+        cancel_deadline: start - Duration::minutes(30),
+        waitlist: n == 0,
+        status: EventStatus::Published,
+        quotas: vec![Quota {
+            attribute: QuotaAttribute::Gender,
+            value: "female".into(),
+            seats: female_seats,
+        }],
+        eligibility: Default::default(),
+        offer_hours: offer.filter(|_| n == 0),
+    }
+}
+
+/// One database with the same people and events as its twin.
+struct Db {
+    store: DynStore,
+    _dir: tempfile::TempDir,
+    users: Vec<User>,
+    events: Vec<EventId>,
+    /// Bookings in the order they were made.
+    bookings: Vec<BookingId>,
+}
+
+async fn db(genders: &[bool], offer: Option<u32>, female_seats: u32) -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("y.db").display());
+    let store = connect(&url).await.unwrap();
+    let mut users = Vec::new();
+    for (i, female) in genders.iter().enumerate() {
+        let u = store
+            .put_user(
+                &format!("1370000{i:04}").parse().unwrap(),
+                Role::Worker,
+                &[],
+                t0(),
+            )
+            .await
+            .unwrap();
+        let profile = Profile {
+            gender: Some(if *female {
+                Gender::Female
+            } else {
+                Gender::Male
+            }),
+            ..Profile::default()
+        };
+        store.set_profile(u.id, &profile).await.unwrap();
+        users.push(store.user(u.id).await.unwrap().unwrap());
+    }
+    let mut events = Vec::new();
+    for n in 0..2 {
+        let e = store
+            .create_event(draft(n, offer, female_seats), None, t0())
+            .await
+            .unwrap();
+        events.push(e.id);
+    }
+    Db {
+        store,
+        _dir: dir,
+        users,
+        events,
+        bookings: Vec::new(),
+    }
+}
+
+impl Db {
+    /// The commands of a spec, with this database's ids.
+    fn commands(&self, ops: &[(usize, Op)]) -> Vec<Command> {
+        let booking = |nth: usize| {
+            // A booking made before this batch, or a made-up one.
+            self.bookings
+                .get(nth)
+                .copied()
+                .unwrap_or_else(|| BookingId::from_u64(nth as u64 + 1).unwrap())
+        };
+        ops.iter()
+            .map(|(i, op)| {
+                let at = at(*i);
+                match op {
+                    Op::Book { event, user, key } => Command::Book(BookCommand {
+                        user: self.users[*user].clone(),
+                        event: self.events[*event],
+                        key: key.map(|k| format!("k{k}")),
+                        request_hash: format!("event {event}"),
+                        at,
+                    }),
+                    Op::Cancel { nth, manager } => Command::Cancel {
+                        id: booking(*nth),
+                        by: if *manager {
+                            Canceller::Manager
+                        } else {
+                            Canceller::Holder
+                        },
+                        at,
+                    },
+                    Op::Accept { nth } => Command::Accept {
+                        id: booking(*nth),
+                        at,
+                    },
+                    Op::CheckIn { nth } => Command::CheckIn {
+                        event: self.events[0],
+                        id: booking(*nth),
+                        at,
+                    },
+                    Op::Lapse { event } => Command::LapseOffers {
+                        event: self.events[*event],
+                        at,
+                    },
+                    Op::Capacity { event, seats } => Command::EditEvent {
+                        id: self.events[*event],
+                        patch: Box::new(EventPatch {
+                            capacity: Some(*seats),
+                            ..EventPatch::default()
+                        }),
+                        at,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Learn the bookings made so far, in the order they were made.
+    async fn learn(&mut self) {
+        let mut all = Vec::new();
+        for e in &self.events {
+            for row in self.store.attendees(*e).await.unwrap() {
+                all.push((row.booking.created_at, row.booking.id));
+            }
+        }
+        all.sort();
+        for (_, id) in all {
+            if !self.bookings.contains(&id) {
+                self.bookings.push(id);
+            }
+        }
+    }
+
+    /// Text with this database's ids named by their order.
+    fn named(&self, text: String) -> String {
+        let mut names: Vec<(String, String)> = Vec::new();
+        for (k, id) in self.bookings.iter().enumerate() {
+            names.push((id.to_string(), format!("B{k}")));
+            names.push((format!("{id:?}"), format!("B{k}")));
+        }
+        for (k, id) in self.events.iter().enumerate() {
+            names.push((id.to_string(), format!("E{k}")));
+            names.push((format!("{id:?}"), format!("E{k}")));
+        }
+        names
+            .into_iter()
+            .fold(text, |t, (from, to)| t.replace(&from, &to))
+    }
+
+    /// Everything the commands can change, named.
+    async fn state(&self) -> String {
+        let mut out = Vec::new();
+        for e in &self.events {
+            let ev = self.store.get_event(*e).await.unwrap().unwrap();
+            out.push(format!(
+                "event held={} capacity={} version={} status={:?}",
+                ev.held, ev.draft.capacity, ev.version, ev.draft.status
+            ));
+            for row in self.store.attendees(*e).await.unwrap() {
+                let view = self
+                    .store
+                    .get_booking(row.booking.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                out.push(format!(
+                    "{:?} position={:?}",
+                    row.booking, view.waitlist_position
+                ));
+            }
+        }
+        for u in &self.users {
+            let mut inbox: Vec<String> = self
+                .store
+                .inbox(u.id, None, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| format!("{} {:?} {} {} {}", u.id, n.kind, n.title, n.body, n.data))
+                .collect();
+            inbox.sort();
+            out.extend(inbox);
+        }
+        self.named(out.join("\n"))
+    }
+}
+
+fn scenario() -> impl Strategy<Value = (Vec<bool>, Option<u32>, u32, Vec<Op>, Vec<usize>)> {
+    (
+        prop::collection::vec(any::<bool>(), USERS),
+        prop::option::of(Just(1u32)),
+        0..3u32,
+        prop::collection::vec(op(), 1..40),
+        prop::collection::vec(1..9usize, 40),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_batch_decides_as_one_command_at_a_time((genders, offer, female, ops, sizes) in scenario()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let mut batched = db(&genders, offer, female).await;
+            let mut single = db(&genders, offer, female).await;
+            let ops: Vec<(usize, Op)> = ops.into_iter().enumerate().collect();
+            let mut answers: HashMap<&str, Vec<String>> = HashMap::new();
+            let mut start = 0;
+            for size in sizes {
+                if start >= ops.len() {
+                    break;
+                }
+                let chunk = &ops[start..(start + size).min(ops.len())];
+                start += chunk.len();
+                let b = batch::run(&*batched.store, &batched.commands(chunk)).await;
+                let mut s = Vec::new();
+                for cmd in single.commands(chunk) {
+                    s.extend(batch::run(&*single.store, std::slice::from_ref(&cmd)).await);
+                }
+                batched.learn().await;
+                single.learn().await;
+                for (name, db, got) in [("batched", &batched, b), ("single", &single, s)] {
+                    answers.entry(name).or_default().extend(
+                        got.into_iter().map(|a| db.named(format!("{a:?}"))),
+                    );
+                }
+            }
+            let (a, b) = (&answers["batched"], &answers["single"]);
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                prop_assert_eq!(x, y, "command {}: {:?}", i, ops[i].1);
+            }
+            prop_assert_eq!(a.len(), b.len());
+            prop_assert_eq!(batched.state().await, single.state().await);
+            // The mix did something: at least one booking was made.
+            prop_assert_eq!(batched.bookings.len(), single.bookings.len());
+            Ok::<(), TestCaseError>(())
+        })?;
+    }
+}
