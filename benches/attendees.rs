@@ -10,7 +10,7 @@ use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use yizhan::domain::user::Role;
 use yizhan::service::{Service, serve};
-use yizhan::store::{self, BookRequest};
+use yizhan::store::{self, BookRequest, Commands};
 
 mod support;
 use support::event;

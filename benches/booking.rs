@@ -18,7 +18,7 @@ use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use yizhan::domain::event::EventId;
 use yizhan::domain::user::{Profile, Role, User};
-use yizhan::store::{self, BookRequest, DynStore};
+use yizhan::store::{self, BookRequest, Commands, DynStore};
 
 mod support;
 use support::{event, postgres_url};

@@ -69,6 +69,9 @@ pub struct Metrics {
     subscriptions_removed: Counter,
     holiday_last_year: Gauge,
     holiday_warning: Gauge,
+    write_queue: Gauge,
+    write_batches: Gauge,
+    write_commands: Gauge,
     sms: Family<SmsLabels, Counter>,
     sms_config_errors: Family<SmsConfigLabels, Counter>,
 }
@@ -116,6 +119,23 @@ impl Default for Metrics {
             "How long the oldest due, undelivered notification has waited",
             outbox_oldest_age.clone(),
         );
+        let (write_queue, write_batches, write_commands) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "write_queue",
+            "Commands on events and bookings queued for the writer or in its batch under way",
+            write_queue.clone(),
+        );
+        registry.register(
+            "write_batches",
+            "Batches the writer has committed (or failed) since start",
+            write_batches.clone(),
+        );
+        registry.register(
+            "write_commands",
+            "Commands in those batches: over write_batches, the mean batch size",
+            write_commands.clone(),
+        );
         let subscriptions_removed = Counter::default();
         registry.register(
             "push_subscriptions_removed",
@@ -158,6 +178,9 @@ impl Default for Metrics {
             subscriptions_removed,
             holiday_last_year,
             holiday_warning,
+            write_queue,
+            write_batches,
+            write_commands,
             sms,
             sms_config_errors,
         }
@@ -247,6 +270,13 @@ impl Metrics {
             .set(status.last_year.map_or(0, i64::from));
         self.holiday_warning
             .set(i64::from(status.warning.is_some()));
+    }
+
+    /// The writer's queue and what it has run (`store::writer`).
+    pub fn set_writer(&self, depth: usize, batches: u64, commands: u64) {
+        self.write_queue.set(depth as i64);
+        self.write_batches.set(batches as i64);
+        self.write_commands.set(commands as i64);
     }
 
     pub fn render(&self) -> String {

@@ -21,6 +21,11 @@
 //!   design's guarantee, since a push accepted just before a kill and not yet
 //!   recorded is sent again — and none that no inbox holds.
 //!
+//! Each kill waits (half a second at most) for the writer to hold two or
+//! more commands (`yizhan_write_queue` in `/metrics`), so that it lands
+//! inside a batch (issue 24): commands decided together, not yet committed
+//! or committed and not yet answered. At least one kill must land so.
+//!
 //! The seed of the kill moments and the crowd's choices is printed; set
 //! `YIZHAN_CRASH_SEED` to run one again.
 
@@ -140,6 +145,19 @@ struct Answer {
 impl Target {
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.base.read().unwrap())
+    }
+
+    /// Commands the server's writer holds (queued or in the batch under
+    /// way), from `/metrics`; 0 when it cannot be read.
+    async fn writer_holds(&self) -> u64 {
+        let Ok(r) = self.http.get(self.url("/metrics")).send().await else {
+            return 0;
+        };
+        let text = r.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("yizhan_write_queue "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Send until answered, as a phone app does: a request that got no answer
@@ -409,8 +427,12 @@ async fn bookings_survive_sigkill_and_restarts() {
         })
     };
 
-    // The killer: SIGKILL at each moment, restart on the same database.
+    // The killer: SIGKILL at each moment, restart on the same database. A
+    // kill waits (a little) for the writer to hold several commands, so that
+    // it lands inside a batch: commands decided together, not yet committed
+    // or not yet answered.
     let mut restarts = Vec::new();
+    let mut inside_batches = 0;
     for (k, &(after, pause)) in kill_at.iter().enumerate() {
         let deadline = Instant::now() + PATIENCE;
         while answered.load(Ordering::SeqCst) < after {
@@ -419,6 +441,12 @@ async fn bookings_survive_sigkill_and_restarts() {
         }
         // Not synchronisation: a random delay that picks when to kill.
         tokio::time::sleep(Duration::from_millis(pause)).await;
+        let until = Instant::now() + Duration::from_millis(500);
+        let mut holds = target.writer_holds().await;
+        while holds < 2 && Instant::now() < until {
+            holds = target.writer_holds().await;
+        }
+        inside_batches += usize::from(holds >= 2);
         let at = answered.load(Ordering::SeqCst);
         let _ = server.kill();
         let down = Instant::now();
@@ -433,13 +461,18 @@ async fn bookings_survive_sigkill_and_restarts() {
     }
     eprintln!(
         "{} booking requests by {PEOPLE} people; killed at answers {:?} of {bookings_planned}; \
-         {} requests sent again; crowd done after {:?}",
+         {} requests sent again; {inside_batches} kills with the writer holding 2 or more \
+         commands; crowd done after {:?}",
         attempts.len(),
         restarts,
         target.resent.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert_eq!(attempts.len(), bookings_planned);
+    assert!(
+        inside_batches > 0,
+        "no kill found the writer holding several commands: none landed inside a batch"
+    );
     check(&target, &tokens, &admin, &events, &attempts, &push, &server).await;
     eprintln!("crash test done in {:?}", started.elapsed());
 }

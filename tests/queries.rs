@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::json;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use yizhan::domain::user::Role;
-use yizhan::store::BookRequest;
+use yizhan::store::{BookRequest, Commands};
 
 #[allow(dead_code)]
 #[path = "api/helpers.rs"]

@@ -65,6 +65,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
         .set_holiday_calendar(&holidays::status(&state.index, &*state.auth.clock));
+    let (batches, commands) = state.writer.counts();
+    state
+        .metrics
+        .set_writer(state.writer.depth(), batches, commands);
     let mut resp = (StatusCode::OK, state.metrics.render()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
