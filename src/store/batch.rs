@@ -15,7 +15,8 @@
 //!   memory is read anew after it.
 //!
 //! A refused command has no effects and does not disturb its neighbours. A
-//! command whose rule panics is answered with an error alone. A write that
+//! command whose rule panics is answered with an error alone (a booking at
+//! once; another command after the batch is run again one by one). A write that
 //! fails rolls the batch back, and the batch is run again one command per
 //! transaction, so the command that failed fails alone. A failed commit
 //! fails every command of the batch (`Busy`: 503, retry): nothing is
@@ -23,6 +24,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use super::commands::{Answer, BookCommand, Booked, Command, decide};
 use super::{Store, StoreError, WriteTx};
@@ -109,7 +112,17 @@ async fn attempt(
             other => {
                 batch.flush(&mut tx).await?;
                 batch.forget();
-                match decide(&mut tx, other).await {
+                // A rule that panics: the batch runs again one by one, where
+                // this command fails alone.
+                let decided = AssertUnwindSafe(decide(&mut tx, other))
+                    .catch_unwind()
+                    .await
+                    .map_err(|_| {
+                        Failed::Write(StoreError::Corrupt(format!(
+                            "the rules panicked on {other:?}"
+                        )))
+                    })?;
+                match decided {
                     Ok((answer, effects)) => {
                         tx.apply(&effects).await.map_err(Failed::Write)?;
                         Ok(answer)
