@@ -531,10 +531,18 @@ async def run(a):
             "first_answers": dict(sorted(firsts.items())), "final_answers": dict(sorted(finals.items())),
             "retries": sum(r["retries"] for r in res), "max_retries_one_worker": max(r["retries"] for r in res),
             "replayed": sum(1 for r in res if r["replayed"]),
-            "latency_s": {k: round(v, 3) for k, v in (("p50", pct(lat, 50)), ("p90", pct(lat, 90)),
+            "latency_s": {k: round(v, 5) for k, v in (("p50", pct(lat, 50)), ("p90", pct(lat, 90)),
                                                         ("p99", pct(lat, 99)), ("max", max(lat)))},
             "client_cpu_share": cw["client_cpu_share"], "server_cpu_share": cw["server_cpu_share"],
         }
+        # The writer's batches (group commit), from /metrics: how many commits the crowd took.
+        st, _, raw = await probe.request("GET", "/metrics")
+        text = raw.decode(errors="replace") if st == 200 else ""
+        metric = lambda name: next((float(l.split()[1]) for l in text.splitlines() if l.startswith(name + " ")), None)
+        batches, commands = metric("yizhan_write_batches"), metric("yizhan_write_commands")
+        if batches:
+            result["crowd"]["writer"] = {"batches": int(batches), "commands": int(commands),
+                                         "mean_batch": round(commands / batches, 1)}
         log(f"crowd: {json.dumps(result['crowd'])}")
 
         st, _, doc = await call(probe, "GET", f"/v1/events/{event}/attendees", token=admin)
@@ -573,6 +581,13 @@ def save(result, out_json, out_md):
     write_md(runs, out_md)
 
 
+def fmt_latency(lt):
+    """p50 / p90 / p99 / max: in ms when a run is fast (one booking at a time), else in s."""
+    ms = lt.get("max", 0) < 0.1
+    f = (lambda v: f"{v * 1000:.2f}") if ms else (lambda v: f"{v:.2f}")
+    return f"{f(lt.get('p50', 0))} / {f(lt.get('p90', 0))} / **{f(lt.get('p99', 0))}** / {f(lt.get('max', 0))} {'ms' if ms else 's'}"
+
+
 def fmt_counts(d):
     return ", ".join(f"{v:,} × {'error' if k == '0' else k}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
 
@@ -607,7 +622,7 @@ def write_md(runs, path):
             be += f", **{r['label']}**"
         L.append(f"| {be} | {r['workers']:,} / {r['window_s']:g} s / {r['inflight']} (capacity {r['capacity']}) "
                  f"| **{c.get('answered_per_s', 0):,.0f}** | {fmt_counts(c.get('first_answers', {}))} | {fmt_counts(c.get('final_answers', {}))} "
-                 f"| {lt.get('p50', 0):.2f} / {lt.get('p90', 0):.2f} / **{lt.get('p99', 0):.2f}** / {lt.get('max', 0):.2f} s "
+                 f"| {fmt_latency(lt)} "
                  f"| {c.get('retries', 0):,} | {'all hold' if inv.get('all_hold') else '**FAILED**'} "
                  f"| {anchors(r)} | {r['client_ceiling']['req_per_s']:,.0f} req/s |")
     L += ["", "How to read it:", "",

@@ -9,6 +9,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use yizhan::config::{
     AdminCommand, AdminHolidaysCommand, AdminUserCommand, Cli, Command, GeodataCommand, LogFormat,
     ServeArgs, VapidCommand,

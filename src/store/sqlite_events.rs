@@ -487,17 +487,14 @@ impl WriteTx for SqliteTx {
     }
 
     async fn waitlist_tail(&mut self, event: EventId) -> Result<WaitlistTail, StoreError> {
-        let waitlisted: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM bookings WHERE event_id = ? AND status = 'waitlisted'",
+        // One pass over the event's entries in `bookings_event`.
+        let (waitlisted, last): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'waitlisted'), max(waitlist_seq) \
+             FROM bookings WHERE event_id = ?",
         )
         .bind(event.as_i64())
         .fetch_one(&mut *self.0)
         .await?;
-        let last: Option<i64> =
-            sqlx::query_scalar("SELECT max(waitlist_seq) FROM bookings WHERE event_id = ?")
-                .bind(event.as_i64())
-                .fetch_one(&mut *self.0)
-                .await?;
         Ok(WaitlistTail {
             waitlisted: waitlisted as u32,
             last_seq: last.unwrap_or(0),
