@@ -543,6 +543,10 @@ async def run(a):
         if batches:
             result["crowd"]["writer"] = {"batches": int(batches), "commands": int(commands),
                                          "mean_batch": round(commands / batches, 1)}
+        queries, lookups = metric("yizhan_token_queries"), metric("yizhan_token_lookups")
+        if queries:
+            result["crowd"]["token_reads"] = {"queries": int(queries), "lookups": int(lookups),
+                                              "mean_batch": round(lookups / queries, 1)}
         log(f"crowd: {json.dumps(result['crowd'])}")
 
         st, _, doc = await call(probe, "GET", f"/v1/events/{event}/attendees", token=admin)

@@ -72,6 +72,8 @@ pub struct Metrics {
     write_queue: Gauge,
     write_batches: Gauge,
     write_commands: Gauge,
+    token_queries: Gauge,
+    token_lookups: Gauge,
     sms: Family<SmsLabels, Counter>,
     sms_config_errors: Family<SmsConfigLabels, Counter>,
 }
@@ -136,6 +138,17 @@ impl Default for Metrics {
             "Commands in those batches: over write_batches, the mean batch size",
             write_commands.clone(),
         );
+        let (token_queries, token_lookups) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "token_queries",
+            "Queries that looked bearer tokens up (several requests' lookups each)",
+            token_queries.clone(),
+        );
+        registry.register(
+            "token_lookups",
+            "Bearer-token lookups answered by those queries",
+            token_lookups.clone(),
+        );
         let subscriptions_removed = Counter::default();
         registry.register(
             "push_subscriptions_removed",
@@ -181,6 +194,8 @@ impl Default for Metrics {
             write_queue,
             write_batches,
             write_commands,
+            token_queries,
+            token_lookups,
             sms,
             sms_config_errors,
         }
@@ -277,6 +292,12 @@ impl Metrics {
         self.write_queue.set(depth as i64);
         self.write_batches.set(batches as i64);
         self.write_commands.set(commands as i64);
+    }
+
+    /// The token reader's queries and lookups (`store::reader`).
+    pub fn set_token_reads(&self, queries: u64, lookups: u64) {
+        self.token_queries.set(queries as i64);
+        self.token_lookups.set(lookups as i64);
     }
 
     pub fn render(&self) -> String {

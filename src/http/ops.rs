@@ -65,6 +65,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state
         .metrics
         .set_holiday_calendar(&holidays::status(&state.index, &*state.auth.clock));
+    let (queries, lookups) = state.tokens.counts();
+    state.metrics.set_token_reads(queries, lookups);
     let (batches, commands) = state.writer.counts();
     state
         .metrics

@@ -25,6 +25,8 @@ struct Lookup {
 #[derive(Clone)]
 pub struct TokenReader {
     tx: mpsc::UnboundedSender<Lookup>,
+    /// Queries and lookups so far.
+    counts: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
 }
 
 impl std::fmt::Debug for TokenReader {
@@ -37,8 +39,15 @@ impl TokenReader {
     /// Start the reader's task on `store` (stops when every handle is dropped).
     pub fn start(store: DynStore) -> TokenReader {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
-        TokenReader { tx }
+        let counts = std::sync::Arc::new(Default::default());
+        tokio::spawn(run(store, rx, std::sync::Arc::clone(&counts)));
+        TokenReader { tx, counts }
+    }
+
+    /// Queries run and lookups answered so far.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.counts[0].load(Relaxed), self.counts[1].load(Relaxed))
     }
 
     /// The user a live (unexpired, unrevoked) token belongs to.
@@ -62,37 +71,48 @@ impl TokenReader {
     }
 }
 
-async fn run(store: DynStore, mut rx: mpsc::UnboundedReceiver<Lookup>) {
+async fn run(
+    store: DynStore,
+    mut rx: mpsc::UnboundedReceiver<Lookup>,
+    counts: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
+) {
     let mut buf = Vec::with_capacity(MAX_LOOKUPS);
     while rx.recv_many(&mut buf, MAX_LOOKUPS).await > 0 {
         let lookups: Vec<Lookup> = buf.drain(..).filter(|l| !l.reply.is_closed()).collect();
         if lookups.is_empty() {
             continue;
         }
-        let mut hashes: Vec<String> = lookups.iter().map(|l| l.hash.clone()).collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        match store.token_users(&hashes).await {
-            Ok(found) => {
-                let found: HashMap<String, (DateTime<Utc>, User)> = found
-                    .into_iter()
-                    .map(|(hash, expires, user)| (hash, (expires, user)))
-                    .collect();
-                for l in lookups {
-                    let user = found
-                        .get(&l.hash)
-                        .filter(|(expires, _)| *expires > l.at)
-                        .map(|(_, user)| user.clone());
-                    let _ = l.reply.send(Ok(user));
-                }
+        counts[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counts[1].fetch_add(lookups.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        answer(&*store, lookups).await;
+    }
+}
+
+/// Read the tokens of `lookups` in one query and answer each.
+async fn answer(store: &dyn super::Store, lookups: Vec<Lookup>) {
+    let mut hashes: Vec<String> = lookups.iter().map(|l| l.hash.clone()).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    match store.token_users(&hashes).await {
+        Ok(found) => {
+            let found: HashMap<String, (DateTime<Utc>, User)> = found
+                .into_iter()
+                .map(|(hash, expires, user)| (hash, (expires, user)))
+                .collect();
+            for l in lookups {
+                let user = found
+                    .get(&l.hash)
+                    .filter(|(expires, _)| *expires > l.at)
+                    .map(|(_, user)| user.clone());
+                let _ = l.reply.send(Ok(user));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, lookups = lookups.len(), "token lookups failed");
-                for l in lookups {
-                    let _ = l.reply.send(Err(StoreError::Busy(
-                        format!("the token could not be read: {e}").into(),
-                    )));
-                }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, lookups = lookups.len(), "token lookups failed");
+            for l in lookups {
+                let _ = l.reply.send(Err(StoreError::Busy(
+                    format!("the token could not be read: {e}").into(),
+                )));
             }
         }
     }

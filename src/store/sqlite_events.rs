@@ -507,12 +507,13 @@ impl WriteTx for SqliteTx {
         users: &[UserId],
     ) -> Result<Vec<(UserId, BookingId)>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT user_id, id FROM bookings WHERE event_id = ? \
-             AND user_id IN (SELECT value FROM json_each(?)) \
-             AND status IN ('confirmed', 'waitlisted', 'offered', 'checked_in')",
+            // Each person probed in `bookings_one_active`, not the event scanned.
+            "SELECT b.user_id, b.id FROM json_each(?1) j CROSS JOIN bookings b \
+             ON b.event_id = ?2 AND b.user_id = j.value \
+             WHERE b.status IN ('confirmed', 'waitlisted', 'offered', 'checked_in')",
         )
-        .bind(event.as_i64())
         .bind(serde_json::to_string(users).expect("ids serialise"))
+        .bind(event.as_i64())
         .fetch_all(&mut *self.0)
         .await?;
         rows.into_iter()
