@@ -168,13 +168,13 @@ impl Db {
             .map(|(i, op)| {
                 let at = at(*i);
                 match op {
-                    Op::Book { event, user, key } => Command::Book(BookCommand {
+                    Op::Book { event, user, key } => Command::Book(Box::new(BookCommand {
                         user: self.users[*user].clone(),
                         event: self.events[*event],
                         key: key.map(|k| format!("k{k}")),
                         request_hash: format!("event {event}"),
                         at,
-                    }),
+                    })),
                     Op::Cancel { nth, manager } => Command::Cancel {
                         id: booking(*nth),
                         by: if *manager {
@@ -353,13 +353,13 @@ async fn sql(db: &Db, statements: &str) {
 }
 
 fn book(db: &Db, user: usize, i: usize) -> Command {
-    Command::Book(BookCommand {
+    Command::Book(Box::new(BookCommand {
         user: db.users[user].clone(),
         event: db.events[0],
         key: Some(format!("k{i}")),
         request_hash: "h".into(),
         at: at(i),
-    })
+    }))
 }
 
 /// Who holds a booking of the first event, by user index.

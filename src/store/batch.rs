@@ -226,21 +226,18 @@ impl Batch {
                 Replay::Fresh => {}
             }
         }
-        if !self.seats.contains_key(&c.event) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.seats.entry(c.event) {
             let Some(event) = tx.lock_event(c.event).await.map_err(Failed::Write)? else {
                 return Ok(Err(StoreError::NotFound));
             };
             let held = tx.held_counts(c.event).await.map_err(Failed::Write)?;
             let tail = tx.waitlist_tail(c.event).await.map_err(Failed::Write)?;
-            self.seats.insert(
-                c.event,
-                Seats {
-                    event,
-                    held,
-                    waitlisted: tail.waitlisted,
-                    last_seq: tail.last_seq,
-                },
-            );
+            slot.insert(Seats {
+                event,
+                held,
+                waitlisted: tail.waitlisted,
+                last_seq: tail.last_seq,
+            });
         }
         let active = self.active_booking(tx, c.event, c.user.id, rest).await?;
         let rules = &self.seats[&c.event].event.draft.eligibility;

@@ -93,7 +93,7 @@ async fn event_of(tx: &mut Box<dyn WriteTx>, id: BookingId) -> Result<EventId, S
 /// A command on events and bookings, owned, as the writer queues it.
 #[derive(Debug, Clone)]
 pub enum Command {
-    Book(BookCommand),
+    Book(Box<BookCommand>),
     Cancel {
         id: BookingId,
         by: Canceller,
@@ -273,7 +273,7 @@ pub trait Commands: Sync {
     /// gets the stored outcome back (`replayed`), and a different request
     /// with the same key is `KeyReuse`.
     async fn book(&self, req: BookRequest<'_>) -> Result<Booked, StoreError> {
-        let cmd = Command::Book(req.into());
+        let cmd = Command::Book(Box::new(req.into()));
         expect_answer!(self.run_command(cmd).await, Booked)
     }
 
