@@ -5,6 +5,11 @@
 //! sizes on one SQLite file, and one by one, each in its own transaction, on
 //! another. Every answer and the final state (bookings, events, inboxes)
 //! must be the same, once the random ids are named by creation order.
+//!
+//! On SQLite by default; on two fresh PostgreSQL databases under
+//! `YIZHAN_TEST_DATABASE=postgres` (`scripts/test` runs both). The failures
+//! are made by the database itself: a trigger that raises, and a deferred
+//! foreign key that fails at COMMIT, in each dialect.
 
 use std::collections::HashMap;
 
@@ -18,6 +23,14 @@ use yizhan::domain::user::{Gender, Profile, Role, User};
 use yizhan::store::batch;
 use yizhan::store::commands::{BookCommand, Command};
 use yizhan::store::{DynStore, connect};
+
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+fn on_postgres() -> bool {
+    std::env::var("YIZHAN_TEST_DATABASE").as_deref() == Ok("postgres")
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -104,6 +117,7 @@ fn draft(n: usize, offer: Option<u32>, female_seats: u32) -> EventDraft {
 /// One database with the same people and events as its twin.
 struct Db {
     store: DynStore,
+    url: String,
     _dir: tempfile::TempDir,
     users: Vec<User>,
     events: Vec<EventId>,
@@ -113,7 +127,7 @@ struct Db {
 
 async fn db(genders: &[bool], offer: Option<u32>, female_seats: u32) -> Db {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}", dir.path().join("y.db").display());
+    let url = helpers::test_database_url(&dir).await.url;
     let store = connect(&url).await.unwrap();
     let mut users = Vec::new();
     for (i, female) in genders.iter().enumerate() {
@@ -147,6 +161,7 @@ async fn db(genders: &[bool], offer: Option<u32>, female_seats: u32) -> Db {
     }
     Db {
         store,
+        url,
         _dir: dir,
         users,
         events,
@@ -296,7 +311,11 @@ fn scenario() -> impl Strategy<Value = (Vec<bool>, Option<u32>, u32, Vec<Op>, Ve
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // Two fresh databases a case: fewer cases where a database costs more.
+    #![proptest_config(ProptestConfig {
+        cases: if on_postgres() { 16 } else { 64 },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn a_batch_decides_as_one_command_at_a_time((genders, offer, female, ops, sizes) in scenario()) {
@@ -339,17 +358,23 @@ proptest! {
     }
 }
 
-/// Run SQL on the database behind `db` from a connection of the test's own.
-async fn sql(db: &Db, statements: &str) {
+/// Run SQL on the database behind `db` from a connection of the test's own:
+/// `sqlite` on SQLite, `postgres` on PostgreSQL.
+async fn sql(db: &Db, sqlite: &str, postgres: &str) {
     use sqlx::Connection;
-    let path = db._dir.path().join("y.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statements.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    if on_postgres() {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
 }
 
 fn book(db: &Db, user: usize, i: usize) -> Command {
@@ -392,6 +417,12 @@ async fn a_refused_and_a_failing_command_leave_their_neighbours_committed() {
             "CREATE TRIGGER fail_one BEFORE INSERT ON bookings WHEN NEW.user_id = {id} \
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
         ),
+        &format!(
+            "CREATE FUNCTION fail_one() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; \
+             CREATE TRIGGER fail_one BEFORE INSERT ON bookings FOR EACH ROW \
+             WHEN (NEW.user_id = {id}) EXECUTE FUNCTION fail_one();"
+        ),
     )
     .await;
     let cmds = vec![
@@ -433,6 +464,14 @@ async fn a_failed_commit_answers_none_of_its_commands_with_success() {
              CREATE TABLE t_child (p INTEGER REFERENCES t_parent (id) DEFERRABLE INITIALLY DEFERRED); \
              CREATE TRIGGER orphan AFTER INSERT ON bookings WHEN NEW.user_id = {id} \
              BEGIN INSERT INTO t_child VALUES (42); END;"
+        ),
+        &format!(
+            "CREATE TABLE t_parent (id integer PRIMARY KEY); \
+             CREATE TABLE t_child (p integer REFERENCES t_parent (id) DEFERRABLE INITIALLY DEFERRED); \
+             CREATE FUNCTION orphan() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN INSERT INTO t_child VALUES (42); RETURN NEW; END $$; \
+             CREATE TRIGGER orphan AFTER INSERT ON bookings FOR EACH ROW \
+             WHEN (NEW.user_id = {id}) EXECUTE FUNCTION orphan();"
         ),
     )
     .await;
