@@ -834,6 +834,67 @@ pub async fn connect_with(url: &str, opts: &DbOptions) -> Result<DynStore, Store
     }
 }
 
+/// A stored value that does not decode: `what` and why.
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// (person, booking id) rows as [`WriteTx::active_bookings`] answers them.
+pub(crate) fn active_pairs(rows: Vec<(i64, i64)>) -> Result<Vec<(UserId, BookingId)>, StoreError> {
+    rows.into_iter()
+        .map(|(user, id)| {
+            let booking = BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?;
+            Ok((user, booking))
+        })
+        .collect()
+}
+
+/// A user's own columns as both backends read them (`sqlx::FromRow`); their
+/// sites and unions come apart, as each dialect aggregates them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: UserId,
+    phone: String,
+    role: String,
+    display_name: Option<String>,
+    gender: Option<String>,
+    birth_year: Option<i32>,
+    marital_status: Option<String>,
+    union_member_no: Option<String>,
+    employer: Option<String>,
+    frontline: Option<bool>,
+}
+
+impl UserRow {
+    /// The user, with the ids of their sites and unions.
+    pub(crate) fn into_user(self, sites: Vec<i64>, unions: Vec<i64>) -> Result<User, StoreError> {
+        Ok(User {
+            id: self.id,
+            phone: self.phone.parse().map_err(|e| corrupt("phone", e))?,
+            role: self.role.parse().map_err(|e| corrupt("role", e))?,
+            sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
+            unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
+            profile: Profile {
+                display_name: self.display_name,
+                gender: self
+                    .gender
+                    .map(|g| g.parse())
+                    .transpose()
+                    .map_err(|e| corrupt("gender", e))?,
+                birth_year: self.birth_year,
+                marital_status: self
+                    .marital_status
+                    .map(|m| m.parse())
+                    .transpose()
+                    .map_err(|e| corrupt("marital_status", e))?,
+                union_member_no: self.union_member_no,
+                employer: self.employer,
+                frontline: self.frontline,
+            },
+        })
+    }
+}
+
 /// How long a code request counts towards a rate limit at most.
 pub const OTP_REQUEST_MEMORY: Duration = Duration::from_secs(24 * 3600);
 

@@ -204,9 +204,7 @@ async fn listen(pool: PgPool, changed: Arc<Notify>) {
     }
 }
 
-pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
+pub(super) use super::corrupt;
 
 /// Whole seconds, as SQLite keeps the times of codes, tokens and keys: both
 /// backends then answer alike.
@@ -811,34 +809,8 @@ const USER_SELECT: &str = "SELECT u.id, u.phone, u.role, u.display_name, u.gende
      FROM users u";
 
 fn user_from_row(r: &PgRow) -> Result<User, StoreError> {
-    let phone: String = r.try_get("phone")?;
-    let role: String = r.try_get("role")?;
-    let gender: Option<String> = r.try_get("gender")?;
-    let marital: Option<String> = r.try_get("marital_status")?;
-    let sites: Vec<i64> = r.try_get("sites")?;
-    let unions: Vec<i64> = r.try_get("unions")?;
-    Ok(User {
-        id: r.try_get("id")?,
-        phone: phone.parse().map_err(|e| corrupt("phone", e))?,
-        role: role.parse().map_err(|e| corrupt("role", e))?,
-        sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
-        unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
-        profile: Profile {
-            display_name: r.try_get("display_name")?,
-            gender: gender
-                .map(|g| g.parse())
-                .transpose()
-                .map_err(|e| corrupt("gender", e))?,
-            birth_year: r.try_get("birth_year")?,
-            marital_status: marital
-                .map(|m| m.parse())
-                .transpose()
-                .map_err(|e| corrupt("marital_status", e))?,
-            union_member_no: r.try_get("union_member_no")?,
-            employer: r.try_get("employer")?,
-            frontline: r.try_get("frontline")?,
-        },
-    })
+    <super::UserRow as sqlx::FromRow<_>>::from_row(r)?
+        .into_user(r.try_get("sites")?, r.try_get("unions")?)
 }
 
 #[async_trait]

@@ -490,14 +490,7 @@ impl WriteTx for PgTx {
         .bind(users)
         .fetch_all(&mut *self.0)
         .await?;
-        rows.into_iter()
-            .map(|(user, id)| {
-                Ok((
-                    user,
-                    BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?,
-                ))
-            })
-            .collect()
+        super::active_pairs(rows)
     }
 
     async fn insert_bookings(&mut self, records: &[BookingRecord]) -> Result<(), StoreError> {

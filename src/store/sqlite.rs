@@ -158,9 +158,7 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
+pub(super) use super::corrupt;
 
 fn site_from_row(row: &SqliteRow) -> Result<Site, StoreError> {
     site_from_row_at(row, 0)
@@ -1041,38 +1039,11 @@ const USER_SELECT: &str = "SELECT u.id, u.phone, u.role, u.display_name, u.gende
      FROM users u";
 
 fn user_from_row(r: &SqliteRow) -> Result<User, StoreError> {
-    let id: i64 = r.try_get("id")?;
-    let phone: String = r.try_get("phone")?;
-    let role: String = r.try_get("role")?;
-    let gender: Option<String> = r.try_get("gender")?;
-    let marital: Option<String> = r.try_get("marital_status")?;
     let ids = |col: &str| -> Result<Vec<i64>, StoreError> {
         let json: String = r.try_get(col)?;
         serde_json::from_str(&json).map_err(|e| corrupt(col, e))
     };
-    let (sites, unions) = (ids("sites")?, ids("unions")?);
-    Ok(User {
-        id,
-        phone: phone.parse().map_err(|e| corrupt("phone", e))?,
-        role: role.parse().map_err(|e| corrupt("role", e))?,
-        sites: sites.into_iter().filter_map(SiteId::from_i64).collect(),
-        unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
-        profile: Profile {
-            display_name: r.try_get("display_name")?,
-            gender: gender
-                .map(|g| g.parse())
-                .transpose()
-                .map_err(|e| corrupt("gender", e))?,
-            birth_year: r.try_get("birth_year")?,
-            marital_status: marital
-                .map(|m| m.parse())
-                .transpose()
-                .map_err(|e| corrupt("marital_status", e))?,
-            union_member_no: r.try_get("union_member_no")?,
-            employer: r.try_get("employer")?,
-            frontline: r.try_get("frontline")?,
-        },
-    })
+    <super::UserRow as sqlx::FromRow<_>>::from_row(r)?.into_user(ids("sites")?, ids("unions")?)
 }
 
 super::sms::sms_store!(SqliteStore, |t: DateTime<Utc>| fmt_time(super::micros(t)));

@@ -516,14 +516,7 @@ impl WriteTx for SqliteTx {
         .bind(event.as_i64())
         .fetch_all(&mut *self.0)
         .await?;
-        rows.into_iter()
-            .map(|(user, id)| {
-                Ok((
-                    user,
-                    BookingId::from_i64(id).ok_or_else(|| corrupt("booking id", id))?,
-                ))
-            })
-            .collect()
+        super::active_pairs(rows)
     }
 
     async fn insert_bookings(&mut self, records: &[BookingRecord]) -> Result<(), StoreError> {
