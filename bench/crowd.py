@@ -144,6 +144,19 @@ class Conn:
         return status, h, payload
 
 
+async def metrics_text(probe):
+    st, _, raw = await probe.request("GET", "/metrics")
+    return raw.decode(errors="replace") if st == 200 else ""
+
+
+def metric_in(text, name):
+    return next((float(l.split()[1]) for l in text.splitlines() if l.startswith(name + " ")), None)
+
+
+async def metrics_value(probe, name):
+    return metric_in(await metrics_text(probe), name)
+
+
 async def call(conn, method, path, token=None, doc=None, headers=None):
     h = dict(headers or {})
     if token:
@@ -412,6 +425,30 @@ def check(attendees, res, n, capacity, waitlist):
 BINARY = None
 
 
+def client_path():
+    """The compiled client (examples/crowd_client.rs)."""
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "examples" / "crowd_client"
+
+
+def run_client(plan):
+    """Run the compiled client on `plan`; what it wrote (JSON)."""
+    out = subprocess.run([str(client_path())], input=json.dumps(plan), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"crowd_client failed ({out.returncode}): {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def crowd_compiled(port, tokens, event, window, inflight, give_up_s, server_pid, seed):
+    """The crowd of `crowd`, sent by the compiled client: the same arrivals, keys and retries."""
+    rng = random.Random(seed)
+    workers = [{"token": t, "key": f"crowd-{rng.getrandbits(64):016x}-{i}", "addr": addr_of(i)}
+               for i, t in enumerate(tokens)]
+    doc = run_client({"mode": "crowd", "port": port, "path": f"/v1/events/{event}/bookings", "window_s": window,
+                      "inflight": inflight, "give_up_s": give_up_s, "server_pid": server_pid, "workers": workers})
+    return doc["results"], {"span_s": doc["span_s"], "client_cpu_share": doc["client_cpu_share"],
+                            "server_cpu_share": doc["server_cpu_share"]}
+
+
 def binary_path():
     if BINARY:
         return Path(BINARY).resolve()
@@ -441,7 +478,7 @@ async def run(a):
     workdir.mkdir(parents=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     result = {"backend": a.backend, "commit": commit, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "workers": a.workers, "window_s": a.window_s, "inflight": a.inflight, "capacity": a.capacity,
+              "client": a.client, "workers": a.workers, "window_s": a.window_s, "inflight": a.inflight, "capacity": a.capacity,
               "waitlist": not a.no_waitlist, "command": a.command_line, "label": a.label, "cpus": os.cpu_count(),
               "load_avg_start": round(os.getloadavg()[0], 2), "machine": platform.platform()}
 
@@ -505,17 +542,25 @@ async def run(a):
         log(f"signed in: {result['signin']}")
 
         log(f"client ceiling: {a.ceiling_requests} × GET /healthz, {a.inflight} in flight")
-        result["client_ceiling"] = await ceiling(port, a.ceiling_requests, a.inflight)
+        if a.client == "compiled":
+            result["client_ceiling"] = run_client({"mode": "ceiling", "port": port, "total": a.ceiling_requests,
+                                                   "inflight": a.inflight})
+        else:
+            result["client_ceiling"] = await ceiling(port, a.ceiling_requests, a.inflight)
         log(f"client ceiling: {result['client_ceiling']}")
 
         log(f"crowd: {a.workers} workers within {a.window_s} s, {a.inflight} in flight")
+        busy_before = await metrics_value(probe, "yizhan_write_busy_seconds")
         perf = None
         if a.perf:
             # A CPU profile of the server during the crowd alone (`perf report -i FILE`).
-            perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(proc.pid), "-o", a.perf],
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "--call-graph", "dwarf,16384", "-p", str(proc.pid), "-o", a.perf],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(0.5)
-        res, cw = await crowd(port, tokens, event, a.window_s, a.inflight, a.give_up_s, proc.pid, a.seed)
+        if a.client == "compiled":
+            res, cw = crowd_compiled(port, tokens, event, a.window_s, a.inflight, a.give_up_s, proc.pid, a.seed)
+        else:
+            res, cw = await crowd(port, tokens, event, a.window_s, a.inflight, a.give_up_s, proc.pid, a.seed)
         if perf is not None:
             perf.send_signal(signal.SIGINT)
             perf.wait()
@@ -535,14 +580,17 @@ async def run(a):
                                                         ("p99", pct(lat, 99)), ("max", max(lat)))},
             "client_cpu_share": cw["client_cpu_share"], "server_cpu_share": cw["server_cpu_share"],
         }
-        # The writer's batches (group commit), from /metrics: how many commits the crowd took.
-        st, _, raw = await probe.request("GET", "/metrics")
-        text = raw.decode(errors="replace") if st == 200 else ""
-        metric = lambda name: next((float(l.split()[1]) for l in text.splitlines() if l.startswith(name + " ")), None)
+        # The writer's batches (group commit), from /metrics: how many commits the crowd took,
+        # and how busy the writer was (its time running batches over the crowd's span).
+        text = await metrics_text(probe)
+        metric = lambda name: metric_in(text, name)
         batches, commands = metric("yizhan_write_batches"), metric("yizhan_write_commands")
         if batches:
             result["crowd"]["writer"] = {"batches": int(batches), "commands": int(commands),
                                          "mean_batch": round(commands / batches, 1)}
+            busy = metric("yizhan_write_busy_seconds")
+            if busy is not None and busy_before is not None:
+                result["crowd"]["writer"]["busy_share"] = round((busy - busy_before) / span, 2)
         queries, lookups = metric("yizhan_token_queries"), metric("yizhan_token_lookups")
         if queries:
             result["crowd"]["token_reads"] = {"queries": int(queries), "lookups": int(lookups),
@@ -603,6 +651,10 @@ def anchors(r):
     return s + " commits/s"
 
 
+CLIENTS = {"python": "one Python asyncio process (`--client python`)",
+           "compiled": "the compiled client (`examples/crowd_client.rs`, one thread)"}
+
+
 def write_md(runs, path):
     L = ["# Crowd: N workers book one event within a second", "",
          "Generated by `bench/crowd` (`bench/crowd.py`, issue 24 item 5). "
@@ -622,6 +674,8 @@ def write_md(runs, path):
         be = "SQLite, `synchronous=FULL`" if r["backend"] == "sqlite" else f"PostgreSQL {r.get('postgres', '').split()[0] if r.get('postgres') else ''}, fsync {r.get('postgres_settings', {}).get('fsync', '?')}, synchronous_commit {r.get('postgres_settings', {}).get('synchronous_commit', '?')}"
         if not r["waitlist"]:
             be += ", no waitlist"
+        if r.get("client", "python") == "python":
+            be += ", Python client"
         if r.get("label"):
             be += f", **{r['label']}**"
         L.append(f"| {be} | {r['workers']:,} / {r['window_s']:g} s / {r['inflight']} (capacity {r['capacity']}) "
@@ -664,7 +718,7 @@ def write_md(runs, path):
               f"- CPU during the crowd, in cores: server {c.get('server_cpu_share')}, client {c.get('client_cpu_share')} (of {r['cpus']}).",
               f"- Client ceiling: {cc['requests']:,} × `GET /healthz` with {r['inflight']} in flight on as many keep-alive connections: "
               f"{cc['req_per_s']:,.0f} req/s ({cc['errors']} errors; client CPU {cc['client_cpu_share']} cores). "
-              + "That is what one Python asyncio process and this server together reach on a request that does nothing; "
+              + f"That is what {CLIENTS[r.get('client', 'python')]} and this server together reach on a request that does nothing; "
               "the client is not the limit of a crowd that is answered more slowly than that.",
               f"- Anchor (raw SQLite, WAL + `synchronous=FULL`, one INSERT per transaction, Python's sqlite3, in the run's work directory): "
               f"{r['anchor']['commits']:,} commits in {r['anchor']['seconds']} s = {r['anchor']['commits_per_s']:,.0f} commits/s before the server started"
@@ -696,6 +750,8 @@ def main():
     ap.add_argument("--seed", type=int, default=24)
     ap.add_argument("--binary", default=None, help="the yizhan binary to run (default: the release build; implies --no-build)")
     ap.add_argument("--label", default=None, help="a name for this run in CROWD.md (e.g. an older commit's binary)")
+    ap.add_argument("--client", choices=["compiled", "python"], default="compiled",
+                    help="who sends the crowd: examples/crowd_client.rs (one thread, little CPU) or this script's asyncio")
     ap.add_argument("--perf", metavar="FILE", default=None, help="record a CPU profile of the server during the crowd (perf)")
     ap.add_argument("--inside-pg", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
@@ -712,6 +768,9 @@ def main():
     if not a.no_build and not a.inside_pg:
         log("nice -n 19 cargo build --release --bin yizhan")
         subprocess.run(["nice", "-n", "19", "cargo", "build", "--release", "--bin", "yizhan"], check=True, cwd=ROOT)
+    if a.client == "compiled" and not a.inside_pg and (not a.no_build or not client_path().exists()):
+        log("nice -n 19 cargo build --release --example crowd_client")
+        subprocess.run(["nice", "-n", "19", "cargo", "build", "--release", "--example", "crowd_client"], check=True, cwd=ROOT)
     if not binary_path().exists():
         sys.exit(f"no release binary at {binary_path()}")
 

@@ -65,7 +65,13 @@ pub fn code_hash(phone: &Phone, code: &str) -> String {
 
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Where "now" comes from: the system clock, or a hand-moved one in tests (so
@@ -147,5 +153,17 @@ mod tests {
         let p1: Phone = "13800000001".parse().unwrap();
         let p2: Phone = "13800000002".parse().unwrap();
         assert_ne!(code_hash(&p1, "123456"), code_hash(&p2, "123456"));
+    }
+
+    #[test]
+    fn hex_is_lower_case_and_matches_the_formatter() {
+        let all: Vec<u8> = (0..=255).collect();
+        let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), want);
+        // The SHA-256 of "abc" (FIPS 180-2, appendix B.1).
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

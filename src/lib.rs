@@ -16,6 +16,7 @@ pub mod geodata;
 pub mod holidays;
 pub mod http;
 pub mod index;
+pub mod logpipe;
 pub mod metrics;
 pub mod notify;
 pub mod push;

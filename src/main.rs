@@ -39,16 +39,20 @@ fn log_filter() -> EnvFilter {
         )
 }
 
-fn init_logging(format: LogFormat) {
+/// Logging to stderr through [`yizhan::logpipe`] (a request never waits for
+/// the disk); the guard, dropped as `main` returns, waits for the last lines.
+fn init_logging(format: LogFormat) -> yizhan::logpipe::FlushOnDrop {
     let filter = log_filter();
+    let (pipe, guard) = yizhan::logpipe::LogPipe::new(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(pipe);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
 
 #[tokio::main]
@@ -59,8 +63,11 @@ async fn main() -> ExitCode {
         Command::Serve(a) => a.log_format,
         _ => LogFormat::Text,
     };
-    init_logging(log_format);
-    match run(cli.command).await {
+    let log = init_logging(log_format);
+    let outcome = run(cli.command).await;
+    // The log's last lines before an error's own.
+    drop(log);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

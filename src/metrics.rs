@@ -2,7 +2,7 @@
 //! whether the holiday calendar is current.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -72,6 +72,7 @@ pub struct Metrics {
     write_queue: Gauge,
     write_batches: Gauge,
     write_commands: Gauge,
+    write_busy: Gauge<f64, std::sync::atomic::AtomicU64>,
     token_queries: Gauge,
     token_lookups: Gauge,
     sms: Family<SmsLabels, Counter>,
@@ -138,6 +139,12 @@ impl Default for Metrics {
             "Commands in those batches: over write_batches, the mean batch size",
             write_commands.clone(),
         );
+        let write_busy = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "write_busy_seconds",
+            "Time the writer spent running batches since start: its rate is the writer's utilisation (1: never idle)",
+            write_busy.clone(),
+        );
         let (token_queries, token_lookups) = (Gauge::default(), Gauge::default());
         registry.register(
             "token_queries",
@@ -194,6 +201,7 @@ impl Default for Metrics {
             write_queue,
             write_batches,
             write_commands,
+            write_busy,
             token_queries,
             token_lookups,
             sms,
@@ -288,10 +296,11 @@ impl Metrics {
     }
 
     /// The writer's queue and what it has run (`store::writer`).
-    pub fn set_writer(&self, depth: usize, batches: u64, commands: u64) {
+    pub fn set_writer(&self, depth: usize, batches: u64, commands: u64, busy: Duration) {
         self.write_queue.set(depth as i64);
         self.write_batches.set(batches as i64);
         self.write_commands.set(commands as i64);
+        self.write_busy.set(busy.as_secs_f64());
     }
 
     /// The token reader's queries and lookups (`store::reader`).

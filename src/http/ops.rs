@@ -67,10 +67,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .set_holiday_calendar(&holidays::status(&state.index, &*state.auth.clock));
     let (queries, lookups) = state.tokens.counts();
     state.metrics.set_token_reads(queries, lookups);
-    let (batches, commands) = state.writer.counts();
+    let (batches, commands, busy) = state.writer.counts();
     state
         .metrics
-        .set_writer(state.writer.depth(), batches, commands);
+        .set_writer(state.writer.depth(), batches, commands, busy);
     let mut resp = (StatusCode::OK, state.metrics.render()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -101,10 +101,11 @@ async fn attempt(
     let mut events: Vec<EventId> = cmds.iter().filter_map(Command::event).collect();
     events.sort_unstable();
     events.dedup();
-    for e in events {
-        tx.lock_event(e).await.map_err(Failed::Write)?;
-    }
     let mut batch = Batch::default();
+    for e in events {
+        let event = tx.lock_event(e).await.map_err(Failed::Write)?;
+        batch.locked.insert(e, event);
+    }
     let mut out = Vec::with_capacity(cmds.len());
     for (i, cmd) in cmds.iter().enumerate() {
         let answer = match cmd {
@@ -150,6 +151,9 @@ struct Seats {
 /// What a batch has decided and not yet written, and what it knows.
 #[derive(Default)]
 struct Batch {
+    /// The events as locked when the batch began (read once: a booking's
+    /// seats start from it), until another command may have changed them.
+    locked: HashMap<EventId, Option<Event>>,
     seats: HashMap<EventId, Seats>,
     /// Active bookings per (event, person): read for the batch's bookings at
     /// once, then kept up to date by its decisions.
@@ -174,13 +178,10 @@ impl Batch {
     /// Write what is pending, set-based.
     async fn flush(&mut self, tx: &mut Box<dyn WriteTx>) -> Result<(), Failed> {
         let p = std::mem::take(&mut self.pending);
-        if !p.bookings.is_empty() {
-            tx.insert_bookings(&p.bookings)
+        if !p.bookings.is_empty() || !p.keys.is_empty() {
+            tx.insert_booked(&p.bookings, &p.keys)
                 .await
                 .map_err(Failed::Write)?;
-        }
-        if !p.keys.is_empty() {
-            tx.put_idempotencies(&p.keys).await.map_err(Failed::Write)?;
         }
         let mut effects: Vec<Effect> = p.events.into_values().map(Effect::SaveEvent).collect();
         effects.extend(p.notices.into_iter().map(Effect::Notify));
@@ -190,9 +191,10 @@ impl Batch {
         Ok(())
     }
 
-    /// Forget what another command may have changed: seats and active
-    /// bookings are read anew (keys are not: only bookings write them).
+    /// Forget what another command may have changed: events, seats and
+    /// active bookings are read anew (keys are not: only bookings write them).
     fn forget(&mut self) {
+        self.locked.clear();
         self.seats.clear();
         self.active.clear();
     }
@@ -227,11 +229,14 @@ impl Batch {
             }
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = self.seats.entry(c.event) {
-            let Some(event) = tx.lock_event(c.event).await.map_err(Failed::Write)? else {
+            let event = match self.locked.remove(&c.event) {
+                Some(event) => event,
+                None => tx.lock_event(c.event).await.map_err(Failed::Write)?,
+            };
+            let Some(event) = event else {
                 return Ok(Err(StoreError::NotFound));
             };
-            let held = tx.held_counts(c.event).await.map_err(Failed::Write)?;
-            let tail = tx.waitlist_tail(c.event).await.map_err(Failed::Write)?;
+            let (held, tail) = tx.seats(c.event).await.map_err(Failed::Write)?;
             slot.insert(Seats {
                 event,
                 held,

@@ -372,6 +372,14 @@ impl Commands for dyn Store {
     }
 }
 
+/// A shared store or writer runs commands as what it points to does.
+#[async_trait]
+impl<T: Commands + Send + ?Sized> Commands for std::sync::Arc<T> {
+    async fn run_command(&self, cmd: Command) -> Result<Answer, StoreError> {
+        (**self).run_command(cmd).await
+    }
+}
+
 #[async_trait]
 impl Commands for Writer {
     async fn run_command(&self, cmd: Command) -> Result<Answer, StoreError> {

@@ -213,6 +213,32 @@ pub struct WaitlistTail {
     pub last_seq: i64,
 }
 
+/// The rows of [`WriteTx::seats`]' one statement on either backend:
+/// `("held", quota, count, NULL)` per quota, then `("tail", NULL,
+/// waitlisted, last_seq)`.
+type SeatRow = (String, Option<String>, i64, Option<i64>);
+
+fn seats_from_rows(rows: Vec<SeatRow>) -> Result<(HeldCounts, WaitlistTail), StoreError> {
+    let mut held = HeldCounts::new();
+    let mut tail = None;
+    for (what, quota, n, last) in rows {
+        let n = u32::try_from(n).map_err(|_| corrupt("seat count", n))?;
+        match what.as_str() {
+            "held" => {
+                held.insert(quota, n);
+            }
+            "tail" => {
+                tail = Some(WaitlistTail {
+                    waitlisted: n,
+                    last_seq: last.unwrap_or(0),
+                })
+            }
+            other => return Err(corrupt("seat row", other)),
+        }
+    }
+    Ok((held, tail.ok_or_else(|| corrupt("seat rows", "no tail"))?))
+}
+
 /// Sites: the registry, its change feed, search and management.
 #[async_trait]
 pub trait SiteStore: Send + Sync + 'static {
@@ -674,7 +700,9 @@ pub trait WriteTx: Send {
     async fn held_counts(&mut self, event: EventId) -> Result<HeldCounts, StoreError>;
     /// The waitlist in arrival order.
     async fn waitlist(&mut self, event: EventId) -> Result<Vec<Waiting>, StoreError>;
-    async fn waitlist_tail(&mut self, event: EventId) -> Result<WaitlistTail, StoreError>;
+    /// Seats held by quota and the waitlist's tail, in one read (a batch's
+    /// bookings of an event start from them).
+    async fn seats(&mut self, event: EventId) -> Result<(HeldCounts, WaitlistTail), StoreError>;
     /// The person's seat-holding bookings of events of `kind` starting in `[from, to)`.
     async fn seats_held_in(
         &mut self,
@@ -692,6 +720,21 @@ pub trait WriteTx: Send {
     ) -> Result<Vec<(UserId, BookingId)>, StoreError>;
     /// Insert new bookings, each with its first status logged (a batch's, together).
     async fn insert_bookings(&mut self, records: &[BookingRecord]) -> Result<(), StoreError>;
+    /// A batch's new bookings and the answers to replay for their keys,
+    /// together (SQLite: one round trip to its thread).
+    async fn insert_booked(
+        &mut self,
+        bookings: &[BookingRecord],
+        keys: &[(UserId, String, IdempotencyRecord)],
+    ) -> Result<(), StoreError> {
+        if !bookings.is_empty() {
+            self.insert_bookings(bookings).await?;
+        }
+        if !keys.is_empty() {
+            self.put_idempotencies(keys).await?;
+        }
+        Ok(())
+    }
     /// Did the event's reminder `lead_hours` before its start go out?
     async fn reminded(&mut self, event: EventId, lead_hours: u32) -> Result<bool, StoreError>;
     /// Write the rules' effects in order. A transition whose booking is no

@@ -463,18 +463,19 @@ impl WriteTx for PgTx {
             .collect()
     }
 
-    async fn waitlist_tail(&mut self, event: EventId) -> Result<WaitlistTail, StoreError> {
-        let (waitlisted, last): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'waitlisted'), max(waitlist_seq) \
-             FROM bookings WHERE event_id = $1",
-        )
-        .bind(event.as_i64())
-        .fetch_one(&mut *self.0)
-        .await?;
-        Ok(WaitlistTail {
-            waitlisted: waitlisted as u32,
-            last_seq: last.unwrap_or(0),
-        })
+    async fn seats(&mut self, event: EventId) -> Result<(HeldCounts, WaitlistTail), StoreError> {
+        // One statement: held seats by quota, then the waitlist's tail.
+        let sql = format!(
+            "SELECT 'held', quota, count(*), NULL FROM bookings \
+             WHERE event_id = $1 AND status IN {HOLDS} GROUP BY quota \
+             UNION ALL SELECT 'tail', NULL, count(*) FILTER (WHERE status = 'waitlisted'), \
+             max(waitlist_seq) FROM bookings WHERE event_id = $1"
+        );
+        let rows = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(event.as_i64())
+            .fetch_all(&mut *self.0)
+            .await?;
+        super::seats_from_rows(rows)
     }
 
     async fn active_bookings(

@@ -1,7 +1,7 @@
 //! Every request with a bearer token looks its token up; a crowd's lookups
 //! are read together. A task takes the lookups that are waiting and answers
-//! them with one query ([`super::AccountStore::token_users`]); a lone lookup
-//! on an idle server is read at once, alone. Each answer is read after its
+//! them with one query ([`super::AccountStore::token_users`]), at most
+//! [`QUERIES`] at once; a lone lookup on an idle server is read at once, alone. Each answer is read after its
 //! request asked, so a revoked token is refused exactly as before.
 
 use std::collections::HashMap;
@@ -14,6 +14,11 @@ use crate::domain::user::User;
 
 /// Lookups in one query at most.
 const MAX_LOOKUPS: usize = 512;
+
+/// Queries under way at once at most: a lookup that arrives while one is
+/// read need not wait for it (SQLite's readers run beside each other and
+/// beside the writer), and the store's pool keeps connections for the rest.
+const QUERIES: usize = 2;
 
 struct Lookup {
     hash: String,
@@ -77,14 +82,28 @@ async fn run(
     counts: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
 ) {
     let mut buf = Vec::with_capacity(MAX_LOOKUPS);
-    while rx.recv_many(&mut buf, MAX_LOOKUPS).await > 0 {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(QUERIES));
+    loop {
+        // While every query is under way, the next lookups gather.
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        if rx.recv_many(&mut buf, MAX_LOOKUPS).await == 0 {
+            return;
+        }
         let lookups: Vec<Lookup> = buf.drain(..).filter(|l| !l.reply.is_closed()).collect();
         if lookups.is_empty() {
             continue;
         }
         counts[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         counts[1].fetch_add(lookups.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        answer(&*store, lookups).await;
+        let store = store.clone();
+        tokio::spawn(async move {
+            answer(&*store, lookups).await;
+            drop(permit);
+        });
     }
 }
 

@@ -100,6 +100,10 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A file on this machine: a connection does not go stale between
+            // uses, and a ping per acquire was a round trip to SQLite's
+            // thread per batch and per token query.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         MIGRATOR.run(&pool).await?;

@@ -486,19 +486,20 @@ impl WriteTx for SqliteTx {
             .collect()
     }
 
-    async fn waitlist_tail(&mut self, event: EventId) -> Result<WaitlistTail, StoreError> {
-        // One pass over the event's entries in `bookings_event`.
-        let (waitlisted, last): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE status = 'waitlisted'), max(waitlist_seq) \
-             FROM bookings WHERE event_id = ?",
-        )
-        .bind(event.as_i64())
-        .fetch_one(&mut *self.0)
-        .await?;
-        Ok(WaitlistTail {
-            waitlisted: waitlisted as u32,
-            last_seq: last.unwrap_or(0),
-        })
+    async fn seats(&mut self, event: EventId) -> Result<(HeldCounts, WaitlistTail), StoreError> {
+        // One statement: held seats by quota, then the waitlist's tail (one
+        // pass over the event's entries in `bookings_event`).
+        let sql = format!(
+            "SELECT 'held', quota, count(*), NULL FROM bookings \
+             WHERE event_id = ?1 AND status IN {HOLDS} GROUP BY quota \
+             UNION ALL SELECT 'tail', NULL, count(*) FILTER (WHERE status = 'waitlisted'), \
+             max(waitlist_seq) FROM bookings WHERE event_id = ?1"
+        );
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(event.as_i64())
+            .fetch_all(&mut *self.0)
+            .await?;
+        super::seats_from_rows(rows)
     }
 
     async fn active_bookings(
@@ -520,39 +521,58 @@ impl WriteTx for SqliteTx {
     }
 
     async fn insert_bookings(&mut self, records: &[BookingRecord]) -> Result<(), StoreError> {
-        // One JSON array of rows, one statement per table (SQLite's unnest).
-        let rows: Vec<serde_json::Value> = records
+        self.insert_booked(records, &[]).await
+    }
+
+    async fn insert_booked(
+        &mut self,
+        bookings: &[BookingRecord],
+        keys: &[(UserId, String, IdempotencyRecord)],
+    ) -> Result<(), StoreError> {
+        // Each table's rows as one JSON array (SQLite's unnest), and all
+        // three statements in one query: one round trip to SQLite's thread.
+        let rows: Vec<_> = bookings
             .iter()
             .map(|b| {
-                serde_json::json!([
+                (
                     b.id.as_i64(),
                     b.event.as_i64(),
                     b.user,
                     b.status.as_str(),
-                    b.quota,
+                    b.quota.as_deref(),
                     b.waitlist_seq,
                     b.offer_expires_at.map(fmt_time),
                     b.checked_in_at.map(fmt_time),
                     fmt_time(b.created_at),
                     fmt_time(b.updated_at),
-                ])
+                )
             })
             .collect();
-        let json = serde_json::Value::Array(rows).to_string();
+        let answers: Vec<_> = keys
+            .iter()
+            .map(|(user, key, r)| {
+                (
+                    user,
+                    key,
+                    &r.request_hash,
+                    &r.body,
+                    r.created_at.timestamp(),
+                )
+            })
+            .collect();
         sqlx::query(
             "INSERT INTO bookings (id, event_id, user_id, status, quota, waitlist_seq, \
              offer_expires_at, checked_in_at, created_at, updated_at) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-             value ->> 6, value ->> 7, value ->> 8, value ->> 9 FROM json_each(?)",
+             value ->> 6, value ->> 7, value ->> 8, value ->> 9 FROM json_each(?1); \
+             INSERT INTO booking_log (booking_id, at, status, note) \
+             SELECT value ->> 0, value ->> 8, value ->> 3, NULL FROM json_each(?1); \
+             INSERT OR REPLACE INTO idempotency (user_id, key, request_hash, status, body, created_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, 0, value ->> 3, value ->> 4 \
+             FROM json_each(?2)",
         )
-        .bind(&json)
-        .execute(&mut *self.0)
-        .await?;
-        sqlx::query(
-            "INSERT INTO booking_log (booking_id, at, status, note) \
-             SELECT value ->> 0, value ->> 8, value ->> 3, NULL FROM json_each(?)",
-        )
-        .bind(&json)
+        .bind(serde_json::to_string(&rows).expect("rows serialise"))
+        .bind(serde_json::to_string(&answers).expect("rows serialise"))
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -718,20 +738,7 @@ impl WriteTx for SqliteTx {
         &mut self,
         records: &[(UserId, String, IdempotencyRecord)],
     ) -> Result<(), StoreError> {
-        let rows: Vec<serde_json::Value> = records
-            .iter()
-            .map(|(user, key, r)| {
-                serde_json::json!([user, key, r.request_hash, r.body, r.created_at.timestamp()])
-            })
-            .collect();
-        sqlx::query(
-            "INSERT OR REPLACE INTO idempotency (user_id, key, request_hash, status, body, created_at) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, 0, value ->> 3, value ->> 4 FROM json_each(?)",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&mut *self.0)
-        .await?;
-        Ok(())
+        self.insert_booked(&[], records).await
     }
 
     async fn otp_requests(

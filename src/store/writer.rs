@@ -58,6 +58,9 @@ struct Gauge {
     command_ns: AtomicU64,
     batches: AtomicU64,
     commands: AtomicU64,
+    /// Time spent running batches, in nanoseconds: its rate is how busy the
+    /// writer is (1: always).
+    busy_ns: AtomicU64,
 }
 
 /// The queue in front of the one write path (see the module's notes).
@@ -95,11 +98,12 @@ impl Writer {
         self.gauge.depth.load(Ordering::Relaxed)
     }
 
-    /// Batches and commands run so far.
-    pub fn counts(&self) -> (u64, u64) {
+    /// Batches and commands run so far, and the time spent running them.
+    pub fn counts(&self) -> (u64, u64, Duration) {
         (
             self.gauge.batches.load(Ordering::Relaxed),
             self.gauge.commands.load(Ordering::Relaxed),
+            Duration::from_nanos(self.gauge.busy_ns.load(Ordering::Relaxed)),
         )
     }
 
@@ -185,6 +189,7 @@ async fn run(store: DynStore, mut rx: mpsc::UnboundedReceiver<Job>, gauge: Arc<G
             gauge_ns.store(new.max(1), Ordering::Relaxed);
             gauge.batches.fetch_add(1, Ordering::Relaxed);
             gauge.commands.fetch_add(n as u64, Ordering::Relaxed);
+            gauge.busy_ns.fetch_add(took, Ordering::Relaxed);
         }
         gauge.depth.fetch_sub(taken, Ordering::Relaxed);
         for (reply, answer) in replies.into_iter().zip(answers) {
