@@ -113,6 +113,11 @@ pub async fn serve(
             },
             () = stopped(&mut stopping) => break,
         };
+        // An answer goes out when it is written, not held back by Nagle's
+        // algorithm for the client's (delayed) acknowledgement.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
         let svc = tower::ServiceExt::map_request(
             app.clone(),
             move |mut req: axum::http::Request<Incoming>| {
