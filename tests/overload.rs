@@ -63,6 +63,18 @@ impl Stalled {
         self.answer().await
     }
 
+    /// What the connection has said within 200 ms, for a failure's message:
+    /// was the request answered early, or closed, or is it still in flight?
+    async fn said(&mut self) -> String {
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(Duration::from_millis(200), self.stream.read(&mut buf)).await {
+            Err(_) => "nothing (still in flight)".into(),
+            Ok(Ok(0)) => "closed without an answer".into(),
+            Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Ok(Err(e)) => format!("a read error: {e}"),
+        }
+    }
+
     /// Read whatever the server answers (it may answer without the body).
     async fn answer(mut self) -> String {
         let mut out = Vec::new();
@@ -84,17 +96,18 @@ async fn assert_problem_with_retry(r: reqwest::Response, status: u16) -> Value {
     p
 }
 
-/// GET `path` until the server sheds one (it holds `n` requests already).
-async fn until_shed(app: &TestApp) -> reqwest::Response {
+/// GET `path` until the server sheds one (it holds `n` requests already);
+/// `None` if it never does.
+async fn until_shed(app: &TestApp) -> Option<reqwest::Response> {
     for _ in 0..10_000 {
         let r = app.get(NEARBY).await;
         if r.status() == 503 {
-            return r;
+            return Some(r);
         }
         assert_eq!(r.status(), 200);
         tokio::task::yield_now().await;
     }
-    panic!("the server never shed a request");
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,9 +119,15 @@ async fn beyond_the_concurrency_limit_requests_are_shed_while_healthz_answers() 
     .await;
     // Two requests in flight fill the limit.
     let body = br#"{"phone": "not a phone"}"#;
-    let a = Stalled::start(app.addr, "/v1/auth/otp", body).await;
-    let b = Stalled::start(app.addr, "/v1/auth/otp", body).await;
-    let first = until_shed(&app).await;
+    let mut a = Stalled::start(app.addr, "/v1/auth/otp", body).await;
+    let mut b = Stalled::start(app.addr, "/v1/auth/otp", body).await;
+    let Some(first) = until_shed(&app).await else {
+        panic!(
+            "the server never shed a request; the stalled requests' connections said {:?} and {:?}",
+            a.said().await,
+            b.said().await
+        );
+    };
     let p = assert_problem_with_retry(first, 503).await;
     assert!(p["detail"].as_str().unwrap().contains("limit of 2"), "{p}");
 
@@ -529,7 +548,7 @@ async fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
     assert_eq!(ops_get("/healthz").await, 200);
     assert_eq!(ops_get("/readyz").await, 200);
     assert_eq!(ops_get(NEARBY).await, 404);
-    let stalled = Stalled::start(served.addr, "/v1/auth/otp", br#"{"phone": "x"}"#).await;
+    let mut stalled = Stalled::start(served.addr, "/v1/auth/otp", br#"{"phone": "x"}"#).await;
     // It is in flight once the next request is shed.
     let mut shed = false;
     for _ in 0..10_000 {
@@ -539,7 +558,13 @@ async fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
         }
         tokio::task::yield_now().await;
     }
-    assert!(shed, "the stalled request never held the limit");
+    if !shed {
+        panic!(
+            "the stalled request never held the limit; its connection said {:?}; the log:\n{}",
+            stalled.said().await,
+            served.log.lock().unwrap().join("\n")
+        );
+    }
     // The limit is full, and the probes answer on both listeners.
     assert_eq!(served.get("/healthz").await, Some(reqwest::StatusCode::OK));
     assert_eq!(ops_get("/healthz").await, 200);
@@ -565,7 +590,7 @@ async fn a_request_that_never_ends_does_not_hold_shutdown_past_the_grace() {
         "--shutdown-grace",
         "0.5",
     ]);
-    let stalled = Stalled::start(served.addr, "/v1/auth/otp", br#"{"phone": "x"}"#).await;
+    let mut stalled = Stalled::start(served.addr, "/v1/auth/otp", br#"{"phone": "x"}"#).await;
     let mut shed = false;
     for _ in 0..10_000 {
         if served.get(NEARBY).await == Some(reqwest::StatusCode::SERVICE_UNAVAILABLE) {
@@ -574,7 +599,13 @@ async fn a_request_that_never_ends_does_not_hold_shutdown_past_the_grace() {
         }
         tokio::task::yield_now().await;
     }
-    assert!(shed, "the stalled request never held the limit");
+    if !shed {
+        panic!(
+            "the stalled request never held the limit; its connection said {:?}; the log:\n{}",
+            stalled.said().await,
+            served.log.lock().unwrap().join("\n")
+        );
+    }
     served.sigterm();
     let (status, log) = served.exit_status();
     assert!(status.success(), "{status:?}\n{log}");
