@@ -908,6 +908,20 @@ pub(crate) struct UserRow {
     frontline: Option<bool>,
 }
 
+/// A stored optional value parsed, or `corrupt` naming its column.
+fn parse_optional<T: std::str::FromStr>(
+    value: Option<String>,
+    column: &str,
+) -> Result<Option<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|e| corrupt(column, e))
+}
+
 impl UserRow {
     /// The user, with the ids of their sites and unions.
     pub(crate) fn into_user(self, sites: Vec<i64>, unions: Vec<i64>) -> Result<User, StoreError> {
@@ -919,17 +933,9 @@ impl UserRow {
             unions: unions.into_iter().filter_map(UnionId::from_i64).collect(),
             profile: Profile {
                 display_name: self.display_name,
-                gender: self
-                    .gender
-                    .map(|g| g.parse())
-                    .transpose()
-                    .map_err(|e| corrupt("gender", e))?,
+                gender: parse_optional(self.gender, "gender")?,
                 birth_year: self.birth_year,
-                marital_status: self
-                    .marital_status
-                    .map(|m| m.parse())
-                    .transpose()
-                    .map_err(|e| corrupt("marital_status", e))?,
+                marital_status: parse_optional(self.marital_status, "marital_status")?,
                 union_member_no: self.union_member_no,
                 employer: self.employer,
                 frontline: self.frontline,

@@ -1,8 +1,9 @@
 //! Every request with a bearer token looks its token up; a crowd's lookups
 //! are read together. A task takes the lookups that are waiting and answers
 //! them with one query ([`super::AccountStore::token_users`]), at most
-//! [`QUERIES`] at once; a lone lookup on an idle server is read at once, alone. Each answer is read after its
-//! request asked, so a revoked token is refused exactly as before.
+//! [`QUERIES`] at once; a lone lookup on an idle server is read at once,
+//! alone. Each answer is read after its request asked, so a revoked token is
+//! refused exactly as before.
 
 use std::collections::HashMap;
 
