@@ -47,23 +47,14 @@ pub(super) async fn load_booking(
     Ok((id, view))
 }
 
-/// The key that signs check-in codes, read from the store once per node.
-pub(super) async fn checkin_key(state: &AppState) -> Result<&[u8], ApiError> {
-    let key = state
-        .checkin_key
-        .get_or_try_init(|| state.store.secret("checkin-hmac"))
-        .await?;
-    Ok(key)
-}
-
 /// Fill in the holder's check-in code where the booking has one.
-pub(super) async fn with_code(state: &AppState, mut b: Booking) -> Result<Booking, ApiError> {
+pub(super) fn with_code(state: &AppState, mut b: Booking) -> Booking {
     if checkin::has_code(b.status)
         && let Ok(id) = b.id.parse::<BookingId>()
     {
-        b.checkin_code = Some(checkin::code(checkin_key(state).await?, id));
+        b.checkin_code = Some(checkin::code(&state.checkin_key, id));
     }
-    Ok(b)
+    b
 }
 
 /// Book a seat. Send an `Idempotency-Key` header: a retry with the same key
@@ -131,7 +122,7 @@ pub async fn book(
         })?;
     let outcome = match booked.outcome {
         BookOutcome::Booked { booking } => BookOutcome::Booked {
-            booking: with_code(&state, booking).await?,
+            booking: with_code(&state, booking),
         },
         other => other,
     };
@@ -233,7 +224,7 @@ pub async fn accept(
         .writer
         .accept_offer(id, state.auth.clock.now())
         .await?;
-    Ok(Json(with_code(&state, record.to_api(None)).await?))
+    Ok(Json(with_code(&state, record.to_api(None))))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -283,7 +274,7 @@ pub async fn my_bookings(
         let d = &r.event.draft;
         let b = r.booking.record.to_api(r.booking.waitlist_position);
         items.push(MyBooking {
-            booking: with_code(&state, b).await?,
+            booking: with_code(&state, b),
             upcoming: d.ends_at > now,
             event: EventSummary {
                 id: r.event.id.to_string(),
@@ -336,7 +327,7 @@ pub async fn booking_or_ics(
     let booking = view.record.to_api(view.waitlist_position);
     if !ics {
         let b = if holder {
-            with_code(&state, booking).await?
+            with_code(&state, booking)
         } else {
             booking
         };

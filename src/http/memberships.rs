@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::body::{self, JsonObject};
 use super::caller::Caller;
-use super::unions::{join_key, load_union, run_union};
+use super::unions::{load_union, run_union};
 use crate::domain::union::{
     self, BadMembershipId, MembershipId, MembershipRecord, MembershipStatus, UnionId,
 };
@@ -120,9 +120,8 @@ async fn target_union(state: &AppState, obj: &JsonObject) -> Result<UnionId, Api
         }
         (Some(code), None) => {
             let not_genuine = || ApiError::unprocessable("code", "not a genuine join code");
-            let (id, version) =
-                union::verify_join_code(join_key(state).await?, union::code_in(&code))
-                    .ok_or_else(not_genuine)?;
+            let (id, version) = union::verify_join_code(&state.join_key, union::code_in(&code))
+                .ok_or_else(not_genuine)?;
             let union = state.store.get_union(id).await?.ok_or_else(not_genuine)?;
             if union.code_version != version {
                 return Err(ApiError::unprocessable(

@@ -61,12 +61,14 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Sign-in: the clock and the SMS sender.
     pub auth: crate::auth::Auth,
-    /// The key that signs check-in codes, read from the store once.
-    pub checkin_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// The key that signs check-in codes, read from the store at start (a
+    /// request never waits for it: the first of a crowd's confirmed bookings
+    /// once waited a second for the database's write lock to create it).
+    pub checkin_key: Arc<[u8]>,
     /// Web Push: the VAPID key and which endpoints are accepted.
     pub push: crate::push::PushConfig,
-    /// The key that signs unions' join codes, read from the store once.
-    pub join_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// The key that signs unions' join codes, read from the store at start.
+    pub join_key: Arc<[u8]>,
     /// The managers' console (`/console/`): how its cookie is set.
     pub console: crate::console::ConsoleConfig,
     /// Overload and abuse limits, trusted proxies, CORS (see `guard`).

@@ -361,15 +361,6 @@ pub async fn find_unions(
     }))
 }
 
-/// The key that signs join codes, read from the store once per node.
-pub(super) async fn join_key(state: &AppState) -> Result<&[u8], ApiError> {
-    let key = state
-        .join_key
-        .get_or_try_init(|| state.store.secret("union-join-hmac"))
-        .await?;
-    Ok(key)
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct JoinCodeDoc {
     #[schema(value_type = String)]
@@ -438,7 +429,7 @@ pub async fn join_code(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let union = run_union(&state, &caller, union_id(&id)?).await?;
-    let doc = join_code_doc(join_key(&state).await?, &union, &headers);
+    let doc = join_code_doc(&state.join_key, &union, &headers);
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(doc)).into_response())
 }
 
@@ -465,7 +456,7 @@ pub async fn rotate_join_code(
 ) -> Result<Response, ApiError> {
     let union = run_union(&state, &caller, union_id(&id)?).await?;
     let union = state.store.rotate_join_code(union.id).await?;
-    let doc = join_code_doc(join_key(&state).await?, &union, &headers);
+    let doc = join_code_doc(&state.join_key, &union, &headers);
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(doc)).into_response())
 }
 
@@ -492,7 +483,7 @@ pub async fn qr_svg(
 ) -> Result<Response, ApiError> {
     use qrcode::render::svg;
     let union = run_union(&state, &caller, union_id(&id)?).await?;
-    let doc = join_code_doc(join_key(&state).await?, &union, &headers);
+    let doc = join_code_doc(&state.join_key, &union, &headers);
     let code = qrcode::QrCode::with_error_correction_level(&doc.join_url, qrcode::EcLevel::M)
         .map_err(|e| anyhow::anyhow!("QR encoding: {e}"))?;
     let image = code

@@ -218,6 +218,21 @@ pub struct WaitlistTail {
 /// waitlisted, last_seq)`.
 type SeatRow = (String, Option<String>, i64, Option<i64>);
 
+/// The statuses that hold a seat, as SQL.
+const HOLDS: &str = "('confirmed', 'offered', 'checked_in')";
+
+/// [`WriteTx::seats`]' one statement on either backend (`p`: the event id's
+/// placeholder): held seats by quota (at most the capacity's entries of
+/// `bookings_event`), then the waitlist's tail as the triggers keep it on
+/// the event row (`migrations/*/20261205000004_waitlist_tail.sql`).
+fn seats_sql(p: &str) -> String {
+    format!(
+        "SELECT 'held', quota, count(*), NULL FROM bookings \
+         WHERE event_id = {p} AND status IN {HOLDS} GROUP BY quota \
+         UNION ALL SELECT 'tail', NULL, waitlisted, last_seq FROM events WHERE id = {p}"
+    )
+}
+
 fn seats_from_rows(rows: Vec<SeatRow>) -> Result<(HeldCounts, WaitlistTail), StoreError> {
     let mut held = HeldCounts::new();
     let mut tail = None;

@@ -987,6 +987,14 @@ impl AccountStore for PgStore {
     }
 
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        // Read first: only the first start of a new database writes.
+        let kept: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(value) = kept {
+            return Ok(value);
+        }
         let fresh: [u8; 32] = rand::random();
         sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(name)

@@ -20,8 +20,8 @@ use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
 use super::postgres::{PgStore, corrupt, lock_ns, secs};
 use super::postgres_unions;
 use super::{
-    AttendeeRow, BookingView, EventStore, OtpRequester, StoreError, UserBooking, WaitlistTail,
-    WriteTx,
+    AttendeeRow, BookingView, EventStore, HOLDS, OtpRequester, StoreError, UserBooking,
+    WaitlistTail, WriteTx,
 };
 use crate::domain::booking::{BookingRecord, Effect, HeldCounts, Transition, Waiting};
 use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId, EventKind};
@@ -59,7 +59,6 @@ const EVENT_FIELDS: [&str; 23] = [
 const BOOKING_COLUMNS: &str = "b.id, b.event_id, b.user_id, b.status, b.quota, b.waitlist_seq, \
      b.offer_expires_at, b.checked_in_at, b.created_at, b.updated_at";
 /// Statuses that hold a seat, as SQL.
-const HOLDS: &str = "('confirmed', 'offered', 'checked_in')";
 /// A waitlisted booking's position: those ahead of it, plus one.
 const POSITION: &str = "CASE WHEN b.status = 'waitlisted' THEN (SELECT count(*) FROM bookings w \
      WHERE w.event_id = b.event_id AND w.status = 'waitlisted' AND w.waitlist_seq < b.waitlist_seq) + 1 END";
@@ -464,14 +463,7 @@ impl WriteTx for PgTx {
     }
 
     async fn seats(&mut self, event: EventId) -> Result<(HeldCounts, WaitlistTail), StoreError> {
-        // One statement: held seats by quota, then the waitlist's tail.
-        let sql = format!(
-            "SELECT 'held', quota, count(*), NULL FROM bookings \
-             WHERE event_id = $1 AND status IN {HOLDS} GROUP BY quota \
-             UNION ALL SELECT 'tail', NULL, count(*) FILTER (WHERE status = 'waitlisted'), \
-             max(waitlist_seq) FROM bookings WHERE event_id = $1"
-        );
-        let rows = sqlx::query_as(AssertSqlSafe(sql))
+        let rows = sqlx::query_as(AssertSqlSafe(super::seats_sql("$1")))
             .bind(event.as_i64())
             .fetch_all(&mut *self.0)
             .await?;

@@ -1008,6 +1008,14 @@ impl AccountStore for SqliteStore {
     }
 
     async fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        // Read first: only the first start of a new database writes.
+        let kept: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(value) = kept {
+            return Ok(value);
+        }
         let fresh: [u8; 32] = rand::random();
         sqlx::query("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)")
             .bind(name)

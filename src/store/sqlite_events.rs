@@ -15,8 +15,8 @@ use sqlx::{Row, Sqlite, Transaction};
 use super::sqlite::{SqliteStore, corrupt, fmt_time, parse_time};
 use super::sqlite_unions;
 use super::{
-    AttendeeRow, BookingView, EventStore, OtpRequester, StoreError, UserBooking, WaitlistTail,
-    WriteTx,
+    AttendeeRow, BookingView, EventStore, HOLDS, OtpRequester, StoreError, UserBooking,
+    WaitlistTail, WriteTx,
 };
 use crate::domain::booking::{BookingRecord, Effect, HeldCounts, Transition, Waiting};
 use crate::domain::event::{BookingId, BookingStatus, Event, EventDraft, EventId, EventKind};
@@ -32,7 +32,6 @@ const EVENT_COLUMNS: &str = "id, kind, site_id, venue_name, lat, lon, title, des
 const BOOKING_COLUMNS: &str = "id, event_id, user_id, status, quota, waitlist_seq, offer_expires_at, \
      checked_in_at, created_at, updated_at";
 /// Statuses that hold a seat, as SQL.
-const HOLDS: &str = "('confirmed', 'offered', 'checked_in')";
 /// A waitlisted booking's position: those ahead of it, plus one.
 const POSITION: &str = "CASE WHEN b.status = 'waitlisted' THEN (SELECT count(*) FROM bookings w \
      WHERE w.event_id = b.event_id AND w.status = 'waitlisted' AND w.waitlist_seq < b.waitlist_seq) + 1 END";
@@ -487,15 +486,7 @@ impl WriteTx for SqliteTx {
     }
 
     async fn seats(&mut self, event: EventId) -> Result<(HeldCounts, WaitlistTail), StoreError> {
-        // One statement: held seats by quota, then the waitlist's tail (one
-        // pass over the event's entries in `bookings_event`).
-        let sql = format!(
-            "SELECT 'held', quota, count(*), NULL FROM bookings \
-             WHERE event_id = ?1 AND status IN {HOLDS} GROUP BY quota \
-             UNION ALL SELECT 'tail', NULL, count(*) FILTER (WHERE status = 'waitlisted'), \
-             max(waitlist_seq) FROM bookings WHERE event_id = ?1"
-        );
-        let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(super::seats_sql("?1")))
             .bind(event.as_i64())
             .fetch_all(&mut *self.0)
             .await?;
