@@ -1130,3 +1130,29 @@ async fn random_event_edits_never_fail_and_refused_ones_change_nothing() {
     assert!(seen.get(&422).copied().unwrap_or(0) > 50, "{seen:?}");
     assert!(seen.get(&200).copied().unwrap_or(0) > 10, "{seen:?}");
 }
+
+/// The keys that sign check-in codes and join codes are read when the service
+/// starts, so no answer waits to create one: a crowd's first confirmed
+/// bookings once waited up to a second for SQLite's write lock, held by the
+/// writer's batches, to create the check-in key.
+#[tokio::test]
+async fn the_signing_keys_exist_before_the_first_request() {
+    use sqlx::Connection;
+    let app = spawn_app(vec![]).await;
+    let q = "SELECT name FROM secrets ORDER BY name";
+    let names: Vec<String> = if app.database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(q).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(q).fetch_all(&mut c).await.unwrap()
+    };
+    assert!(
+        names.iter().any(|n| n == "checkin-hmac") && names.iter().any(|n| n == "union-join-hmac"),
+        "{names:?}"
+    );
+}
