@@ -133,6 +133,30 @@ pub struct ServeArgs {
     /// to a loopback address.
     #[arg(long, env = "YIZHAN_SMS_ENDPOINT")]
     pub sms_endpoint: Option<String>,
+    /// WeChat: the union's mini program's AppID. Without it, WeChat is off
+    /// (README: "WeChat").
+    #[arg(long, env = "YIZHAN_WECHAT_APPID")]
+    pub wechat_appid: Option<String>,
+    /// WeChat: a file holding the mini program's AppSecret (or give it in
+    /// `YIZHAN_WECHAT_SECRET`; the file wins). Never logged.
+    #[arg(long, env = "YIZHAN_WECHAT_SECRET_FILE")]
+    pub wechat_secret_file: Option<PathBuf>,
+    /// Replaces WeChat's API (`https://api.weixin.qq.com`); plain `http`
+    /// only to a loopback address.
+    #[arg(long, env = "YIZHAN_WECHAT_ENDPOINT")]
+    pub wechat_endpoint: Option<String>,
+    /// WeChat: which version of the mini program a message opens.
+    #[arg(
+        long,
+        env = "YIZHAN_WECHAT_MINIPROGRAM_STATE",
+        value_enum,
+        default_value = "formal"
+    )]
+    pub wechat_miniprogram_state: crate::wechat::MiniprogramState,
+    /// WeChat: the subscribe-message templates (TOML: one table per notice
+    /// type, with `template_id`, `page` and `fields`).
+    #[arg(long, env = "YIZHAN_WECHAT_TEMPLATES")]
+    pub wechat_templates: Option<PathBuf>,
     #[command(flatten)]
     pub overload: OverloadArgs,
 }

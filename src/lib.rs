@@ -24,6 +24,7 @@ pub mod ratelimit;
 pub mod service;
 pub mod sms;
 pub mod store;
+pub mod wechat;
 pub mod worker;
 
 pub use http::{AppState, app};

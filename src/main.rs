@@ -405,6 +405,15 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             args.sms_endpoint.as_deref(),
         )?,
         listen_is_loopback: args.listen.ip().is_loopback(),
+        wechat: yizhan::wechat::config::load(&yizhan::wechat::config::WechatArgs {
+            appid: args.wechat_appid.as_deref(),
+            secret_file: args.wechat_secret_file.as_deref(),
+            secret_env: std::env::var("YIZHAN_WECHAT_SECRET").ok().as_deref(),
+            endpoint: args.wechat_endpoint.as_deref(),
+            state: args.wechat_miniprogram_state,
+            templates: args.wechat_templates.as_deref(),
+        })
+        .map_err(anyhow::Error::msg)?,
     };
     let service = Service::start(&opts).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

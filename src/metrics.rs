@@ -57,6 +57,29 @@ struct SmsConfigLabels {
     cause: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WechatLabels {
+    /// jscode2session, getuserphonenumber, subscribe_send
+    api: String,
+    /// ok, or the class of WeChat's refusal: token, no_consent, bad_field,
+    /// unknown_user, bad_code, risky, later, config, unknown
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WechatFetchLabels {
+    /// normal, force_refresh
+    mode: String,
+    /// ok, failed
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WechatConfigLabels {
+    /// field (47003, labelled by template), template, page, credentials, other
+    cause: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
@@ -77,6 +100,9 @@ pub struct Metrics {
     token_lookups: Gauge,
     sms: Family<SmsLabels, Counter>,
     sms_config_errors: Family<SmsConfigLabels, Counter>,
+    wechat_calls: Family<WechatLabels, Counter>,
+    wechat_token_fetches: Family<WechatFetchLabels, Counter>,
+    wechat_config_errors: Family<WechatConfigLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -186,6 +212,24 @@ impl Default for Metrics {
             "Texts refused because the SMS configuration or account is wrong, by cause: an operator must act",
             sms_config_errors.clone(),
         );
+        let wechat_calls = Family::<WechatLabels, Counter>::default();
+        registry.register(
+            "wechat_calls",
+            "Calls to WeChat's API by api and outcome (ok, or the class of its refusal)",
+            wechat_calls.clone(),
+        );
+        let wechat_token_fetches = Family::<WechatFetchLabels, Counter>::default();
+        registry.register(
+            "wechat_token_fetches",
+            "Access tokens fetched from WeChat (stable_token) by this node: WeChat caps them a day",
+            wechat_token_fetches.clone(),
+        );
+        let wechat_config_errors = Family::<WechatConfigLabels, Counter>::default();
+        registry.register(
+            "wechat_config_errors",
+            "Calls WeChat refused because yizhan's WeChat configuration is wrong, by cause: an operator must act",
+            wechat_config_errors.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -206,6 +250,9 @@ impl Default for Metrics {
             token_lookups,
             sms,
             sms_config_errors,
+            wechat_calls,
+            wechat_token_fetches,
+            wechat_config_errors,
         }
     }
 }
@@ -278,6 +325,40 @@ impl Metrics {
     }
 
     /// Count a push subscription deleted on its push service's word.
+    /// Count a call to WeChat by its api and outcome.
+    pub fn wechat_call(&self, api: &str, outcome: &str) {
+        self.wechat_calls
+            .get_or_create(&WechatLabels {
+                api: api.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count an access-token fetch (`force_refresh`: the forced kind).
+    pub fn wechat_token_fetch(&self, force_refresh: bool, ok: bool) {
+        self.wechat_token_fetches
+            .get_or_create(&WechatFetchLabels {
+                mode: if force_refresh {
+                    "force_refresh"
+                } else {
+                    "normal"
+                }
+                .to_owned(),
+                outcome: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Count a call refused for yizhan's WeChat configuration.
+    pub fn wechat_config_error(&self, cause: &str) {
+        self.wechat_config_errors
+            .get_or_create(&WechatConfigLabels {
+                cause: cause.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn subscription_removed(&self) {
         self.subscriptions_removed.inc();
     }

@@ -48,6 +48,8 @@ pub struct Options {
     /// The API listens on a loopback address only: the development `log` SMS
     /// sender prints sign-in codes at INFO (on any other address, at DEBUG).
     pub listen_is_loopback: bool,
+    /// WeChat's settings; `None`: WeChat is off.
+    pub wechat: Option<crate::wechat::WechatSettings>,
 }
 
 /// How often the background tasks run, and the notification delays.
@@ -133,6 +135,15 @@ impl Service {
         let mut service = Service::with_parts(store, timers, auth, opts.push.clone()).await?;
         // Only the development sender keeps codes in the clear.
         service.state.dev_sign_in = opts.sms.provider().is_none();
+        if let Some(settings) = &opts.wechat {
+            tracing::info!(appid = %settings.appid, endpoint = %settings.endpoint,
+                templates = settings.templates.ids().count(), "WeChat is on");
+            service.state.wechat = Some(crate::wechat::Wechat::new(
+                settings.clone(),
+                service.state.store.clone(),
+                service.state.metrics.clone(),
+            ));
+        }
         Ok(service)
     }
 
@@ -216,6 +227,7 @@ impl Service {
             guard: Default::default(),
             sms,
             dev_sign_in: false,
+            wechat: None,
         };
         let follower = Arc::new(Follower {
             store,

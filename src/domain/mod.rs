@@ -18,4 +18,5 @@ pub mod site;
 pub mod sms;
 pub mod union;
 pub mod user;
+pub mod wechat;
 pub mod weekly;

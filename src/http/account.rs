@@ -187,15 +187,7 @@ pub async fn sign_in(
     State(state): State<AppState>,
     obj: JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
-    let token = exchange_code(&state, &obj).await?;
-    // A token answer is never cached (RFC 6749 §5.1).
-    Ok((
-        [
-            (axum::http::header::CACHE_CONTROL, "no-store"),
-            (axum::http::header::PRAGMA, "no-cache"),
-        ],
-        Json(token),
-    ))
+    Ok(token_answer(exchange_code(&state, &obj).await?))
 }
 
 /// Exchange the `phone` and `code` of `obj` for a new token (the API and the
@@ -252,6 +244,26 @@ pub async fn exchange_code(state: &AppState, obj: &JsonObject) -> Result<TokenRe
             "texts to this number resumed: a code reached it"
         );
     }
+    issue_token(state, &user, now).await
+}
+
+/// A token answer: never cached (RFC 6749 §5.1).
+pub(super) fn token_answer(token: TokenResponse) -> impl IntoResponse {
+    (
+        [
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (axum::http::header::PRAGMA, "no-cache"),
+        ],
+        Json(token),
+    )
+}
+
+/// A new bearer token for `user` (every way of signing in ends here).
+pub(super) async fn issue_token(
+    state: &AppState,
+    user: &User,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, ApiError> {
     let token = new_token();
     let expires_at = now + chrono::Duration::from_std(auth::TOKEN_TTL).expect("sane ttl");
     state
@@ -263,7 +275,7 @@ pub async fn exchange_code(state: &AppState, obj: &JsonObject) -> Result<TokenRe
         token,
         token_type: "Bearer",
         expires_at,
-        user: Me::of(&user),
+        user: Me::of(user),
     })
 }
 

@@ -164,6 +164,18 @@ fn body_schema(op: &str) -> Option<Value> {
             json!({"phone": phone, "code": {"type": "string", "pattern": "^[0-9]{6}$"}}),
             &["phone", "code"],
         ),
+        "wechat_sign_in" => {
+            let code =
+                json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"});
+            obj(
+                json!({"login_code": code, "phone_code": code}),
+                &["login_code"],
+            )
+        }
+        "wechat_subscriptions" => {
+            let ids = json!({"type": "array", "maxItems": 20, "items": {"type": "string", "minLength": 1, "maxLength": 128}});
+            obj(json!({"accepted": ids, "rejected": ids}), &[])
+        }
         "check_in" => obj(
             json!({"event_id": event_id, "code": text(64)}),
             &["event_id", "code"],

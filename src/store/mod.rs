@@ -28,6 +28,7 @@ mod sqlite_holidays;
 mod sqlite_notify;
 mod sqlite_unions;
 pub mod unions;
+pub mod wechat;
 pub mod writer;
 
 pub use holidays::{HolidayStore, HolidayYearInfo, PutHolidays, YearChange};
@@ -678,7 +679,14 @@ pub trait NotifyStore: Send + Sync + 'static {
 /// The whole storage contract.
 #[async_trait]
 pub trait Store:
-    SiteStore + AccountStore + EventStore + NotifyStore + HolidayStore + UnionStore + SmsStore
+    SiteStore
+    + AccountStore
+    + EventStore
+    + NotifyStore
+    + HolidayStore
+    + UnionStore
+    + SmsStore
+    + wechat::WechatStore
 {
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1036,3 +1036,4 @@ async fn warn_if_not_durable(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 super::sms::sms_store!(PgStore, super::micros);
+super::wechat::wechat_store!(PgStore);

@@ -1059,3 +1059,4 @@ fn user_from_row(r: &SqliteRow) -> Result<User, StoreError> {
 }
 
 super::sms::sms_store!(SqliteStore, |t: DateTime<Utc>| fmt_time(super::micros(t)));
+super::wechat::wechat_store!(SqliteStore);

@@ -251,6 +251,15 @@ fn table() -> Vec<Row> {
         // Signing in: public (an empty body is refused as a bad field).
         row(M::POST, "/v1/auth/otp", Res::None, empty, PUBLIC),
         row(M::POST, "/v1/auth/token", Res::None, empty, PUBLIC),
+        row(M::POST, "/v1/auth/wechat", Res::None, empty, PUBLIC),
+        row(M::DELETE, "/v1/me/wechat", Res::None, none, SIGNED_IN),
+        row(
+            M::POST,
+            "/v1/me/wechat/subscriptions",
+            Res::None,
+            empty,
+            SIGNED_IN,
+        ),
         // About oneself.
         row(M::GET, "/v1/me", Res::None, none, SIGNED_IN),
         row(M::GET, "/v1/me/bookings", Res::None, none, SIGNED_IN),

@@ -238,7 +238,21 @@ pub async fn spawn_app_guarded(
     worker_interval: Duration,
     guard: yizhan::http::guard::GuardConfig,
 ) -> TestApp {
-    spawn_app_with(drafts, worker_interval, guard, None).await
+    spawn_app_with(drafts, worker_interval, guard, None, None).await
+}
+
+/// As [`spawn_app`], with WeChat on (`settings`, usually pointing at the
+/// stand-in of [`WechatService`]).
+#[allow(dead_code)]
+pub async fn spawn_app_with_wechat(settings: yizhan::wechat::WechatSettings) -> TestApp {
+    spawn_app_with(
+        Vec::new(),
+        Duration::from_secs(3600),
+        Default::default(),
+        None,
+        Some(settings),
+    )
+    .await
 }
 
 /// As [`spawn_app`], texting through the provider `settings` describe
@@ -253,6 +267,7 @@ pub async fn spawn_app_with_sms(
         Duration::from_secs(3600),
         Default::default(),
         Some(settings),
+        None,
     )
     .await
 }
@@ -262,6 +277,7 @@ async fn spawn_app_with(
     worker_interval: Duration,
     guard: yizhan::http::guard::GuardConfig,
     sms_settings: Option<&yizhan::sms::SmsSettings>,
+    wechat: Option<yizhan::wechat::WechatSettings>,
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = test_database_url(&dir).await;
@@ -292,7 +308,7 @@ async fn spawn_app_with(
         worker: worker_interval,
         ..Timers::every(Duration::from_secs(3600))
     };
-    let service = Service::with_parts(
+    let mut service = Service::with_parts(
         store,
         timers,
         auth,
@@ -300,6 +316,13 @@ async fn spawn_app_with(
     )
     .await
     .expect("service starts");
+    service.state.wechat = wechat.map(|w| {
+        yizhan::wechat::Wechat::new(
+            w,
+            service.state.store.clone(),
+            service.state.metrics.clone(),
+        )
+    });
     // The background worker's first pass runs at once (a restarted node
     // catches up); wait for it here, or on a loaded machine it may run late,
     // after a test has moved the clock, and take the work the test's own
@@ -427,6 +450,25 @@ async fn start_stand_in(script: &str, needs: &str) -> (String, tokio::process::C
     (format!("http://127.0.0.1:{port}"), child)
 }
 
+/// A stand-in's control call (`PUT`/`POST` under `/control/`) that must
+/// succeed; its JSON answer, if any.
+async fn control(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = http
+        .request(method, format!("{base}/control/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap_or_default()
+}
+
 /// The push service stand-in (`tests/push_service.py`: it checks the VAPID
 /// JWT and decrypts each push with Python's `cryptography` and `http_ece`),
 /// stopped when dropped. Tests add what else they ask of it.
@@ -505,19 +547,65 @@ impl SmsService {
         path: &str,
         body: serde_json::Value,
     ) -> serde_json::Value {
-        let r = self
-            .http
-            .request(method, format!("{}/control/{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or_default()
+        control(&self.http, &self.base, method, path, body).await
     }
 
     /// Every `SendSms` seen, in order.
     pub async fn log(&self) -> Vec<serde_json::Value> {
+        self.http
+            .get(format!("{}/control/log", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// The WeChat stand-in (`tests/wechat_service.py`: `jscode2session`,
+/// `getuserphonenumber`, `stable_token`, `message/subscribe/send`, proven
+/// by the `wechatpy` client in `tests/wechat_sdk_check.py`), stopped when
+/// dropped.
+#[allow(dead_code)]
+pub struct WechatService {
+    pub base: String,
+    pub http: reqwest::Client,
+    _child: tokio::process::Child,
+}
+
+#[allow(dead_code)]
+impl WechatService {
+    pub const APPID: &str = "wxstandin0000001";
+    pub const SECRET: &str = "stand-in-wechat-secret";
+
+    pub async fn start() -> WechatService {
+        let (base, child) = start_stand_in("wechat_service.py", "python3").await;
+        WechatService {
+            base,
+            http: reqwest::Client::new(),
+            _child: child,
+        }
+    }
+
+    /// yizhan's settings for this stand-in, with these templates (TOML).
+    pub fn settings(&self, templates: &str) -> yizhan::wechat::WechatSettings {
+        yizhan::wechat::WechatSettings {
+            appid: Self::APPID.into(),
+            secret: yizhan::sms::config::Secret::new(Self::SECRET),
+            endpoint: self.base.parse().unwrap(),
+            state: yizhan::wechat::MiniprogramState::Developer,
+            templates: yizhan::domain::wechat::Templates::parse(templates).unwrap(),
+        }
+    }
+
+    /// A control call (`PUT`/`POST` under `/control/`).
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: serde_json::Value) {
+        control(&self.http, &self.base, method, path, body).await;
+    }
+
+    /// What the stand-in saw (`requests`, `token_fetches`, `sent`, `consents`).
+    pub async fn log(&self) -> serde_json::Value {
         self.http
             .get(format!("{}/control/log", self.base))
             .send()

@@ -16,4 +16,5 @@ mod search;
 mod sites;
 mod sms;
 mod unions;
+mod wechat;
 mod worker;
