@@ -67,12 +67,13 @@ impl Channel for SmsChannel {
             n.expires_at,
             n.read_at.is_some(),
             job.pushed,
+            job.wechat,
             self.fallback_after,
             now,
         ) {
-            SmsDecision::Skip => {
-                DeliveryOutcome::Skipped("read, pushed, or no longer worth an SMS".into())
-            }
+            SmsDecision::Skip => DeliveryOutcome::Skipped(
+                "read, pushed, sent by WeChat, or no longer worth an SMS".into(),
+            ),
             SmsDecision::WaitUntil(t) => DeliveryOutcome::Later(t),
             SmsDecision::Send => self.text(job, now).await,
         }
@@ -85,14 +86,7 @@ impl SmsChannel {
         let Some(message) = Message::for_notice(n.kind) else {
             return DeliveryOutcome::Skipped(format!("{} is not texted", n.kind.as_str()));
         };
-        let retry = |why: String| match crate::domain::retry::next_try(
-            job.attempts,
-            chrono::Duration::zero(),
-            now,
-        ) {
-            Retry::At(at) => DeliveryOutcome::Retry { at, why },
-            Retry::GiveUp => DeliveryOutcome::Failed(why),
-        };
+        let retry = |why: String| retry_or_give_up(job, now, why);
         match self.store.sms_unreachable(&job.phone).await {
             Ok(Some(b)) => {
                 return DeliveryOutcome::Skipped(format!(
@@ -146,21 +140,9 @@ impl SmsChannel {
         &self,
         n: &crate::store::NotificationRecord,
     ) -> Result<Option<Values>, crate::store::StoreError> {
-        let Some(id) = n.data["event_id"]
-            .as_str()
-            .and_then(|s| s.parse::<EventId>().ok())
-        else {
+        let Some((e, site)) = event_and_site(&self.store, n).await? else {
             return Ok(None);
         };
-        let Some(e) = self.store.get_event(id).await? else {
-            return Ok(None);
-        };
-        let site = match e.draft.site_id {
-            Some(s) => self.store.get_site(s).await?.map(|s| s.draft.name),
-            None => None,
-        }
-        .or_else(|| e.draft.venue_name.clone())
-        .unwrap_or_default();
         Ok(Some(Values {
             event: Some(e.draft.title.clone()),
             site: Some(site),
@@ -174,6 +156,42 @@ impl SmsChannel {
             code: None,
         }))
     }
+}
+
+/// A failed try: again after the one backoff rule's wait, or given up.
+pub(crate) fn retry_or_give_up(
+    job: &DeliveryJob,
+    now: DateTime<Utc>,
+    why: String,
+) -> DeliveryOutcome {
+    match crate::domain::retry::next_try(job.attempts, chrono::Duration::zero(), now) {
+        Retry::At(at) => DeliveryOutcome::Retry { at, why },
+        Retry::GiveUp => DeliveryOutcome::Failed(why),
+    }
+}
+
+/// The event a notice is about and its site's (or venue's) name; `None`
+/// when the notice names no event or the event is gone.
+pub(crate) async fn event_and_site(
+    store: &DynStore,
+    n: &crate::store::NotificationRecord,
+) -> Result<Option<(crate::domain::event::Event, String)>, crate::store::StoreError> {
+    let Some(id) = n.data["event_id"]
+        .as_str()
+        .and_then(|s| s.parse::<EventId>().ok())
+    else {
+        return Ok(None);
+    };
+    let Some(e) = store.get_event(id).await? else {
+        return Ok(None);
+    };
+    let site = match e.draft.site_id {
+        Some(s) => store.get_site(s).await?.map(|s| s.draft.name),
+        None => None,
+    }
+    .or_else(|| e.draft.venue_name.clone())
+    .unwrap_or_default();
+    Ok(Some((e, site)))
 }
 
 /// What one round of deliveries did.

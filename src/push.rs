@@ -304,6 +304,13 @@ impl Channel for PushChannel {
             return DeliveryOutcome::Skipped("the subscription was removed".into());
         };
         let n = &job.notification;
+        // WeChat carries a notice when it can: wait for its try, and stop
+        // when it went (`domain::notify::wechat_first`).
+        match crate::domain::notify::wechat_first(job.wechat, now) {
+            PushDecision::Skip(why) => return DeliveryOutcome::Skipped(why.into()),
+            PushDecision::WaitUntil(t) => return DeliveryOutcome::Later(t),
+            PushDecision::Send { .. } => {}
+        }
         let ttl_secs = match rules::push_decision(
             n.kind,
             n.expires_at,

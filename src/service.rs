@@ -87,6 +87,8 @@ pub struct Service {
     worker_stop: tokio::sync::watch::Sender<bool>,
     worker_task: Option<tokio::task::JoinHandle<()>>,
     calendar_task: tokio::task::JoinHandle<()>,
+    /// The WeChat client the worker's WeChat channel uses, once set.
+    wechat: crate::wechat::channel::WechatSlot,
 }
 
 impl Drop for Service {
@@ -138,11 +140,7 @@ impl Service {
         if let Some(settings) = &opts.wechat {
             tracing::info!(appid = %settings.appid, endpoint = %settings.endpoint,
                 templates = settings.templates.ids().count(), "WeChat is on");
-            service.state.wechat = Some(crate::wechat::Wechat::new(
-                settings.clone(),
-                service.state.store.clone(),
-                service.state.metrics.clone(),
-            ));
+            service.set_wechat(settings.clone());
         }
         Ok(service)
     }
@@ -241,11 +239,17 @@ impl Service {
             fallback_after: chrono::Duration::from_std(timers.sms_fallback_after)?,
         });
         let web_push: Arc<dyn Channel> = Arc::new(PushChannel::new(state.push.clone())?);
+        let wechat_slot = crate::wechat::channel::WechatSlot::default();
+        let wechat: Arc<dyn Channel> = Arc::new(crate::wechat::channel::WechatChannel::new(
+            wechat_slot.clone(),
+            state.store.clone(),
+            state.metrics.clone(),
+        ));
         let worker = Arc::new(Worker::new(
             state.store.clone(),
             state.writer.clone(),
             state.auth.clock.clone(),
-            vec![web_push, sms],
+            vec![wechat, web_push, sms],
             state.metrics.clone(),
             timers.delivery_lease,
         ));
@@ -278,7 +282,19 @@ impl Service {
             worker_stop,
             worker_task: Some(worker_task),
             calendar_task,
+            wechat: wechat_slot,
         })
+    }
+
+    /// Turn WeChat on: sign-in, and subscribe messages through the worker.
+    pub fn set_wechat(&mut self, settings: crate::wechat::WechatSettings) {
+        let wx = crate::wechat::Wechat::new(
+            settings,
+            self.state.store.clone(),
+            self.state.metrics.clone(),
+        );
+        self.wechat.store(Some(wx.clone()));
+        self.state.wechat = Some(wx);
     }
 
     /// Run the worker's due jobs now (its background task does this every

@@ -11,21 +11,7 @@ use serde_json::{Value, json};
 use yizhan::domain::site::Kind;
 use yizhan::domain::user::{Phone, Role};
 
-use helpers::{draft, spawn_app};
-
-/// Collects formatted log lines.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use helpers::{Captured, draft, spawn_app};
 
 #[tokio::test]
 async fn info_logs_hold_no_token_code_or_phone() {

@@ -378,6 +378,53 @@ pub fn reminder(
 /// How long before an event's start its seat holders are reminded.
 pub const REMINDER_LEADS: [Duration; 2] = [Duration::hours(24), Duration::hours(2)];
 
+/// What became of a notice's WeChat subscribe message, as the other
+/// channels see it (the `wechat` row of the outbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WechatState {
+    /// The person has not signed in with WeChat: no message.
+    #[default]
+    None,
+    /// Not tried yet.
+    Untried,
+    /// Tried, and to be tried again.
+    Retrying,
+    /// WeChat accepted it.
+    Sent,
+    /// Not sent, for good: no template, no consent, refused.
+    NotSent,
+}
+
+impl WechatState {
+    /// From the outbox row's state and tries (`None`: no row).
+    pub fn of(state: Option<&str>, attempts: i64) -> WechatState {
+        match state {
+            None => WechatState::None,
+            Some("pending") if attempts == 0 => WechatState::Untried,
+            Some("pending") => WechatState::Retrying,
+            Some("sent") => WechatState::Sent,
+            Some(_) => WechatState::NotSent,
+        }
+    }
+}
+
+/// Web Push after WeChat: a notice WeChat carried is not pushed; one whose
+/// WeChat message is not yet tried waits a little for it; otherwise (no
+/// WeChat, not sent, or retrying) it is pushed.
+pub fn wechat_first(wechat: WechatState, now: DateTime<Utc>) -> super::push::PushDecision {
+    use super::push::PushDecision;
+    match wechat {
+        WechatState::Sent => PushDecision::Skip("sent by WeChat"),
+        WechatState::Untried => PushDecision::WaitUntil(now + WECHAT_FIRST),
+        WechatState::None | WechatState::Retrying | WechatState::NotSent => {
+            PushDecision::Send { ttl_secs: 0 }
+        }
+    }
+}
+
+/// How long a push waits for the notice's WeChat message to be tried.
+pub const WECHAT_FIRST: Duration = Duration::seconds(10);
+
 /// When an unread notice falls back to SMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsDecision {
@@ -390,22 +437,30 @@ pub enum SmsDecision {
 }
 
 /// The SMS fallback: a notice that must not be missed and is still unread
-/// `after` its creation, with no push accepted, is sent by SMS — but never
-/// between 22:00 and 07:00 China time, except an offer whose deadline falls
-/// before 07:00; an offer past its deadline, or a change or reminder of an
-/// event that has begun, is not sent at all.
+/// `after` its creation, with no push or WeChat message accepted, is sent by
+/// SMS — but never between 22:00 and 07:00 China time, except an offer whose
+/// deadline falls before 07:00; an offer past its deadline, or a change or
+/// reminder of an event that has begun, is not sent at all. An offer to a
+/// person who signed in with WeChat is texted at once, beside its WeChat
+/// message: a subscribe message is easily missed, and the offer has a
+/// deadline.
+#[allow(clippy::too_many_arguments)]
 pub fn sms_fallback(
     kind: NoticeType,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     read: bool,
     pushed: bool,
+    wechat: WechatState,
     after: Duration,
     now: DateTime<Utc>,
 ) -> SmsDecision {
-    if !kind.sms_fallback() || read || pushed {
+    let at_once = kind == NoticeType::SeatOffered && wechat != WechatState::None;
+    let reached = pushed || (wechat == WechatState::Sent && !at_once);
+    if !kind.sms_fallback() || read || reached {
         return SmsDecision::Skip;
     }
+    let after = if at_once { Duration::zero() } else { after };
     // An offer past its deadline, a change or a reminder of an event that
     // has begun: too late to matter.
     let expires = matches!(
@@ -463,19 +518,55 @@ mod tests {
         let t = cst(10, 0);
         let deadline = Some(t + Duration::hours(24));
         assert_eq!(
-            sms_fallback(offer, t, deadline, false, false, after, t),
+            sms_fallback(
+                offer,
+                t,
+                deadline,
+                false,
+                false,
+                WechatState::None,
+                after,
+                t
+            ),
             SmsDecision::WaitUntil(t + after)
         );
         assert_eq!(
-            sms_fallback(offer, t, deadline, false, false, after, t + after),
+            sms_fallback(
+                offer,
+                t,
+                deadline,
+                false,
+                false,
+                WechatState::None,
+                after,
+                t + after
+            ),
             SmsDecision::Send
         );
         assert_eq!(
-            sms_fallback(offer, t, deadline, true, false, after, t + after),
+            sms_fallback(
+                offer,
+                t,
+                deadline,
+                true,
+                false,
+                WechatState::None,
+                after,
+                t + after
+            ),
             SmsDecision::Skip
         );
         assert_eq!(
-            sms_fallback(offer, t, deadline, false, true, after, t + after),
+            sms_fallback(
+                offer,
+                t,
+                deadline,
+                false,
+                true,
+                WechatState::None,
+                after,
+                t + after
+            ),
             SmsDecision::Skip
         );
         assert_eq!(
@@ -485,6 +576,7 @@ mod tests {
                 None,
                 false,
                 false,
+                WechatState::None,
                 after,
                 t + after
             ),
@@ -500,6 +592,7 @@ mod tests {
                 None,
                 false,
                 false,
+                WechatState::None,
                 after,
                 late + after
             ),
@@ -512,6 +605,7 @@ mod tests {
                 Some(seven - Duration::hours(1)),
                 false,
                 false,
+                WechatState::None,
                 after,
                 late + after
             ),
@@ -524,6 +618,7 @@ mod tests {
                 Some(seven + Duration::hours(5)),
                 false,
                 false,
+                WechatState::None,
                 after,
                 late + after
             ),
@@ -537,11 +632,104 @@ mod tests {
                 Some(t + Duration::minutes(10)),
                 false,
                 false,
+                WechatState::None,
                 after,
                 t + after
             ),
             SmsDecision::Skip
         );
+    }
+
+    #[test]
+    fn an_offer_to_a_wechat_user_is_texted_at_once_and_a_sent_message_counts_as_reached() {
+        let after = Duration::minutes(15);
+        let t = cst(10, 0);
+        let deadline = Some(t + Duration::hours(24));
+        let offer = NoticeType::SeatOffered;
+        for w in [
+            WechatState::Untried,
+            WechatState::Retrying,
+            WechatState::Sent,
+            WechatState::NotSent,
+        ] {
+            assert_eq!(
+                sms_fallback(offer, t, deadline, false, false, w, after, t),
+                SmsDecision::Send,
+                "{w:?}"
+            );
+        }
+        // At night the offer still waits for 07:00 unless its deadline is earlier.
+        let late = cst(23, 0);
+        assert_eq!(
+            sms_fallback(
+                offer,
+                late,
+                Some(late + Duration::hours(24)),
+                false,
+                false,
+                WechatState::Sent,
+                after,
+                late
+            ),
+            SmsDecision::WaitUntil(cst(7, 0) + Duration::days(1))
+        );
+        // Read: no text.
+        assert_eq!(
+            sms_fallback(offer, t, deadline, true, false, WechatState::Sent, after, t),
+            SmsDecision::Skip
+        );
+        // Another notice that WeChat carried is not texted; one it did not
+        // carry falls back as before.
+        let cancelled = NoticeType::EventCancelled;
+        assert_eq!(
+            sms_fallback(
+                cancelled,
+                t,
+                None,
+                false,
+                false,
+                WechatState::Sent,
+                after,
+                t + after
+            ),
+            SmsDecision::Skip
+        );
+        assert_eq!(
+            sms_fallback(
+                cancelled,
+                t,
+                None,
+                false,
+                false,
+                WechatState::NotSent,
+                after,
+                t
+            ),
+            SmsDecision::WaitUntil(t + after)
+        );
+        assert_eq!(
+            sms_fallback(
+                cancelled,
+                t,
+                None,
+                false,
+                false,
+                WechatState::NotSent,
+                after,
+                t + after
+            ),
+            SmsDecision::Send
+        );
+    }
+
+    #[test]
+    fn a_wechat_row_reads_as_its_state() {
+        assert_eq!(WechatState::of(None, 0), WechatState::None);
+        assert_eq!(WechatState::of(Some("pending"), 0), WechatState::Untried);
+        assert_eq!(WechatState::of(Some("pending"), 2), WechatState::Retrying);
+        assert_eq!(WechatState::of(Some("sent"), 1), WechatState::Sent);
+        assert_eq!(WechatState::of(Some("skipped"), 0), WechatState::NotSent);
+        assert_eq!(WechatState::of(Some("failed"), 8), WechatState::NotSent);
     }
 
     #[test]

@@ -391,6 +391,24 @@ pub enum Class {
     Unknown,
 }
 
+impl Class {
+    /// Its name in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Ok => "ok",
+            Class::Token => "token",
+            Class::NoConsent => "no_consent",
+            Class::BadField => "bad_field",
+            Class::UnknownUser => "unknown_user",
+            Class::BadCode => "bad_code",
+            Class::Risky => "risky",
+            Class::Later => "later",
+            Class::Config => "config",
+            Class::Unknown => "unknown",
+        }
+    }
+}
+
 /// The class of a WeChat `errcode`.
 pub fn classify(errcode: i64) -> Class {
     match errcode {

@@ -51,7 +51,7 @@ fn code(v: &serde_json::Value) -> Result<String, String> {
 /// whose code it was.
 fn refusal(state: &AppState, api: &str, field: &str, e: WxError) -> ApiError {
     let class = e.class();
-    state.metrics.wechat_call(api, outcome(class));
+    state.metrics.wechat_call(api, class.as_str());
     match (class, &e) {
         (Class::BadCode, _) => ApiError::unprocessable(
             field,
@@ -74,22 +74,6 @@ fn refusal(state: &AppState, api: &str, field: &str, e: WxError) -> ApiError {
                 "WeChat sign-in is not working on this server; use SMS sign-in".into(),
             )
         }
-    }
-}
-
-/// The metric label of a class.
-pub(crate) fn outcome(c: Class) -> &'static str {
-    match c {
-        Class::Ok => "ok",
-        Class::Token => "token",
-        Class::NoConsent => "no_consent",
-        Class::BadField => "bad_field",
-        Class::UnknownUser => "unknown_user",
-        Class::BadCode => "bad_code",
-        Class::Risky => "risky",
-        Class::Later => "later",
-        Class::Config => "config",
-        Class::Unknown => "unknown",
     }
 }
 

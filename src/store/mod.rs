@@ -460,6 +460,8 @@ pub struct NotificationRecord {
 pub enum ChannelName {
     Push,
     Sms,
+    /// WeChat subscribe messages (issue 25).
+    Wechat,
 }
 
 impl ChannelName {
@@ -467,12 +469,13 @@ impl ChannelName {
         match self {
             ChannelName::Push => "push",
             ChannelName::Sms => "sms",
+            ChannelName::Wechat => "wechat",
         }
     }
 
     /// The channel a stored name means.
     pub fn parse(s: &str) -> Result<ChannelName, StoreError> {
-        [ChannelName::Push, ChannelName::Sms]
+        [ChannelName::Push, ChannelName::Sms, ChannelName::Wechat]
             .into_iter()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| StoreError::Corrupt(format!("channel: {s}")))
@@ -520,6 +523,10 @@ pub struct DeliveryJob {
     pub phone: Phone,
     /// A push of this notification was accepted.
     pub pushed: bool,
+    /// What became of this notification's WeChat message so far.
+    pub wechat: crate::domain::notify::WechatState,
+    /// The person's openid in the mini program, when WeChat is bound.
+    pub openid: Option<String>,
 }
 
 impl DeliveryJob {

@@ -79,6 +79,17 @@ pub(super) async fn insert_notice(
     .bind(n.user)
     .execute(&mut **tx)
     .await?;
+    // A subscribe message, when the person signed in with WeChat (the
+    // channel decides whether a template and a consent let it go).
+    sqlx::query(
+        "INSERT INTO deliveries (notification_id, channel, target, state, due_at) \
+         SELECT ?, 'wechat', 0, 'pending', ? FROM wechat_accounts WHERE user_id = ?",
+    )
+    .bind(id.as_i64())
+    .bind(fmt_time(n.at))
+    .bind(n.user)
+    .execute(&mut **tx)
+    .await?;
     Ok(id)
 }
 
@@ -213,6 +224,9 @@ impl NotifyStore for SqliteStore {
             "SELECT {COLUMNS}, k.value ->> 1 AS channel, k.value ->> 2 AS target, \
              u.phone AS phone, EXISTS (SELECT 1 FROM deliveries p WHERE \
              p.notification_id = n.id AND p.channel = 'push' AND p.state = 'sent') AS pushed, \
+             (SELECT w.state FROM deliveries w WHERE w.notification_id = n.id AND w.channel = 'wechat') AS wechat_state, \
+             (SELECT CAST(w.attempts AS BIGINT) FROM deliveries w WHERE w.notification_id = n.id AND w.channel = 'wechat') AS wechat_attempts, \
+             (SELECT wa.openid FROM wechat_accounts wa WHERE wa.user_id = n.user_id) AS openid, \
              s.muted_types, s.quiet_from, s.quiet_to, \
              ps.id AS sub_id, ps.endpoint, ps.p256dh, ps.auth, ps.types AS sub_types, ps.created_at AS sub_created \
              FROM json_each(?) k JOIN notifications n ON n.id = k.value ->> 0 \
@@ -464,5 +478,10 @@ fn job(
         attempts: attempts as u32,
         phone: phone.parse().map_err(|e| corrupt("phone", e))?,
         pushed: r.try_get("pushed")?,
+        wechat: crate::domain::notify::WechatState::of(
+            r.try_get::<Option<String>, _>("wechat_state")?.as_deref(),
+            r.try_get::<Option<i64>, _>("wechat_attempts")?.unwrap_or(0),
+        ),
+        openid: r.try_get("openid")?,
     })
 }

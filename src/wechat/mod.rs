@@ -7,6 +7,7 @@
 //! or `Debug` output; the `session_key` is dropped as soon as the answer is
 //! read (yizhan does not decrypt anything with it).
 
+pub mod channel;
 pub mod config;
 pub mod token;
 

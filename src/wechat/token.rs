@@ -73,6 +73,15 @@ impl Tokens {
                 .await
                 .map_err(store_err)?
             {
+                // Another node may have stored a token between the read
+                // above and taking the lease: look once more.
+                if let Some((t, exp)) = self.store.shared_token(NAME).await.map_err(store_err)?
+                    && usable(&t, exp)
+                {
+                    self.release().await;
+                    *self.cached.lock().expect("not poisoned") = Some((t.clone(), exp));
+                    return Ok(t);
+                }
                 return self.fetch(wx, rejected).await;
             }
             // Another node is fetching: its token will be in the row.
@@ -102,11 +111,15 @@ impl Tokens {
                 Ok(token)
             }
             Err(e) => {
-                if let Err(release) = self.store.release_token_lease(NAME, &self.holder).await {
-                    tracing::warn!(target: "yizhan::wechat", error = %release, "could not release the WeChat token lease");
-                }
+                self.release().await;
                 Err(e)
             }
+        }
+    }
+
+    async fn release(&self) {
+        if let Err(e) = self.store.release_token_lease(NAME, &self.holder).await {
+            tracing::warn!(target: "yizhan::wechat", error = %e, "could not release the WeChat token lease");
         }
     }
 

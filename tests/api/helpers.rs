@@ -244,9 +244,12 @@ pub async fn spawn_app_guarded(
 /// As [`spawn_app`], with WeChat on (`settings`, usually pointing at the
 /// stand-in of [`WechatService`]).
 #[allow(dead_code)]
-pub async fn spawn_app_with_wechat(settings: yizhan::wechat::WechatSettings) -> TestApp {
+pub async fn spawn_app_with_wechat(
+    drafts: Vec<SiteDraft>,
+    settings: yizhan::wechat::WechatSettings,
+) -> TestApp {
     spawn_app_with(
-        Vec::new(),
+        drafts,
         Duration::from_secs(3600),
         Default::default(),
         None,
@@ -316,13 +319,9 @@ async fn spawn_app_with(
     )
     .await
     .expect("service starts");
-    service.state.wechat = wechat.map(|w| {
-        yizhan::wechat::Wechat::new(
-            w,
-            service.state.store.clone(),
-            service.state.metrics.clone(),
-        )
-    });
+    if let Some(w) = wechat {
+        service.set_wechat(w);
+    }
     // The background worker's first pass runs at once (a restarted node
     // catches up); wait for it here, or on a loaded machine it may run late,
     // after a test has moved the clock, and take the work the test's own
@@ -614,5 +613,19 @@ impl WechatService {
             .json()
             .await
             .unwrap()
+    }
+}
+
+/// Collects formatted log lines (a `tracing_subscriber` writer).
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

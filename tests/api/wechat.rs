@@ -5,7 +5,12 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, WechatService, spawn_app_with_wechat};
+use yizhan::domain::site::Kind;
+use yizhan::domain::user::Role;
+
+use crate::events::{book, make_event};
+use crate::helpers::{TestApp, WechatService, draft, site_and_admin, spawn_app_with_wechat};
+use crate::notifications::{cancel, inbox};
 
 const TEMPLATES: &str = r#"
 [seat_offered]
@@ -60,7 +65,7 @@ async fn me(app: &TestApp, token: &str) -> Value {
 async fn a_new_worker_signs_in_with_a_login_code_and_a_phone_code_and_again_with_a_login_code_alone()
  {
     let wx = WechatService::start().await;
-    let app = spawn_app_with_wechat(wx.settings(TEMPLATES)).await;
+    let app = spawn_app_with_wechat(vec![], wx.settings(TEMPLATES)).await;
 
     // Not yet bound: the app must ask for the phone number.
     login_code(&wx, "L1", "o-rider-1").await;
@@ -129,7 +134,7 @@ async fn a_new_worker_signs_in_with_a_login_code_and_a_phone_code_and_again_with
 #[tokio::test]
 async fn a_phone_that_has_an_account_gets_it_and_unbinding_stops_wechat_sign_in() {
     let wx = WechatService::start().await;
-    let app = spawn_app_with_wechat(wx.settings(TEMPLATES)).await;
+    let app = spawn_app_with_wechat(vec![], wx.settings(TEMPLATES)).await;
     let token = app
         .token_for("13800138002", yizhan::domain::user::Role::Worker, &[])
         .await;
@@ -169,7 +174,7 @@ async fn a_phone_that_has_an_account_gets_it_and_unbinding_stops_wechat_sign_in(
 #[tokio::test]
 async fn wechat_busy_is_503_with_retry_after_and_changes_nothing() {
     let wx = WechatService::start().await;
-    let app = spawn_app_with_wechat(wx.settings(TEMPLATES)).await;
+    let app = spawn_app_with_wechat(vec![], wx.settings(TEMPLATES)).await;
     wx.control(Method::PUT, "cues/jscode2session", json!({"answers": [-1]}))
         .await;
     login_code(&wx, "L1", "o-busy").await;
@@ -197,7 +202,7 @@ async fn wechat_busy_is_503_with_retry_after_and_changes_nothing() {
 #[tokio::test]
 async fn two_nodes_share_one_access_token_and_an_expired_one_is_refreshed_once() {
     let wx = WechatService::start().await;
-    let app = spawn_app_with_wechat(wx.settings(TEMPLATES)).await;
+    let app = spawn_app_with_wechat(vec![], wx.settings(TEMPLATES)).await;
     let store = app.service.state.store.clone();
     let metrics = app.service.state.metrics.clone();
     let node_a =
@@ -244,4 +249,193 @@ async fn two_nodes_share_one_access_token_and_an_expired_one_is_refreshed_once()
     assert!(node_b.phone("PD").await.unwrap().is_ok());
     let log = wx.log().await;
     assert_eq!(log["token_fetches"]["stable_token"], 2);
+}
+
+/// A waitlisted worker, signed in with WeChat, is offered a seat in a new
+/// event (capacity 1) once `holder` cancels: the worker's notification id.
+async fn offer(app: &TestApp, admin: &str, site: &str, holder: &str, worker: &str, key: &str) {
+    let event = make_event(
+        app,
+        admin,
+        site,
+        json!({"title": TITLE, "quotas": [], "capacity": 1, "offer_hours": 12}),
+    )
+    .await;
+    let (s, seat) = book(app, &event, holder, &format!("{key}-h")).await;
+    assert_eq!(s, 201);
+    let (s, _) = book(app, &event, worker, &format!("{key}-w")).await;
+    assert_eq!(s, 201);
+    cancel(app, holder, &seat).await;
+    let inbox = inbox(app, worker, "").await;
+    assert_eq!(inbox["items"][0]["type"], "seat_offered");
+}
+
+/// A recuperation trip's long title: more than a `thing` holds.
+const TITLE: &str = "山东省总工会二〇二六年冬季一线职工疗休养（第一批）";
+
+/// A worker signed in with WeChat as `openid`, with `phone`: their token.
+async fn wechat_worker(app: &TestApp, wx: &WechatService, openid: &str, phone: &str) -> String {
+    login_code(wx, &format!("{openid}-login"), openid).await;
+    phone_code(wx, &format!("{openid}-phone"), phone).await;
+    let (status, body) = sign_in(
+        app,
+        json!({"login_code": format!("{openid}-login"), "phone_code": format!("{openid}-phone")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn consent(app: &TestApp, wx: &WechatService, token: &str, openid: &str) -> Value {
+    // WeChat's side (what the person tapped) and what the app reports.
+    wx.control(
+        Method::PUT,
+        &format!("consents/{openid}/tmpl-offer"),
+        json!({"count": 1}),
+    )
+    .await;
+    let r = app
+        .client
+        .post(app.url("/v1/me/wechat/subscriptions"))
+        .bearer_auth(token)
+        .json(&json!({"accepted": ["tmpl-offer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_consented_offer_goes_by_wechat_and_by_sms_at_once_and_spends_the_consent() {
+    let wx = WechatService::start().await;
+    wx.control(
+        Method::PUT,
+        "templates/tmpl-offer",
+        json!({"fields": ["thing1", "time2", "thing3"]}),
+    )
+    .await;
+    let app = spawn_app_with_wechat(
+        vec![draft(1, Kind::UnionStation, 36.65, 117.12)],
+        wx.settings(TEMPLATES),
+    )
+    .await;
+    app.move_to_china_time(10, 0);
+    let (site, admin) = site_and_admin(&app).await;
+    let phone = "13800138021";
+    let worker = wechat_worker(&app, &wx, "o-rider", phone).await;
+    let consents = consent(&app, &wx, &worker, "o-rider").await;
+    assert_eq!(consents["remaining"]["tmpl-offer"], 1, "{consents}");
+    let holder = app.token_for("13800138022", Role::Worker, &[]).await;
+
+    offer(&app, &admin, &site, &holder, &worker, "one").await;
+    app.service.run_jobs().await.unwrap();
+    let log = wx.log().await;
+    let sent = log["sent"].as_array().unwrap();
+    assert_eq!(sent.len(), 1, "{}", log["requests"]);
+    let m = &sent[0];
+    assert_eq!(m["touser"], "o-rider");
+    assert_eq!(m["template_id"], "tmpl-offer");
+    assert_eq!(m["miniprogram_state"], "developer");
+    assert!(
+        m["page"]
+            .as_str()
+            .unwrap()
+            .starts_with("pages/booking/detail?booking=b"),
+        "{m}"
+    );
+    let title: String = TITLE.chars().take(20).collect();
+    assert_eq!(m["data"]["thing1"]["value"], title.as_str());
+    assert_eq!(m["data"]["thing3"]["value"], "测试站点1");
+    // The deadline: 12 hours after the offer, in China time.
+    let deadline = app.clock_now() + chrono::Duration::hours(12);
+    assert_eq!(
+        m["data"]["time2"]["value"],
+        yizhan::domain::wechat::wechat_time(deadline).as_str()
+    );
+    // And an SMS at once, without waiting for the fallback's 15 minutes.
+    let phone: yizhan::domain::user::Phone = phone.parse().unwrap();
+    assert_eq!(app.sms.texts_to(&phone).len(), 1);
+    // The consent is spent, here and at WeChat.
+    assert_eq!(log["consents"]["o-rider"]["tmpl-offer"], 0);
+    let id: i64 = app
+        .service
+        .state
+        .store
+        .user_by_phone(&phone)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        app.service
+            .state
+            .store
+            .consents_left(id, "tmpl-offer")
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The next offer, without a consent left: the other channels only.
+    offer(&app, &admin, &site, &holder, &worker, "two").await;
+    app.service.run_jobs().await.unwrap();
+    let log = wx.log().await;
+    assert_eq!(log["sent"].as_array().unwrap().len(), 1);
+    assert_eq!(app.sms.texts_to(&phone).len(), 2);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("yizhan_wechat_calls_total{api=\"subscribe_send\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// WeChat refuses a field's value (47003): the templates file is wrong.
+/// The configuration metric counts it, the delivery is not retried, and the
+/// field is named.
+#[tokio::test]
+async fn a_refused_field_is_a_configuration_error_not_retried() {
+    let wx = WechatService::start().await;
+    wx.control(
+        Method::PUT,
+        "templates/tmpl-offer",
+        json!({"fields": ["thing1", "time2", "thing3"]}),
+    )
+    .await;
+    let app = spawn_app_with_wechat(
+        vec![draft(1, Kind::UnionStation, 36.65, 117.12)],
+        wx.settings(TEMPLATES),
+    )
+    .await;
+    app.move_to_china_time(10, 0);
+    let (site, admin) = site_and_admin(&app).await;
+    let worker = wechat_worker(&app, &wx, "o-field", "13800138031").await;
+    consent(&app, &wx, &worker, "o-field").await;
+    let holder = app.token_for("13800138032", Role::Worker, &[]).await;
+    wx.control(
+        Method::PUT,
+        "cues/subscribe_send",
+        json!({"answers": [{"errcode": 47003, "errmsg": "argument invalid! data.time2.value invalid rid: 1"}]}),
+    )
+    .await;
+    offer(&app, &admin, &site, &holder, &worker, "f").await;
+    let report = app.service.run_jobs().await.unwrap();
+    assert_eq!(report.deliveries.failed, 1, "{report:?}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("yizhan_wechat_config_errors_total{cause=\"field\"} 1"),
+        "{metrics}"
+    );
+    // Not tried again, an hour on.
+    app.clock.advance(std::time::Duration::from_secs(3600));
+    app.service.run_jobs().await.unwrap();
+    let log = wx.log().await;
+    let sends = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == "/cgi-bin/message/subscribe/send")
+        .count();
+    assert_eq!(sends, 1);
+    assert!(log["sent"].as_array().unwrap().is_empty());
 }
