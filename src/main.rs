@@ -398,6 +398,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         delivery_lease: args.delivery_lease,
         db: args.db_options(),
         push: push_config(&args)?,
+        vapid_key_in_database: args.vapid_private_key_file.is_none()
+            && !args.db.database_url.starts_with("sqlite:"),
         sms: yizhan::sms::config::load(
             args.sms_provider,
             args.sms_config.as_deref(),
@@ -461,6 +463,15 @@ fn push_config(args: &ServeArgs) -> anyhow::Result<yizhan::push::PushConfig> {
     }
     let key = match &args.vapid_private_key_file {
         Some(path) => VapidKey::load(path)?,
+        // A server database: every node takes the database's key (the
+        // service reads it once the store is open); this one is replaced.
+        None if !args.db.database_url.starts_with("sqlite:") => {
+            let legacy = default_key_path(&args.db.database_url);
+            if legacy.exists() {
+                tracing::warn!(path = %legacy.display(), "not using this VAPID key file: with a server database the key is kept in the database, the same on every node (give --vapid-private-key-file to use a file)");
+            }
+            VapidKey::generate()
+        }
         None => {
             let path = default_key_path(&args.db.database_url);
             let (key, made) = VapidKey::load_or_create(&path)?;
@@ -468,11 +479,6 @@ fn push_config(args: &ServeArgs) -> anyhow::Result<yizhan::push::PushConfig> {
                 tracing::info!(path = %path.display(), public_key = key.public_key(), "generated a VAPID key for Web Push; keep this file: browsers' subscriptions are bound to it");
             } else {
                 tracing::info!(path = %path.display(), public_key = key.public_key(), "using the VAPID key kept beside the database");
-            }
-            if !args.db.database_url.starts_with("sqlite:") {
-                tracing::warn!(
-                    "with a server database, give every node the same --vapid-private-key-file"
-                );
             }
             key
         }

@@ -73,6 +73,14 @@ impl VapidKey {
         Ok(VapidKey::from_secret(secret))
     }
 
+    /// The key whose private scalar is these 32 bytes (the database's
+    /// `vapid-private-key` secret).
+    pub fn from_raw(bytes: &[u8]) -> anyhow::Result<VapidKey> {
+        let secret =
+            p256::SecretKey::from_slice(bytes).context("not a 32-byte P-256 private key")?;
+        Ok(VapidKey::from_secret(secret))
+    }
+
     /// The private key as PKCS#8 PEM.
     pub fn to_pem(&self) -> String {
         let secret = p256::SecretKey::from(self.signing.as_nonzero_scalar());

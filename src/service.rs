@@ -43,6 +43,10 @@ pub struct Options {
     pub db: store::DbOptions,
     /// Web Push: the VAPID key, its subject, and the loopback allowance.
     pub push: PushConfig,
+    /// Web Push: the key is the database's (`vapid-private-key`, made once
+    /// by the first node to start), replacing `push.key`: a server database
+    /// without a key file, so that every node serves the same key.
+    pub vapid_key_in_database: bool,
     /// Texts: the SMS provider and its settings (`log` in development).
     pub sms: crate::sms::SmsSettings,
     /// The API listens on a loopback address only: the development `log` SMS
@@ -73,6 +77,9 @@ impl Timers {
         }
     }
 }
+
+/// The name of the VAPID private key in the database's secrets (32 bytes).
+pub const VAPID_SECRET: &str = "vapid-private-key";
 
 /// An unread `seat_offered` or `event_cancelled` goes by SMS after this.
 pub const DEFAULT_SMS_FALLBACK_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -134,7 +141,17 @@ impl Service {
             sms_fallback_after: opts.sms_fallback_after,
             delivery_lease: opts.delivery_lease,
         };
-        let mut service = Service::with_parts(store, timers, auth, opts.push.clone()).await?;
+        let mut push = opts.push.clone();
+        if opts.vapid_key_in_database {
+            let key = crate::push::VapidKey::from_raw(&store.secret(VAPID_SECRET).await?)
+                .context("the database's VAPID key")?;
+            tracing::info!(
+                public_key = key.public_key(),
+                "using the VAPID key kept in the database"
+            );
+            push.key = Arc::new(key);
+        }
+        let mut service = Service::with_parts(store, timers, auth, push).await?;
         // Only the development sender keeps codes in the clear.
         service.state.dev_sign_in = opts.sms.provider().is_none();
         if let Some(settings) = &opts.wechat {

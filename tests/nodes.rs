@@ -123,6 +123,8 @@ struct Node {
     child: Child,
     addr: String,
     log: Arc<Mutex<Vec<String>>>,
+    /// Its working directory, its own as on a machine of its own.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Node {
@@ -135,12 +137,19 @@ impl Drop for Node {
 impl Node {
     /// Start a node named `name` (its connections' `application_name`).
     fn start(url: &str, name: &str, args: &[&str]) -> Node {
+        let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_yizhan"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
             .args(args)
+            .current_dir(dir.path())
             .env("PGAPPNAME", name);
         let (child, addr, log) = helpers::spawn_serve(cmd, Duration::from_secs(180));
-        Node { child, addr, log }
+        Node {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -275,6 +284,22 @@ async fn two_nodes_seed_once_stay_in_step_and_catch_up_after_a_cut() {
             .unwrap();
         assert_eq!(ready["sites"], 12_759);
     }
+    // Started bare at the same moment, each in its own directory, both serve
+    // the database's VAPID key: a browser's subscription works on either.
+    let mut keys = Vec::new();
+    for n in [&a, &b] {
+        let key: Value = client
+            .get(n.url("/v1/push/vapid-public-key"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        keys.push(key["public_key"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[0].len(), 87, "a 65-byte point in base64url");
     let admin = token_for(&store, "13600000000", Role::Admin).await;
     let near: Value = client
         .get(a.url("/v1/sites/nearby?lat=36.65&lon=117.12&k=1"))

@@ -328,11 +328,27 @@ async fn a_consented_offer_goes_by_wechat_and_by_sms_at_once_and_spends_the_cons
     assert_eq!(consents["remaining"]["tmpl-offer"], 1, "{consents}");
     let holder = app.token_for("13800138022", Role::Worker, &[]).await;
 
+    // WeChat ends the access token before yizhan expected (the phone
+    // lookup fetched it): the send gets 42001, one new token, one send more.
+    wx.control(Method::POST, "expire_token", json!({})).await;
     offer(&app, &admin, &site, &holder, &worker, "one").await;
     app.service.run_jobs().await.unwrap();
     let log = wx.log().await;
     let sent = log["sent"].as_array().unwrap();
     assert_eq!(sent.len(), 1, "{}", log["requests"]);
+    let sends: Vec<i64> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == "/cgi-bin/message/subscribe/send")
+        .map(|r| r["errcode"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sends, vec![42001, 0]);
+    assert_eq!(
+        log["token_fetches"]["stable_token"], 2,
+        "{}",
+        log["token_fetches"]
+    );
     let m = &sent[0];
     assert_eq!(m["touser"], "o-rider");
     assert_eq!(m["template_id"], "tmpl-offer");
