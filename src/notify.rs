@@ -61,6 +61,10 @@ impl Channel for SmsChannel {
         if job.settings.mutes(n.kind) {
             return DeliveryOutcome::Skipped("muted in the person's settings".into());
         }
+        // The person's quiet hours hold a text as they hold every channel.
+        if let Some(end) = job.settings.quiet_until(n.kind, now) {
+            return DeliveryOutcome::Later(end);
+        }
         match notify::sms_fallback(
             n.kind,
             n.created_at,

@@ -221,6 +221,16 @@ impl NotificationSettings {
     pub fn mutes(&self, kind: NoticeType) -> bool {
         self.muted_types.contains(&kind)
     }
+
+    /// When the person's quiet hours, holding a notice of this kind now, end:
+    /// every channel waits for them, except for an offered seat, which
+    /// cannot wait.
+    pub fn quiet_until(&self, kind: NoticeType, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if kind == NoticeType::SeatOffered {
+            return None;
+        }
+        self.quiet_hours.and_then(|q| q.ends_after(now))
+    }
 }
 
 /// How long a push without a natural deadline is worth keeping.
@@ -256,9 +266,7 @@ pub fn push_decision(
     if device_types.is_some_and(|t| !t.contains(&kind)) {
         return PushDecision::Skip("muted on this device");
     }
-    if kind != NoticeType::SeatOffered
-        && let Some(end) = settings.quiet_hours.and_then(|q| q.ends_after(now))
-    {
+    if let Some(end) = settings.quiet_until(kind, now) {
         return if expires_at.is_some_and(|e| e <= end) {
             PushDecision::Skip("would expire in quiet hours")
         } else {
@@ -527,6 +535,25 @@ mod tests {
         assert_eq!(
             QuietHours::parse("25:00", "07:00").unwrap_err().0,
             "quiet_hours.from"
+        );
+    }
+
+    #[test]
+    fn quiet_hours_hold_every_kind_but_an_offer() {
+        let quiet =
+            NotificationSettings::new(vec![], Some(QuietHours::parse("12:00", "14:00").unwrap()));
+        assert_eq!(
+            quiet.quiet_until(NoticeType::EventCancelled, cst(13, 0)),
+            Some(cst(14, 0))
+        );
+        assert_eq!(quiet.quiet_until(NoticeType::SeatOffered, cst(13, 0)), None);
+        assert_eq!(
+            quiet.quiet_until(NoticeType::EventCancelled, cst(15, 0)),
+            None
+        );
+        assert_eq!(
+            NotificationSettings::default().quiet_until(NoticeType::EventCancelled, cst(13, 0)),
+            None
         );
     }
 
