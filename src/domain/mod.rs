@@ -4,6 +4,7 @@ pub mod booking;
 pub mod calendar;
 pub mod checkin;
 pub mod coords;
+pub mod draw;
 pub mod event;
 pub mod hours;
 pub mod ics;
