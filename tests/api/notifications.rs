@@ -239,6 +239,53 @@ async fn no_sms_in_quiet_hours_and_none_once_read() {
     assert!(app.sms.texts_to(&pb).is_empty(), "read: no SMS");
 }
 
+/// A person's own quiet hours hold a text as they hold every channel: a
+/// cancellation at 10:00 for someone quiet from 09:00 to 12:00 is texted at
+/// 12:00, not after the fallback's 15 minutes.
+#[tokio::test]
+async fn a_persons_quiet_hours_hold_their_texts() {
+    let (app, site, admin) = setup().await;
+    app.move_to_china_time(10, 0);
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 5})).await;
+    let quiet = app.token_for("13700000341", Role::Worker, &[]).await;
+    let plain = app.token_for("13700000342", Role::Worker, &[]).await;
+    book(&app, &event, &quiet, "q").await;
+    book(&app, &event, &plain, "p").await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/v1/me/notification-settings",
+            Some(&quiet),
+            Some(json!({"quiet_hours": {"from": "09:00", "to": "12:00"}})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{event}"),
+            Some(&admin),
+            Some(json!({"status": "cancelled"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (pq, pp) = (
+        "13700000341".parse().unwrap(),
+        "13700000342".parse().unwrap(),
+    );
+    // 10:16: past the 15 minutes; the one without quiet hours is texted.
+    app.clock.advance(Duration::from_secs(16 * 60));
+    app.service.run_jobs().await.unwrap();
+    assert_eq!(app.sms.texts_to(&pp).len(), 1);
+    assert!(app.sms.texts_to(&pq).is_empty(), "in their quiet hours");
+    // 12:00.
+    app.clock.advance(Duration::from_secs(104 * 60));
+    app.service.run_jobs().await.unwrap();
+    assert_eq!(app.sms.texts_to(&pq).len(), 1);
+}
+
 /// A delivery claimed by a worker that died is taken up when its lease ends.
 #[tokio::test]
 async fn a_dead_workers_deliveries_are_taken_up_after_its_lease() {
