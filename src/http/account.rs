@@ -315,6 +315,17 @@ pub struct Me {
     /// the person for a new number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sms: Option<SmsReach>,
+    /// Whether the person signed in with WeChat (on `GET /v1/me`): when not,
+    /// the mini program may offer to bind it (`POST /v1/auth/wechat`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wechat: Option<WechatBinding>,
+}
+
+/// A person's WeChat, as `GET /v1/me` shows it.
+#[derive(Serialize, ToSchema)]
+pub struct WechatBinding {
+    /// Bound to the union's mini program (its messages can reach them).
+    pub bound: bool,
 }
 
 /// Whether yizhan can text a person's number.
@@ -343,6 +354,7 @@ impl Me {
             profile: u.profile.clone(),
             unread_notifications: None,
             sms: None,
+            wechat: None,
         }
     }
 }
@@ -365,6 +377,9 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
         reachable: block.is_none(),
         reason: block.as_ref().map(|b| b.reason.as_str()),
         since: block.map(|b| b.since),
+    });
+    me.wechat = Some(WechatBinding {
+        bound: state.store.wechat_openid(caller.user.id).await?.is_some(),
     });
     Ok(Json(me))
 }

@@ -81,6 +81,7 @@ async fn a_new_worker_signs_in_with_a_login_code_and_a_phone_code_and_again_with
     let token = first["token"].as_str().unwrap();
     let who = me(&app, token).await;
     assert_eq!(who["id"], first["user"]["id"], "{who}");
+    assert_eq!(who["wechat"]["bound"], true, "{who}");
     assert_eq!(who["role"], "worker");
     assert_eq!(app.sms.count(), 0, "no SMS for a WeChat sign-in");
 
@@ -154,6 +155,7 @@ async fn a_phone_that_has_an_account_gets_it_and_unbinding_stops_wechat_sign_in(
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    assert_eq!(me(&app, &token).await["wechat"]["bound"], false);
     let r = app
         .client
         .delete(app.url("/v1/me/wechat"))
