@@ -34,6 +34,11 @@ pub(crate) struct Tokens {
     cached: Mutex<Option<(String, DateTime<Utc>)>>,
 }
 
+/// A token is used until `AHEAD` of its expiry, unless WeChat just refused it.
+fn usable(token: &str, expires: DateTime<Utc>, rejected: Option<&str>) -> bool {
+    expires - AHEAD > Utc::now() && Some(token) != rejected
+}
+
 fn store_err(e: crate::store::StoreError) -> WxError {
     WxError::Transport(format!("the database: {e}"))
 }
@@ -50,21 +55,15 @@ impl Tokens {
 
     /// A token to call WeChat with; `rejected`: the one WeChat just refused.
     pub async fn get(&self, wx: &Wechat, rejected: Option<&str>) -> Result<String, WxError> {
-        let usable =
-            |t: &str, expires: DateTime<Utc>| expires - AHEAD > Utc::now() && Some(t) != rejected;
         if let Some((t, exp)) = self.cached.lock().expect("not poisoned").clone()
-            && usable(&t, exp)
+            && usable(&t, exp, rejected)
         {
             return Ok(t);
         }
         let rounds = (LEASE.num_milliseconds() as u128 / POLL.as_millis()) as u32 + 1;
         for _ in 0..rounds {
-            let stored = self.store.shared_token(NAME).await.map_err(store_err)?;
-            if let Some((t, exp)) = &stored
-                && usable(t, *exp)
-            {
-                *self.cached.lock().expect("not poisoned") = Some((t.clone(), *exp));
-                return Ok(t.clone());
+            if let Some(t) = self.stored(rejected).await? {
+                return Ok(t);
             }
             let now = Utc::now();
             if self
@@ -75,11 +74,8 @@ impl Tokens {
             {
                 // Another node may have stored a token between the read
                 // above and taking the lease: look once more.
-                if let Some((t, exp)) = self.store.shared_token(NAME).await.map_err(store_err)?
-                    && usable(&t, exp)
-                {
+                if let Some(t) = self.stored(rejected).await? {
                     self.release().await;
-                    *self.cached.lock().expect("not poisoned") = Some((t.clone(), exp));
                     return Ok(t);
                 }
                 return self.fetch(wx, rejected).await;
@@ -90,6 +86,17 @@ impl Tokens {
         Err(WxError::Transport(
             "another node has held the WeChat token lease too long".into(),
         ))
+    }
+
+    /// The stored token, remembered, when it can be used.
+    async fn stored(&self, rejected: Option<&str>) -> Result<Option<String>, WxError> {
+        match self.store.shared_token(NAME).await.map_err(store_err)? {
+            Some((t, exp)) if usable(&t, exp, rejected) => {
+                *self.cached.lock().expect("not poisoned") = Some((t.clone(), exp));
+                Ok(Some(t))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Fetch under the lease, store, and release it.
