@@ -1,4 +1,5 @@
-//! The background worker for what time decides: offers lapse and pass on,
+//! The background worker for what time decides: draws are made at their
+//! `draw_at`, offers lapse and pass on,
 //! no-shows are marked after an event ends, idempotency records past their
 //! day are purged, and due notifications are delivered — within a pass interval of their deadline, whether
 //! or not anyone reads. GET requests never write; this does.
@@ -15,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::auth::Clock;
+use crate::domain::application::DrawOutcome;
 use crate::domain::{idempotency, notify};
 use crate::metrics::Metrics;
 use crate::notify::{Channel, Deliverer, DeliveryReport};
@@ -26,6 +28,8 @@ const BATCH: i64 = 500;
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PassReport {
+    /// Draws made (issue 26).
+    pub draws: u32,
     pub offers_lapsed: u32,
     pub no_shows: u32,
     pub events_settled: u32,
@@ -74,6 +78,18 @@ impl Worker {
     pub async fn run_due(&self) -> anyhow::Result<PassReport> {
         let now = self.clock.now();
         let mut report = PassReport::default();
+        // Draws first: their offers are then due like any other.
+        for event in self.store.draws_due(now).await? {
+            if let DrawOutcome::Drawn {
+                entrants,
+                offered,
+                not_eligible,
+            } = self.writer.draw(event, now).await?
+            {
+                tracing::info!(event = %event, entrants, offered, not_eligible, "draw made");
+                report.draws += 1;
+            }
+        }
         for event in self.store.events_with_lapsed_offers(now, BATCH).await? {
             let n = self.writer.lapse_offers(event, now).await?;
             if n > 0 {

@@ -111,6 +111,7 @@ fn draft(n: usize, offer: Option<u32>, female_seats: u32) -> EventDraft {
             ..Eligibility::default()
         },
         offer_hours: offer.filter(|_| n == 0),
+        draw: None,
     }
 }
 

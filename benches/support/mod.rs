@@ -26,6 +26,7 @@ pub fn event(capacity: u32) -> EventDraft {
         quotas: vec![],
         eligibility: Eligibility::default(),
         offer_hours: None,
+        draw: None,
     }
 }
 

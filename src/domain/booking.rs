@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 
+use super::application::ApplicationRecord;
 use super::event::{
     BookOutcome, Booking, BookingId, BookingStatus, Event, EventDraft, EventId, EventStatus, Quota,
 };
@@ -137,6 +138,8 @@ pub enum Effect {
         lead_hours: u32,
         at: DateTime<Utc>,
     },
+    /// Write an application as given (a new one, or its new state).
+    PutApplication(ApplicationRecord),
 }
 
 /// A command's outcome and the effects that make it true.
@@ -174,6 +177,9 @@ pub struct EventState {
     /// The bookings the command acts on (the one cancelled, the offers, the
     /// confirmed ones…), as the store was asked to read them.
     pub bookings: Vec<BookingRecord>,
+    /// For a draw event, how many applications are in (not withdrawn); 0
+    /// otherwise.
+    pub applied: u32,
 }
 
 /// Who asks for a cancellation: the holder is bound by the cancel deadline,
@@ -253,6 +259,18 @@ pub fn book(
             detail: format!("the event is {}", d.status.as_str()),
         });
     }
+    if d.draw.is_some() {
+        return refuse(BookOutcome::ByDraw {
+            detail: format!(
+                "places are drawn at {}: apply with POST /v1/events/{}/applications",
+                d.draw
+                    .as_ref()
+                    .map(|p| p.draw_at.to_rfc3339())
+                    .unwrap_or_default(),
+                s.event.id
+            ),
+        });
+    }
     if now < d.booking_opens_at {
         return refuse(BookOutcome::OutsideWindow {
             detail: format!("booking opens at {}", d.booking_opens_at.to_rfc3339()),
@@ -327,15 +345,15 @@ pub fn book(
 
 /// A command under way on an [`EventState`]: it moves seats in the snapshot as
 /// it records the effects, so later steps (the next promotion) see earlier ones.
-struct Run {
-    state: EventState,
-    effects: Vec<Effect>,
-    now: DateTime<Utc>,
-    event_changed: bool,
+pub(super) struct Run {
+    pub(super) state: EventState,
+    pub(super) effects: Vec<Effect>,
+    pub(super) now: DateTime<Utc>,
+    pub(super) event_changed: bool,
 }
 
 impl Run {
-    fn new(state: EventState, now: DateTime<Utc>) -> Run {
+    pub(super) fn new(state: EventState, now: DateTime<Utc>) -> Run {
         Run {
             state,
             effects: Vec::new(),
@@ -352,7 +370,7 @@ impl Run {
     }
 
     /// Move booking `b` to `to`, keeping the seat counts in step.
-    fn transition(
+    pub(super) fn transition(
         &mut self,
         b: &BookingRecord,
         to: BookingStatus,
@@ -393,6 +411,12 @@ impl Run {
     /// Give free seats to the first waitlisted people they fit, in arrival
     /// order, until no waitlisted person fits. Never after the event has ended.
     fn promote(&mut self) -> Vec<BookingId> {
+        self.promote_as("promoted from the waitlist")
+    }
+
+    /// [`Run::promote`], logging each promotion with `note` (a draw's
+    /// winners are "drawn": the same fitting rule, another message).
+    pub(super) fn promote_as(&mut self, note: &'static str) -> Vec<BookingId> {
         let mut promoted = Vec::new();
         if self.state.event.draft.ends_at <= self.now
             || self.state.event.draft.status == EventStatus::Cancelled
@@ -425,7 +449,7 @@ impl Run {
                 created_at: self.now,
                 updated_at: self.now,
             };
-            self.transition(&record, to, offer, Some("promoted from the waitlist"));
+            self.transition(&record, to, offer, Some(note));
             promoted.push(w.id);
         }
         promoted
@@ -440,7 +464,7 @@ impl Run {
             .ok_or_else(|| Refused::WrongState(format!("booking {id} is not part of this event")))
     }
 
-    fn finish<T>(mut self, outcome: T) -> Decision<T> {
+    pub(super) fn finish<T>(mut self, outcome: T) -> Decision<T> {
         if self.event_changed {
             self.effects
                 .push(Effect::SaveEvent(self.state.event.clone()));
@@ -650,6 +674,7 @@ pub fn check_in(
                 held: HeldCounts::new(),
                 waitlist: vec![],
                 bookings: vec![],
+                applied: 0,
             };
             let mut run = Run::new(state, now);
             let booking = run.transition(&b, BookingStatus::CheckedIn, None, None);
@@ -679,6 +704,102 @@ pub struct EventPatch {
     pub cancel_deadline: Option<DateTime<Utc>>,
     pub waitlist: Option<bool>,
     pub status: Option<EventStatus>,
+    /// A draw's time, groups and public value (a draw event only).
+    pub draw_at: Option<DateTime<Utc>>,
+    pub priority_groups: Option<Vec<super::draw::PriorityGroup>>,
+    pub public_value: Option<String>,
+}
+
+/// Check a patch of a draw's fields against the draw's state: `applied` is
+/// how many have applied. Nothing of a drawn event's draw changes, and the
+/// window and the groups are fixed once anyone has applied (whoever applied
+/// did so under them).
+fn check_draw_patch(cur: &Event, patch: &EventPatch, applied: u32) -> Result<(), Refused> {
+    let touches_draw =
+        patch.draw_at.is_some() || patch.priority_groups.is_some() || patch.public_value.is_some();
+    if cur.draft.draw.is_none() {
+        if touches_draw {
+            let field = if patch.draw_at.is_some() {
+                "draw_at"
+            } else if patch.priority_groups.is_some() {
+                "priority_groups"
+            } else {
+                "public_value"
+            };
+            return Err(invalid(
+                field,
+                "this event is first come, first served: it has no draw",
+            ));
+        }
+        return Ok(());
+    }
+    let d = &cur.draft;
+    let plan = d.draw.as_ref().expect("checked");
+    let changes = |new: Option<DateTime<Utc>>, old: DateTime<Utc>| new.is_some_and(|n| n != old);
+    if let Some(at) = cur.drawn_at() {
+        for (field, changed) in [
+            ("draw_at", changes(patch.draw_at, plan.draw_at)),
+            (
+                "priority_groups",
+                patch
+                    .priority_groups
+                    .as_ref()
+                    .is_some_and(|g| *g != plan.priority_groups),
+            ),
+            (
+                "public_value",
+                patch
+                    .public_value
+                    .as_ref()
+                    .is_some_and(|v| *v != plan.public_value),
+            ),
+            (
+                "booking_opens_at",
+                changes(patch.booking_opens_at, d.booking_opens_at),
+            ),
+            (
+                "booking_closes_at",
+                changes(patch.booking_closes_at, d.booking_closes_at),
+            ),
+        ] {
+            if changed {
+                return Err(invalid(
+                    field,
+                    format!("the draw was made at {}", at.to_rfc3339()),
+                ));
+            }
+        }
+    }
+    if applied > 0 {
+        for (field, changed) in [
+            (
+                "booking_opens_at",
+                changes(patch.booking_opens_at, d.booking_opens_at),
+            ),
+            (
+                "booking_closes_at",
+                changes(patch.booking_closes_at, d.booking_closes_at),
+            ),
+            ("draw_at", changes(patch.draw_at, plan.draw_at)),
+            (
+                "priority_groups",
+                patch
+                    .priority_groups
+                    .as_ref()
+                    .is_some_and(|g| *g != plan.priority_groups),
+            ),
+        ] {
+            if changed {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{applied} people have applied under the window and groups as they are"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Edit an event, all or nothing: a larger capacity moves the waitlist up at
@@ -689,6 +810,7 @@ pub fn edit_event(
     patch: &EventPatch,
     now: DateTime<Utc>,
 ) -> Result<Decision<Event>, Refused> {
+    check_draw_patch(&s.event, patch, s.applied)?;
     let mut run = Run::new(s, now);
     let cur = run.state.event.draft.clone();
     if let Some(status) = patch.status
@@ -722,6 +844,17 @@ pub fn edit_event(
     }
     if let Some(st) = patch.status {
         d.status = st;
+    }
+    if let Some(plan) = d.draw.as_mut() {
+        if let Some(at) = patch.draw_at {
+            plan.draw_at = at;
+        }
+        if let Some(g) = &patch.priority_groups {
+            plan.priority_groups = g.clone();
+        }
+        if let Some(v) = &patch.public_value {
+            plan.public_value = v.clone();
+        }
     }
     if d.quotas.iter().map(|q| u64::from(q.seats)).sum::<u64>() > u64::from(d.capacity) {
         return Err(invalid("capacity", "below the seats the quotas reserve"));
@@ -813,6 +946,41 @@ impl EventDraft {
         }
         if self.quotas.iter().map(|q| u64::from(q.seats)).sum::<u64>() > u64::from(self.capacity) {
             return Err(("quotas", "quota seats exceed the capacity".into()));
+        }
+        if let Some(plan) = &self.draw {
+            if plan.draw_at < self.booking_closes_at {
+                return Err((
+                    "draw_at",
+                    format!(
+                        "must be at or after booking_closes_at ({})",
+                        self.booking_closes_at.to_rfc3339()
+                    ),
+                ));
+            }
+            if plan.draw_at >= self.starts_at {
+                return Err(("draw_at", "must be before starts_at".into()));
+            }
+            if !self.waitlist {
+                return Err((
+                    "waitlist",
+                    "a draw keeps everyone it does not place waiting in rank order".into(),
+                ));
+            }
+            if self.offer_hours.is_none() {
+                return Err((
+                    "offer_hours",
+                    "a draw offers its places: how many hours to accept".into(),
+                ));
+            }
+            if plan.public_value.chars().count() > 200
+                || plan.public_value.chars().any(char::is_control)
+            {
+                return Err(("public_value", "at most 200 characters on one line".into()));
+            }
+            // The handlers name the exact field (`priority_groups[1].name`)
+            // before this; here the rule holds whoever calls.
+            super::draw::check_groups(&plan.priority_groups)
+                .map_err(|(f, why)| ("priority_groups", format!("{f}: {why}")))?;
         }
         Ok(())
     }
@@ -909,11 +1077,13 @@ mod tests {
                     quotas,
                     eligibility: Eligibility::default(),
                     offer_hours: offer,
+                    draw: None,
                 },
                 held: 0,
                 version: 1,
                 updated_at: t0(),
                 settled_at: None,
+                seal: None,
             };
             let users = genders
                 .iter()
@@ -973,6 +1143,7 @@ mod tests {
                 held: self.held(),
                 waitlist: self.waitlist(),
                 bookings,
+                applied: 0,
             }
         }
 
@@ -992,6 +1163,7 @@ mod tests {
                         assert!(self.bookings.iter().all(|x| x.id != b.id));
                         self.bookings.push(b.clone());
                     }
+                    Effect::PutApplication(a) => panic!("a booking command wrote {a:?}"),
                     Effect::Transition(t) => {
                         let b = self
                             .bookings

@@ -6,6 +6,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::draw::PriorityGroup;
 use super::hours::SHANGHAI;
 use super::site::SiteId;
 use super::user::{MaritalStatus, Profile, Role, User};
@@ -250,6 +251,73 @@ pub struct EventDraft {
     pub eligibility: Eligibility,
     /// With a waitlist: a promoted person has this many hours to accept.
     pub offer_hours: Option<u32>,
+    /// `Some` for a draw (`allocation: draw`): people apply in the booking
+    /// window and one draw at `draw_at` orders them.
+    pub draw: Option<Box<DrawPlan>>,
+}
+
+/// How an event's places are given: to the first who book, or by a draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    #[default]
+    FirstCome,
+    Draw,
+}
+
+impl Allocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Allocation::FirstCome => "first_come",
+            Allocation::Draw => "draw",
+        }
+    }
+}
+
+impl std::str::FromStr for Allocation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "first_come" => Ok(Allocation::FirstCome),
+            "draw" => Ok(Allocation::Draw),
+            _ => Err(format!("'{s}' is not one of: first_come, draw")),
+        }
+    }
+}
+
+/// What a manager sets for a draw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrawPlan {
+    /// When the draw runs (at or after `booking_closes_at`).
+    pub draw_at: DateTime<Utc>,
+    /// In order: a person belongs to the first whose condition they meet.
+    pub priority_groups: Vec<PriorityGroup>,
+    /// Entered before the draw (a lottery result announced in advance);
+    /// empty if none.
+    pub public_value: String,
+}
+
+/// What a draw event has published: the commitment from the start, and
+/// after the draw its values.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DrawSeal {
+    pub seed_commitment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drawn_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrants_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+}
+
+impl EventDraft {
+    pub fn allocation(&self) -> Allocation {
+        if self.draw.is_some() {
+            Allocation::Draw
+        } else {
+            Allocation::FirstCome
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -263,6 +331,15 @@ pub struct Event {
     /// When the worker marked the no-shows after the event ended (`None`
     /// until then, and again when an edit moves the end into the future).
     pub settled_at: Option<DateTime<Utc>>,
+    /// A draw's commitment and, once drawn, its values (`None` for first come).
+    pub seal: Option<Box<DrawSeal>>,
+}
+
+impl Event {
+    /// When the draw was made, if it was.
+    pub fn drawn_at(&self) -> Option<DateTime<Utc>> {
+        self.seal.as_ref().and_then(|s| s.drawn_at)
+    }
 }
 
 impl Event {
@@ -348,12 +425,27 @@ pub struct Booking {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum BookOutcome {
-    Booked { booking: Booking },
-    AlreadyBooked { booking_id: String },
-    NotEligible { rule: String, detail: String },
+    Booked {
+        booking: Booking,
+    },
+    AlreadyBooked {
+        booking_id: String,
+    },
+    NotEligible {
+        rule: String,
+        detail: String,
+    },
     Full,
-    OutsideWindow { detail: String },
-    NotOpen { detail: String },
+    OutsideWindow {
+        detail: String,
+    },
+    NotOpen {
+        detail: String,
+    },
+    /// The event's places are drawn: apply instead.
+    ByDraw {
+        detail: String,
+    },
 }
 
 #[cfg(test)]

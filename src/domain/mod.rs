@@ -1,5 +1,6 @@
 //! Pure domain types and rules: no HTTP, no SQL, no clock.
 
+pub mod application;
 pub mod booking;
 pub mod calendar;
 pub mod checkin;

@@ -36,10 +36,12 @@ pub enum NoticeType {
     SiteReopened,
     MembershipApproved,
     MembershipRejected,
+    /// A draw was made and did not place the person (waiting, or not eligible).
+    DrawResult,
 }
 
 impl NoticeType {
-    pub const ALL: [NoticeType; 12] = [
+    pub const ALL: [NoticeType; 13] = [
         NoticeType::BookingConfirmed,
         NoticeType::WaitlistPromoted,
         NoticeType::SeatOffered,
@@ -52,6 +54,7 @@ impl NoticeType {
         NoticeType::SiteReopened,
         NoticeType::MembershipApproved,
         NoticeType::MembershipRejected,
+        NoticeType::DrawResult,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl NoticeType {
             NoticeType::SiteReopened => "site_reopened",
             NoticeType::MembershipApproved => "membership_approved",
             NoticeType::MembershipRejected => "membership_rejected",
+            NoticeType::DrawResult => "draw_result",
         }
     }
 
@@ -146,6 +150,18 @@ pub fn for_transition(t: &Transition, e: &Event) -> Option<Notice> {
         topic: Some(format!("{}-{}", e.id, t.booking)),
     };
     match (t.from, t.to, t.note) {
+        (BookingStatus::Waitlisted, BookingStatus::Offered, Some("drawn")) => {
+            let deadline = t.offer_expires_at?;
+            Some(notice(
+                NoticeType::SeatOffered,
+                format!(
+                    "抽签结果：您已中签「{title}」，请在{}前确认，逾期将顺延给下一位。",
+                    local(deadline)
+                ),
+                data(serde_json::json!({"offer_expires_at": deadline, "drawn": true})),
+                Some(deadline),
+            ))
+        }
         (BookingStatus::Waitlisted, BookingStatus::Confirmed, _) => Some(notice(
             NoticeType::WaitlistPromoted,
             format!(
@@ -202,6 +218,57 @@ pub fn booking_confirmed(user: UserId, booking: &str, e: &Event, at: DateTime<Ut
         data: serde_json::json!({"event_id": e.id.to_string(), "booking_id": booking}),
         expires_at: Some(e.draft.starts_at),
         topic: Some(format!("{}-{booking}", e.id)),
+    }
+}
+
+/// A draw placed the person on its waitlist: their rank and position.
+pub fn draw_waiting(
+    user: UserId,
+    application: &str,
+    e: &Event,
+    rank: u32,
+    position: u32,
+    at: DateTime<Utc>,
+) -> Notice {
+    Notice {
+        user,
+        at,
+        kind: NoticeType::DrawResult,
+        title: e.draft.title.clone(),
+        body: format!(
+            "抽签结果：「{}」未中签，您排在候补第{position}位；有名额空出将按顺序通知您。",
+            e.draft.title
+        ),
+        url: event_url(e),
+        data: serde_json::json!({"event_id": e.id.to_string(), "application_id": application,
+            "result": "waiting", "rank": rank, "waitlist_position": position}),
+        expires_at: Some(e.draft.starts_at),
+        topic: Some(format!("{}-{application}", e.id)),
+    }
+}
+
+/// The person was not eligible when the draw was made.
+pub fn draw_not_eligible(
+    user: UserId,
+    application: &str,
+    e: &Event,
+    why: &str,
+    at: DateTime<Utc>,
+) -> Notice {
+    Notice {
+        user,
+        at,
+        kind: NoticeType::DrawResult,
+        title: e.draft.title.clone(),
+        body: format!(
+            "「{}」抽签时您不符合报名条件（{why}），未参加抽签。",
+            e.draft.title
+        ),
+        url: event_url(e),
+        data: serde_json::json!({"event_id": e.id.to_string(), "application_id": application,
+            "result": "not_eligible"}),
+        expires_at: None,
+        topic: Some(format!("{}-{application}", e.id)),
     }
 }
 

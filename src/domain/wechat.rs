@@ -304,6 +304,7 @@ pub fn status_word(kind: NoticeType) -> &'static str {
         NoticeType::SiteReopened => "已开放",
         NoticeType::MembershipApproved => "已通过",
         NoticeType::MembershipRejected => "未通过",
+        NoticeType::DrawResult => "未中签",
     }
 }
 

@@ -57,6 +57,11 @@ impl JsonObject {
         }
     }
 
+    /// Is the field there (null or not)?
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
     /// A field that must be present and not null.
     pub fn required<T>(
         &self,

@@ -157,6 +157,9 @@ fn outcome_response(outcome: BookOutcome) -> Response {
         BookOutcome::NotOpen { detail } => {
             ApiError::unprocessable("status", detail).into_response()
         }
+        BookOutcome::ByDraw { detail } => {
+            ApiError::unprocessable("allocation", detail).into_response()
+        }
     }
 }
 

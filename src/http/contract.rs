@@ -33,6 +33,7 @@ fn id_prefix(path: &str) -> Option<&'static str> {
     [
         ("/v1/sites/", "s"),
         ("/v1/events/", "e"),
+        ("/v1/applications/", "a"),
         ("/v1/bookings/", "b"),
         ("/v1/memberships/", "m"),
         ("/v1/unions/", "u"),
@@ -234,6 +235,9 @@ fn body_schema(op: &str) -> Option<Value> {
                 "cancel_deadline": date_time(),
                 "waitlist": {"type": "boolean"},
                 "status": event_status,
+                "draw_at": date_time(),
+                "priority_groups": {"type": "array", "maxItems": crate::domain::draw::MAX_GROUPS, "items": {"$ref": "#/components/schemas/PriorityGroup"}},
+                "public_value": {"type": "string", "maxLength": 200, "description": "A draw's public value (a lottery result announced in advance); one line"},
             });
             if creating {
                 let more = json!({
@@ -245,6 +249,7 @@ fn body_schema(op: &str) -> Option<Value> {
                     "quotas": {"type": "array", "items": {"$ref": "#/components/schemas/Quota"}},
                     "eligibility": {"$ref": "#/components/schemas/Eligibility"},
                     "offer_hours": integer(1, 24 * 14),
+                    "allocation": {"$ref": "#/components/schemas/Allocation"},
                 });
                 props
                     .as_object_mut()
@@ -265,7 +270,7 @@ fn body_schema(op: &str) -> Option<Value> {
             };
             let mut v = obj(props, required);
             v["description"] = json!(
-                "Away from a site (no `site_id`, admins only) `lat`, `lon` and `venue_name` are required. Times must be in order (`booking_opens_at` <= `booking_closes_at` <= `starts_at` < `ends_at`), else 422 naming the field."
+                "Away from a site (no `site_id`, admins only) `lat`, `lon` and `venue_name` are required. Times must be in order (`booking_opens_at` <= `booking_closes_at` <= `starts_at` < `ends_at`), else 422 naming the field. A draw (`allocation: draw`) needs `draw_at` (at or after `booking_closes_at`, before `starts_at`); `priority_groups`, `public_value` and `offer_hours` (default 48) are optional. Only a draw has `draw_at`, `priority_groups` and `public_value`; the window, `draw_at` and the groups are fixed once anyone has applied, and nothing of a draw changes once it is made (422 naming the field)."
             );
             v
         }

@@ -20,9 +20,13 @@ use super::params::{self, Params};
 use super::sites::out_coords;
 use crate::domain::booking::EventPatch;
 use crate::domain::coords::{Crs, LatLon, haversine_m, to_wgs84};
+use crate::domain::draw::{self, PriorityGroup};
 use crate::domain::event::{
-    Eligibility, Event, EventDraft, EventId, EventKind, EventStatus, Quota,
+    Allocation, DrawPlan, Eligibility, Event, EventDraft, EventId, EventKind, EventStatus, Quota,
 };
+
+/// A draw's `offer_hours` when the manager gives none.
+pub const DRAW_OFFER_HOURS: u32 = 48;
 use crate::domain::site::SiteId;
 use crate::domain::user::{Role, User};
 use crate::error::{ApiError, Problem};
@@ -62,6 +66,19 @@ pub struct EventDoc {
     pub quotas: Vec<Quota>,
     pub eligibility: Eligibility,
     pub offer_hours: Option<u32>,
+    /// `first_come` (book) or `draw` (apply in the booking window; one draw
+    /// at `draw_at`; `GET /v1/events/{id}/draw` is its public record).
+    pub allocation: Allocation,
+    /// A draw: when it runs.
+    pub draw_at: Option<DateTime<Utc>>,
+    /// A draw: in order; a person belongs to the first whose condition they meet.
+    pub priority_groups: Option<Vec<PriorityGroup>>,
+    /// A draw: the public value mixed into the seed (empty if none).
+    pub public_value: Option<String>,
+    /// A draw: `hex(SHA-256(S))`, published before anyone applies.
+    pub seed_commitment: Option<String>,
+    /// A draw: when it was made (`null` until then).
+    pub drawn_at: Option<DateTime<Utc>>,
 }
 
 pub fn event_doc(e: &Event, crs: Crs, distance_m: Option<f64>) -> EventDoc {
@@ -90,7 +107,36 @@ pub fn event_doc(e: &Event, crs: Crs, distance_m: Option<f64>) -> EventDoc {
         quotas: d.quotas.clone(),
         eligibility: d.eligibility.clone(),
         offer_hours: d.offer_hours,
+        allocation: d.allocation(),
+        draw_at: d.draw.as_ref().map(|p| p.draw_at),
+        priority_groups: d.draw.as_ref().map(|p| p.priority_groups.clone()),
+        public_value: d.draw.as_ref().map(|p| p.public_value.clone()),
+        seed_commitment: e.seal.as_ref().map(|s| s.seed_commitment.clone()),
+        drawn_at: e.drawn_at(),
     }
+}
+
+/// A draw's priority groups from a body, each checked (the field named
+/// `priority_groups[i].name`).
+fn priority_groups(v: &Value) -> Result<Vec<PriorityGroup>, String> {
+    json_of(v)
+}
+
+fn checked_groups(obj: &JsonObject) -> Result<Option<Vec<PriorityGroup>>, ApiError> {
+    let groups = obj.optional("priority_groups", priority_groups)?;
+    if let Some(g) = &groups {
+        draw::check_groups(g).map_err(|(field, why)| ApiError::unprocessable(field, why))?;
+    }
+    Ok(groups)
+}
+
+/// A draw's public value: one line of at most 200 characters.
+fn public_value(v: &Value) -> Result<String, String> {
+    let s = v.as_str().ok_or("expected a string")?;
+    if s.chars().count() > 200 || s.chars().any(char::is_control) {
+        return Err("at most 200 characters on one line".into());
+    }
+    Ok(s.to_owned())
 }
 
 fn rfc3339(v: &Value) -> Result<DateTime<Utc>, String> {
@@ -167,7 +213,36 @@ pub async fn new_event(
         "quotas",
         "eligibility",
         "offer_hours",
+        "allocation",
+        "draw_at",
+        "priority_groups",
+        "public_value",
     ])?;
+    let allocation = obj
+        .optional("allocation", body::parsed::<Allocation>)?
+        .unwrap_or_default();
+    let draw = match allocation {
+        Allocation::FirstCome => {
+            for field in ["draw_at", "priority_groups", "public_value"] {
+                if obj.has(field) {
+                    return Err(ApiError::unprocessable(
+                        field,
+                        "only a draw has this (allocation: draw)",
+                    ));
+                }
+            }
+            None
+        }
+        Allocation::Draw => Some(Box::new(DrawPlan {
+            draw_at: obj.optional("draw_at", rfc3339)?.ok_or_else(|| {
+                ApiError::unprocessable("draw_at", "a draw needs the time it runs")
+            })?,
+            priority_groups: checked_groups(obj)?.unwrap_or_default(),
+            public_value: obj
+                .optional("public_value", public_value)?
+                .unwrap_or_default(),
+        })),
+    };
     let (lat, lon, venue_name) = match site_id {
         Some(s) => {
             let site = state
@@ -223,7 +298,10 @@ pub async fn new_event(
         eligibility: obj.optional("eligibility", json_of)?.unwrap_or_default(),
         offer_hours: obj
             .optional("offer_hours", body::int_in(1, 24 * 14))?
-            .map(|h| h as u32),
+            .map(|h| h as u32)
+            // A draw's winners are offered their places: two days unless said.
+            .or(draw.as_ref().map(|_| DRAW_OFFER_HOURS)),
+        draw,
     };
     draft
         .validate()
@@ -395,6 +473,9 @@ pub async fn edit_event(
         "cancel_deadline",
         "waitlist",
         "status",
+        "draw_at",
+        "priority_groups",
+        "public_value",
     ])?;
     // Every field is parsed before anything is written: a bad one changes nothing.
     let patch = EventPatch {
@@ -410,6 +491,9 @@ pub async fn edit_event(
         cancel_deadline: obj.optional("cancel_deadline", rfc3339)?,
         waitlist: obj.optional("waitlist", body::boolean)?,
         status: obj.optional("status", body::parsed::<EventStatus>)?,
+        draw_at: obj.optional("draw_at", rfc3339)?,
+        priority_groups: checked_groups(obj)?,
+        public_value: obj.optional("public_value", public_value)?,
     };
     Ok(state
         .writer

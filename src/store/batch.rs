@@ -306,7 +306,9 @@ impl Batch {
                 }
                 Effect::Notify(n) => self.pending.notices.push(n),
                 // A booking attempt never moves or reminds anyone.
-                e @ (Effect::Transition(_) | Effect::Reminded { .. }) => {
+                e @ (Effect::Transition(_)
+                | Effect::Reminded { .. }
+                | Effect::PutApplication(_)) => {
                     return Ok(Err(StoreError::Corrupt(format!("a booking decided {e:?}"))));
                 }
             }

@@ -15,12 +15,17 @@ use chrono::{DateTime, Utc};
 
 use super::writer::Writer;
 use super::{OTP_REQUEST_MEMORY, OtpRequester, Store, StoreError, WriteTx};
+use crate::domain::application::{
+    self, Applicant, ApplicationId, ApplicationRecord, ApplyOutcome, ApplySnapshot, DrawOutcome,
+    DrawSnapshot,
+};
 use crate::domain::booking::{
     self, BookingRecord, Cancelled, Canceller, CheckIn, Decision, Effect, EventPatch, EventState,
 };
 use crate::domain::event::{BookOutcome, BookingId, BookingStatus, Event, EventId};
+use crate::domain::idempotency::{self, IdempotencyRecord, Replay};
 use crate::domain::otp::{self, OtpCheck, StoredCode};
-use crate::domain::user::{Phone, User};
+use crate::domain::user::{Phone, User, UserId};
 
 /// A booking attempt.
 #[derive(Debug, Clone, Copy)]
@@ -76,11 +81,17 @@ async fn event_state(
         Scope::One(id) => tx.booking(id).await?.into_iter().collect(),
         Scope::Statuses(s) => tx.bookings_of(event, s).await?,
     };
+    let applied = if ev.draft.draw.is_some() {
+        tx.applied(event).await?
+    } else {
+        0
+    };
     Ok(EventState {
         held: tx.held_counts(event).await?,
         waitlist: tx.waitlist(event).await?,
         event: ev,
         bookings,
+        applied,
     })
 }
 
@@ -126,6 +137,37 @@ pub enum Command {
         patch: Box<EventPatch>,
         at: DateTime<Utc>,
     },
+    /// Apply for a draw (an [`ApplyRequest`]).
+    Apply(Box<ApplyCommand>),
+    /// Withdraw an application, by `user` (its holder).
+    Withdraw {
+        id: ApplicationId,
+        user: UserId,
+        at: DateTime<Utc>,
+    },
+    /// Make `event`'s draw if it is due and not made.
+    Draw {
+        event: EventId,
+        at: DateTime<Utc>,
+    },
+}
+
+/// An application, owned.
+#[derive(Debug, Clone)]
+pub struct ApplyCommand {
+    pub user: User,
+    pub event: EventId,
+    pub key: Option<String>,
+    pub request_hash: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What an application came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub outcome: ApplyOutcome,
+    /// The answer is a replay of the first request with this key.
+    pub replayed: bool,
 }
 
 /// A booking attempt, owned ([`BookRequest`] borrows).
@@ -160,7 +202,9 @@ impl Command {
             | Command::MarkNoShows { event, .. }
             | Command::Remind { event, .. } => Some(*event),
             Command::EditEvent { id, .. } => Some(*id),
-            Command::Cancel { .. } | Command::Accept { .. } => None,
+            Command::Apply(a) => Some(a.event),
+            Command::Draw { event, .. } => Some(*event),
+            Command::Cancel { .. } | Command::Accept { .. } | Command::Withdraw { .. } => None,
         }
     }
 }
@@ -177,6 +221,10 @@ pub enum Answer {
     Count(u32),
     /// The event as edited.
     Event(Event),
+    Applied(Applied),
+    /// The application as it now is (withdrawn).
+    Application(ApplicationRecord),
+    Drawn(DrawOutcome),
 }
 
 /// Decide a command other than a booking on the snapshot read through `tx`:
@@ -248,7 +296,132 @@ pub(crate) async fn decide(
             .await?;
             done(booking::edit_event(state, patch, at)?, Answer::Event)
         }
+        Command::Apply(c) => return apply(tx, c).await,
+        Command::Withdraw { id, user, at } => {
+            let at = super::micros(*at);
+            let a = tx.application_in(*id).await?.ok_or(StoreError::NotFound)?;
+            if a.user != *user {
+                return Err(StoreError::NotFound);
+            }
+            let ev = tx.lock_event(a.event).await?.ok_or(StoreError::NotFound)?;
+            done(application::withdraw(&ev, a, at)?, Answer::Application)
+        }
+        Command::Draw { event, at } => {
+            let at = super::micros(*at);
+            let state = event_state(tx, *event, Scope::Statuses(&[])).await?;
+            if state.event.drawn_at().is_some() || state.event.draft.draw.is_none() {
+                // Made already (another node got there first): read no more.
+                return Ok((Answer::Drawn(DrawOutcome::AlreadyDrawn), vec![]));
+            }
+            let secret = tx
+                .draw_secret(*event)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("draw event {event} has no secret")))?;
+            let secret = unhex(&secret)
+                .ok_or_else(|| StoreError::Corrupt(format!("draw event {event}'s secret")))?;
+            let d = &state.event.draft;
+            let groups = &d.draw.as_ref().expect("checked").priority_groups;
+            let need_member =
+                d.eligibility.union_members_only || groups.iter().any(|g| g.union_member.is_some());
+            let (from, to) = booking::trip_year(d.starts_at);
+            let (kind, need_trips) = (d.kind, d.eligibility.max_per_year.is_some());
+            let mut applicants = Vec::new();
+            for (a, user) in tx.applicants_in(*event).await? {
+                let member = need_member && tx.active_membership(user.id).await?.is_some();
+                let trips = if need_trips {
+                    tx.seats_held_in(user.id, kind, from, to).await?
+                } else {
+                    0
+                };
+                applicants.push(Applicant {
+                    application: a,
+                    user,
+                    member,
+                    trips_this_year: trips,
+                });
+            }
+            let snapshot = DrawSnapshot {
+                state,
+                secret,
+                applicants,
+            };
+            done(
+                application::run_draw(snapshot, BookingId::random, at),
+                Answer::Drawn,
+            )
+        }
     })
+}
+
+/// `S` from its hex.
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    bytes.try_into().ok()
+}
+
+/// Decide an application: a keyed retry replays the first answer.
+async fn apply(
+    tx: &mut Box<dyn WriteTx>,
+    c: &ApplyCommand,
+) -> Result<(Answer, Vec<Effect>), StoreError> {
+    let at = super::micros(c.at);
+    if let Some(key) = &c.key {
+        let found = tx.idempotencies(&[(c.user.id, key.clone())]).await?;
+        match idempotency::judge(found.first().map(|(_, _, r)| r), &c.request_hash, at) {
+            Replay::Fresh => {}
+            Replay::Answer(body) => {
+                let outcome = serde_json::from_str(body)
+                    .map_err(|e| StoreError::Corrupt(format!("a stored answer: {e}")))?;
+                return Ok((
+                    Answer::Applied(Applied {
+                        outcome,
+                        replayed: true,
+                    }),
+                    vec![],
+                ));
+            }
+            Replay::KeyReuse => return Err(StoreError::KeyReuse),
+        }
+    }
+    let event = tx.lock_event(c.event).await?.ok_or(StoreError::NotFound)?;
+    let d = &event.draft;
+    let membership = if d.eligibility.union_members_only {
+        tx.active_membership(c.user.id).await?
+    } else {
+        None
+    };
+    let trips_this_year = if d.eligibility.max_per_year.is_some() {
+        let (from, to) = booking::trip_year(d.starts_at);
+        tx.seats_held_in(c.user.id, d.kind, from, to).await?
+    } else {
+        0
+    };
+    let snapshot = ApplySnapshot {
+        mine: tx.application_of(c.event, c.user.id).await?,
+        event,
+        membership,
+        trips_this_year,
+    };
+    let d = application::apply(&snapshot, &c.user, ApplicationId::random(), at);
+    if let Some(key) = &c.key {
+        let record = IdempotencyRecord {
+            request_hash: c.request_hash.clone(),
+            body: serde_json::to_string(&d.outcome).expect("an outcome serializes"),
+            created_at: at,
+        };
+        tx.put_idempotencies(&[(c.user.id, key.clone(), record)])
+            .await?;
+    }
+    Ok((
+        Answer::Applied(Applied {
+            outcome: d.outcome,
+            replayed: false,
+        }),
+        d.effects,
+    ))
 }
 
 /// The answer of the kind a command gives, or a corrupt-answer error.
@@ -341,6 +514,29 @@ pub trait Commands: Sync {
             self.run_command(Command::Remind { event, lead, at }).await,
             Count
         )
+    }
+
+    /// Apply for a draw; a keyed retry within 24 h gets the first answer back.
+    async fn apply(&self, c: ApplyCommand) -> Result<Applied, StoreError> {
+        expect_answer!(self.run_command(Command::Apply(Box::new(c))).await, Applied)
+    }
+
+    /// Withdraw `user`'s application `id` before the window closes.
+    async fn withdraw(
+        &self,
+        id: ApplicationId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<ApplicationRecord, StoreError> {
+        expect_answer!(
+            self.run_command(Command::Withdraw { id, user, at }).await,
+            Application
+        )
+    }
+
+    /// Make `event`'s draw if due; exactly once, whichever node asks.
+    async fn draw(&self, event: EventId, at: DateTime<Utc>) -> Result<DrawOutcome, StoreError> {
+        expect_answer!(self.run_command(Command::Draw { event, at }).await, Drawn)
     }
 
     /// Edit an event, all or nothing (see [`booking::edit_event`]).

@@ -14,6 +14,7 @@
 
 pub mod batch;
 pub mod commands;
+pub mod draws;
 pub mod holidays;
 pub mod postgres;
 mod postgres_events;
@@ -51,7 +52,7 @@ use crate::domain::site::{Adcode, Site, SiteDraft, SiteId, SiteRecord};
 use crate::domain::union::{self, MembershipId, MembershipRecord, Union, UnionId};
 use crate::domain::user::{Phone, Profile, Role, User, UserId};
 
-pub use commands::{BookRequest, Booked, Commands, OtpRequest};
+pub use commands::{Applied, ApplyCommand, BookRequest, Booked, Commands, OtpRequest};
 pub use writer::{QueueBounds, Writer};
 
 /// A driver's error, kept for the log but not part of the contract.
@@ -694,6 +695,7 @@ pub trait Store:
     + UnionStore
     + SmsStore
     + wechat::WechatStore
+    + draws::DrawStore
 {
     /// Cheap liveness probe of the database.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -714,7 +716,7 @@ pub trait Store:
 /// The primitives of one write transaction: what a backend implements so the
 /// [`commands`] run on it. None of them knows a rule.
 #[async_trait]
-pub trait WriteTx: Send {
+pub trait WriteTx: draws::DrawTx + Send {
     // --- events and bookings -------------------------------------------------
     /// Read an event and hold it against concurrent commands until commit
     /// (PostgreSQL: `FOR UPDATE`; SQLite: the write lock is already held).

@@ -1037,3 +1037,5 @@ async fn warn_if_not_durable(pool: &PgPool) -> Result<(), StoreError> {
 
 super::sms::sms_store!(PgStore, super::micros);
 super::wechat::wechat_store!(PgStore);
+super::draws::draw_store!(PgStore, USER_SELECT, user_from_row, super::micros);
+super::draws::draw_tx!(super::postgres_events::PgTx, USER_SELECT, user_from_row);

@@ -31,7 +31,7 @@ use crate::domain::site::{Adcode, SiteId};
 use crate::domain::union::{self, MembershipId, MembershipRecord, Union, UnionId};
 use crate::domain::user::{Phone, UserId};
 
-const EVENT_FIELDS: [&str; 23] = [
+const EVENT_FIELDS: [&str; 26] = [
     "id",
     "kind",
     "site_id",
@@ -55,6 +55,9 @@ const EVENT_FIELDS: [&str; 23] = [
     "version",
     "updated_at",
     "settled_at",
+    "draw_at",
+    "drawn_at",
+    "draw",
 ];
 const BOOKING_COLUMNS: &str = "b.id, b.event_id, b.user_id, b.status, b.quota, b.waitlist_seq, \
      b.offer_expires_at, b.checked_in_at, b.created_at, b.updated_at";
@@ -68,7 +71,7 @@ fn event_columns(alias: &str, prefix: &str) -> String {
     EVENT_FIELDS
         .iter()
         .map(|c| match *c {
-            "quotas" | "eligibility" => format!("{alias}.{c}::text AS {prefix}{c}"),
+            "quotas" | "eligibility" | "draw" => format!("{alias}.{c}::text AS {prefix}{c}"),
             _ => format!("{alias}.{c} AS {prefix}{c}"),
         })
         .collect::<Vec<_>>()
@@ -86,6 +89,11 @@ fn event_from_row(r: &PgRow, prefix: &str) -> Result<Event, StoreError> {
     let capacity: i32 = r.try_get(col("capacity").as_str())?;
     let held: i32 = r.try_get(col("held").as_str())?;
     let offer_hours: Option<i32> = r.try_get(col("offer_hours").as_str())?;
+    let (draw, seal) = super::draws::draw_from(
+        r.try_get(col("draw_at").as_str())?,
+        r.try_get(col("drawn_at").as_str())?,
+        r.try_get(col("draw").as_str())?,
+    )?;
     Ok(Event {
         id: EventId::from_i64(id).ok_or_else(|| corrupt("event id", id))?,
         draft: EventDraft {
@@ -108,11 +116,13 @@ fn event_from_row(r: &PgRow, prefix: &str) -> Result<Event, StoreError> {
             eligibility: serde_json::from_str(&eligibility)
                 .map_err(|e| corrupt("eligibility", e))?,
             offer_hours: offer_hours.map(|h| h as u32),
+            draw,
         },
         held: held as u32,
         version: r.try_get(col("version").as_str())?,
         updated_at: r.try_get(col("updated_at").as_str())?,
         settled_at: r.try_get(col("settled_at").as_str())?,
+        seal,
     })
 }
 
@@ -154,12 +164,14 @@ impl EventStore for PgStore {
         actor: Option<UserId>,
         at: DateTime<Utc>,
     ) -> Result<Event, StoreError> {
+        let (secret, seal) = super::draws::new_secret(&d);
         let sql = format!(
             "INSERT INTO events (id, kind, site_id, venue_name, lat, lon, title, description, \
              starts_at, ends_at, capacity, booking_opens_at, booking_closes_at, cancel_deadline, \
              waitlist, status, quotas, eligibility, offer_hours, held, version, updated_at, \
-             settled_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17::jsonb, $18::jsonb, $19, 0, 1, $20, NULL, $21) RETURNING {}",
+             settled_at, created_by, draw_at, draw, draw_secret) VALUES ($1, $2, $3, $4, $5, $6, \
+             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18::jsonb, $19, 0, 1, $20, \
+             NULL, $21, $22, $23::jsonb, $24) RETURNING {}",
             event_columns("events", "")
         );
         let row = sqlx::query(AssertSqlSafe(sql))
@@ -184,6 +196,9 @@ impl EventStore for PgStore {
             .bind(d.offer_hours.map(|h| h as i32))
             .bind(super::micros(at))
             .bind(actor)
+            .bind(d.draw.as_ref().map(|p| p.draw_at))
+            .bind(super::draws::draw_json(&d, seal.as_ref()))
+            .bind(secret)
             .fetch_one(self.pool())
             .await?;
         event_from_row(&row, "")
@@ -565,6 +580,9 @@ impl WriteTx for PgTx {
             match effect {
                 Effect::Insert(b) => self.insert_bookings(std::slice::from_ref(b)).await?,
                 Effect::Transition(t) => self.transition(t).await?,
+                Effect::PutApplication(a) => {
+                    super::draws::DrawTx::put_application(self, a).await?;
+                }
                 Effect::SaveEvent(e) => {
                     let d = &e.draft;
                     sqlx::query(
@@ -572,7 +590,8 @@ impl WriteTx for PgTx {
                          ends_at = $4, capacity = $5, booking_opens_at = $6, \
                          booking_closes_at = $7, cancel_deadline = $8, waitlist = $9, \
                          status = $10, held = $11, version = $12, updated_at = $13, \
-                         settled_at = $14 WHERE id = $15",
+                         settled_at = $14, draw_at = $16, drawn_at = $17, draw = $18::jsonb \
+                         WHERE id = $15",
                     )
                     .bind(d.title.clone())
                     .bind(d.description.clone())
@@ -589,6 +608,9 @@ impl WriteTx for PgTx {
                     .bind(e.updated_at)
                     .bind(e.settled_at)
                     .bind(e.id.as_i64())
+                    .bind(d.draw.as_ref().map(|p| p.draw_at))
+                    .bind(e.drawn_at())
+                    .bind(super::draws::draw_json(d, e.seal.as_deref()))
                     .execute(&mut *self.0)
                     .await?;
                 }

@@ -28,7 +28,7 @@ use crate::domain::user::{Phone, UserId};
 
 const EVENT_COLUMNS: &str = "id, kind, site_id, venue_name, lat, lon, title, description, starts_at, \
      ends_at, capacity, booking_opens_at, booking_closes_at, cancel_deadline, waitlist, status, quotas, \
-     eligibility, offer_hours, held, version, updated_at, settled_at";
+     eligibility, offer_hours, held, version, updated_at, settled_at, draw_at, drawn_at, draw";
 const BOOKING_COLUMNS: &str = "id, event_id, user_id, status, quota, waitlist_seq, offer_expires_at, \
      checked_in_at, created_at, updated_at";
 /// Statuses that hold a seat, as SQL.
@@ -59,6 +59,11 @@ fn event_from_row<R: Columns>(r: &R) -> Result<Event, StoreError> {
     let held: i64 = r.col("held")?;
     let offer_hours: Option<i64> = r.col("offer_hours")?;
     let waitlist: i64 = r.col("waitlist")?;
+    let (draw, seal) = super::draws::draw_from(
+        opt_time(r, "draw_at")?,
+        opt_time(r, "drawn_at")?,
+        r.col("draw")?,
+    )?;
     Ok(Event {
         id: EventId::from_i64(id).ok_or_else(|| corrupt("event id", id))?,
         draft: EventDraft {
@@ -81,11 +86,13 @@ fn event_from_row<R: Columns>(r: &R) -> Result<Event, StoreError> {
             eligibility: serde_json::from_str(&eligibility)
                 .map_err(|e| corrupt("eligibility", e))?,
             offer_hours: offer_hours.map(|h| h as u32),
+            draw,
         },
         held: held as u32,
         version: r.col("version")?,
         updated_at: time(r, "updated_at")?,
         settled_at: opt_time(r, "settled_at")?,
+        seal,
     })
 }
 
@@ -141,10 +148,11 @@ impl EventStore for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<Event, StoreError> {
         let id = EventId::random();
+        let (secret, seal) = super::draws::new_secret(&d);
         let mut tx = self.write_tx().await?;
         let sql = format!(
-            "INSERT INTO events ({EVENT_COLUMNS}, created_by) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, NULL, ?)"
+            "INSERT INTO events ({EVENT_COLUMNS}, created_by, draw_secret) VALUES \
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, NULL, ?, NULL, ?, ?, ?)"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.as_i64())
@@ -167,7 +175,10 @@ impl EventStore for SqliteStore {
             .bind(serde_json::to_string(&d.eligibility).expect("eligibility serializes"))
             .bind(d.offer_hours.map(i64::from))
             .bind(fmt_time(super::micros(at)))
+            .bind(d.draw.as_ref().map(|p| fmt_time(p.draw_at)))
+            .bind(super::draws::draw_json(&d, seal.as_ref()))
             .bind(actor)
+            .bind(secret)
             .execute(&mut *tx)
             .await?;
         let event = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
@@ -606,6 +617,9 @@ impl WriteTx for SqliteTx {
             match effect {
                 Effect::Insert(b) => self.insert_bookings(std::slice::from_ref(b)).await?,
                 Effect::Transition(t) => self.transition(t).await?,
+                Effect::PutApplication(a) => {
+                    super::draws::DrawTx::put_application(self, a).await?;
+                }
                 Effect::Notify(n) => {
                     super::sqlite_notify::insert_notice(&mut self.0, n).await?;
                 }
@@ -628,8 +642,8 @@ impl WriteTx for SqliteTx {
                     sqlx::query(
                         "UPDATE events SET title = ?, description = ?, starts_at = ?, ends_at = ?, \
                          capacity = ?, booking_opens_at = ?, booking_closes_at = ?, cancel_deadline = ?, \
-                         waitlist = ?, status = ?, held = ?, version = ?, updated_at = ?, settled_at = ? \
-                         WHERE id = ?",
+                         waitlist = ?, status = ?, held = ?, version = ?, updated_at = ?, settled_at = ?, \
+                         draw_at = ?, drawn_at = ?, draw = ? WHERE id = ?",
                     )
                     .bind(d.title.clone())
                     .bind(d.description.clone())
@@ -645,6 +659,9 @@ impl WriteTx for SqliteTx {
                     .bind(e.version)
                     .bind(fmt_time(e.updated_at))
                     .bind(e.settled_at.map(fmt_time))
+                    .bind(d.draw.as_ref().map(|p| fmt_time(p.draw_at)))
+                    .bind(e.drawn_at().map(fmt_time))
+                    .bind(super::draws::draw_json(d, e.seal.as_deref()))
                     .bind(e.id.as_i64())
                     .execute(&mut *self.0)
                     .await?;

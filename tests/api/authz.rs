@@ -83,6 +83,9 @@ const BOOKING_W: [Class; 9] = [U, A, F, A, F, F, F, F, A];
 const ONLY_W: [Class; 9] = [U, A, F, F, F, F, F, F, F];
 /// W's membership: its member, its union's admins, admins.
 const MEMBERSHIP_W: [Class; 9] = [U, A, F, F, F, A, A, F, A];
+/// W's application to a draw at A: its holder, the event's site managers and
+/// admins; anyone else is told it does not exist.
+const APPLICATION_W: [Class; 9] = [U, A, H, A, H, H, H, H, A];
 /// W's private things, addressed by id: anyone else is told it does not exist.
 const HIDDEN_BUT_W: [Class; 9] = [U, A, H, H, H, H, H, H, H];
 
@@ -100,6 +103,10 @@ enum Res {
     BookingW,
     /// W's booking on a second event at A (cancelled by its row).
     BookingW2,
+    /// A draw event at A.
+    DrawA,
+    /// W's application to it.
+    ApplicationW,
     MembershipW,
     UnionU,
     UnionV,
@@ -118,6 +125,8 @@ struct World {
     event_b: String,
     booking_w: String,
     booking_w2: String,
+    draw_a: String,
+    application_w: String,
     checkin_code_w: String,
     membership_w: String,
     union_u: String,
@@ -141,6 +150,8 @@ impl World {
             Res::EventB => self.event_b.clone(),
             Res::BookingW => self.booking_w.clone(),
             Res::BookingW2 => self.booking_w2.clone(),
+            Res::DrawA => self.draw_a.clone(),
+            Res::ApplicationW => self.application_w.clone(),
             Res::MembershipW => self.membership_w.clone(),
             Res::UnionU => self.union_u.clone(),
             Res::UnionV => self.union_v.clone(),
@@ -412,6 +423,30 @@ fn table() -> Vec<Row> {
             none,
             BOOKING_W,
         ),
+        // Draws: anyone signed in applies; the record is public.
+        row(
+            M::POST,
+            "/v1/events/{id}/applications",
+            Res::DrawA,
+            none,
+            SIGNED_IN,
+        ),
+        row(M::GET, "/v1/events/{id}/draw", Res::DrawA, none, PUBLIC),
+        row(M::GET, "/v1/me/applications", Res::None, none, SIGNED_IN),
+        row(
+            M::GET,
+            "/v1/applications/{id}",
+            Res::ApplicationW,
+            none,
+            APPLICATION_W,
+        ),
+        row(
+            M::DELETE,
+            "/v1/applications/{id}",
+            Res::ApplicationW,
+            none,
+            HIDDEN_BUT_W,
+        ),
         // Unions: creating is an admin's; running one is its admins'.
         row(M::POST, "/v1/unions", Res::None, empty, ADMIN_ONLY),
         row(M::PATCH, "/v1/unions/{id}", Res::UnionU, empty, UNION_U),
@@ -640,6 +675,28 @@ async fn world(app: &TestApp) -> World {
     let (status, booking) = book(app, &event_a2, &w, "w-a2").await;
     assert_eq!(status, 201, "{booking}");
     let booking_w2 = booking["id"].as_str().unwrap().to_owned();
+    let now = app.clock_now();
+    let draw_a = make_event(
+        app,
+        &admin,
+        &site_a,
+        json!({"quotas": [], "allocation": "draw",
+               "booking_closes_at": (now + chrono::Duration::days(1)).to_rfc3339(),
+               "draw_at": (now + chrono::Duration::days(2)).to_rfc3339()}),
+    )
+    .await;
+    let a = ok_json(
+        call(
+            Method::POST,
+            format!("/v1/events/{draw_a}/applications"),
+            &w,
+            None,
+        )
+        .await,
+        201,
+    )
+    .await;
+    let application_w = a["id"].as_str().unwrap().to_owned();
 
     let inbox = ok_json(
         call(Method::GET, "/v1/me/notifications".into(), &w, None).await,
@@ -710,6 +767,8 @@ async fn world(app: &TestApp) -> World {
         event_b,
         booking_w,
         booking_w2,
+        draw_a,
+        application_w,
         checkin_code_w,
         membership_w,
         union_u,

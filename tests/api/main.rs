@@ -4,6 +4,7 @@ mod accounts;
 mod authz;
 mod clusters;
 mod console;
+mod draws;
 mod events;
 mod feed;
 mod helpers;
