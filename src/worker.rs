@@ -30,6 +30,8 @@ const BATCH: i64 = 500;
 pub struct PassReport {
     /// Draws made (issue 26).
     pub draws: u32,
+    /// Draws that failed (rolled back whole, tried again next pass).
+    pub draws_failed: u32,
     pub offers_lapsed: u32,
     pub no_shows: u32,
     pub events_settled: u32,
@@ -79,15 +81,23 @@ impl Worker {
         let now = self.clock.now();
         let mut report = PassReport::default();
         // Draws first: their offers are then due like any other.
+        // A draw that fails is rolled back whole and tried again next pass;
+        // it does not hold up the other jobs.
         for event in self.store.draws_due(now).await? {
-            if let DrawOutcome::Drawn {
-                entrants,
-                offered,
-                not_eligible,
-            } = self.writer.draw(event, now).await?
-            {
-                tracing::info!(event = %event, entrants, offered, not_eligible, "draw made");
-                report.draws += 1;
+            match self.writer.draw(event, now).await {
+                Ok(DrawOutcome::Drawn {
+                    entrants,
+                    offered,
+                    not_eligible,
+                }) => {
+                    tracing::info!(event = %event, entrants, offered, not_eligible, "draw made");
+                    report.draws += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(event = %event, error = %e, "the draw failed; nothing of it was written");
+                    report.draws_failed += 1;
+                }
             }
         }
         for event in self.store.events_with_lapsed_offers(now, BATCH).await? {

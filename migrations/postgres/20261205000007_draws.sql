@@ -15,7 +15,7 @@ CREATE TABLE applications (
     id             bigint PRIMARY KEY,             -- ApplicationId: random 60-bit
     event_id       bigint NOT NULL REFERENCES events (id),
     user_id        bigint NOT NULL REFERENCES users (id),
-    state          text NOT NULL CHECK (state IN ('applied', 'withdrawn', 'drawn', 'not_eligible')),
+    state          text NOT NULL CHECK (state IN ('applied', 'withdrawn', 'drawn', 'not_eligible', 'cancelled')),
     priority_group text,                           -- the group's name at the draw (NULL: none)
     draw_rank      bigint,                         -- 1-based place in the drawn order
     booking_id     bigint REFERENCES bookings (id),

@@ -15,7 +15,7 @@ CREATE TABLE applications (
     id             INTEGER PRIMARY KEY,            -- ApplicationId: random 60-bit
     event_id       INTEGER NOT NULL REFERENCES events (id),
     user_id        INTEGER NOT NULL REFERENCES users (id),
-    state          TEXT NOT NULL CHECK (state IN ('applied', 'withdrawn', 'drawn', 'not_eligible')),
+    state          TEXT NOT NULL CHECK (state IN ('applied', 'withdrawn', 'drawn', 'not_eligible', 'cancelled')),
     priority_group TEXT,                           -- the group's name at the draw (NULL: none)
     draw_rank      INTEGER,                        -- 1-based place in the drawn order
     booking_id     INTEGER REFERENCES bookings (id),

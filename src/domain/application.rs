@@ -45,6 +45,8 @@ pub enum ApplicationState {
     Drawn,
     /// Not eligible when the draw was made (`refusal` names the rule).
     NotEligible,
+    /// The event was cancelled before its draw.
+    Cancelled,
 }
 
 impl ApplicationState {
@@ -54,6 +56,7 @@ impl ApplicationState {
             ApplicationState::Withdrawn => "withdrawn",
             ApplicationState::Drawn => "drawn",
             ApplicationState::NotEligible => "not_eligible",
+            ApplicationState::Cancelled => "cancelled",
         }
     }
 }
@@ -66,6 +69,7 @@ impl std::str::FromStr for ApplicationState {
             ApplicationState::Withdrawn,
             ApplicationState::Drawn,
             ApplicationState::NotEligible,
+            ApplicationState::Cancelled,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
@@ -108,7 +112,8 @@ pub enum ApplicationStatus {
     Withdrawn,
     /// Not eligible at the draw (`not_eligible_rule` names the rule).
     NotEligible,
-    /// Drawn, then declined, lapsed or cancelled.
+    /// Drawn, then declined, lapsed or cancelled; or the event was
+    /// cancelled before its draw.
     Cancelled,
 }
 
@@ -143,6 +148,7 @@ impl ApplicationRecord {
             (ApplicationState::Applied, _) => ApplicationStatus::Applied,
             (ApplicationState::Withdrawn, _) => ApplicationStatus::Withdrawn,
             (ApplicationState::NotEligible, _) => ApplicationStatus::NotEligible,
+            (ApplicationState::Cancelled, _) => ApplicationStatus::Cancelled,
             (ApplicationState::Drawn, Some(BookingStatus::Offered)) => ApplicationStatus::Offered,
             (ApplicationState::Drawn, Some(BookingStatus::Waitlisted)) => {
                 ApplicationStatus::Waiting
@@ -301,6 +307,9 @@ pub fn withdraw(
             });
         }
         ApplicationState::Applied => {}
+        ApplicationState::Cancelled => {
+            return Err(Refused::WrongState("the event was cancelled".into()));
+        }
         ApplicationState::Drawn | ApplicationState::NotEligible => {
             return Err(Refused::WrongState(
                 "the draw was made: cancel the booking it made instead".into(),
@@ -325,6 +334,15 @@ pub fn withdraw(
         outcome: after.clone(),
         effects: vec![Effect::PutApplication(after)],
     })
+}
+
+/// Application `a` of an event cancelled before its draw.
+pub fn cancelled(a: ApplicationRecord, now: DateTime<Utc>) -> ApplicationRecord {
+    ApplicationRecord {
+        state: ApplicationState::Cancelled,
+        updated_at: now,
+        ..a
+    }
 }
 
 /// One application as the draw sees it, with what yizhan knows of the person.
@@ -509,4 +527,279 @@ pub fn run_draw(
 
 fn event_id(run: &Run) -> EventId {
     run.state.event.id
+}
+
+#[cfg(test)]
+mod tests {
+    //! The draw against a simple model: walk the drawn order and give each
+    //! person a place if one fits their quota; everyone is told once.
+
+    use super::*;
+    use crate::domain::booking::HeldCounts;
+    use crate::domain::draw::PriorityGroup;
+    use crate::domain::event::{
+        DrawPlan, DrawSeal, Eligibility, EventDraft, EventKind, QuotaAttribute,
+    };
+    use crate::domain::notify::NoticeType;
+    use crate::domain::user::{Gender, Profile, Role};
+    use chrono::{Duration, TimeZone};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap()
+    }
+
+    /// (gender: 0 female, 1 male, 2 undeclared; front-line; born 2000 or 1980; withdrawn)
+    type Person = (u8, bool, bool, bool);
+
+    fn event(capacity: u32, female: u32, male: u32, offer_hours: u32) -> Event {
+        let start = t0() + Duration::days(10);
+        let quota = |value: &str, seats| Quota {
+            attribute: QuotaAttribute::Gender,
+            value: value.into(),
+            seats,
+        };
+        Event {
+            id: EventId::from_u64(9).unwrap(),
+            draft: EventDraft {
+                kind: EventKind::Recuperation,
+                site_id: None,
+                venue_name: Some("疗养院".into()),
+                lat: 36.0,
+                lon: 117.0,
+                title: "疗休养".into(),
+                description: String::new(),
+                starts_at: start,
+                ends_at: start + Duration::days(4),
+                capacity,
+                booking_opens_at: t0() - Duration::days(3),
+                booking_closes_at: t0() - Duration::hours(1),
+                cancel_deadline: start - Duration::days(1),
+                waitlist: true,
+                status: EventStatus::Published,
+                quotas: vec![quota("female", female), quota("male", male)],
+                eligibility: Eligibility::default(),
+                offer_hours: Some(offer_hours),
+                draw: Some(Box::new(DrawPlan {
+                    draw_at: t0(),
+                    priority_groups: vec![
+                        PriorityGroup {
+                            name: "一线职工".into(),
+                            frontline: Some(true),
+                            union_member: None,
+                            gender: None,
+                            marital_status: None,
+                            min_age: None,
+                            max_age: None,
+                        },
+                        PriorityGroup {
+                            name: "青年职工".into(),
+                            frontline: None,
+                            union_member: None,
+                            gender: None,
+                            marital_status: None,
+                            min_age: None,
+                            max_age: Some(35),
+                        },
+                    ],
+                    public_value: "双色球 2026141".into(),
+                })),
+            },
+            held: 0,
+            version: 1,
+            updated_at: t0(),
+            settled_at: None,
+            seal: Some(Box::new(DrawSeal {
+                seed_commitment: draw::commitment(&[7; 32]),
+                ..DrawSeal::default()
+            })),
+        }
+    }
+
+    fn snapshot(ev: Event, people: &[Person]) -> DrawSnapshot {
+        let applicants = people
+            .iter()
+            .enumerate()
+            .map(|(i, &(g, frontline, young, withdrawn))| Applicant {
+                application: ApplicationRecord {
+                    id: ApplicationId::from_u64(1000 + i as u64).unwrap(),
+                    event: ev.id,
+                    user: i as i64 + 1,
+                    state: if withdrawn {
+                        ApplicationState::Withdrawn
+                    } else {
+                        ApplicationState::Applied
+                    },
+                    group: None,
+                    rank: None,
+                    booking: None,
+                    refusal: None,
+                    created_at: t0() - Duration::hours(i as i64 % 40),
+                    updated_at: t0(),
+                },
+                user: User {
+                    id: i as i64 + 1,
+                    phone: format!("137{i:08}").parse().unwrap(),
+                    role: Role::Worker,
+                    sites: vec![],
+                    unions: vec![],
+                    profile: Profile {
+                        gender: [Some(Gender::Female), Some(Gender::Male), None][g as usize % 3],
+                        frontline: Some(frontline),
+                        birth_year: Some(if young { 2000 } else { 1980 }),
+                        ..Profile::default()
+                    },
+                },
+                member: false,
+                trips_this_year: 0,
+            })
+            .collect();
+        DrawSnapshot {
+            state: EventState {
+                event: ev,
+                held: HeldCounts::new(),
+                waitlist: vec![],
+                bookings: vec![],
+                applications: vec![],
+            },
+            secret: [7; 32],
+            applicants,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn the_draw_places_people_as_the_model_does(
+            people in proptest::collection::vec((0..3u8, any::<bool>(), any::<bool>(), proptest::bool::weighted(0.1)), 0..60),
+            capacity in 1..20u32,
+            female in 0..8u32,
+            male in 0..8u32,
+        ) {
+            let (female, male) = (female.min(capacity), male.min(capacity - female.min(capacity)));
+            let ev = event(capacity, female, male, 24);
+            let mut next = 0u64;
+            let d = run_draw(snapshot(ev.clone(), &people), || { next += 1; BookingId::from_u64(next).unwrap() }, t0());
+            let entrants = people.iter().filter(|p| !p.3).count();
+            // Ranks: a permutation of 1..n, groups in order, no group last.
+            let apps: Vec<&ApplicationRecord> = d.effects.iter().filter_map(|e| match e {
+                Effect::PutApplication(a) => Some(a),
+                _ => None,
+            }).collect();
+            prop_assert_eq!(apps.len(), entrants);
+            let mut by_rank: Vec<&ApplicationRecord> = apps.clone();
+            by_rank.sort_by_key(|a| a.rank);
+            prop_assert!(by_rank.iter().enumerate().all(|(i, a)| a.rank == Some(i as u32 + 1)));
+            let group_index = |a: &ApplicationRecord| match a.group.as_deref() {
+                Some("一线职工") => 0,
+                Some("青年职工") => 1,
+                _ => 2,
+            };
+            prop_assert!(by_rank.windows(2).all(|w| group_index(w[0]) <= group_index(w[1])));
+            // Each person's group is their first that holds.
+            for a in &apps {
+                let (_, frontline, young, _) = people[a.user as usize - 1];
+                let want = if frontline { 0 } else if young { 1 } else { 2 };
+                prop_assert_eq!(group_index(a), want);
+            }
+            // The model: walk the order, place whoever fits.
+            let limit = |g: u8| [female, male, capacity - female - male][g as usize % 3];
+            let mut held = [0u32; 3];
+            let mut placed = 0;
+            let mut expected = std::collections::BTreeSet::new();
+            for a in &by_rank {
+                let g = people[a.user as usize - 1].0 as usize % 3;
+                if placed < capacity && held[g] < limit(g as u8) {
+                    held[g] += 1;
+                    placed += 1;
+                    expected.insert(a.booking.unwrap());
+                }
+            }
+            let offered: std::collections::BTreeSet<BookingId> = d.effects.iter().filter_map(|e| match e {
+                Effect::Transition(t) if t.to == BookingStatus::Offered => {
+                    assert_eq!(t.offer_expires_at, Some(t0() + Duration::hours(24)));
+                    Some(t.booking)
+                }
+                _ => None,
+            }).collect();
+            prop_assert_eq!(&offered, &expected);
+            // Everyone waits with their rank as waitlist number.
+            let seqs: HashMap<BookingId, Option<i64>> = d.effects.iter().filter_map(|e| match e {
+                Effect::Insert(b) => Some((b.id, b.waitlist_seq)),
+                _ => None,
+            }).collect();
+            for a in &apps {
+                prop_assert_eq!(seqs[&a.booking.unwrap()], a.rank.map(i64::from));
+            }
+            // Everyone in the draw is told exactly once; the withdrawn are not.
+            let mut told: HashMap<i64, Vec<NoticeType>> = HashMap::new();
+            for e in &d.effects {
+                if let Effect::Notify(n) = e {
+                    told.entry(n.user).or_default().push(n.kind);
+                }
+            }
+            prop_assert_eq!(told.len(), entrants);
+            prop_assert!(told.values().all(|k| k.len() == 1));
+            prop_assert_eq!(told.values().filter(|k| k[0] == NoticeType::SeatOffered).count(), expected.len());
+            // The event holds the places given and is sealed.
+            let saved = d.effects.iter().find_map(|e| match e {
+                Effect::SaveEvent(ev) => Some(ev),
+                _ => None,
+            }).unwrap();
+            prop_assert_eq!(saved.held as usize, expected.len());
+            let seal = saved.seal.as_ref().unwrap();
+            prop_assert_eq!(seal.drawn_at, Some(t0()));
+            prop_assert_eq!(d.outcome, DrawOutcome::Drawn { entrants: entrants as u32, offered: expected.len() as u32, not_eligible: 0 });
+            // Drawn once: the sealed event draws nothing again.
+            let again = run_draw(snapshot(saved.clone(), &people), || BookingId::from_u64(1).unwrap(), t0());
+            prop_assert_eq!(again.outcome, DrawOutcome::AlreadyDrawn);
+            prop_assert!(again.effects.is_empty());
+        }
+    }
+
+    #[test]
+    fn nothing_is_drawn_before_draw_at_and_not_eligible_people_are_told() {
+        let ev = event(2, 0, 0, 24);
+        let people = [(2, true, true, false), (1, false, false, false)];
+        let early = run_draw(
+            snapshot(ev.clone(), &people),
+            || BookingId::from_u64(1).unwrap(),
+            t0() - Duration::seconds(1),
+        );
+        assert_eq!(early.outcome, DrawOutcome::NotDue);
+        assert!(early.effects.is_empty());
+        // Over 60 at the draw: not eligible, told why, not an entrant.
+        let mut strict = ev;
+        strict.draft.eligibility.max_age = Some(40);
+        let mut next = 0;
+        let d = run_draw(
+            snapshot(strict, &people),
+            || {
+                next += 1;
+                BookingId::from_u64(next).unwrap()
+            },
+            t0(),
+        );
+        assert_eq!(
+            d.outcome,
+            DrawOutcome::Drawn {
+                entrants: 1,
+                offered: 1,
+                not_eligible: 1
+            }
+        );
+        let refused: Vec<&ApplicationRecord> = d
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::PutApplication(a) if a.state == ApplicationState::NotEligible => Some(a),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].user, 2);
+        assert_eq!(refused[0].refusal.as_deref(), Some("age"));
+    }
 }

@@ -177,9 +177,9 @@ pub struct EventState {
     /// The bookings the command acts on (the one cancelled, the offers, the
     /// confirmed ones…), as the store was asked to read them.
     pub bookings: Vec<BookingRecord>,
-    /// For a draw event, how many applications are in (not withdrawn); 0
-    /// otherwise.
-    pub applied: u32,
+    /// An event edit of a draw event not yet drawn: the applications
+    /// waiting for the draw (empty otherwise).
+    pub applications: Vec<ApplicationRecord>,
 }
 
 /// Who asks for a cancellation: the holder is bound by the cancel deadline,
@@ -674,7 +674,7 @@ pub fn check_in(
                 held: HeldCounts::new(),
                 waitlist: vec![],
                 bookings: vec![],
-                applied: 0,
+                applications: vec![],
             };
             let mut run = Run::new(state, now);
             let booking = run.transition(&b, BookingStatus::CheckedIn, None, None);
@@ -810,7 +810,7 @@ pub fn edit_event(
     patch: &EventPatch,
     now: DateTime<Utc>,
 ) -> Result<Decision<Event>, Refused> {
-    check_draw_patch(&s.event, patch, s.applied)?;
+    check_draw_patch(&s.event, patch, s.applications.len() as u32)?;
     let mut run = Run::new(s, now);
     let cur = run.state.event.draft.clone();
     if let Some(status) = patch.status
@@ -912,6 +912,16 @@ pub fn edit_event(
             run.transition(b, BookingStatus::Cancelled, None, Some("event cancelled"));
         }
         run.state.waitlist.clear();
+        // A draw not yet made never will be: its applicants are told.
+        let waiting = std::mem::take(&mut run.state.applications);
+        for a in waiting {
+            let notice = notify::draw_cancelled(a.user, &a.id.to_string(), &run.state.event, now);
+            run.effects.push(Effect::Notify(notice));
+            run.effects
+                .push(Effect::PutApplication(super::application::cancelled(
+                    a, now,
+                )));
+        }
     } else {
         let before = Event {
             draft: cur,
@@ -1143,7 +1153,7 @@ mod tests {
                 held: self.held(),
                 waitlist: self.waitlist(),
                 bookings,
-                applied: 0,
+                applications: vec![],
             }
         }
 

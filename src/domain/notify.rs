@@ -247,6 +247,25 @@ pub fn draw_waiting(
     }
 }
 
+/// The event was cancelled before its draw: the applicant is told.
+pub fn draw_cancelled(user: UserId, application: &str, e: &Event, at: DateTime<Utc>) -> Notice {
+    Notice {
+        user,
+        at,
+        kind: NoticeType::EventCancelled,
+        title: e.draft.title.clone(),
+        body: format!(
+            "很抱歉，原定{}的「{}」已取消，抽签不再进行。",
+            local(e.draft.starts_at),
+            e.draft.title
+        ),
+        url: event_url(e),
+        data: serde_json::json!({"event_id": e.id.to_string(), "application_id": application}),
+        expires_at: None,
+        topic: Some(format!("{}-{application}", e.id)),
+    }
+}
+
 /// The person was not eligible when the draw was made.
 pub fn draw_not_eligible(
     user: UserId,

@@ -122,7 +122,7 @@ pub fn suggested_text(m: Message) -> &'static str {
     match m {
         Message::SignInCode => "您的登录验证码为${code}，5分钟内有效，请勿泄露给他人。",
         Message::SeatOffered => {
-            "您候补的“${event}”（${time}，${site}）有空位了，请在${deadline}前打开驿站确认，逾期将顺延给下一位。"
+            "已为您留出“${event}”（${time}，${site}）的名额，请在${deadline}前打开驿站确认，逾期将顺延给下一位。"
         }
         Message::EventCancelled => {
             "很抱歉，您报名的“${event}”（${time}，${site}）已取消，详情请打开驿站查看。"

@@ -81,17 +81,12 @@ async fn event_state(
         Scope::One(id) => tx.booking(id).await?.into_iter().collect(),
         Scope::Statuses(s) => tx.bookings_of(event, s).await?,
     };
-    let applied = if ev.draft.draw.is_some() {
-        tx.applied(event).await?
-    } else {
-        0
-    };
     Ok(EventState {
         held: tx.held_counts(event).await?,
         waitlist: tx.waitlist(event).await?,
         event: ev,
         bookings,
-        applied,
+        applications: vec![],
     })
 }
 
@@ -294,6 +289,10 @@ pub(crate) async fn decide(
                 ]),
             )
             .await?;
+            let mut state = state;
+            if state.event.draft.draw.is_some() && state.event.drawn_at().is_none() {
+                state.applications = tx.waiting_applications(*id).await?;
+            }
             done(booking::edit_event(state, patch, at)?, Answer::Event)
         }
         Command::Apply(c) => return apply(tx, c).await,

@@ -52,8 +52,11 @@ pub trait DrawTx: Send {
         &mut self,
         event: EventId,
     ) -> Result<Vec<(ApplicationRecord, User)>, StoreError>;
-    /// How many applications are in (not withdrawn).
-    async fn applied(&mut self, event: EventId) -> Result<u32, StoreError>;
+    /// The applications waiting for the draw.
+    async fn waiting_applications(
+        &mut self,
+        event: EventId,
+    ) -> Result<Vec<ApplicationRecord>, StoreError>;
     /// `hex(S)`.
     async fn draw_secret(&mut self, event: EventId) -> Result<Option<String>, StoreError>;
     /// Insert an application, or write its new state.
@@ -397,17 +400,20 @@ macro_rules! draw_tx {
                 )
             }
 
-            async fn applied(
+            async fn waiting_applications(
                 &mut self,
                 event: $crate::domain::event::EventId,
-            ) -> Result<u32, $crate::store::StoreError> {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM applications WHERE event_id = $1 AND state <> 'withdrawn'",
-                )
-                .bind(event.as_i64())
-                .fetch_one(&mut *self.0)
-                .await?;
-                Ok(n as u32)
+            ) -> Result<Vec<$crate::domain::application::ApplicationRecord>, $crate::store::StoreError>
+            {
+                let sql = format!(
+                    "SELECT {} FROM applications WHERE event_id = $1 AND state = 'applied' ORDER BY id",
+                    $crate::store::draws::APPLICATION_COLUMNS
+                );
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(event.as_i64())
+                    .fetch_all(&mut *self.0)
+                    .await?;
+                $crate::store::draws::applications_from(rows)
             }
 
             async fn draw_secret(

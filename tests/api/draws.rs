@@ -641,3 +641,204 @@ async fn a_draw_event_is_checked_field_by_field() {
     let r = app.get(&format!("/v1/events/{fc}/draw")).await;
     assert_eq!(r.status(), 422);
 }
+
+/// A draw event with `n` applicants, its draw due: (event id, tokens).
+async fn due_draw(app: &TestApp, n: usize, capacity: u32) -> String {
+    let (site, admin) = site_and_admin(app).await;
+    let event = draw_event(app, &admin, &site, json!({"capacity": capacity})).await;
+    let id = event["id"].as_str().unwrap().to_owned();
+    for i in 0..n {
+        let (token, _) = person(app, &format!("1370000{i:04}"), Profile::default()).await;
+        let (s, body) = apply(app, &id, &token, "k").await;
+        assert_eq!(s, 201, "{body}");
+    }
+    app.clock.advance(Duration::from_secs(25 * 3600 + 60));
+    id
+}
+
+/// (bookings, applications drawn, notices) of the database, and whether
+/// the event is marked drawn.
+async fn draw_state(app: &TestApp, event: &str) -> (i64, i64, i64, bool) {
+    use sqlx::Connection;
+    let id = app
+        .service
+        .state
+        .store
+        .get_event(event.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let drawn = id.drawn_at().is_some();
+    let e = id.id.as_i64();
+    let q = [
+        "SELECT count(*) FROM bookings WHERE event_id = $1",
+        "SELECT count(*) FROM applications WHERE event_id = $1 AND state = 'drawn'",
+        "SELECT count(*) FROM notifications",
+    ];
+    let mut out = [0i64; 3];
+    if app.database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        for (i, q) in q.iter().enumerate() {
+            out[i] = sqlx::query_scalar(*q)
+                .bind(e)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        }
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        for (i, q) in q.iter().enumerate() {
+            out[i] = sqlx::query_scalar(*q)
+                .bind(e)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    (out[0], out[1], out[2], drawn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_reaching_draw_at_together_make_the_draw_once() {
+    let app = spawn_app(vec![draft(
+        1,
+        yizhan::domain::site::Kind::UnionStation,
+        36.65,
+        117.12,
+    )])
+    .await;
+    // A second node on the same database, with the same clock.
+    let other = yizhan::service::Service::with_store_and_auth(
+        yizhan::store::connect(&app.database_url).await.unwrap(),
+        Duration::from_secs(3600),
+        yizhan::auth::Auth {
+            clock: app.clock.clone(),
+            sms: std::sync::Arc::new(yizhan::auth::MemorySender::default()),
+            sms_receipt_token: None,
+        },
+    )
+    .await
+    .unwrap();
+    let id = due_draw(&app, 200, 10).await;
+    let (one, two) = tokio::join!(app.service.run_jobs(), other.run_jobs());
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.draws + two.draws, 1, "one draw: {one:?} {two:?}");
+    // One booking, one notice per applicant: nothing was drawn twice.
+    assert_eq!(draw_state(&app, &id).await, (200, 200, 200, true));
+    let record = app.get_json(&format!("/v1/events/{id}/draw")).await;
+    assert_eq!(record["entrants"].as_array().unwrap().len(), 200);
+    assert_eq!(verify_draw(&app.url(&format!("/v1/events/{id}/draw"))).0, 0);
+    assert_eq!(other.run_jobs().await.unwrap().draws, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draw_that_fails_part_way_leaves_no_draw_then_the_whole_draw() {
+    use sqlx::Connection;
+    let app = spawn_app(vec![draft(
+        1,
+        yizhan::domain::site::Kind::UnionStation,
+        36.65,
+        117.12,
+    )])
+    .await;
+    let id = due_draw(&app, 30, 5).await;
+    // The database refuses the draw's 20th entrant, after 19 bookings and
+    // the first offers are written in the same transaction.
+    let (create, drop): (&[&str], &str) = if app.database_url.starts_with("postgres") {
+        (
+            &[
+                "CREATE FUNCTION fail_draw() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN IF NEW.draw_rank = 20 THEN RAISE EXCEPTION 'injected'; END IF; \
+                 RETURN NEW; END $$",
+                "CREATE TRIGGER fail_draw BEFORE INSERT OR UPDATE ON applications \
+                 FOR EACH ROW EXECUTE FUNCTION fail_draw()",
+            ],
+            "DROP TRIGGER fail_draw ON applications",
+        )
+    } else {
+        (
+            &["CREATE TRIGGER fail_draw BEFORE UPDATE ON applications \
+                 WHEN NEW.draw_rank = 20 BEGIN SELECT RAISE(ABORT, 'injected'); END"],
+            "DROP TRIGGER fail_draw",
+        )
+    };
+    async fn exec(url: &str, sql: &str) {
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    for sql in create {
+        exec(&app.database_url, sql).await;
+    }
+    let before = draw_state(&app, &id).await;
+    assert_eq!(before, (0, 0, 0, false));
+    let pass = app.service.run_jobs().await.unwrap();
+    assert_eq!((pass.draws, pass.draws_failed), (0, 1), "the draw failed");
+    // Nothing of it is left: no booking, no offer, no notice, not drawn.
+    assert_eq!(draw_state(&app, &id).await, before);
+    let record = app.get_json(&format!("/v1/events/{id}/draw")).await;
+    assert!(record["secret"].is_null() && record["entrants"] == json!([]));
+    // The next pass, the fault gone, makes the whole draw.
+    exec(&app.database_url, drop).await;
+    assert_eq!(app.service.run_jobs().await.unwrap().draws, 1);
+    assert_eq!(draw_state(&app, &id).await, (30, 30, 30, true));
+}
+
+#[tokio::test]
+async fn a_draw_event_cancelled_before_its_draw_tells_its_applicants_and_never_draws() {
+    let app = spawn_app(vec![draft(
+        1,
+        yizhan::domain::site::Kind::UnionStation,
+        36.65,
+        117.12,
+    )])
+    .await;
+    let (site, admin) = site_and_admin(&app).await;
+    let event = draw_event(&app, &admin, &site, json!({"capacity": 2})).await;
+    let id = event["id"].as_str().unwrap().to_owned();
+    let mut people = Vec::new();
+    for i in 0..3 {
+        let (token, _) = person(&app, &format!("1350000{i:04}"), Profile::default()).await;
+        let (s, body) = apply(&app, &id, &token, "k").await;
+        assert_eq!(s, 201, "{body}");
+        people.push((token, body["id"].as_str().unwrap().to_owned()));
+    }
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/events/{id}"),
+            Some(&admin),
+            Some(json!({"status": "cancelled"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for (token, a) in &people {
+        assert_eq!(status(&app, token, a).await["status"], "cancelled");
+        let inbox = app
+            .call(Method::GET, "/v1/me/notifications", Some(token), None, None)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(inbox["items"][0]["type"], "event_cancelled", "{inbox}");
+    }
+    app.clock.advance(Duration::from_secs(25 * 3600 + 60));
+    assert_eq!(app.service.run_jobs().await.unwrap().draws, 0);
+    let record = app.get_json(&format!("/v1/events/{id}/draw")).await;
+    assert!(record["drawn_at"].is_null() && record["secret"].is_null());
+}
