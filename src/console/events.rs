@@ -13,8 +13,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use super::draws::{self, GroupForm};
 use super::session::{Form, Session, see_other};
-use super::views::{self, field_zh, rfc3339_of_local};
+use super::views::{self, field_label, rfc3339_of_local};
 use super::{Nav, PageError, page};
 use crate::domain::coords::Crs;
 use crate::domain::event::{BookingStatus, Event, EventId, EventStatus};
@@ -40,7 +41,7 @@ pub struct EventRow {
     pub id: String,
     pub title: String,
     pub when: String,
-    pub status: &'static str,
+    pub status: String,
     pub seats: String,
 }
 
@@ -67,7 +68,13 @@ fn event_row(e: &Event) -> EventRow {
         id: e.id.to_string(),
         title: e.draft.title.clone(),
         when: views::local_span(e.draft.starts_at, e.draft.ends_at),
-        status: status_zh(e.draft.status),
+        status: match &e.draft.draw {
+            Some(_) if e.drawn_at().is_none() => {
+                format!("{} · 抽签活动，待抽签", status_zh(e.draft.status))
+            }
+            Some(_) => format!("{} · 抽签活动，已抽签", status_zh(e.draft.status)),
+            None => status_zh(e.draft.status).to_owned(),
+        },
         seats: format!("{} / {}", e.held, e.draft.capacity),
     }
 }
@@ -94,19 +101,25 @@ pub struct EventForm {
     pub single_only: bool,
     pub min_age: String,
     pub max_age: String,
+    /// A draw's time, priority group rows and public value, as typed.
+    pub draw_at: String,
+    pub groups: Vec<GroupForm>,
+    pub public_value: String,
 }
 
 const QUOTA_ROWS: usize = 2;
-const TIMES: [&str; 5] = [
+/// A draw event's form also has `draw_at`.
+const TIMES: [&str; 6] = [
     "starts_at",
     "ends_at",
     "booking_opens_at",
     "booking_closes_at",
     "cancel_deadline",
+    "draw_at",
 ];
 
 impl EventForm {
-    fn of_form(f: &Form) -> EventForm {
+    pub(super) fn of_form(f: &Form) -> EventForm {
         let g = |n: &str| f.get(n).unwrap_or("").to_owned();
         EventForm {
             kind: g("kind"),
@@ -134,6 +147,9 @@ impl EventForm {
             single_only: f.get("single_only").is_some(),
             min_age: g("min_age"),
             max_age: g("max_age"),
+            draw_at: g("draw_at"),
+            groups: GroupForm::rows_of(f),
+            public_value: g("public_value"),
         }
     }
 
@@ -152,16 +168,27 @@ impl EventForm {
             waitlist: d.waitlist,
             publish: d.status == EventStatus::Published,
             quotas: vec![],
+            draw_at: d
+                .draw
+                .as_ref()
+                .map(|p| views::datetime_local(p.draw_at))
+                .unwrap_or_default(),
+            public_value: d
+                .draw
+                .as_ref()
+                .map(|p| p.public_value.clone())
+                .unwrap_or_default(),
             ..Default::default()
         }
     }
 
-    fn blank() -> EventForm {
+    pub(super) fn blank() -> EventForm {
         EventForm {
             kind: "training".into(),
             waitlist: true,
             publish: true,
             quotas: vec![Default::default(); QUOTA_ROWS],
+            groups: vec![Default::default(); draws::GROUP_ROWS],
             ..Default::default()
         }
     }
@@ -169,7 +196,7 @@ impl EventForm {
 
 /// The form as the API's JSON: times from China time to RFC 3339, numbers as
 /// numbers; blank optional fields are left out (the API's defaults apply).
-fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String, String)> {
+pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String, String)> {
     let mut m = Map::new();
     let text = |m: &mut Map<String, Value>, k: &str| {
         if let Some(v) = f.get(k) {
@@ -242,7 +269,7 @@ fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String, String)> 
 }
 
 #[derive(Template)]
-#[template(path = "console/events.html")]
+#[template(path = "../src/console/templates/events.html")]
 struct EventsPage {
     nav: Nav,
     site_id: String,
@@ -293,7 +320,7 @@ async fn site_events(
 
 /// An API refusal in the person's words, or the error page for what a form
 /// cannot fix.
-fn refusal(e: ApiError) -> Result<String, PageError> {
+pub(super) fn refusal(e: ApiError) -> Result<String, PageError> {
     match &e {
         ApiError::Unprocessable { .. } | ApiError::Conflict(_) | ApiError::InvalidParam { .. } => {
             // The API's detail is English: name the field in Chinese instead.
@@ -301,7 +328,7 @@ fn refusal(e: ApiError) -> Result<String, PageError> {
             tracing::debug!(detail = %p.detail, "event form refused");
             Ok(match p.param.as_deref() {
                 Some(field) if !field.is_empty() => {
-                    format!("“{}”填写有误，请检查后重试。", field_zh(field))
+                    format!("“{}”填写有误，请检查后重试。", field_label(field))
                 }
                 _ => "无法保存：与活动的当前状态冲突，请刷新页面后重试。".to_owned(),
             })
@@ -325,7 +352,7 @@ async fn create(
                 .await
                 .map_err(refusal)
         }
-        Err((field, message)) => Err(Ok(format!("{}：{message}", field_zh(&field)))),
+        Err((field, message)) => Err(Ok(format!("{}：{message}", field_label(&field)))),
     };
     match result {
         Ok(e) => Ok(see_other(&format!(
@@ -384,48 +411,54 @@ fn booking_zh(s: BookingStatus) -> &'static str {
 
 #[derive(Template)]
 #[template(path = "console/event.html")]
-struct EventPage {
-    nav: Nav,
-    id: String,
-    site_id: String,
-    title: String,
-    kind: &'static str,
-    status: &'static str,
-    is_draft: bool,
-    is_cancelled: bool,
-    when: String,
-    capacity: u32,
-    seats_left: u32,
-    form: EventForm,
-    counts: Counts,
-    quotas: Vec<QuotaRow>,
-    attendees: Vec<AttendeeRow>,
-    notice: Option<String>,
-    error: Option<String>,
-    checkin_code: String,
+pub(super) struct EventPage {
+    pub(super) nav: Nav,
+    pub(super) id: String,
+    pub(super) site_id: String,
+    pub(super) title: String,
+    pub(super) kind: &'static str,
+    pub(super) status: &'static str,
+    pub(super) is_draft: bool,
+    pub(super) is_cancelled: bool,
+    pub(super) when: String,
+    pub(super) capacity: u32,
+    pub(super) seats_left: u32,
+    pub(super) form: EventForm,
+    pub(super) counts: Counts,
+    pub(super) quotas: Vec<QuotaRow>,
+    pub(super) attendees: Vec<AttendeeRow>,
+    pub(super) notice: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) checkin_code: String,
 }
 
-struct Extra {
-    notice: Option<String>,
-    error: Option<String>,
-    form: Option<EventForm>,
-    code: String,
-    status: StatusCode,
+pub(super) struct Extra {
+    pub(super) notice: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) form: Option<EventForm>,
+    pub(super) code: String,
+    pub(super) status: StatusCode,
+    /// The form field the error is about (marked `aria-invalid`), if one.
+    pub(super) invalid: Option<String>,
+    /// The public value as typed, shown again with its refusal.
+    pub(super) public_value: Option<String>,
 }
 
 impl Extra {
-    fn none() -> Extra {
+    pub(super) fn none() -> Extra {
         Extra {
             notice: None,
             error: None,
             form: None,
             code: String::new(),
             status: StatusCode::OK,
+            invalid: None,
+            public_value: None,
         }
     }
 }
 
-async fn render_event(
+pub(super) async fn render_event(
     state: &AppState,
     s: &Session,
     e: &Event,
@@ -499,10 +532,25 @@ async fn render_event(
         error: extra.error,
         checkin_code: extra.code,
     };
+    if e.draft.draw.is_some() {
+        let draw = draws::draw_view(state, e, &items).await?;
+        return Ok(draws::draw_event_page(
+            s,
+            p,
+            draw,
+            extra.invalid,
+            extra.public_value,
+            extra.status,
+        ));
+    }
     Ok(page(extra.status, &p))
 }
 
-async fn managed_event(state: &AppState, s: &Session, id: &str) -> Result<Event, PageError> {
+pub(super) async fn managed_event(
+    state: &AppState,
+    s: &Session,
+    id: &str,
+) -> Result<Event, PageError> {
     let e = load_event(state, event_id(id)?).await?;
     if !e.managed_by(&s.user) {
         return Err(ApiError::forbidden("only the event's site managers manage it").into());
@@ -524,6 +572,7 @@ async fn event_page(
             "created" => "活动已创建。",
             "published" => "活动已发布，职工现在可以报名。",
             "cancelled" => "活动已取消，所有报名者都会收到通知。",
+            "public_value" => "公开随机值已保存，抽签时将用它计算种子。",
             _ => "已保存。",
         }
         .to_owned()
@@ -540,18 +589,43 @@ async fn edit(
     s.check(&form)?;
     let e = managed_event(&state, &s, &id).await?;
     let result = match event_json(&form, false) {
-        Ok(obj) => edit_event(&state, &s.user, e.id, &obj)
-            .await
-            .map_err(refusal),
-        Err((field, message)) => Err(Ok(format!("{}：{message}", field_zh(&field)))),
+        Ok(mut obj) => {
+            unchanged_times_left_out(&mut obj, &form, &e);
+            edit_event(&state, &s.user, e.id, &obj)
+                .await
+                .map_err(refusal)
+        }
+        Err((field, message)) => Err(Ok(format!("{}：{message}", field_label(&field)))),
     };
     let kept = EventForm::of_form(&form);
     after_edit(&state, &s, &e, result, "edited", Some(kept)).await
 }
 
+/// A time the form shows to the minute and sends back as it was is left out
+/// of the edit: the event keeps its exact time (seconds included), and a
+/// draw's window, fixed once anyone has applied, is not "changed" by it.
+fn unchanged_times_left_out(obj: &mut JsonObject, f: &Form, e: &Event) {
+    let d = &e.draft;
+    let current = [
+        ("starts_at", Some(d.starts_at)),
+        ("ends_at", Some(d.ends_at)),
+        ("booking_opens_at", Some(d.booking_opens_at)),
+        ("booking_closes_at", Some(d.booking_closes_at)),
+        ("cancel_deadline", Some(d.cancel_deadline)),
+        ("draw_at", d.draw.as_ref().map(|p| p.draw_at)),
+    ];
+    for (k, t) in current {
+        if let (Some(t), Some(sent)) = (t, f.text(k))
+            && sent == views::datetime_local(t)
+        {
+            obj.0.remove(k);
+        }
+    }
+}
+
 /// After an edit: to the event's page saying `saved`, or the page again
 /// with the refusal (and the form as typed, when given).
-async fn after_edit(
+pub(super) async fn after_edit(
     state: &AppState,
     s: &Session,
     e: &Event,

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod assets;
+pub mod draws;
 pub mod events;
 pub mod session;
 mod session_pages;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/assets/{name}", get(assets::asset))
         .merge(sites::router())
         .merge(events::router())
+        .merge(draws::router())
         .merge(admin::router())
         .route("/console/{*rest}", get(not_found))
 }

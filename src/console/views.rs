@@ -107,7 +107,30 @@ pub fn field_zh(f: &str) -> &str {
         "eligibility" | "eligibility.min_age" | "eligibility.max_age" => "报名条件",
         "min_age" => "最小年龄",
         "max_age" => "最大年龄",
+        "allocation" => "分配方式",
+        "draw_at" => "抽签时间",
+        "priority_groups" => "优先组",
+        "public_value" => "公开随机值",
+        "offer_hours" => "接受名额的时限",
+        "frontline" => "一线职工",
+        "union_member" => "工会会员",
+        "gender" => "性别",
+        "marital_status" => "婚姻状况",
         other => other,
+    }
+}
+
+/// The Chinese name of any field the API may name, with a priority group's
+/// place spelt out: `priority_groups[1].max_age` is “第2个优先组的最大年龄”.
+pub fn field_label(f: &str) -> String {
+    let indexed = f
+        .strip_prefix("priority_groups[")
+        .and_then(|r| r.split_once("]."))
+        .and_then(|(i, part)| Some((i.parse::<usize>().ok()?, part)));
+    match indexed {
+        Some((i, "name")) => format!("第{}个优先组的名称", i + 1),
+        Some((i, part)) => format!("第{}个优先组的{}", i + 1, field_zh(part)),
+        None => field_zh(f).to_owned(),
     }
 }
 
@@ -233,5 +256,19 @@ mod tests {
             .with_timezone(&Utc);
         assert_eq!(datetime_local(t), "2026-12-01T09:30");
         assert_eq!(local(t), "12月1日 09:30");
+    }
+
+    #[test]
+    fn a_priority_groups_field_is_named_with_its_place() {
+        assert_eq!(
+            field_label("priority_groups[1].max_age"),
+            "第2个优先组的最大年龄"
+        );
+        assert_eq!(field_label("priority_groups[0].name"), "第1个优先组的名称");
+        assert_eq!(field_label("draw_at"), "抽签时间");
+        assert_eq!(
+            field_label("priority_groups[x].name"),
+            "priority_groups[x].name"
+        );
     }
 }

@@ -745,3 +745,397 @@ async fn an_admin_previews_an_import_and_applies_it_only_as_previewed() {
         assert_eq!(crate::helpers::refs(&found), [r]);
     }
 }
+
+/// A worker with `profile`, signed in: their token.
+async fn worker_with(app: &TestApp, phone: &str, profile: serde_json::Value) -> String {
+    let token = app.token_for(phone, Role::Worker, &[]).await;
+    let r = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/me/profile",
+            Some(&token),
+            Some(profile),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    token
+}
+
+/// The event id a console redirect (`/console/events/{id}?…`) names.
+fn event_of(location: &str) -> String {
+    location
+        .trim_start_matches("/console/events/")
+        .split(['?', '#'])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A hex string as the console writes it, in groups with `<wbr>`.
+fn wrapped(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(8)
+        .map(|c| format!("{}<wbr>", std::str::from_utf8(c).unwrap()))
+        .collect()
+}
+
+/// A row of a table the console writes: `<th scope="row">name</th><td>…`.
+fn group_row(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("<th scope=\"row\">{name}</th>"))
+        .unwrap_or_else(|| panic!("no row {name}: {html}"));
+    html[at..at + html[at..].find("</tr>").unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn a_draw_is_made_watched_and_its_record_downloaded_from_the_console() {
+    let app = spawn_app(vec![
+        draft(1, Kind::UnionStation, 36.65, 117.12),
+        draft(2, Kind::UnionStation, 36.66, 117.13),
+    ])
+    .await;
+    let (id, cookie, csrf) = manager_signed_in(&app).await;
+    let local = |d: chrono::Duration| {
+        (app.clock_now() + d)
+            .with_timezone(&yizhan::domain::hours::SHANGHAI)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let (hours, days) = (chrono::Duration::hours, chrono::Duration::days);
+    let (opens, closes) = (local(hours(-1)), local(days(1)));
+    let (draw_at, starts, ends) = (local(days(1) + hours(1)), local(days(10)), local(days(12)));
+    // The events page offers the draw's form beside the first-come one.
+    let (_, list) = page(&app, &cookie, &format!("/console/sites/{id}/events")).await;
+    let new = format!("/console/sites/{id}/events/draw");
+    assert!(list.contains(&format!("href=\"{new}\"")), "{list}");
+    let (status, form_page) = page(&app, &cookie, &new).await;
+    assert_eq!(status, 200);
+    assert!(
+        form_page.contains("抽签时间") && form_page.contains("group2_union_member"),
+        "{form_page}"
+    );
+    let mut form: Vec<(&str, &str)> = vec![
+        ("csrf", &csrf),
+        ("kind", "recuperation"),
+        ("title", "一线职工疗休养"),
+        ("starts_at", &starts),
+        ("ends_at", &ends),
+        ("booking_opens_at", &opens),
+        ("booking_closes_at", &closes),
+        ("draw_at", &draw_at),
+        ("capacity", "2"),
+        ("waitlist", "1"),
+        ("publish", "1"),
+        ("group0_name", "一线职工"),
+        ("group0_frontline", "true"),
+        ("group1_name", "工会会员"),
+        ("group1_union_member", "true"),
+        ("group2_name", "青年女职工"),
+        ("group2_gender", "female"),
+        ("group2_min_age", "40"),
+        ("group2_max_age", "35"),
+    ];
+    let events_now = || async { app.service.state.store.site_events(id).await.unwrap().len() };
+    // Bad input: told on the form, naming the field, the field marked; nothing made.
+    let (status, body) = post(&app, &cookie, &new, &form, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("“第3个优先组的最大年龄”填写有误"), "{body}");
+    assert!(
+        body.contains("name=\"group2_max_age\" type=\"number\" min=\"0\" max=\"120\" inputmode=\"numeric\" value=\"35\" aria-invalid=\"true\""),
+        "{body}"
+    );
+    assert_no_english(&body);
+    // A blank row in the middle: the API's second group is still row 3 here.
+    let mut gap = form.clone();
+    gap.retain(|(k, _)| !k.starts_with("group1_") && !k.starts_with("group2_"));
+    gap.extend([("group2_name", ""), ("group2_gender", "female")]);
+    let (status, body) = post(&app, &cookie, &new, &gap, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("“第3个优先组的名称”填写有误"), "{body}");
+    form.retain(|(k, _)| *k != "group2_min_age");
+    let mut early = form.clone();
+    early[7] = ("draw_at", &opens);
+    let (status, body) = post(&app, &cookie, &new, &early, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("“抽签时间”填写有误") && body.contains("id=\"draw_at\""),
+        "{body}"
+    );
+    let mut not_a_time = form.clone();
+    not_a_time[7] = ("draw_at", "tomorrow");
+    let (status, body) = post(&app, &cookie, &new, &not_a_time, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("抽签时间："), "{body}");
+    assert_eq!(events_now().await, 0, "a refused form makes nothing");
+
+    let r = no_redirects()
+        .post(app.url(&new))
+        .header(COOKIE, &cookie)
+        .form_fields(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let eid = event_of(r.headers()[LOCATION].to_str().unwrap());
+    let doc = app.get_json(&format!("/v1/events/{eid}")).await;
+    assert_eq!(doc["allocation"], "draw", "{doc}");
+    assert_eq!(doc["offer_hours"], 48, "{doc}");
+    assert_eq!(
+        doc["priority_groups"],
+        serde_json::json!([{"name": "一线职工", "frontline": true},
+                           {"name": "工会会员", "union_member": true},
+                           {"name": "青年女职工", "gender": "female", "max_age": 35}])
+    );
+    let commitment = doc["seed_commitment"].as_str().unwrap().to_owned();
+
+    // Five apply: front-line; a member of a union (joined by its code);
+    // two young women; one in no group.
+    let (_, admin) = crate::helpers::site_and_admin(&app).await;
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/unions",
+            Some(&admin),
+            Some(serde_json::json!({"name": "历下区总工会", "adcode": "370102", "join_policy": "auto"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let union = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/unions/{union}/join-code"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["code"]
+        .clone();
+    let young_woman =
+        serde_json::json!({"gender": "female", "birth_year": 2000, "frontline": false});
+    let people = [
+        (
+            "13700000001",
+            serde_json::json!({"display_name": "张师傅", "frontline": true}),
+        ),
+        (
+            "13700000002",
+            serde_json::json!({"display_name": "李会员", "frontline": false, "birth_year": 1975}),
+        ),
+        ("13700000003", young_woman.clone()),
+        ("13700000004", young_woman),
+        (
+            "13700000005",
+            serde_json::json!({"gender": "male", "birth_year": 1970}),
+        ),
+    ];
+    for (i, (phone, profile)) in people.iter().enumerate() {
+        let token = worker_with(&app, phone, profile.clone()).await;
+        if i == 1 {
+            let r = app
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/memberships",
+                    Some(&token),
+                    Some(serde_json::json!({ "code": code })),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status(), 201);
+        }
+        let r = app
+            .client
+            .post(app.url(&format!("/v1/events/{eid}/applications")))
+            .bearer_auth(&token)
+            .header("idempotency-key", format!("console-draw-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+
+    // Before the draw: the commitment, the time, and how many in each group.
+    let event = format!("/console/events/{eid}");
+    let (status, body) = page(&app, &cookie, &event).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&wrapped(&commitment)), "{body}");
+    assert!(body.contains("id=\"applied-total\">5<"), "{body}");
+    for (group, n) in [
+        ("一线职工", 1),
+        ("工会会员", 1),
+        ("青年女职工", 2),
+        ("未进入优先组", 1),
+    ] {
+        let row = group_row(&body, group);
+        assert!(row.ends_with(&format!("<td>{n}</td>")), "{group}: {row}");
+    }
+    assert!(
+        !body.contains("还没有人报名"),
+        "applications are not bookings"
+    );
+    // The public value: refused when it is not one line of at most 200
+    // characters (the field named and marked, the typing kept), then saved.
+    let pv = format!("{event}/public_value");
+    let long = "号".repeat(201);
+    let (status, body) = post(
+        &app,
+        &cookie,
+        &pv,
+        &[("csrf", &csrf), ("public_value", &long)],
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("“公开随机值”填写有误"), "{body}");
+    assert!(
+        body.contains("aria-invalid=\"true\"") && body.contains(&long),
+        "{body}"
+    );
+    assert_no_english(&body);
+    let value = "双色球 2026141 期 03 07 12 19 25 31 + 09";
+    let r = no_redirects()
+        .post(app.url(&pv))
+        .header(COOKIE, &cookie)
+        .form_fields(&[("csrf", &csrf), ("public_value", value)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[LOCATION],
+        format!("{event}?saved=public_value#draw")
+    );
+    assert_eq!(
+        app.get_json(&format!("/v1/events/{eid}")).await["public_value"],
+        value
+    );
+    let (_, body) = page(&app, &cookie, &format!("{event}?saved=public_value")).await;
+    assert!(
+        body.contains("公开随机值已保存") && body.contains(value),
+        "{body}"
+    );
+    // The window, the draw's time and the groups are fixed once anyone applied.
+    let edit: Vec<(&str, &str)> = vec![
+        ("csrf", &csrf),
+        ("title", "一线职工疗休养（第一期）"),
+        ("starts_at", &starts),
+        ("ends_at", &ends),
+        ("booking_opens_at", &opens),
+        ("booking_closes_at", &closes),
+        ("capacity", "2"),
+        ("waitlist", "1"),
+        ("draw_at", &starts),
+    ];
+    let (status, body) = post(&app, &cookie, &event, &edit, &[]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("“抽签时间”填写有误"), "{body}");
+    let mut same = edit.clone();
+    same[8] = ("draw_at", &draw_at);
+    let (status, _) = post(&app, &cookie, &event, &same, &[]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the rest may change");
+
+    // The draw at draw_at, by the worker.
+    app.clock
+        .advance(std::time::Duration::from_secs(25 * 3600 + 60));
+    assert_eq!(app.service.run_jobs().await.unwrap().draws, 1);
+    let record = app.get_json(&format!("/v1/events/{eid}/draw")).await;
+    let (status, body) = page(&app, &cookie, &event).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"entrants-total\">5<"), "{body}");
+    for key in ["seed", "secret", "entrants_hash"] {
+        let hex = record[key].as_str().unwrap();
+        assert!(body.contains(&wrapped(hex)), "{key}: {body}");
+    }
+    assert!(body.contains(value), "{body}");
+    assert!(
+        !body.contains("public-value-form"),
+        "nothing of the draw changes now"
+    );
+    // The first ranks with where each stands: two places, offered in order.
+    let ranks = &body[body.find("id=\"draw-ranks\"").expect("the ranks")..];
+    assert!(
+        ranks.contains(
+            "<td>1</td><td>一线职工</td><td>张师傅</td><td>137****0001</td><td>中签，待确认</td>"
+        ),
+        "{ranks}"
+    );
+    assert!(ranks.contains("<td>2</td><td>工会会员</td>"), "{ranks}");
+    assert_eq!(ranks.matches("中签，待确认").count(), 2, "{ranks}");
+    assert!(
+        ranks.contains("<td>5</td><td>（无）</td>") && ranks.contains("候补第3位"),
+        "{ranks}"
+    );
+    // The public value can no longer change.
+    let (status, _) = post(
+        &app,
+        &cookie,
+        &pv,
+        &[("csrf", &csrf), ("public_value", "另一个")],
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.get_json(&format!("/v1/events/{eid}")).await["public_value"],
+        value
+    );
+
+    // The record, downloaded: the API's own, and scripts/verify-draw accepts it.
+    let r = no_redirects()
+        .get(app.url(&format!("{event}/draw.json")))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-disposition"],
+        format!("attachment; filename=\"draw-{eid}.json\"")
+    );
+    let bytes = r.bytes().await.unwrap();
+    let downloaded: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(downloaded, record);
+    assert_eq!(downloaded["entrants"].as_array().unwrap().len(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |json: &[u8]| {
+        let path = dir.path().join("draw.json");
+        std::fs::write(&path, json).unwrap();
+        std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify-draw"))
+            .arg(&path)
+            .output()
+            .expect("python3 runs")
+    };
+    let out = verify(&bytes);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut swapped = downloaded.clone();
+    // Ranks 3 and 4 are both in the third group: swapped, their keys disagree.
+    let third = swapped["entrants"][2]["id"].clone();
+    swapped["entrants"][2]["id"] = swapped["entrants"][3]["id"].clone();
+    swapped["entrants"][3]["id"] = third;
+    let out = verify(&serde_json::to_vec(&swapped).unwrap());
+    assert_eq!(out.status.code(), Some(1), "two swapped ranks are refused");
+
+    // Another site's manager neither sees the page nor downloads the record.
+    let ids = site_ids(&app).await;
+    app.token_for("13900000003", Role::SiteManager, &ids[1..])
+        .await;
+    let (other, _) = sign_in(&app, "13900000003", &[]).await;
+    for path in [event.clone(), format!("{event}/draw.json")] {
+        let (status, _) = page(&app, &other, &path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+    asks_to_sign_in(&app, None, &format!("{event}/draw.json")).await;
+}

@@ -8,10 +8,12 @@ sign in with the SMS code (read from the server's log, as a developer does),
 change the site's hours in the weekly editor (and see GET /v1/sites/nearby
 report the new state), mark it temporarily closed, lose a race to another
 editor and reapply, create an event, have the worker book it through the API,
-check the worker in by code, export the CSV, read the history; then, as the
-admin, assign a manager and import a GeoJSON file after its preview. Every
-page gets an axe-core check (no serious or critical violations); screenshots
-go to SCREENSHOTS (default target/console-screenshots). With
+check the worker in by code, export the CSV, read the history, create a draw
+event (抽签) and see its applicants per priority group and enter its public
+value (the draw itself, at draw_at, is tested in tests/api/console.rs with
+the test clock); then, as the admin, assign a manager and import a GeoJSON
+file after its preview. Every page gets an axe-core check (no serious or
+critical violations); screenshots go to SCREENSHOTS (default target/console-screenshots). With
 UPDATE_README_SCREENSHOT=1 the hours editor's screenshot is also written to
 docs/console-hours.png.
 
@@ -348,6 +350,79 @@ def run(server, checks):
         assert len(rows) == 1 and rows[0]["booking_id"] == booking["id"], rows
         assert rows[0]["status"] == "checked_in" and rows[0]["checked_in_at"], rows
         assert rows[0]["phone"] == "139****0004", rows
+
+        # A draw event (抽签): its form sits beside the first-come one; a bad
+        # priority group is named on the form and marked, the typing kept.
+        page.goto(server.url(f"/console/sites/{sid}/events"))
+        page.click("a:has-text('新建抽签活动')")
+        page.wait_for_selector("#draw_at")
+        checks.axe(page, "manager: new draw")
+        page.fill("#title", "一线职工疗休养")
+        page.fill("#starts_at", local_input(now + timedelta(days=10)))
+        page.fill("#ends_at", local_input(now + timedelta(days=12)))
+        page.fill("#booking_opens_at", local_input(now - timedelta(hours=1)))
+        page.fill("#booking_closes_at", local_input(now + timedelta(days=1)))
+        page.fill("#draw_at", local_input(now + timedelta(days=1, hours=1)))
+        page.fill("#capacity", "2")
+        page.fill("#group0_name", "一线职工")
+        page.select_option("#group0_frontline", "true")
+        page.fill("#group1_name", "青年女职工")
+        page.select_option("#group1_gender", "female")
+        page.fill("#group1_min_age", "40")
+        page.fill("#group1_max_age", "35")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the draw form scrolls sideways on a phone ({width} px)"
+        page.click("button:has-text('创建抽签活动')")
+        page.wait_for_selector("text=第2个优先组的最大年龄")
+        assert page.get_attribute("#group1_max_age", "aria-invalid") == "true"
+        assert page.input_value("#group1_name") == "青年女职工"
+        checks.axe(page, "manager: new draw refused")
+        checks.shot(page, "manager-07-draw-refused", full_page=True)
+        page.fill("#group1_min_age", "")
+        page.click("button:has-text('创建抽签活动')")
+        page.wait_for_selector("text=活动已创建")
+        did = page.url.split("/console/events/")[1].split("?")[0]
+        st, _, ev = server.api("GET", f"/v1/events/{did}")
+        assert st == 200 and ev["allocation"] == "draw", ev
+        assert ev["priority_groups"] == [{"name": "一线职工", "frontline": True},
+                                         {"name": "青年女职工", "gender": "female", "max_age": 35}], ev
+
+        # Three apply through the API: one in each group and one in none.
+        for i, profile in enumerate([{"frontline": True}, {"gender": "female", "birth_year": 2000},
+                                     {"gender": "male", "birth_year": 1970}]):
+            phone = f"1370000000{i + 1}"
+            server.cli("admin", "user", "create", "--phone", phone, "--role", "worker")
+            token = server.cli("admin", "token", "--phone", phone)
+            st, _, body = server.api("PUT", "/v1/me/profile", token, profile)
+            assert st == 200, body
+            st, _, body = server.api("POST", f"/v1/events/{did}/applications", token, None,
+                                     {"Idempotency-Key": f"e2e-apply-{i}"})
+            assert st == 201 and body["status"] == "applied", body
+
+        # Before the draw: the commitment, and how many applied in each group.
+        page.reload()
+        rows = {r.locator("th").inner_text(): r.locator("td").nth(1).inner_text()
+                for r in page.locator("#draw-groups tbody tr").all()}
+        assert rows == {"一线职工": "1", "青年女职工": "1", "未进入优先组": "1"}, rows
+        assert page.inner_text("#applied-total") == "3"
+        assert page.inner_text("#seed-commitment") == ev["seed_commitment"]
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the draw page scrolls sideways on a phone ({width} px)"
+        # The public value, entered before the draw.
+        value = "福利彩票双色球第2026141期开奖号码 03 07 12 19 25 31 + 09"
+        page.fill("#public_value", value)
+        page.click("button:has-text('保存公开随机值')")
+        page.wait_for_selector("text=公开随机值已保存")
+        assert server.api("GET", f"/v1/events/{did}")[2]["public_value"] == value
+        checks.axe(page, "manager: draw event")
+        checks.shot(page, "manager-08-draw-event", full_page=True)
+        # The record so far, downloaded: the commitment, the value, no entrants yet.
+        with page.expect_download() as d:
+            page.click("text=下载抽签记录（JSON）")
+        assert d.value.suggested_filename == f"draw-{did}.json", d.value.suggested_filename
+        record = json.load(open(d.value.path(), encoding="utf-8"))
+        assert record["seed_commitment"] == ev["seed_commitment"], record
+        assert record["public_value"] == value and record["entrants"] == [], record
 
         # Signing out ends the session.
         page.click("button:has-text('退出')")
