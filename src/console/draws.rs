@@ -224,7 +224,7 @@ fn refusal(e: ApiError, rows: &[usize]) -> Result<Bad, PageError> {
 }
 
 #[derive(Template)]
-#[template(path = "../src/console/templates/draw_new.html")]
+#[template(path = "console/draw_new.html")]
 struct NewDrawPage {
     nav: Nav,
     site_id: String,
@@ -540,7 +540,7 @@ fn rank_status(a: &Attendee) -> String {
 }
 
 #[derive(Template)]
-#[template(path = "../src/console/templates/draw_event.html")]
+#[template(path = "console/draw_event.html")]
 pub(super) struct DrawEventPage {
     nav: Nav,
     ev: EventPage,

@@ -269,7 +269,7 @@ pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String
 }
 
 #[derive(Template)]
-#[template(path = "../src/console/templates/events.html")]
+#[template(path = "console/events.html")]
 struct EventsPage {
     nav: Nav,
     site_id: String,
