@@ -96,6 +96,13 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "database busy; asking the client to retry");
                 ApiError::Unavailable("the database is busy; retry shortly".into())
             }
+            // The connection to the database broke or could not be made (a
+            // failover under way): nothing half-done was kept, so a retry is
+            // safe — 503 with Retry-After, never 500.
+            e if crate::store::postgres::connection_lost(&e) => {
+                tracing::warn!(error = %e, "database unreachable; asking the client to retry");
+                ApiError::Unavailable("the database is not answering; retry shortly".into())
+            }
             e => ApiError::Store(e),
         }
     }

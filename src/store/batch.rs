@@ -40,6 +40,13 @@ pub async fn run(store: &dyn Store, cmds: &[Command]) -> Vec<Result<Answer, Stor
     match attempt(store, cmds).await {
         Ok(answers) => answers,
         Err(Failed::Write(e)) if cmds.len() == 1 => vec![Err(e)],
+        // The connection is gone (a failover): running the commands one by
+        // one would only meet the same outage once per command.
+        Err(Failed::Write(e)) if super::postgres::connection_lost(&e) => {
+            tracing::warn!(error = %e, commands = cmds.len(),
+                "a batch lost its database connection; none of its commands happened");
+            cmds.iter().map(|_| Err(busy(&e))).collect()
+        }
         Err(Failed::Write(e)) => {
             tracing::warn!(error = %e, commands = cmds.len(),
                 "a batch's write failed; running its commands one by one");

@@ -167,6 +167,54 @@ impl PgStore {
     }
 }
 
+/// Commit a write transaction with no statement bound on the `COMMIT`
+/// itself. With synchronous replication the commit waits for the standby,
+/// and a cancelled wait (a `statement_timeout`, a cancel request) does not
+/// undo it: the transaction has already committed on the primary and the
+/// client is told it succeeded, though no standby may have it — an answer
+/// that a failover would then lose. So the bound set by [`PgStore::write_tx`]
+/// covers every statement but this one.
+pub(super) async fn commit(mut tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Did `e` come from losing the database rather than from the request: a
+/// connection that broke or could not be made (a primary killed, HAProxy with
+/// no primary behind it), a server shutting down or still starting
+/// (`57P01`-`57P03`), a connection exception (class `08`), a standby that
+/// refuses writes while a failover settles (`25006`), or no free connection?
+/// Such a request answers 503 with `Retry-After` and is safe to retry: what
+/// it wrote committed whole or not at all, and a booking's Idempotency-Key
+/// commits with it, so the retry replays the answer or books anew.
+pub fn connection_lost(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(b) | StoreError::Busy(b) => b
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(sqlx_connection_lost),
+        _ => false,
+    }
+}
+
+fn sqlx_connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "25006" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 /// Listen for the feed's notifications and wake the follower; after every
 /// (re)connect wake it too, since notifications sent meanwhile are lost.
 async fn listen(pool: PgPool, changed: Arc<Notify>) {
@@ -623,7 +671,7 @@ impl SiteStore for PgStore {
             return Ok(None);
         }
         let out = import_in(&mut tx, drafts, at, &|_| ()).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(Some(out))
     }
 
@@ -635,7 +683,7 @@ impl SiteStore for PgStore {
     ) -> Result<ImportOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
         let out = import_in(&mut tx, drafts, at, progress).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(out)
     }
 
@@ -711,7 +759,7 @@ impl SiteStore for PgStore {
         )
         .await?;
         record_changes(&mut tx, &[&site]).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(site)
     }
 
@@ -773,7 +821,7 @@ impl SiteStore for PgStore {
             }
         }
         record_changes(&mut tx, &[&site]).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(site)
     }
 
@@ -867,7 +915,7 @@ impl AccountStore for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        commit(tx).await?;
         self.user(id).await?.ok_or(StoreError::NotFound)
     }
 
@@ -1037,5 +1085,5 @@ async fn warn_if_not_durable(pool: &PgPool) -> Result<(), StoreError> {
 
 super::sms::sms_store!(PgStore, super::micros);
 super::wechat::wechat_store!(PgStore);
-super::draws::draw_store!(PgStore, USER_SELECT, user_from_row, super::micros);
+super::draws::draw_store!(PgStore, super::postgres_events::PgTx, super::micros);
 super::draws::draw_tx!(super::postgres_events::PgTx, USER_SELECT, user_from_row);

@@ -850,7 +850,8 @@ impl WriteTx for PgTx {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await?;
-        Ok(())
+        // Without a statement bound: a cancelled wait for the standby would
+        // acknowledge what a failover may lose (see `postgres::commit`).
+        super::postgres::commit(self.0).await
     }
 }

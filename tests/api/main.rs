@@ -6,6 +6,7 @@ mod clusters;
 mod console;
 mod draws;
 mod events;
+mod failover;
 mod feed;
 mod helpers;
 mod holidays;
