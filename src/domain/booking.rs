@@ -735,69 +735,55 @@ fn check_draw_patch(cur: &Event, patch: &EventPatch, applied: u32) -> Result<(),
     }
     let d = &cur.draft;
     let plan = d.draw.as_ref().expect("checked");
-    let changes = |new: Option<DateTime<Utc>>, old: DateTime<Utc>| new.is_some_and(|n| n != old);
-    if let Some(at) = cur.drawn_at() {
-        for (field, changed) in [
-            ("draw_at", changes(patch.draw_at, plan.draw_at)),
-            (
-                "priority_groups",
-                patch
-                    .priority_groups
-                    .as_ref()
-                    .is_some_and(|g| *g != plan.priority_groups),
-            ),
-            (
-                "public_value",
-                patch
-                    .public_value
-                    .as_ref()
-                    .is_some_and(|v| *v != plan.public_value),
-            ),
-            (
-                "booking_opens_at",
-                changes(patch.booking_opens_at, d.booking_opens_at),
-            ),
-            (
-                "booking_closes_at",
-                changes(patch.booking_closes_at, d.booking_closes_at),
-            ),
-        ] {
-            if changed {
-                return Err(invalid(
-                    field,
-                    format!("the draw was made at {}", at.to_rfc3339()),
-                ));
-            }
-        }
+    let moves = |new: Option<DateTime<Utc>>, old: DateTime<Utc>| new.is_some_and(|n| n != old);
+    // What the patch changes of the draw, in the order a refusal names it.
+    let changed = [
+        ("draw_at", moves(patch.draw_at, plan.draw_at)),
+        (
+            "priority_groups",
+            patch
+                .priority_groups
+                .as_ref()
+                .is_some_and(|g| *g != plan.priority_groups),
+        ),
+        (
+            "public_value",
+            patch
+                .public_value
+                .as_ref()
+                .is_some_and(|v| *v != plan.public_value),
+        ),
+        (
+            "booking_opens_at",
+            moves(patch.booking_opens_at, d.booking_opens_at),
+        ),
+        (
+            "booking_closes_at",
+            moves(patch.booking_closes_at, d.booking_closes_at),
+        ),
+    ];
+    let first = |public_value_too: bool| {
+        changed
+            .iter()
+            .find(|(f, c)| *c && (public_value_too || *f != "public_value"))
+            .map(|(f, _)| *f)
+    };
+    if let Some(at) = cur.drawn_at()
+        && let Some(field) = first(true)
+    {
+        return Err(invalid(
+            field,
+            format!("the draw was made at {}", at.to_rfc3339()),
+        ));
     }
-    if applied > 0 {
-        for (field, changed) in [
-            (
-                "booking_opens_at",
-                changes(patch.booking_opens_at, d.booking_opens_at),
-            ),
-            (
-                "booking_closes_at",
-                changes(patch.booking_closes_at, d.booking_closes_at),
-            ),
-            ("draw_at", changes(patch.draw_at, plan.draw_at)),
-            (
-                "priority_groups",
-                patch
-                    .priority_groups
-                    .as_ref()
-                    .is_some_and(|g| *g != plan.priority_groups),
-            ),
-        ] {
-            if changed {
-                return Err(invalid(
-                    field,
-                    format!(
-                        "{applied} people have applied under the window and groups as they are"
-                    ),
-                ));
-            }
-        }
+    // The public value may change until the draw: it is not known when people apply.
+    if applied > 0
+        && let Some(field) = first(false)
+    {
+        return Err(invalid(
+            field,
+            format!("{applied} people have applied under the window and groups as they are"),
+        ));
     }
     Ok(())
 }

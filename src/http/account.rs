@@ -359,6 +359,7 @@ impl Me {
     }
 }
 
+/// The signed-in person: phone, role, profile, unread notices, SMS and WeChat state.
 #[utoipa::path(
     get,
     path = "/v1/me",

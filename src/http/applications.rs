@@ -14,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::bookings::idempotency_key;
 use super::caller::Caller;
 use super::events::{event_id, load_event};
 use crate::domain::application::{
@@ -43,20 +44,6 @@ pub async fn application_doc(
     Ok(a.to_api(booking.as_ref().map(|v| (&v.record, v.waitlist_position))))
 }
 
-/// The `Idempotency-Key` header, if sent.
-pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 100)
-                .map(str::to_owned)
-                .ok_or_else(|| ApiError::param("Idempotency-Key", "1–100 visible ASCII characters"))
-        })
-        .transpose()
-}
-
 /// Apply for a place in a draw (`allocation: draw`), any time in the
 /// booking window: when you apply never matters. One application per person;
 /// eligibility is checked now and again at the draw. Send an
@@ -64,6 +51,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 #[utoipa::path(
     post,
     path = "/v1/events/{id}/applications",
+    operation_id = "apply_for_draw",
     tag = "draws",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Event id"), ("Idempotency-Key" = Option<String>, Header, description = "A unique key per application attempt (1–100 characters)")),
@@ -169,6 +157,7 @@ async fn load_application(
 #[utoipa::path(
     get,
     path = "/v1/applications/{id}",
+    operation_id = "get_application",
     tag = "draws",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Application id")),
@@ -191,6 +180,7 @@ pub async fn application(
 #[utoipa::path(
     delete,
     path = "/v1/applications/{id}",
+    operation_id = "withdraw_application",
     tag = "draws",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Application id")),

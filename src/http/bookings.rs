@@ -57,6 +57,20 @@ pub(super) fn with_code(state: &AppState, mut b: Booking) -> Booking {
     b
 }
 
+/// The `Idempotency-Key` header, if sent (bookings, applications).
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 100)
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::param("Idempotency-Key", "1–100 visible ASCII characters"))
+        })
+        .transpose()
+}
+
 /// Book a seat. Send an `Idempotency-Key` header: a retry with the same key
 /// (within 24 h) gets the original answer, replayed, not re-executed; the same
 /// key with a different body is 422.
@@ -81,19 +95,7 @@ pub async fn book(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let id = event_id(&id)?;
-    let key = match headers.get("idempotency-key") {
-        Some(v) => {
-            let k = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 100)
-                .ok_or_else(|| {
-                    ApiError::param("Idempotency-Key", "1–100 visible ASCII characters")
-                })?;
-            Some(k.to_owned())
-        }
-        None => None,
-    };
+    let key = idempotency_key(&headers)?;
     if let Err(wait) = state.writer.admit(&state.guard.config.write_queue) {
         state.metrics.shed("write_queue");
         return Err(ApiError::UnavailableFor {
@@ -256,6 +258,7 @@ pub struct EventSummary {
     pub status: EventStatus,
 }
 
+/// Your bookings with their events: upcoming first (soonest first), then past ones (latest first).
 #[utoipa::path(
     get,
     path = "/v1/me/bookings",

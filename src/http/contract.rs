@@ -25,6 +25,9 @@ use crate::domain::site::{Amenity, Kind, Status};
 pub fn exact(openapi: &utoipa::openapi::OpenApi) -> Value {
     let mut doc = serde_json::to_value(openapi).expect("the document serializes");
     tighten(&mut doc);
+    doc["info"]["license"]["identifier"] = json!("MIT");
+    // Relative to wherever this yizhan answers (it serves this document itself).
+    doc["servers"] = json!([{"url": "/", "description": "the yizhan serving this document"}]);
     doc
 }
 
@@ -481,6 +484,8 @@ pub fn tighten(doc: &mut Value) {
                 .get("security")
                 .and_then(Value::as_array)
                 .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            // Public operations say so: no credentials needed.
+            op.entry("security").or_insert_with(|| json!([]));
             if secured {
                 let mut r = problem("No valid bearer token");
                 r["headers"] = json!({"WWW-Authenticate": {"schema": {"type": "string"}}});

@@ -327,6 +327,7 @@ pub(crate) async fn load_event(state: &AppState, id: EventId) -> Result<Event, A
         .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))
 }
 
+/// A published event, with its seats left (and, for a draw, its commitment).
 #[utoipa::path(
     get,
     path = "/v1/events/{id}",

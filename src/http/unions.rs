@@ -167,6 +167,7 @@ pub async fn create_union(
         .into_response())
 }
 
+/// A union: its name, area, join policy and parent federation.
 #[utoipa::path(
     get,
     path = "/v1/unions/{id}",

@@ -195,35 +195,33 @@ pub(crate) fn with_users(
         .collect()
 }
 
-/// `impl DrawStore` for a backend whose `pool()` runs these statements;
-/// `$users` selects users as `u` (ending `FROM users u`), `$user` reads one
-/// such row, `$time` turns a time into the `events` time columns' type.
+/// `impl DrawStore` for a backend whose `pool()` runs these statements and
+/// whose write transaction `$tx` (a newtype of an sqlx transaction) has
+/// [`draw_tx!`]'s reads; `$time` turns a time into the `events` time
+/// columns' type.
 macro_rules! draw_store {
-    ($store:ty, $users:expr, $user:path, $time:expr) => {
+    ($store:ty, $tx:path, $time:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::draws::DrawStore for $store {
             async fn application(
                 &self,
                 id: $crate::domain::application::ApplicationId,
-            ) -> Result<Option<$crate::domain::application::ApplicationRecord>, $crate::store::StoreError>
-            {
-                let sql = format!(
-                    "SELECT {} FROM applications WHERE id = $1",
-                    $crate::store::draws::APPLICATION_COLUMNS
-                );
-                let row: Option<$crate::store::draws::ApplicationRow> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                        .bind(id.as_i64())
-                        .fetch_optional(self.pool())
-                        .await?;
-                row.map($crate::store::draws::application_from).transpose()
+            ) -> Result<
+                Option<$crate::domain::application::ApplicationRecord>,
+                $crate::store::StoreError,
+            > {
+                // The same statement as inside a write, in a read-only transaction.
+                let mut tx = $tx(self.pool().begin().await?);
+                $crate::store::draws::DrawTx::application_in(&mut tx, id).await
             }
 
             async fn user_applications(
                 &self,
                 user: $crate::domain::user::UserId,
-            ) -> Result<Vec<$crate::domain::application::ApplicationRecord>, $crate::store::StoreError>
-            {
+            ) -> Result<
+                Vec<$crate::domain::application::ApplicationRecord>,
+                $crate::store::StoreError,
+            > {
                 let sql = format!(
                     "SELECT {} FROM applications WHERE user_id = $1 \
                      ORDER BY created_ms DESC, id LIMIT 500",
@@ -246,37 +244,17 @@ macro_rules! draw_store {
                 )>,
                 $crate::store::StoreError,
             > {
-                let mut conn = self.pool().acquire().await?;
-                let sql = format!(
-                    "SELECT {} FROM applications WHERE event_id = $1 AND state = 'applied' ORDER BY id",
-                    $crate::store::draws::APPLICATION_COLUMNS
-                );
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(event.as_i64())
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let users = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{} WHERE u.id IN (SELECT user_id FROM applications \
-                     WHERE event_id = $1 AND state = 'applied')",
-                    $users
-                )))
-                .bind(event.as_i64())
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map($user)
-                .collect::<Result<Vec<_>, _>>()?;
-                $crate::store::draws::with_users(
-                    $crate::store::draws::applications_from(rows)?,
-                    users,
-                )
+                let mut tx = $tx(self.pool().begin().await?);
+                $crate::store::draws::DrawTx::applicants_in(&mut tx, event).await
             }
 
             async fn entrants(
                 &self,
                 event: $crate::domain::event::EventId,
-            ) -> Result<Vec<$crate::domain::application::ApplicationRecord>, $crate::store::StoreError>
-            {
+            ) -> Result<
+                Vec<$crate::domain::application::ApplicationRecord>,
+                $crate::store::StoreError,
+            > {
                 let sql = format!(
                     "SELECT {} FROM applications WHERE event_id = $1 AND state = 'drawn' \
                      ORDER BY draw_rank",

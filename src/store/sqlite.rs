@@ -1060,9 +1060,7 @@ fn user_from_row(r: &SqliteRow) -> Result<User, StoreError> {
 
 super::sms::sms_store!(SqliteStore, |t: DateTime<Utc>| fmt_time(super::micros(t)));
 super::wechat::wechat_store!(SqliteStore);
-super::draws::draw_store!(SqliteStore, USER_SELECT, user_from_row, |t: DateTime<
-    Utc,
->| fmt_time(
+super::draws::draw_store!(SqliteStore, super::sqlite_events::SqliteTx, |t| fmt_time(
     super::micros(t)
 ));
 super::draws::draw_tx!(super::sqlite_events::SqliteTx, USER_SELECT, user_from_row);

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use yizhan::domain::user::{Gender, Profile, Role};
 
-use crate::helpers::{TestApp, draft, site_and_admin, spawn_app};
+use crate::helpers::{TestApp, second_node, site_and_admin, spawn_app_with_a_site};
 
 /// A draw event: applications open now and close in a day, the draw an
 /// hour later, the event in ten days.
@@ -97,13 +97,7 @@ fn quota_of(g: Option<Gender>) -> Option<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_thousand_apply_for_forty_places_and_anyone_can_check_the_draw() {
-    let app = spawn_app(vec![draft(
-        1,
-        yizhan::domain::site::Kind::UnionStation,
-        36.65,
-        117.12,
-    )])
-    .await;
+    let app = spawn_app_with_a_site().await;
     let (site, admin) = site_and_admin(&app).await;
     // 40 places: 15 for women, 15 for men, 10 for anyone else; front-line
     // workers first, then young workers; over 60 not eligible.
@@ -434,13 +428,7 @@ async fn statuses(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declines_and_lapses_pass_places_down_the_drawn_order() {
-    let app = spawn_app(vec![draft(
-        1,
-        yizhan::domain::site::Kind::UnionStation,
-        36.65,
-        117.12,
-    )])
-    .await;
+    let app = spawn_app_with_a_site().await;
     let (site, admin) = site_and_admin(&app).await;
     let event = draw_event(
         &app,
@@ -537,13 +525,7 @@ async fn declines_and_lapses_pass_places_down_the_drawn_order() {
 
 #[tokio::test]
 async fn a_draw_event_is_checked_field_by_field() {
-    let app = spawn_app(vec![draft(
-        1,
-        yizhan::domain::site::Kind::UnionStation,
-        36.65,
-        117.12,
-    )])
-    .await;
+    let app = spawn_app_with_a_site().await;
     let (site, admin) = site_and_admin(&app).await;
     let now = app.clock_now();
     let base = json!({
@@ -704,25 +686,8 @@ async fn draw_state(app: &TestApp, event: &str) -> (i64, i64, i64, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_reaching_draw_at_together_make_the_draw_once() {
-    let app = spawn_app(vec![draft(
-        1,
-        yizhan::domain::site::Kind::UnionStation,
-        36.65,
-        117.12,
-    )])
-    .await;
-    // A second node on the same database, with the same clock.
-    let other = yizhan::service::Service::with_store_and_auth(
-        yizhan::store::connect(&app.database_url).await.unwrap(),
-        Duration::from_secs(3600),
-        yizhan::auth::Auth {
-            clock: app.clock.clone(),
-            sms: std::sync::Arc::new(yizhan::auth::MemorySender::default()),
-            sms_receipt_token: None,
-        },
-    )
-    .await
-    .unwrap();
+    let app = spawn_app_with_a_site().await;
+    let other = second_node(&app).await;
     let id = due_draw(&app, 200, 10).await;
     let (one, two) = tokio::join!(app.service.run_jobs(), other.run_jobs());
     let (one, two) = (one.unwrap(), two.unwrap());
@@ -738,13 +703,7 @@ async fn two_nodes_reaching_draw_at_together_make_the_draw_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draw_that_fails_part_way_leaves_no_draw_then_the_whole_draw() {
     use sqlx::Connection;
-    let app = spawn_app(vec![draft(
-        1,
-        yizhan::domain::site::Kind::UnionStation,
-        36.65,
-        117.12,
-    )])
-    .await;
+    let app = spawn_app_with_a_site().await;
     let id = due_draw(&app, 30, 5).await;
     // The database refuses the draw's 20th entrant, after 19 bookings and
     // the first offers are written in the same transaction.
@@ -800,13 +759,7 @@ async fn a_draw_that_fails_part_way_leaves_no_draw_then_the_whole_draw() {
 
 #[tokio::test]
 async fn a_draw_event_cancelled_before_its_draw_tells_its_applicants_and_never_draws() {
-    let app = spawn_app(vec![draft(
-        1,
-        yizhan::domain::site::Kind::UnionStation,
-        36.65,
-        117.12,
-    )])
-    .await;
+    let app = spawn_app_with_a_site().await;
     let (site, admin) = site_and_admin(&app).await;
     let event = draw_event(&app, &admin, &site, json!({"capacity": 2})).await;
     let id = event["id"].as_str().unwrap().to_owned();

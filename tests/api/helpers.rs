@@ -125,6 +125,26 @@ impl TestApp {
     }
 }
 
+/// A service with one union station in Jinan (what most event tests need).
+pub async fn spawn_app_with_a_site() -> TestApp {
+    spawn_app(vec![draft(1, Kind::UnionStation, 36.65, 117.12)]).await
+}
+
+/// A second node on `app`'s database, with the same clock.
+pub async fn second_node(app: &TestApp) -> Service {
+    Service::with_store_and_auth(
+        store::connect(&app.database_url).await.unwrap(),
+        Duration::from_secs(3600),
+        Auth {
+            clock: app.clock.clone(),
+            sms: Arc::new(MemorySender::default()),
+            sms_receipt_token: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// The nearest site to Jinan's centre (the one a test made there) and an
 /// admin's token.
 pub async fn site_and_admin(app: &TestApp) -> (String, String) {

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use yizhan::auth::{Auth, MemorySender};
 use yizhan::domain::user::Role;
-use yizhan::service::Service;
 
 use crate::events::{book, make_event};
-use crate::helpers::{TestApp, draft, site_and_admin, spawn_app, spawn_app_with_worker};
+use crate::helpers::{
+    TestApp, draft, second_node, site_and_admin, spawn_app, spawn_app_with_worker,
+};
 
 /// Wait until the background worker has finished `n` more passes than now:
 /// then at least one whole pass began after this call.
@@ -141,17 +141,7 @@ async fn two_workers_on_one_database_never_apply_a_job_twice() {
     .await;
     let (site, admin) = site_and_admin(&app).await;
     // A second node on the same database, with the same clock.
-    let other = Service::with_store_and_auth(
-        yizhan::store::connect(&app.database_url).await.unwrap(),
-        Duration::from_secs(3600),
-        Auth {
-            clock: app.clock.clone(),
-            sms: std::sync::Arc::new(MemorySender::default()),
-            sms_receipt_token: None,
-        },
-    )
-    .await
-    .unwrap();
+    let other = second_node(&app).await;
     const EVENTS: usize = 12;
     for e in 0..EVENTS {
         let event = make_event(
