@@ -18,11 +18,13 @@ use axum::routing::{get, post};
 use chrono::Datelike;
 use serde_json::{Map, Value, json};
 
-use super::events::{EventForm, EventPage, Extra, event_json, managed_event, render_event};
-use super::session::{Form, Session, see_other};
+use super::events::{
+    Bad, EventForm, EventPage, Extra, SiteForm, after_edit, answered, created, event_json,
+    form_page, int_of, managed_event, refusal_by, site_form_page,
+};
+use super::session::{Form, Session};
 use super::views::{self, field_label};
-use super::{Nav, PageError, page};
-use crate::domain::coords::Crs;
+use super::{Nav, PageError, attachment, page};
 use crate::domain::draw::{Facts, PriorityGroup, group_of};
 use crate::domain::event::{BookingStatus, Event, EventStatus};
 use crate::domain::hours::SHANGHAI;
@@ -34,7 +36,7 @@ use crate::http::AppState;
 use crate::http::applications::record_of;
 use crate::http::attendees::Attendee;
 use crate::http::body::JsonObject;
-use crate::http::events::{edit_event, new_event};
+use crate::http::events::edit_event;
 use crate::http::manage::site_id;
 
 pub fn router() -> Router<AppState> {
@@ -86,6 +88,13 @@ impl GroupForm {
             .collect()
     }
 
+    /// The rows of a submitted form that are filled in: the groups sent, in
+    /// order (the API numbers only those).
+    fn sent(f: &Form) -> Vec<usize> {
+        let rows = GroupForm::rows_of(f);
+        (0..rows.len()).filter(|&i| !rows[i].is_blank()).collect()
+    }
+
     fn is_blank(&self) -> bool {
         [
             &self.name,
@@ -101,31 +110,19 @@ impl GroupForm {
     }
 }
 
-/// A refusal to show on the form: the form field it is about (to mark it)
-/// and the sentence.
-struct Bad {
-    field: Option<String>,
-    message: String,
-}
-
-/// The draw form as the API's JSON (`allocation: draw`), with the form row
-/// of each priority group sent (the API numbers only the groups sent).
-fn draw_json(f: &Form) -> Result<(JsonObject, Vec<usize>), Bad> {
-    let mut obj = event_json(f, true).map_err(|(field, message)| Bad {
-        message: format!("{}：{message}", field_label(&field)),
-        field: Some(field),
-    })?;
+/// The draw form as the API's JSON (`allocation: draw`); the priority
+/// groups sent are the rows [`GroupForm::sent`].
+fn draw_json(f: &Form) -> Result<JsonObject, Bad> {
+    let mut obj = event_json(f, true)?;
     let m = &mut obj.0;
     m.insert("allocation".into(), json!("draw"));
     if let Some(v) = f.text("public_value") {
         m.insert("public_value".into(), json!(v));
     }
     let mut groups = Vec::new();
-    let mut rows = Vec::new();
-    for (i, g) in GroupForm::rows_of(f).iter().enumerate() {
-        if g.is_blank() {
-            continue;
-        }
+    let rows = GroupForm::rows_of(f);
+    for i in GroupForm::sent(f) {
+        let g = &rows[i];
         let mut o = Map::new();
         o.insert("name".into(), json!(g.name.trim()));
         for (k, v) in [
@@ -145,7 +142,7 @@ fn draw_json(f: &Form) -> Result<(JsonObject, Vec<usize>), Bad> {
         }
         for (k, v) in [("min_age", &g.min_age), ("max_age", &g.max_age)] {
             if let Some(v) = Some(v.trim()).filter(|v| !v.is_empty()) {
-                let n: i64 = v.parse().map_err(|_| Bad {
+                let n = int_of(v, || Bad {
                     field: Some(format!("group{i}_{k}")),
                     message: format!("第{}个优先组的{}：请填写整数", i + 1, views::field_zh(k)),
                 })?;
@@ -153,12 +150,11 @@ fn draw_json(f: &Form) -> Result<(JsonObject, Vec<usize>), Bad> {
             }
         }
         groups.push(Value::Object(o));
-        rows.push(i);
     }
     if !groups.is_empty() {
         m.insert("priority_groups".into(), Value::Array(groups));
     }
-    Ok((obj, rows))
+    Ok(obj)
 }
 
 /// `priority_groups[k].part` as `(k, part)`.
@@ -201,50 +197,22 @@ fn draw_hint(param: &str) -> &'static str {
 /// An API refusal on the draw's forms, naming the field in Chinese; the
 /// error page for what a form cannot fix.
 fn refusal(e: ApiError, rows: &[usize]) -> Result<Bad, PageError> {
-    match &e {
-        ApiError::Unprocessable { .. } | ApiError::Conflict(_) | ApiError::InvalidParam { .. } => {
-            let p = e.problem();
-            tracing::debug!(detail = %p.detail, "draw form refused");
-            Ok(match p.param.as_deref() {
-                Some(param) if !param.is_empty() => {
-                    let (field, label) = form_field(param, rows);
-                    Bad {
-                        message: format!("“{label}”填写有误：{}", draw_hint(param)),
-                        field: Some(field),
-                    }
-                }
-                _ => Bad {
-                    field: None,
-                    message: "无法保存：与活动的当前状态冲突，请刷新页面后重试。".into(),
-                },
-            })
+    refusal_by(e, |param| {
+        let (field, label) = form_field(param, rows);
+        Bad {
+            message: format!("“{label}”填写有误：{}", draw_hint(param)),
+            field: Some(field),
         }
-        _ => Err(e.into()),
-    }
+    })
 }
 
 #[derive(Template)]
 #[template(path = "console/draw_new.html")]
 struct NewDrawPage {
-    nav: Nav,
-    site_id: String,
-    site_name: String,
-    form: EventForm,
-    error: Option<String>,
-    invalid: Option<String>,
+    head: SiteForm,
 }
 
-impl NewDrawPage {
-    /// Is the error about this form field?
-    fn bad(&self, field: &str) -> bool {
-        self.invalid.as_deref() == Some(field)
-    }
-
-    /// Is the error about this field of group row `i`?
-    fn bad_group(&self, i: impl std::fmt::Display, part: &str) -> bool {
-        self.invalid.as_deref() == Some(format!("group{i}_{part}").as_str())
-    }
-}
+site_form_page!(NewDrawPage);
 
 async fn new_draw_form(
     state: &AppState,
@@ -253,34 +221,10 @@ async fn new_draw_form(
     form: EventForm,
     bad: Option<Bad>,
 ) -> Result<Response, PageError> {
-    if !s.user.manages(id) {
-        return Err(ApiError::forbidden("you do not manage this site").into());
-    }
-    let site = state
-        .store
-        .get_site(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?;
-    let status = if bad.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    let (error, invalid) = match bad {
-        Some(b) => (Some(b.message), b.field),
-        None => (None, None),
-    };
-    Ok(page(
-        status,
-        &NewDrawPage {
-            nav: Nav::of(s),
-            site_id: id.to_string(),
-            site_name: site.draft.name,
-            form,
-            error,
-            invalid,
-        },
-    ))
+    form_page(state, s, id, form, bad, async |head| {
+        Ok(NewDrawPage { head })
+    })
+    .await
 }
 
 async fn new_draw_page(
@@ -304,22 +248,12 @@ async fn create(
 ) -> Result<Response, PageError> {
     s.check(&form)?;
     let site = site_id(&id)?;
-    let bad = match draw_json(&form) {
-        Ok((mut obj, rows)) => {
-            obj.0.insert("site_id".into(), json!(site.to_string()));
-            match new_event(&state, &s.user, &obj, Crs::Wgs84).await {
-                Ok(e) => {
-                    return Ok(see_other(&format!(
-                        "/console/events/{}?saved=created",
-                        e.id
-                    )));
-                }
-                Err(e) => refusal(e, &rows)?,
-            }
-        }
-        Err(bad) => bad,
-    };
-    new_draw_form(&state, &s, site, EventForm::of_form(&form), Some(bad)).await
+    let rows = GroupForm::sent(&form);
+    let refused = |e| refusal(e, &rows);
+    match created(&state, &s, site, draw_json(&form), refused).await? {
+        Ok(to) => Ok(to),
+        Err(bad) => new_draw_form(&state, &s, site, EventForm::of_form(&form), Some(bad)).await,
+    }
 }
 
 /// A priority group as the page shows it.
@@ -549,13 +483,6 @@ pub(super) struct DrawEventPage {
     draw: DrawView,
     /// The public value in its field: as typed after a refusal, else as saved.
     public_value: String,
-    invalid: Option<String>,
-}
-
-impl DrawEventPage {
-    fn bad(&self, field: &str) -> bool {
-        self.invalid.as_deref() == Some(field)
-    }
 }
 
 /// A draw event's page: the event page's parts, with the draw's.
@@ -563,7 +490,6 @@ pub(super) fn draw_event_page(
     s: &Session,
     mut ev: EventPage,
     draw: DrawView,
-    invalid: Option<String>,
     public_value: Option<String>,
     status: StatusCode,
 ) -> Response {
@@ -576,7 +502,6 @@ pub(super) fn draw_event_page(
             ev,
             draw,
             public_value,
-            invalid,
         },
     )
 }
@@ -591,21 +516,13 @@ async fn set_public_value(
     let e = managed_event(&state, &s, &id).await?;
     let typed = form.get("public_value").unwrap_or("").trim().to_owned();
     let obj = JsonObject(Map::from_iter([("public_value".to_owned(), json!(typed))]));
-    let bad = match edit_event(&state, &s.user, e.id, &obj).await {
-        Ok(e) => {
-            return Ok(see_other(&format!(
-                "/console/events/{}?saved=public_value#draw",
-                e.id
-            )));
-        }
-        Err(err) => refusal(err, &[])?,
+    let edited = edit_event(&state, &s.user, e.id, &obj).await;
+    let result = answered(edited, |err| refusal(err, &[]))?;
+    let kept = Extra {
+        public_value: Some(typed),
+        ..Extra::none()
     };
-    let mut extra = Extra::none();
-    extra.error = Some(bad.message);
-    extra.invalid = bad.field;
-    extra.public_value = Some(typed);
-    extra.status = StatusCode::UNPROCESSABLE_ENTITY;
-    render_event(&state, &s, &e, extra).await
+    after_edit(&state, &s, &e, result, "public_value#draw", kept).await
 }
 
 /// The draw's public record as a file, for the manager to keep or publish;
@@ -625,13 +542,9 @@ async fn download(
         body,
     )
         .into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"draw-{}.json\"", e.id))
-            .expect("ascii"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    attachment(&mut r, &format!("draw-{}.json", e.id));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 

@@ -8,7 +8,7 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use super::draws::{self, GroupForm};
 use super::session::{Form, Session, see_other};
 use super::views::{self, field_label, rfc3339_of_local};
-use super::{Nav, PageError, page};
+use super::{Nav, PageError, attachment, page};
 use crate::domain::coords::Crs;
 use crate::domain::event::{BookingStatus, Event, EventId, EventStatus};
 use crate::domain::site::SiteId;
@@ -105,6 +105,8 @@ pub struct EventForm {
     pub draw_at: String,
     pub groups: Vec<GroupForm>,
     pub public_value: String,
+    /// The form field a refusal is about (marked `aria-invalid`), if one.
+    pub invalid: Option<String>,
 }
 
 const QUOTA_ROWS: usize = 2;
@@ -150,6 +152,7 @@ impl EventForm {
             draw_at: g("draw_at"),
             groups: GroupForm::rows_of(f),
             public_value: g("public_value"),
+            invalid: None,
         }
     }
 
@@ -182,6 +185,16 @@ impl EventForm {
         }
     }
 
+    /// Is the refusal about this form field?
+    pub fn bad(&self, field: &str) -> bool {
+        self.invalid.as_deref() == Some(field)
+    }
+
+    /// Is the refusal about this field of priority group row `i`?
+    pub fn bad_group(&self, i: impl std::fmt::Display, part: &str) -> bool {
+        self.bad(&format!("group{i}_{part}"))
+    }
+
     pub(super) fn blank() -> EventForm {
         EventForm {
             kind: "training".into(),
@@ -194,9 +207,40 @@ impl EventForm {
     }
 }
 
+/// A refusal to show on a form: the sentence, and the form field it is about
+/// (to mark it), if one.
+pub(super) struct Bad {
+    pub(super) field: Option<String>,
+    pub(super) message: String,
+}
+
+impl Bad {
+    /// `message` about form field `field`, named in Chinese before it.
+    pub(super) fn at(field: &str, message: &str) -> Bad {
+        Bad {
+            message: format!("{}：{message}", field_label(field)),
+            field: Some(field.to_owned()),
+        }
+    }
+
+    /// A sentence about no one field.
+    pub(super) fn says(message: impl Into<String>) -> Bad {
+        Bad {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// A whole number typed in `v`, or `refused`.
+pub(super) fn int_of(v: &str, refused: impl FnOnce() -> Bad) -> Result<i64, Bad> {
+    v.parse().map_err(|_| refused())
+}
+
 /// The form as the API's JSON: times from China time to RFC 3339, numbers as
 /// numbers; blank optional fields are left out (the API's defaults apply).
-pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String, String)> {
+/// A refusal names the field in Chinese.
+pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, Bad> {
     let mut m = Map::new();
     let text = |m: &mut Map<String, Value>, k: &str| {
         if let Some(v) = f.get(k) {
@@ -209,14 +253,12 @@ pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String
         if let Some(v) = f.text(k) {
             let t = rfc3339_of_local(v)
                 .filter(|t| t.len() > 10)
-                .ok_or_else(|| (k.to_owned(), "请按“年-月-日 时:分”填写".to_owned()))?;
+                .ok_or_else(|| Bad::at(k, "请按“年-月-日 时:分”填写"))?;
             m.insert(k.to_owned(), json!(t));
         }
     }
     if let Some(c) = f.text("capacity") {
-        let n: i64 = c
-            .parse()
-            .map_err(|_| ("capacity".to_owned(), "请填写整数".to_owned()))?;
+        let n = int_of(c, || Bad::at("capacity", "请填写整数"))?;
         m.insert("capacity".into(), json!(n));
     }
     m.insert("waitlist".into(), json!(f.get("waitlist").is_some()));
@@ -239,9 +281,7 @@ pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String
             ) else {
                 continue;
             };
-            let seats: i64 = s
-                .parse()
-                .map_err(|_| ("quotas".to_owned(), "名额请填写整数".to_owned()))?;
+            let seats = int_of(s, || Bad::at("quotas", "名额请填写整数"))?;
             quotas.push(json!({"attribute": a, "value": v, "seats": seats}));
         }
         if !quotas.is_empty() {
@@ -255,9 +295,7 @@ pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String
         }
         for k in ["min_age", "max_age"] {
             if let Some(v) = f.text(k) {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| (k.to_owned(), "请填写整数".to_owned()))?;
+                let n = int_of(v, || Bad::at(k, "请填写整数"))?;
                 rules.insert(k.into(), json!(n));
             }
         }
@@ -268,24 +306,40 @@ pub(super) fn event_json(f: &Form, creating: bool) -> Result<JsonObject, (String
     Ok(JsonObject(m))
 }
 
-#[derive(Template)]
-#[template(path = "console/events.html")]
-struct EventsPage {
-    nav: Nav,
-    site_id: String,
-    site_name: String,
-    events: Vec<EventRow>,
-    form: EventForm,
-    error: Option<String>,
+/// What a site's page with a new event's form shows: the site, the form as
+/// typed and its refusal. The pages ([`EventsPage`], the draw's form) add
+/// their own parts and read these through `Deref` ([`site_form_page`]).
+pub(super) struct SiteForm {
+    pub(super) nav: Nav,
+    pub(super) site_id: String,
+    pub(super) site_name: String,
+    pub(super) form: EventForm,
+    pub(super) error: Option<String>,
 }
 
-async fn events_page(
+/// A page of a [`SiteForm`] (its field `head`) and its own parts.
+macro_rules! site_form_page {
+    ($page:ty) => {
+        impl std::ops::Deref for $page {
+            type Target = $crate::console::events::SiteForm;
+            fn deref(&self) -> &Self::Target {
+                &self.head
+            }
+        }
+    };
+}
+pub(super) use site_form_page;
+
+/// A site's page with a new event's form for site `id` (which `s` must
+/// manage), with the refusal if there is one: `part` makes the page of its
+/// head.
+pub(super) async fn form_page<T: Template>(
     state: &AppState,
     s: &Session,
     id: SiteId,
-    form: EventForm,
-    error: Option<String>,
-    status: StatusCode,
+    mut form: EventForm,
+    bad: Option<Bad>,
+    part: impl AsyncFnOnce(SiteForm) -> Result<T, PageError>,
 ) -> Result<Response, PageError> {
     if !s.user.manages(id) {
         return Err(ApiError::forbidden("you do not manage this site").into());
@@ -295,18 +349,45 @@ async fn events_page(
         .get_site(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?;
-    let events = state.store.site_events(id).await?;
-    Ok(page(
-        status,
-        &EventsPage {
-            nav: Nav::of(s),
-            site_id: id.to_string(),
-            site_name: site.draft.name,
-            events: events.iter().map(event_row).collect(),
-            form,
-            error,
-        },
-    ))
+    let (status, error) = match bad {
+        Some(b) => {
+            form.invalid = b.field;
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(b.message))
+        }
+        None => (StatusCode::OK, None),
+    };
+    let head = SiteForm {
+        nav: Nav::of(s),
+        site_id: id.to_string(),
+        site_name: site.draft.name,
+        form,
+        error,
+    };
+    Ok(page(status, &part(head).await?))
+}
+
+#[derive(Template)]
+#[template(path = "console/events.html")]
+struct EventsPage {
+    head: SiteForm,
+    events: Vec<EventRow>,
+}
+
+site_form_page!(EventsPage);
+
+async fn events_page(
+    state: &AppState,
+    s: &Session,
+    id: SiteId,
+    form: EventForm,
+    bad: Option<Bad>,
+) -> Result<Response, PageError> {
+    form_page(state, s, id, form, bad, async |head| {
+        let events = state.store.site_events(id).await?;
+        let events = events.iter().map(event_row).collect();
+        Ok(EventsPage { head, events })
+    })
+    .await
 }
 
 async fn site_events(
@@ -314,27 +395,61 @@ async fn site_events(
     s: Session,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let id = site_id(&id)?;
-    events_page(&state, &s, id, EventForm::blank(), None, StatusCode::OK).await
+    events_page(&state, &s, site_id(&id)?, EventForm::blank(), None).await
 }
 
-/// An API refusal in the person's words, or the error page for what a form
-/// cannot fix.
-pub(super) fn refusal(e: ApiError) -> Result<String, PageError> {
+/// An API refusal a form can show, worded by `about` when it names a
+/// parameter; the error page for what a form cannot fix.
+pub(super) fn refusal_by(e: ApiError, about: impl FnOnce(&str) -> Bad) -> Result<Bad, PageError> {
     match &e {
         ApiError::Unprocessable { .. } | ApiError::Conflict(_) | ApiError::InvalidParam { .. } => {
             // The API's detail is English: name the field in Chinese instead.
             let p = e.problem();
-            tracing::debug!(detail = %p.detail, "event form refused");
+            tracing::debug!(detail = %p.detail, "console form refused");
             Ok(match p.param.as_deref() {
-                Some(field) if !field.is_empty() => {
-                    format!("“{}”填写有误，请检查后重试。", field_label(field))
-                }
-                _ => "无法保存：与活动的当前状态冲突，请刷新页面后重试。".to_owned(),
+                Some(param) if !param.is_empty() => about(param),
+                _ => Bad::says("无法保存：与活动的当前状态冲突，请刷新页面后重试。"),
             })
         }
         _ => Err(e.into()),
     }
+}
+
+/// An API refusal in the person's words, or the error page for what a form
+/// cannot fix.
+pub(super) fn refusal(e: ApiError) -> Result<Bad, PageError> {
+    refusal_by(e, |param| {
+        Bad::says(format!("“{}”填写有误，请检查后重试。", field_label(param)))
+    })
+}
+
+/// The API's answer to a form: the event, or the refusal to show.
+pub(super) fn answered(
+    r: Result<Event, ApiError>,
+    refused: impl FnOnce(ApiError) -> Result<Bad, PageError>,
+) -> Result<Result<Event, Bad>, PageError> {
+    match r {
+        Ok(e) => Ok(Ok(e)),
+        Err(e) => refused(e).map(Err),
+    }
+}
+
+/// A new event at `site` from its form's JSON: to the event's page, or the
+/// refusal for the form to show.
+pub(super) async fn created(
+    state: &AppState,
+    s: &Session,
+    site: SiteId,
+    obj: Result<JsonObject, Bad>,
+    refused: impl FnOnce(ApiError) -> Result<Bad, PageError>,
+) -> Result<Result<Response, Bad>, PageError> {
+    let mut obj = match obj {
+        Ok(obj) => obj,
+        Err(bad) => return Ok(Err(bad)),
+    };
+    obj.0.insert("site_id".into(), json!(site.to_string()));
+    let e = answered(new_event(state, &s.user, &obj, Crs::Wgs84).await, refused)?;
+    Ok(e.map(|e| see_other(&format!("/console/events/{}?saved=created", e.id))))
 }
 
 async fn create(
@@ -345,32 +460,9 @@ async fn create(
 ) -> Result<Response, PageError> {
     s.check(&form)?;
     let site = site_id(&id)?;
-    let result = match event_json(&form, true) {
-        Ok(mut obj) => {
-            obj.0.insert("site_id".into(), json!(site.to_string()));
-            new_event(&state, &s.user, &obj, Crs::Wgs84)
-                .await
-                .map_err(refusal)
-        }
-        Err((field, message)) => Err(Ok(format!("{}：{message}", field_label(&field)))),
-    };
-    match result {
-        Ok(e) => Ok(see_other(&format!(
-            "/console/events/{}?saved=created",
-            e.id
-        ))),
-        Err(Ok(message)) => {
-            events_page(
-                &state,
-                &s,
-                site,
-                EventForm::of_form(&form),
-                Some(message),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-        Err(Err(e)) => Err(e),
+    match created(&state, &s, site, event_json(&form, true), refusal).await? {
+        Ok(to) => Ok(to),
+        Err(bad) => events_page(&state, &s, site, EventForm::of_form(&form), Some(bad)).await,
     }
 }
 
@@ -456,6 +548,16 @@ impl Extra {
             public_value: None,
         }
     }
+
+    /// These, with `bad` told and its field marked.
+    pub(super) fn refused(self, bad: Bad) -> Extra {
+        Extra {
+            error: Some(bad.message),
+            invalid: bad.field,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            ..self
+        }
+    }
 }
 
 pub(super) async fn render_event(
@@ -512,6 +614,8 @@ pub(super) async fn render_event(
         })
         .collect();
     let d = &e.draft;
+    let mut form = extra.form.unwrap_or_else(|| EventForm::of_event(e));
+    form.invalid = extra.invalid;
     let p = EventPage {
         nav: Nav::of(s),
         id: e.id.to_string(),
@@ -524,7 +628,7 @@ pub(super) async fn render_event(
         when: event_row(e).when,
         capacity: d.capacity,
         seats_left: d.capacity.saturating_sub(e.held),
-        form: extra.form.unwrap_or_else(|| EventForm::of_event(e)),
+        form,
         counts,
         quotas,
         attendees,
@@ -534,12 +638,12 @@ pub(super) async fn render_event(
     };
     if e.draft.draw.is_some() {
         let draw = draws::draw_view(state, e, &items).await?;
+        let public_value = extra.public_value;
         return Ok(draws::draw_event_page(
             s,
             p,
             draw,
-            extra.invalid,
-            extra.public_value,
+            public_value,
             extra.status,
         ));
     }
@@ -591,14 +695,15 @@ async fn edit(
     let result = match event_json(&form, false) {
         Ok(mut obj) => {
             unchanged_times_left_out(&mut obj, &form, &e);
-            edit_event(&state, &s.user, e.id, &obj)
-                .await
-                .map_err(refusal)
+            answered(edit_event(&state, &s.user, e.id, &obj).await, refusal)?
         }
-        Err((field, message)) => Err(Ok(format!("{}：{message}", field_label(&field)))),
+        Err(bad) => Err(Bad::says(bad.message)),
     };
-    let kept = EventForm::of_form(&form);
-    after_edit(&state, &s, &e, result, "edited", Some(kept)).await
+    let kept = Extra {
+        form: Some(EventForm::of_form(&form)),
+        ..Extra::none()
+    };
+    after_edit(&state, &s, &e, result, "edited", kept).await
 }
 
 /// A time the form shows to the minute and sends back as it was is left out
@@ -623,29 +728,22 @@ fn unchanged_times_left_out(obj: &mut JsonObject, f: &Form, e: &Event) {
     }
 }
 
-/// After an edit: to the event's page saying `saved`, or the page again
-/// with the refusal (and the form as typed, when given).
+/// After an edit: to the event's page saying `saved` (and the anchor, if
+/// any), or the page again with the refusal and what was typed (`kept`).
 pub(super) async fn after_edit(
     state: &AppState,
     s: &Session,
     e: &Event,
-    result: Result<Event, Result<String, PageError>>,
+    result: Result<Event, Bad>,
     saved: &str,
-    form: Option<EventForm>,
+    kept: Extra,
 ) -> Result<Response, PageError> {
     match result {
         Ok(e) => Ok(see_other(&format!(
             "/console/events/{}?saved={saved}",
             e.id
         ))),
-        Err(Ok(message)) => {
-            let mut extra = Extra::none();
-            extra.error = Some(message);
-            extra.form = form;
-            extra.status = StatusCode::UNPROCESSABLE_ENTITY;
-            render_event(state, s, e, extra).await
-        }
-        Err(Err(e)) => Err(e),
+        Err(bad) => render_event(state, s, e, kept.refused(bad)).await,
     }
 }
 
@@ -658,17 +756,13 @@ async fn set_status(
     s.check(&form)?;
     let e = managed_event(&state, &s, &id).await?;
     let status = form.get("status").unwrap_or("");
-    let mut extra = Extra::none();
     if status == "cancelled" && form.get("confirm").is_none() {
-        extra.error = Some("取消活动前请勾选“确认取消”。".into());
-        extra.status = StatusCode::UNPROCESSABLE_ENTITY;
-        return render_event(&state, &s, &e, extra).await;
+        let bad = Bad::says("取消活动前请勾选“确认取消”。");
+        return render_event(&state, &s, &e, Extra::none().refused(bad)).await;
     }
     let obj = JsonObject(Map::from_iter([("status".to_owned(), json!(status))]));
-    let result = edit_event(&state, &s.user, e.id, &obj)
-        .await
-        .map_err(refusal);
-    after_edit(&state, &s, &e, result, status, None).await
+    let result = answered(edit_event(&state, &s.user, e.id, &obj).await, refusal)?;
+    after_edit(&state, &s, &e, result, status, Extra::none()).await
 }
 
 async fn checkin(
@@ -703,11 +797,9 @@ async fn checkin(
                 ApiError::Conflict(_) => {
                     "此报名没有占用名额（候补或已取消），不能签到。".to_owned()
                 }
-                _ => refusal(e)?,
+                _ => refusal(e)?.message,
             };
-            extra.error = Some(message);
-            extra.code = code;
-            extra.status = StatusCode::UNPROCESSABLE_ENTITY;
+            extra = Extra { code, ..extra }.refused(Bad::says(message));
         }
     }
     render_event(&state, &s, &e, extra).await
@@ -721,10 +813,6 @@ async fn export(
     let id: EventId = event_id(&id)?;
     let items = attendee_list(&state, &s.user, id).await?;
     let mut r = csv_response(&items)?;
-    r.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"attendees-{id}.csv\""))
-            .expect("ascii"),
-    );
+    attachment(&mut r, &format!("attendees-{id}.csv"));
     Ok(r)
 }

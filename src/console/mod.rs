@@ -130,6 +130,14 @@ pub fn page(status: StatusCode, t: &impl Template) -> Response {
     }
 }
 
+/// Make `r` a download saved as `filename` (ASCII).
+pub fn attachment(r: &mut Response, filename: &str) {
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")).expect("ascii"),
+    );
+}
+
 /// Why a page could not be shown.
 #[derive(Debug)]
 pub enum PageError {

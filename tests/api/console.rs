@@ -128,6 +128,50 @@ async fn post(
     (r.status(), r.text().await.unwrap())
 }
 
+/// A form of one field besides the session's `csrf`, posted to `path`.
+async fn post_one(
+    app: &TestApp,
+    cookie: &str,
+    csrf: &str,
+    path: &str,
+    field: (&str, &str),
+) -> (StatusCode, String) {
+    post(app, cookie, path, &[("csrf", csrf), field], &[]).await
+}
+
+/// `form` posted to `path` and accepted: where it sends the browser.
+async fn see_other(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> String {
+    let r = no_redirects()
+        .post(app.url(path))
+        .header(COOKIE, cookie)
+        .form_fields(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    r.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+/// A file the console offers for download, fetched.
+async fn download(app: &TestApp, cookie: &str, path: &str) -> reqwest::Response {
+    let r = no_redirects()
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r
+}
+
+/// `app`'s clock moved by `d`, in China time as a form's `datetime-local`.
+fn local_input(app: &TestApp, d: chrono::Duration) -> String {
+    (app.clock_now() + d)
+        .with_timezone(&yizhan::domain::hours::SHANGHAI)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
 async fn hours_of(app: &TestApp, id: SiteId) -> (String, i64) {
     let s = app.get_json(&format!("/v1/sites/{id}")).await;
     (
@@ -492,10 +536,10 @@ async fn an_event_is_made_booked_checked_in_exported_and_cancelled_from_the_cons
     let (id, cookie, csrf) = manager_signed_in(&app).await;
     let worker = app.token_for("13900000009", Role::Worker, &[]).await;
     let local = |days: i64, hours: i64| {
-        (app.clock_now() + chrono::Duration::days(days) + chrono::Duration::hours(hours))
-            .with_timezone(&yizhan::domain::hours::SHANGHAI)
-            .format("%Y-%m-%dT%H:%M")
-            .to_string()
+        local_input(
+            &app,
+            chrono::Duration::days(days) + chrono::Duration::hours(hours),
+        )
     };
     let (starts, ends, opens) = (local(2, 0), local(2, 2), local(0, -1));
     let events = format!("/console/sites/{id}/events");
@@ -514,21 +558,7 @@ async fn an_event_is_made_booked_checked_in_exported_and_cancelled_from_the_cons
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("名额"), "{body}");
     form[6] = ("capacity", "5");
-    let r = no_redirects()
-        .post(app.url(&events))
-        .header(COOKIE, &cookie)
-        .form_fields(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let to = r.headers()[LOCATION].to_str().unwrap().to_owned();
-    let eid = to
-        .trim_start_matches("/console/events/")
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
+    let eid = event_of(&see_other(&app, &cookie, &events, &form).await);
     // Published (the form's default is a draft without `publish`): publish it.
     let (_, list) = page(&app, &cookie, &events).await;
     assert!(
@@ -559,45 +589,18 @@ async fn an_event_is_made_booked_checked_in_exported_and_cancelled_from_the_cons
     let booking: serde_json::Value = r.json().await.unwrap();
     let code = booking["checkin_code"].as_str().unwrap();
     let checkin = format!("{event}/checkin");
-    let (status, body) = post(
-        &app,
-        &cookie,
-        &checkin,
-        &[("csrf", &csrf), ("code", code)],
-        &[],
-    )
-    .await;
+    let (status, body) = post_one(&app, &cookie, &csrf, &checkin, ("code", code)).await;
     assert_eq!(status, 200);
     assert!(
         body.contains("签到成功") && body.contains("已签到"),
         "{body}"
     );
-    let (_, body) = post(
-        &app,
-        &cookie,
-        &checkin,
-        &[("csrf", &csrf), ("code", code)],
-        &[],
-    )
-    .await;
+    let (_, body) = post_one(&app, &cookie, &csrf, &checkin, ("code", code)).await;
     assert!(body.contains("无需重复签到"), "{body}");
-    let (status, body) = post(
-        &app,
-        &cookie,
-        &checkin,
-        &[("csrf", &csrf), ("code", "forged")],
-        &[],
-    )
-    .await;
+    let (status, body) = post_one(&app, &cookie, &csrf, &checkin, ("code", "forged")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("签到码无效"), "{body}");
-    let r = no_redirects()
-        .get(app.url(&format!("{event}/attendees.csv")))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let r = download(&app, &cookie, &format!("{event}/attendees.csv")).await;
     assert!(
         r.headers()["content-disposition"]
             .to_str()
@@ -631,20 +634,7 @@ async fn an_event_is_made_booked_checked_in_exported_and_cancelled_from_the_cons
         ("min_age", "18"),
         ("max_age", ""),
     ]);
-    let r = no_redirects()
-        .post(app.url(&events))
-        .header(COOKIE, &cookie)
-        .form_fields(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let to = r.headers()[LOCATION].to_str().unwrap();
-    let second = to
-        .trim_start_matches("/console/events/")
-        .split('?')
-        .next()
-        .unwrap();
+    let second = event_of(&see_other(&app, &cookie, &events, &form).await);
     let doc = app.get_json(&format!("/v1/events/{second}")).await;
     assert_eq!(doc["eligibility"]["union_members_only"], true, "{doc}");
     assert_eq!(doc["eligibility"]["min_age"], 18, "{doc}");
@@ -796,12 +786,7 @@ async fn a_draw_is_made_watched_and_its_record_downloaded_from_the_console() {
     ])
     .await;
     let (id, cookie, csrf) = manager_signed_in(&app).await;
-    let local = |d: chrono::Duration| {
-        (app.clock_now() + d)
-            .with_timezone(&yizhan::domain::hours::SHANGHAI)
-            .format("%Y-%m-%dT%H:%M")
-            .to_string()
-    };
+    let local = |d| local_input(&app, d);
     let (hours, days) = (chrono::Duration::hours, chrono::Duration::days);
     let (opens, closes) = (local(hours(-1)), local(days(1)));
     let (draw_at, starts, ends) = (local(days(1) + hours(1)), local(days(10)), local(days(12)));
@@ -869,15 +854,7 @@ async fn a_draw_is_made_watched_and_its_record_downloaded_from_the_console() {
     assert!(body.contains("抽签时间："), "{body}");
     assert_eq!(events_now().await, 0, "a refused form makes nothing");
 
-    let r = no_redirects()
-        .post(app.url(&new))
-        .header(COOKIE, &cookie)
-        .form_fields(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let eid = event_of(r.headers()[LOCATION].to_str().unwrap());
+    let eid = event_of(&see_other(&app, &cookie, &new, &form).await);
     let doc = app.get_json(&format!("/v1/events/{eid}")).await;
     assert_eq!(doc["allocation"], "draw", "{doc}");
     assert_eq!(doc["offer_hours"], 48, "{doc}");
@@ -985,14 +962,7 @@ async fn a_draw_is_made_watched_and_its_record_downloaded_from_the_console() {
     // characters (the field named and marked, the typing kept), then saved.
     let pv = format!("{event}/public_value");
     let long = "号".repeat(201);
-    let (status, body) = post(
-        &app,
-        &cookie,
-        &pv,
-        &[("csrf", &csrf), ("public_value", &long)],
-        &[],
-    )
-    .await;
+    let (status, body) = post_one(&app, &cookie, &csrf, &pv, ("public_value", &long)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("“公开随机值”填写有误"), "{body}");
     assert!(
@@ -1001,18 +971,14 @@ async fn a_draw_is_made_watched_and_its_record_downloaded_from_the_console() {
     );
     assert_no_english(&body);
     let value = "双色球 2026141 期 03 07 12 19 25 31 + 09";
-    let r = no_redirects()
-        .post(app.url(&pv))
-        .header(COOKIE, &cookie)
-        .form_fields(&[("csrf", &csrf), ("public_value", value)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        r.headers()[LOCATION],
-        format!("{event}?saved=public_value#draw")
-    );
+    let to = see_other(
+        &app,
+        &cookie,
+        &pv,
+        &[("csrf", &csrf), ("public_value", value)],
+    )
+    .await;
+    assert_eq!(to, format!("{event}?saved=public_value#draw"));
     assert_eq!(
         app.get_json(&format!("/v1/events/{eid}")).await["public_value"],
         value
@@ -1074,14 +1040,7 @@ async fn a_draw_is_made_watched_and_its_record_downloaded_from_the_console() {
         "{ranks}"
     );
     // The public value can no longer change.
-    let (status, _) = post(
-        &app,
-        &cookie,
-        &pv,
-        &[("csrf", &csrf), ("public_value", "另一个")],
-        &[],
-    )
-    .await;
+    let (status, _) = post_one(&app, &cookie, &csrf, &pv, ("public_value", "另一个")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         app.get_json(&format!("/v1/events/{eid}")).await["public_value"],
@@ -1089,13 +1048,7 @@ async fn a_draw_is_made_watched_and_its_record_downloaded_from_the_console() {
     );
 
     // The record, downloaded: the API's own, and scripts/verify-draw accepts it.
-    let r = no_redirects()
-        .get(app.url(&format!("{event}/draw.json")))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let r = download(&app, &cookie, &format!("{event}/draw.json")).await;
     assert_eq!(
         r.headers()["content-disposition"],
         format!("attachment; filename=\"draw-{eid}.json\"")
