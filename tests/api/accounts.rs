@@ -1009,11 +1009,39 @@ async fn the_root_points_to_the_console_the_reference_and_the_probes() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["console"], "/console/");
     assert_eq!(body["ops"]["healthz"], "/healthz");
-    let reference = body["api_reference"].as_str().unwrap().to_owned();
-    let r = app.get(&reference).await;
+    let r = app.get(body["openapi"]["yaml"].as_str().unwrap()).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/yaml");
-    assert_eq!(r.text().await.unwrap(), yizhan::http::openapi_yaml());
+    let yaml = r.text().await.unwrap();
+    assert_eq!(yaml, yizhan::http::openapi_yaml());
+    // The same document as JSON.
+    let r = app.get(body["openapi"]["json"].as_str().unwrap()).await;
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let json: Value = r.json().await.unwrap();
+    let from_yaml: Value = yaml_serde::from_str(&yaml).unwrap();
+    assert_eq!(json, from_yaml);
+    // The readable reference: a page that loads the vendored renderer from
+    // here, and the renderer itself (rendering is checked in Chromium by
+    // tests/console/e2e.py).
+    let r = app.get(body["api_reference"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let page = r.text().await.unwrap();
+    assert!(page.contains(r#"spec-url="/openapi.json""#), "{page}");
+    let r = app.get("/api/redoc.standalone.js").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().len() > 500_000);
     for path in ["/console/", "/healthz", "/readyz", "/metrics"] {
         let got = app.get(path).await.status();
         assert!(got.is_success() || got.is_redirection(), "{path}: {got}");

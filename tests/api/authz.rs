@@ -224,6 +224,7 @@ fn table() -> Vec<Row> {
         row(M::GET, "/metrics", Res::None, none, PUBLIC),
         row(M::GET, "/", Res::None, none, PUBLIC),
         row(M::GET, "/openapi.yaml", Res::None, none, PUBLIC),
+        row(M::GET, "/openapi.json", Res::None, none, PUBLIC),
         // Public reads.
         q(
             row(M::GET, "/v1/sites", Res::None, none, PUBLIC),

@@ -492,7 +492,31 @@ def run(server, checks):
         checks.axe(page, "admin: hours editor, wide")
         page.goto(server.url("/console/no-such-page"))
         checks.axe(page, "admin: not found")
+        api_reference(browser, server, checks)
         browser.close()
+
+
+def api_reference(browser, server, checks):
+    """The API reference that yizhan serves itself: the vendored Redoc renders
+    /openapi.json under the page's own Content-Security-Policy (not bypassed
+    here), with nothing fetched from elsewhere."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    page.set_default_timeout(DEADLINE_S * 1000)
+    errors, elsewhere = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: elsewhere.append(r.url)
+            if not r.url.startswith(server.url("/")) and not r.url.startswith(("data:", "blob:")) else None)
+    page.goto(server.url("/api/"))
+    # An operation's summary and a schema's name, rendered from the document.
+    page.wait_for_selector("h1:has-text('yizhan')")
+    page.wait_for_selector("text=Apply for a place in a draw", state="attached")
+    page.wait_for_selector("text=A draw's public record", state="attached")
+    assert not errors, f"the API reference logged errors: {errors}"
+    assert not elsewhere, f"the API reference fetched from elsewhere: {elsewhere}"
+    checks.shot(page, "api-reference")
+    ctx.close()
 
 
 if __name__ == "__main__":
