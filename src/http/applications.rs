@@ -56,7 +56,7 @@ pub async fn application_doc(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Event id"), ("Idempotency-Key" = Option<String>, Header, description = "A unique key per application attempt (1–100 characters)")),
     responses(
-        (status = 201, description = "Applied", body = Application, headers(("Location" = String, description = "/v1/applications/{id}"))),
+        (status = 201, description = "Applied", body = Application, headers(("Location" = String, description = "/v1/applications/{id}"), ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same Idempotency-Key"))),
         (status = 403, description = "Not eligible; `param` names the rule", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already applied", body = Problem, content_type = "application/problem+json"),

@@ -81,8 +81,8 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Event id"), ("Idempotency-Key" = Option<String>, Header, description = "A unique key per booking attempt (1–100 characters)")),
     responses(
-        (status = 201, description = "Confirmed, or waitlisted with its position", body = Booking),
-        (status = 403, description = "Not eligible; `rule` names the rule", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Confirmed, or waitlisted with its position", body = Booking, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same Idempotency-Key"))),
+        (status = 403, description = "Not eligible; `param` names the rule", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already booked, or full without a waitlist", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Outside the booking window, not open, or a reused key", body = Problem, content_type = "application/problem+json"),
     )

@@ -451,6 +451,21 @@ pub fn tighten(doc: &mut Value) {
                     }
                 }
             }
+            // A conditional GET says which header makes it conditional.
+            if op.get("responses").and_then(|r| r.get("304")).is_some() {
+                let params = op
+                    .entry("parameters")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .expect("parameters are a list");
+                if !params.iter().any(|p| p["name"] == "If-None-Match") {
+                    params.push(json!({
+                        "name": "If-None-Match", "in": "header", "required": false,
+                        "description": "The ETag of the copy held: 304 (no body) when it is still current",
+                        "schema": {"type": "string"}
+                    }));
+                }
+            }
             let has_body = op.contains_key("requestBody");
             if let Some(schema) = body_schema(&op_id) {
                 op.insert(

@@ -156,7 +156,7 @@ fn json_of<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
     params(("crs" = Option<String>, Query, description = "Coordinate system of a venue's lat/lon")),
     request_body(content = Object, content_type = "application/json"),
     responses(
-        (status = 201, description = "Created", body = EventDoc),
+        (status = 201, description = "Created", body = EventDoc, headers(("Location" = String, description = "/v1/events/{id}"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a manager of the site, nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
@@ -170,7 +170,13 @@ pub async fn create_event(
 ) -> Result<Response, ApiError> {
     let crs = Params::parse(raw.as_deref())?.crs()?;
     let event = new_event(&state, &caller.user, &obj, crs).await?;
-    Ok((StatusCode::CREATED, Json(event_doc(&event, crs, None))).into_response())
+    let location = format!("/v1/events/{}", event.id);
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        Json(event_doc(&event, crs, None)),
+    )
+        .into_response())
 }
 
 /// Create an event as `user` from the fields of `obj` (a venue's coordinates

@@ -459,7 +459,7 @@ pub async fn edit_site(
     path = "/v1/sites/{id}",
     tag = "management",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Site id")),
+    params(("id" = String, Path, description = "Site id"), ("If-Match" = Option<String>, Header, description = "ETag of the version being retired: 412 when the site changed since")),
     responses(
         (status = 204, description = "Retired"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),

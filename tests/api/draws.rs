@@ -599,7 +599,12 @@ async fn a_draw_event_is_checked_field_by_field() {
         )
         .await;
     assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
     let ev: Value = r.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/v1/events/{}", ev["id"].as_str().unwrap())
+    );
     assert_eq!(ev["offer_hours"], 48);
     assert!(ev["drawn_at"].is_null());
     let id = ev["id"].as_str().unwrap();
