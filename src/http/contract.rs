@@ -17,7 +17,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::site::{Amenity, Kind, Status};
+use crate::domain::site::Status;
 
 /// The generated document, tightened. It is handled as JSON because utoipa's
 /// typed model cannot hold every schema here (a schema without a type, a
@@ -58,14 +58,11 @@ fn id_pattern(prefix: &str) -> String {
     format!("^{prefix}({})$", alternatives.join("|"))
 }
 
-/// `a|b|c` of a closed vocabulary.
-fn alternatives(names: impl IntoIterator<Item = &'static str>) -> String {
-    names.into_iter().collect::<Vec<_>>().join("|")
-}
-
-/// A comma-separated list of one vocabulary's names.
-fn list_pattern(names: &str) -> String {
-    format!("^({names})(,({names}))*$")
+/// A list of a component enum's names, sent comma-separated (the parameter
+/// is `style: form, explode: false`).
+fn enum_list(component: &str) -> Value {
+    json!({"type": "array", "minItems": 1, "uniqueItems": true,
+           "items": {"$ref": format!("#/components/schemas/{component}")}})
 }
 
 fn number(lo: f64, hi: f64) -> Value {
@@ -90,19 +87,14 @@ fn date_time() -> Value {
 
 /// A query or path parameter's exact schema, by operation and name.
 fn param_schema(op: &str, name: &str) -> Option<Value> {
-    let kinds = alternatives(Kind::ALL.iter().map(|k| k.as_str()));
-    let amenities = alternatives(Amenity::ALL.iter().map(|a| a.as_str()));
     let coord = r"-?(0|[1-9][0-9]?|1[0-7][0-9])(\.[0-9]{1,6})?";
     let lat = r"-?(0|[1-8]?[0-9])(\.[0-9]{1,6})?";
     Some(match (op, name) {
-        (_, "crs") => {
-            json!({"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"})
-        }
-        (_, "kind") if op == "find_events" => {
-            json!({"type": "string", "enum": ["training", "recuperation", "matchmaking"]})
-        }
-        (_, "kind") => json!({"type": "string", "pattern": list_pattern(&kinds)}),
-        (_, "amenity") => json!({"type": "string", "pattern": list_pattern(&amenities)}),
+        (_, "crs") => json!({"$ref": "#/components/schemas/Crs", "default": "wgs84"}),
+        (_, "kind") if op == "find_events" => json!({"$ref": "#/components/schemas/EventKind"}),
+        // Lists of one vocabulary, comma-separated (`kind=a,b`: form, not exploded).
+        (_, "kind") => enum_list("Kind"),
+        (_, "amenity") => enum_list("Amenity"),
         (_, "at") => date_time(),
         ("find_events", "from" | "to") => date_time(),
         ("stats", "from" | "to") => {
@@ -279,19 +271,17 @@ fn body_schema(op: &str) -> Option<Value> {
         }
         "create_site" | "patch_site" => {
             let creating = op == "create_site";
-            let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
             let statuses: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            let amenities: Vec<&str> = Amenity::ALL.iter().map(|a| a.as_str()).collect();
             let props = json!({
                 "ref": nullable(text(100)),
-                "kind": {"type": "string", "enum": kinds},
+                "kind": {"$ref": "#/components/schemas/Kind"},
                 "name": text(100),
                 "address": text(200),
                 "adcode": adcode,
                 "lat": number(-90.0, 90.0),
                 "lon": number(-180.0, 180.0),
                 "opening_hours": {"description": "The weekly hours (see SiteDoc.opening_hours)"},
-                "amenities": {"type": "array", "items": {"type": "string", "enum": amenities}, "uniqueItems": true},
+                "amenities": {"type": "array", "items": {"$ref": "#/components/schemas/Amenity"}, "uniqueItems": true},
                 "status": {"type": "string", "enum": statuses},
                 "status_reason": nullable(text(200)),
                 "reopens_at": {"type": ["string", "null"], "description": "An RFC 3339 time or a YYYY-MM-DD date"},
@@ -371,6 +361,19 @@ fn tighten_components(doc: &mut Value) {
     else {
         return;
     };
+    // One enum for the coordinate system, wherever a `crs` is answered.
+    schemas.insert(
+        "Crs".into(),
+        json!({"type": "string", "enum": ["wgs84", "gcj02", "bd09"],
+               "description": "Coordinate system: wgs84 (GPS), gcj02 (AMap/Tencent, mandated in mainland China), bd09 (Baidu)"}),
+    );
+    for schema in schemas.values_mut() {
+        if let Some(crs) = schema.pointer_mut("/properties/crs")
+            && crs["type"] == "string"
+        {
+            *crs = json!({"$ref": "#/components/schemas/Crs"});
+        }
+    }
     for (name, not_null) in [
         ("SubscribeBody", &["types"][..]),
         ("SubscriptionKeys", &[]),
@@ -447,6 +450,10 @@ pub fn tighten(doc: &mut Value) {
                             None => json!({"type": "integer", "format": "int64", "minimum": 1}),
                         };
                     } else if let Some(s) = param_schema(&op_id, &name) {
+                        if s["type"] == "array" {
+                            p["style"] = json!("form");
+                            p["explode"] = json!(false);
+                        }
                         p["schema"] = s;
                     }
                 }
@@ -574,7 +581,13 @@ mod tests {
             for p in op["parameters"].as_array().into_iter().flatten() {
                 let schema = &p["schema"];
                 match p["name"].as_str().unwrap() {
-                    "crs" => assert_eq!(schema["enum"].as_array().unwrap().len(), 3, "{at}"),
+                    "crs" => {
+                        assert_eq!(schema["$ref"], "#/components/schemas/Crs", "{at}");
+                        assert_eq!(
+                            doc["components"]["schemas"]["Crs"]["enum"],
+                            json!(["wgs84", "gcj02", "bd09"])
+                        );
+                    }
                     "id" if p["in"] == "path" => {
                         assert!(responses["404"].is_object(), "{at}");
                         assert!(
