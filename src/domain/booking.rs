@@ -943,6 +943,9 @@ impl EventDraft {
         if self.quotas.iter().map(|q| u64::from(q.seats)).sum::<u64>() > u64::from(self.capacity) {
             return Err(("quotas", "quota seats exceed the capacity".into()));
         }
+        if let Some(why) = self.quotas.iter().find_map(|q| q.check_value().err()) {
+            return Err(("quotas", why));
+        }
         if let Some(plan) = &self.draw {
             if plan.draw_at < self.booking_closes_at {
                 return Err((

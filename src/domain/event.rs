@@ -80,6 +80,28 @@ impl Quota {
         })
     }
 
+    /// Is `value` one of its attribute's values (`gender`: male, female;
+    /// `marital_status`: single, married, divorced, widowed; `frontline`:
+    /// true, false)? A quota nobody can fall in would hold its seats empty.
+    pub fn check_value(&self) -> Result<(), String> {
+        let v = serde_json::Value::String(self.value.clone());
+        let ok = match self.attribute {
+            QuotaAttribute::Gender => serde_json::from_value::<super::user::Gender>(v).is_ok(),
+            QuotaAttribute::MaritalStatus => serde_json::from_value::<MaritalStatus>(v).is_ok(),
+            QuotaAttribute::Frontline => matches!(self.value.as_str(), "true" | "false"),
+        };
+        let expected = match self.attribute {
+            QuotaAttribute::Gender => "male, female",
+            QuotaAttribute::MaritalStatus => "single, married, divorced, widowed",
+            QuotaAttribute::Frontline => "true, false",
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("'{}' is not one of: {expected}", self.value))
+        }
+    }
+
     pub fn key(&self) -> String {
         let attr = match self.attribute {
             QuotaAttribute::Gender => "gender",

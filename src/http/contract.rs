@@ -61,7 +61,8 @@ fn id_pattern(prefix: &str) -> String {
 /// A list of a component enum's names, sent comma-separated (the parameter
 /// is `style: form, explode: false`).
 fn enum_list(component: &str) -> Value {
-    json!({"type": "array", "minItems": 1, "uniqueItems": true,
+    // A name given twice is accepted (and counts once), so no uniqueItems.
+    json!({"type": "array", "minItems": 1,
            "items": {"$ref": format!("#/components/schemas/{component}")}})
 }
 

@@ -280,6 +280,10 @@ pub async fn new_event(
         .optional("cancel_deadline", rfc3339)?
         .unwrap_or(starts_at);
     let quotas: Vec<Quota> = obj.optional("quotas", json_of)?.unwrap_or_default();
+    for (i, q) in quotas.iter().enumerate() {
+        q.check_value()
+            .map_err(|why| ApiError::unprocessable(format!("quotas[{i}].value"), why))?;
+    }
     let draft = EventDraft {
         kind: obj.required("kind", body::parsed::<EventKind>)?,
         site_id,

@@ -579,6 +579,12 @@ async fn a_draw_event_is_checked_field_by_field() {
         ),
         (json!({"waitlist": false}), "waitlist"),
         (json!({"public_value": "a\nb"}), "public_value"),
+        // A quota nobody can fall in (the server once accepted gender=robot).
+        (
+            json!({"quotas": [{"attribute": "gender", "value": "female", "seats": 5},
+                              {"attribute": "gender", "value": "robot", "seats": 5}]}),
+            "quotas[1].value",
+        ),
     ];
     for (change, field) in cases {
         assert_eq!(
