@@ -31,6 +31,15 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `S` from its lower-case hex (as [`hex`] wrote it).
+pub fn unhex(s: &str) -> Option<[u8; 32]> {
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    bytes.try_into().ok()
+}
+
 /// What is published when the event is made.
 pub fn commitment(secret: &[u8; 32]) -> String {
     sha256_hex(secret)
@@ -220,6 +229,14 @@ pub fn check_groups(groups: &[PriorityGroup]) -> Result<(), (String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_reads_back_from_its_hex() {
+        let s: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(91));
+        assert_eq!(unhex(&hex(&s)), Some(s));
+        assert_eq!(unhex(&hex(&s[..31])), None);
+        assert_eq!(unhex(&hex(&s).replace('a', "g")), None);
+    }
 
     #[test]
     fn a_person_belongs_to_the_first_group_they_meet() {

@@ -265,7 +265,7 @@ pub struct EventSummary {
     tag = "events",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's bookings, oldest first", body = MyBookings),
+        (status = 200, description = "The caller's bookings: upcoming first (soonest first), then past ones (latest first)", body = MyBookings),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     )
 )]

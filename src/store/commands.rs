@@ -316,7 +316,7 @@ pub(crate) async fn decide(
                 .draw_secret(*event)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("draw event {event} has no secret")))?;
-            let secret = unhex(&secret)
+            let secret = crate::domain::draw::unhex(&secret)
                 .ok_or_else(|| StoreError::Corrupt(format!("draw event {event}'s secret")))?;
             let d = &state.event.draft;
             let groups = &d.draw.as_ref().expect("checked").priority_groups;
@@ -350,15 +350,6 @@ pub(crate) async fn decide(
             )
         }
     })
-}
-
-/// `S` from its hex.
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let bytes: Vec<u8> = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect::<Option<_>>()?;
-    bytes.try_into().ok()
 }
 
 /// Decide an application: a keyed retry replays the first answer.

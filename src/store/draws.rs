@@ -353,14 +353,8 @@ macro_rules! draw_tx {
                 )>,
                 $crate::store::StoreError,
             > {
-                let sql = format!(
-                    "SELECT {} FROM applications WHERE event_id = $1 AND state = 'applied' ORDER BY id",
-                    $crate::store::draws::APPLICATION_COLUMNS
-                );
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(event.as_i64())
-                    .fetch_all(&mut *self.0)
-                    .await?;
+                let apps =
+                    $crate::store::draws::DrawTx::waiting_applications(self, event).await?;
                 let users = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "{} WHERE u.id IN (SELECT user_id FROM applications \
                      WHERE event_id = $1 AND state = 'applied')",
@@ -372,10 +366,7 @@ macro_rules! draw_tx {
                 .iter()
                 .map($user)
                 .collect::<Result<Vec<_>, _>>()?;
-                $crate::store::draws::with_users(
-                    $crate::store::draws::applications_from(rows)?,
-                    users,
-                )
+                $crate::store::draws::with_users(apps, users)
             }
 
             async fn waiting_applications(
