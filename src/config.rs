@@ -194,6 +194,12 @@ pub struct OverloadArgs {
     /// (`https://app.example.cn`). Default none.
     #[arg(long, env = "YIZHAN_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+    /// The URL apps reach this yizhan at (`https://yizhan.example.cn`): the
+    /// base of problem types (`{url}/problems/not-found`). Default: the
+    /// scheme and host each request came to (`X-Forwarded-Proto`/`-Host`
+    /// from a trusted proxy, else `Host`).
+    #[arg(long, env = "YIZHAN_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Also serve /healthz, /readyz and /metrics on this address, from a
     /// thread of their own: probes answer however loaded the API's runtime is.
     #[arg(long, env = "YIZHAN_OPS_LISTEN")]
@@ -233,6 +239,12 @@ impl OverloadArgs {
             .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
         let cors_origins = crate::http::guard::parse_origins(&self.cors_origins)
             .map_err(|e| anyhow::anyhow!("--cors-origins: {e}"))?;
+        let public_url = self
+            .public_url
+            .as_deref()
+            .map(crate::http::guard::parse_public_url)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--public-url: {e}"))?;
         Ok(crate::http::guard::GuardConfig {
             max_concurrent_requests: match self.max_concurrent_requests {
                 None => Some(64 * cores),
@@ -244,6 +256,7 @@ impl OverloadArgs {
             user_writes_per_minute: self.user_writes_per_minute,
             trusted_proxies,
             cors_origins,
+            public_url,
             shutdown_grace: secs(self.shutdown_grace),
             connections: crate::http::connections::ConnLimits {
                 header_read_timeout: (self.header_read_timeout > 0.0)

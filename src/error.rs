@@ -8,14 +8,296 @@ use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
+/// Every kind of problem yizhan answers. Its `type` is the absolute URI
+/// `{base}/problems/{slug}`, where the base is `--public-url`, or else the
+/// scheme and host the request came to; the URI answers a page for people
+/// (`GET /problems/{slug}`) saying what it means and what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemType {
+    InvalidParameter,
+    InvalidField,
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PreconditionFailed,
+    TooLarge,
+    UnsupportedMediaType,
+    PreconditionRequired,
+    RateLimited,
+    Internal,
+    Unavailable,
+}
+
+/// How a problem type reads, in English and in Chinese.
+pub struct ProblemText {
+    pub title_en: &'static str,
+    pub title_zh: &'static str,
+    /// What it means and what an app or a person should do.
+    pub about_en: &'static str,
+    pub about_zh: &'static str,
+}
+
+impl ProblemType {
+    pub const ALL: [ProblemType; 15] = [
+        ProblemType::InvalidParameter,
+        ProblemType::InvalidField,
+        ProblemType::BadRequest,
+        ProblemType::Unauthorized,
+        ProblemType::Forbidden,
+        ProblemType::NotFound,
+        ProblemType::MethodNotAllowed,
+        ProblemType::Conflict,
+        ProblemType::PreconditionFailed,
+        ProblemType::TooLarge,
+        ProblemType::UnsupportedMediaType,
+        ProblemType::PreconditionRequired,
+        ProblemType::RateLimited,
+        ProblemType::Internal,
+        ProblemType::Unavailable,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            ProblemType::InvalidParameter => "invalid-parameter",
+            ProblemType::InvalidField => "invalid-field",
+            ProblemType::BadRequest => "bad-request",
+            ProblemType::Unauthorized => "unauthorized",
+            ProblemType::Forbidden => "forbidden",
+            ProblemType::NotFound => "not-found",
+            ProblemType::MethodNotAllowed => "method-not-allowed",
+            ProblemType::Conflict => "conflict",
+            ProblemType::PreconditionFailed => "precondition-failed",
+            ProblemType::TooLarge => "too-large",
+            ProblemType::UnsupportedMediaType => "unsupported-media-type",
+            ProblemType::PreconditionRequired => "precondition-required",
+            ProblemType::RateLimited => "rate-limited",
+            ProblemType::Internal => "internal",
+            ProblemType::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn from_slug(slug: &str) -> Option<ProblemType> {
+        ProblemType::ALL.into_iter().find(|t| t.slug() == slug)
+    }
+
+    /// The type of a bare status (an unknown route, a framework rejection).
+    pub fn for_status(status: StatusCode) -> ProblemType {
+        match status {
+            StatusCode::BAD_REQUEST => ProblemType::BadRequest,
+            StatusCode::UNAUTHORIZED => ProblemType::Unauthorized,
+            StatusCode::FORBIDDEN => ProblemType::Forbidden,
+            StatusCode::NOT_FOUND => ProblemType::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ProblemType::MethodNotAllowed,
+            StatusCode::CONFLICT => ProblemType::Conflict,
+            StatusCode::PRECONDITION_FAILED => ProblemType::PreconditionFailed,
+            StatusCode::PAYLOAD_TOO_LARGE => ProblemType::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemType::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => ProblemType::InvalidField,
+            StatusCode::PRECONDITION_REQUIRED => ProblemType::PreconditionRequired,
+            StatusCode::TOO_MANY_REQUESTS => ProblemType::RateLimited,
+            StatusCode::SERVICE_UNAVAILABLE => ProblemType::Unavailable,
+            s if s.is_server_error() => ProblemType::Internal,
+            _ => ProblemType::BadRequest,
+        }
+    }
+
+    pub fn text(self) -> ProblemText {
+        let t = |title_en, title_zh, about_en, about_zh| ProblemText {
+            title_en,
+            title_zh,
+            about_en,
+            about_zh,
+        };
+        match self {
+            ProblemType::InvalidParameter => t(
+                "Invalid parameter",
+                "参数有误",
+                "A query parameter, path segment or header is malformed or out of range; `param` names it. Correct it and send again.",
+                "查询参数、路径或请求头的格式不对或超出范围，`param` 指明是哪一个。改正后重发。",
+            ),
+            ProblemType::InvalidField => t(
+                "Invalid field",
+                "字段不可接受",
+                "A body field is well-formed but not acceptable (a rule of the service refuses it); `param` names it, as `quotas[1].value`. Show the person the field.",
+                "请求体中的某个字段格式正确但不被接受（不符合业务规则），`param` 指明字段，如 `quotas[1].value`。请提示用户修改该字段。",
+            ),
+            ProblemType::BadRequest => t(
+                "Bad request",
+                "请求无效",
+                "The request could not be read (the body is not JSON, for example).",
+                "无法读取请求（例如请求体不是 JSON）。",
+            ),
+            ProblemType::Unauthorized => t(
+                "Unauthorized",
+                "需要登录",
+                "No valid bearer token: sign in again (`POST /v1/auth/token`).",
+                "没有有效的令牌：请重新登录（`POST /v1/auth/token`）。",
+            ),
+            ProblemType::Forbidden => t(
+                "Forbidden",
+                "无权操作",
+                "Signed in, but this is outside the person's role, scope or eligibility; `param` names the rule's field when one decided it.",
+                "已登录，但超出其角色、管理范围或报名资格；若由某条规则决定，`param` 指明相应字段。",
+            ),
+            ProblemType::NotFound => t(
+                "Not found",
+                "未找到",
+                "No such resource, or no such endpoint; a path id not of its resource's form names nothing either (`param` says which).",
+                "没有这个资源或接口；路径中格式不对的编号也找不到（`param` 指明是哪一个）。",
+            ),
+            ProblemType::MethodNotAllowed => t(
+                "Method not allowed",
+                "不支持该方法",
+                "The endpoint exists but not with this HTTP method.",
+                "接口存在，但不支持这个 HTTP 方法。",
+            ),
+            ProblemType::Conflict => t(
+                "Conflict",
+                "与当前状态冲突",
+                "The resource is not in a state that allows this (a booking already cancelled, a window closed). Read it again before deciding.",
+                "资源当前的状态不允许此操作（例如预约已取消、报名已截止）。请重新读取后再决定。",
+            ),
+            ProblemType::PreconditionFailed => t(
+                "Precondition failed",
+                "版本已变化",
+                "`If-Match` names a version that is no longer current: someone changed it meanwhile. Read it again, then retry with the new ETag.",
+                "`If-Match` 中的版本已不是最新：有人刚刚修改过。请重新读取，再用新的 ETag 重试。",
+            ),
+            ProblemType::TooLarge => t(
+                "Payload too large",
+                "请求体过大",
+                "The body is larger than the endpoint accepts (64 KiB for JSON).",
+                "请求体超过接口允许的大小（JSON 为 64 KiB）。",
+            ),
+            ProblemType::UnsupportedMediaType => t(
+                "Unsupported media type",
+                "不支持的内容类型",
+                "Send the body as `application/json`.",
+                "请求体请使用 `application/json`。",
+            ),
+            ProblemType::PreconditionRequired => t(
+                "Precondition required",
+                "缺少 If-Match",
+                "This change needs `If-Match` with the ETag last read, so that it cannot overwrite a change it did not see.",
+                "此修改需要带上最近读取到的 ETag（`If-Match`），以免覆盖未看到的修改。",
+            ),
+            ProblemType::RateLimited => t(
+                "Too many requests",
+                "请求过于频繁",
+                "Too many writes from this address or person: wait `Retry-After` seconds, then retry (with the same `Idempotency-Key`).",
+                "该地址或用户的写操作过于频繁：请等待 `Retry-After` 秒后重试（使用同一个 `Idempotency-Key`）。",
+            ),
+            ProblemType::Internal => t(
+                "Internal server error",
+                "服务器内部错误",
+                "Something failed inside yizhan; it has been logged. Retrying later may help.",
+                "服务器内部出错，已记录。稍后重试也许可以。",
+            ),
+            ProblemType::Unavailable => t(
+                "Service unavailable",
+                "服务暂时不可用",
+                "Overloaded, timed out, or the database is busy or failing over: nothing half-done was kept. Wait `Retry-After` seconds and retry (with the same `Idempotency-Key`).",
+                "服务繁忙、超时，或数据库繁忙或正在切换：未保留任何做了一半的修改。请等待 `Retry-After` 秒后重试（使用同一个 `Idempotency-Key`）。",
+            ),
+        }
+    }
+
+    /// `detail` in Chinese: the type's own sentence, naming the field.
+    fn detail_zh(self, param: Option<&str>) -> String {
+        let field = match param {
+            Some(p) => format!(" `{p}` "),
+            None => String::new(),
+        };
+        match self {
+            ProblemType::InvalidParameter => format!("参数{field}格式不对或超出范围。"),
+            ProblemType::InvalidField => format!("字段{field}的值不可接受。"),
+            ProblemType::NotFound if param.is_some() => format!("找不到{field}所指的资源。"),
+            t => t.text().about_zh.to_owned(),
+        }
+    }
+}
+
+/// What a problem's rendering depends on besides the problem: the base of
+/// its `type` and the language asked for. Set per request by
+/// [`problem_context`]; outside a request, the defaults (`DEFAULT_BASE`, English).
+#[derive(Debug, Clone)]
+pub struct ProblemContext {
+    pub base: std::sync::Arc<str>,
+    pub chinese: bool,
+}
+
+/// The base problem types have where no request says otherwise (the README's
+/// local server; the checked-in `openapi.yaml` is written with it).
+pub const DEFAULT_BASE: &str = "http://127.0.0.1:8080";
+
+tokio::task_local! {
+    static CONTEXT: ProblemContext;
+}
+
+/// Runs `fut` (a request's handling) with problems rendered for it.
+pub async fn with_problem_context<F: std::future::Future>(
+    ctx: ProblemContext,
+    fut: F,
+) -> F::Output {
+    CONTEXT.scope(ctx, fut).await
+}
+
+/// The base of problem types for the request under way.
+pub fn problem_base() -> std::sync::Arc<str> {
+    context().base
+}
+
+fn context() -> ProblemContext {
+    CONTEXT
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| ProblemContext {
+            base: DEFAULT_BASE.into(),
+            chinese: false,
+        })
+}
+
+/// Whether `Accept-Language` prefers Chinese: its first language of the
+/// highest weight is `zh` or `zh-…`.
+pub fn prefers_chinese(accept_language: Option<&str>) -> bool {
+    let Some(v) = accept_language else {
+        return false;
+    };
+    let mut best: Option<(f32, &str)> = None;
+    for item in v.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or_default().trim();
+        if tag.is_empty() {
+            continue;
+        }
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, tag));
+        }
+    }
+    best.is_some_and(|(_, tag)| {
+        let tag = tag.to_ascii_lowercase();
+        tag == "zh" || tag.starts_with("zh-")
+    })
+}
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI reference naming the problem type.
+    /// The problem type, an absolute URI `{base}/problems/{slug}` (one of
+    /// `ProblemType`); it answers a page saying what it means.
     #[serde(rename = "type")]
     pub type_: String,
+    /// The type's title (in Chinese when `Accept-Language` asks for it).
     pub title: String,
     pub status: u16,
+    /// What went wrong this time, for people: English, or Chinese when
+    /// `Accept-Language` prefers `zh`.
     pub detail: String,
     /// The request parameter or body field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,24 +443,23 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         let mut position = None;
+        use ProblemType as T;
         let (type_, detail, param) = match self {
             ApiError::InvalidParam { param, detail } => (
-                "/problems/invalid-parameter",
+                T::InvalidParameter,
                 format!("{param}: {detail}"),
                 Some(param.clone()),
             ),
-            ApiError::Unauthorized(why) => ("/problems/unauthorized", why.clone(), None),
-            ApiError::Forbidden { detail, param } => {
-                ("/problems/forbidden", detail.clone(), param.clone())
-            }
-            ApiError::Conflict(why) => ("/problems/conflict", why.clone(), None),
+            ApiError::Unauthorized(why) => (T::Unauthorized, why.clone(), None),
+            ApiError::Forbidden { detail, param } => (T::Forbidden, detail.clone(), param.clone()),
+            ApiError::Conflict(why) => (T::Conflict, why.clone(), None),
             ApiError::PreconditionRequired(why) => (
-                "/problems/precondition-required",
+                T::PreconditionRequired,
                 why.clone(),
                 Some("If-Match".to_owned()),
             ),
             ApiError::PreconditionFailed(why) => (
-                "/problems/precondition-failed",
+                T::PreconditionFailed,
                 why.clone(),
                 Some("If-Match".to_owned()),
             ),
@@ -189,41 +470,28 @@ impl ApiError {
             } => {
                 position = *pos;
                 (
-                    "/problems/invalid-field",
+                    T::InvalidField,
                     format!("{param}: {detail}"),
                     Some(param.clone()),
                 )
             }
-            ApiError::TooManyRequests { detail, .. } => {
-                ("/problems/rate-limited", detail.clone(), None)
-            }
-            ApiError::TooLarge(why) => {
-                ("/problems/too-large", why.clone(), Some("body".to_owned()))
-            }
-            ApiError::NotFound(what) => ("/problems/not-found", what.clone(), None),
+            ApiError::TooManyRequests { detail, .. } => (T::RateLimited, detail.clone(), None),
+            ApiError::TooLarge(why) => (T::TooLarge, why.clone(), Some("body".to_owned())),
+            ApiError::NotFound(what) => (T::NotFound, what.clone(), None),
             ApiError::UnknownId { param, detail } => (
-                "/problems/not-found",
+                T::NotFound,
                 format!("{param}: {detail}"),
                 Some(param.clone()),
             ),
-            ApiError::Unavailable(why) => ("/problems/unavailable", why.clone(), None),
-            ApiError::UnavailableFor { detail, .. } => {
-                ("/problems/unavailable", detail.clone(), None)
-            }
+            ApiError::Unavailable(why) => (T::Unavailable, why.clone(), None),
+            ApiError::UnavailableFor { detail, .. } => (T::Unavailable, detail.clone(), None),
             ApiError::Store(_) | ApiError::Internal(_) => (
-                "/problems/internal",
+                T::Internal,
                 "an internal error occurred; it has been logged".to_owned(),
                 None,
             ),
         };
-        Problem {
-            type_: type_.to_owned(),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail,
-            param,
-            position,
-        }
+        Problem::new(type_, status, detail, param, position)
     }
 }
 
@@ -253,6 +521,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl Problem {
+    /// A problem of `kind`, rendered for the request under way (its `type`'s
+    /// base, its language): see [`ProblemContext`].
+    pub fn new(
+        kind: ProblemType,
+        status: StatusCode,
+        detail: String,
+        param: Option<String>,
+        position: Option<usize>,
+    ) -> Problem {
+        let ctx = context();
+        let text = kind.text();
+        let (title, detail) = if ctx.chinese {
+            (text.title_zh.to_owned(), kind.detail_zh(param.as_deref()))
+        } else {
+            (text.title_en.to_owned(), detail)
+        };
+        Problem {
+            type_: format!("{}/problems/{}", ctx.base, kind.slug()),
+            title,
+            status: status.as_u16(),
+            detail,
+            param,
+            position,
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -268,20 +564,13 @@ impl IntoResponse for Problem {
 
 /// A problem for a bare status (unknown route, wrong method, panics).
 pub fn status_problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    let type_ = match status {
-        StatusCode::NOT_FOUND => "/problems/not-found",
-        StatusCode::METHOD_NOT_ALLOWED => "/problems/method-not-allowed",
-        _ if status.is_server_error() => "/problems/internal",
-        _ => "about:blank",
-    };
-    Problem {
-        type_: type_.to_owned(),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: detail.into(),
-        param: None,
-        position: None,
-    }
+    Problem::new(
+        ProblemType::for_status(status),
+        status,
+        detail.into(),
+        None,
+        None,
+    )
     .into_response()
 }
 
@@ -314,4 +603,52 @@ pub async fn plain_rejection_as_problem(resp: Response) -> Response {
     headers.remove(header::CONTENT_LENGTH);
     problem.headers_mut().extend(headers);
     problem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_is_what_the_highest_weight_names_first() {
+        for (header, chinese) in [
+            (None, false),
+            (Some(""), false),
+            (Some("zh"), true),
+            (Some("zh-CN,zh;q=0.9,en;q=0.8"), true),
+            (Some("ZH-hans"), true),
+            (Some("en-US,en;q=0.9,zh-CN;q=0.8"), false),
+            (Some("en;q=0.5, zh-TW;q=0.6"), true),
+            (Some("zh;q=0, en"), false),
+            (Some("zhx, zh"), false),
+            (Some("de, zh"), false),
+            (Some("*"), false),
+        ] {
+            assert_eq!(prefers_chinese(header), chinese, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn every_type_has_its_own_slug_and_every_status_a_type() {
+        let slugs: std::collections::BTreeSet<_> =
+            ProblemType::ALL.iter().map(|t| t.slug()).collect();
+        assert_eq!(slugs.len(), ProblemType::ALL.len());
+        for t in ProblemType::ALL {
+            assert_eq!(ProblemType::from_slug(t.slug()), Some(t));
+            let text = t.text();
+            assert!(!text.title_zh.is_empty() && !text.about_zh.is_empty());
+        }
+        assert_eq!(
+            ProblemType::for_status(StatusCode::IM_A_TEAPOT),
+            ProblemType::BadRequest
+        );
+        assert_eq!(
+            ProblemType::for_status(StatusCode::BAD_GATEWAY),
+            ProblemType::Internal
+        );
+        // Outside a request: the default base, English.
+        let p = ApiError::unprocessable("capacity", "must be positive").problem();
+        assert_eq!(p.type_, format!("{DEFAULT_BASE}/problems/invalid-field"));
+        assert_eq!(p.detail, "capacity: must be positive");
+    }
 }

@@ -545,6 +545,17 @@ async fn check(
         }
     }
 
+    // A problem's `type` names the server it was answered by (its host and
+    // port, which change from one restart to the next here): compared
+    // from `/problems/` on.
+    let same_server = |body: &Value| {
+        let mut b = body.clone();
+        if let Some(t) = b.get("type").and_then(Value::as_str) {
+            let kind = t[t.find("/problems/").unwrap_or(0)..].to_owned();
+            b["type"] = Value::String(kind);
+        }
+        b
+    };
     // Retries replay: the same answer, marked so…
     for a in attempts {
         let path = format!("/v1/events/{}/bookings", events[a.event]);
@@ -552,8 +563,8 @@ async fn check(
             .send(Method::POST, &path, &tokens[a.person], Some(&a.key))
             .await;
         assert_eq!(
-            (again.status, &again.body),
-            (a.answer.status, &a.answer.body),
+            (again.status, same_server(&again.body)),
+            (a.answer.status, same_server(&a.answer.body)),
             "{}: a retry is the original answer",
             a.key
         );

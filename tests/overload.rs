@@ -220,7 +220,13 @@ async fn writes_are_limited_per_address_and_reads_are_not() {
         assert_eq!(otp(&app, None).await.status(), 422);
     }
     let p = assert_problem_with_retry(otp(&app, None).await, 429).await;
-    assert_eq!(p["type"], "/problems/rate-limited");
+    assert!(
+        p["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/problems/rate-limited"),
+        "{p}"
+    );
     assert!(
         p["detail"].as_str().unwrap().contains("this address"),
         "{p}"
@@ -307,7 +313,10 @@ async fn oversized_bodies_are_413_problems() {
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let p: Value = r.json().await.unwrap();
-    assert_eq!(p["type"], "/problems/too-large");
+    assert!(
+        p["type"].as_str().unwrap().ends_with("/problems/too-large"),
+        "{p}"
+    );
     // A handler reading raw bytes (booking) answers the same way.
     let token = app.token_for("13800000003", Role::Worker, &[]).await;
     let r = app
@@ -322,7 +331,10 @@ async fn oversized_bodies_are_413_problems() {
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let p: Value = r.json().await.unwrap();
-    assert_eq!(p["type"], "/problems/too-large");
+    assert!(
+        p["type"].as_str().unwrap().ends_with("/problems/too-large"),
+        "{p}"
+    );
 }
 
 #[tokio::test]

@@ -21,7 +21,9 @@ use crate::domain::user::User;
 use crate::error::{ApiError, Problem};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/events/{id}/attendees", get(attendees))
+    Router::new()
+        .route("/v1/events/{id}/attendees", get(attendees))
+        .route("/v1/events/{id}/attendees.csv", get(attendees_csv))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -51,9 +53,12 @@ pub struct AttendeesResponse {
     path = "/v1/events/{id}/attendees",
     tag = "events",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Event id"), ("format" = Option<String>, Query, description = "json (default) or csv")),
+    params(("id" = String, Path, description = "Event id"), ("format" = Option<String>, Query, description = "json (default) or csv (as `attendees.csv` answers)")),
     responses(
-        (status = 200, description = "Attendees", body = AttendeesResponse),
+        (status = 200, description = "Attendees (`text/csv` with `format=csv` or `Accept: text/csv`)", content(
+            (AttendeesResponse = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 403, description = "Not a manager of the event's site", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
     )
@@ -83,6 +88,29 @@ pub async fn attendees(
         return Ok(Json(AttendeesResponse { items }).into_response());
     }
     csv_response(&items)
+}
+
+/// Everyone booked on an event as CSV (UTF-8, a header row; the columns are
+/// `Attendee`'s fields): for a spreadsheet.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}/attendees.csv",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Event id")),
+    responses(
+        (status = 200, description = "Attendees as CSV", body = String, content_type = "text/csv"),
+        (status = 403, description = "Not a manager of the event's site", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn attendees_csv(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = event_id(&id)?;
+    csv_response(&attendee_list(&state, &caller.user, id).await?)
 }
 
 /// Everyone booked on event `id`, for `user` if they manage it (the API and

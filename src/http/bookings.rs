@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/events/{id}/bookings", post(book))
         .route("/v1/bookings/{id}", delete(cancel).get(booking_or_ics))
+        .route("/v1/bookings/{id}/calendar.ics", get(booking_ics))
         .route("/v1/bookings/{id}/accept", post(accept))
         .route("/v1/me/bookings", get(my_bookings))
 }
@@ -301,16 +302,17 @@ pub async fn my_bookings(
     Ok(Json(MyBookings { items }))
 }
 
-/// A booking as JSON, or `{id}.ics`: its calendar entry (RFC 5545, Asia/Shanghai
-/// time) for the phone's calendar. The holder, the event's site managers and admins.
+/// A booking. The holder, the event's site managers and admins. (`GET
+/// /v1/bookings/{id}.ics` still answers the calendar entry, as
+/// `…/calendar.ics` does, for apps that use it.)
 #[utoipa::path(
     get,
     path = "/v1/bookings/{id}",
     tag = "events",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Booking id, or the id followed by `.ics` for a calendar entry")),
+    params(("id" = String, Path, description = "Booking id")),
     responses(
-        (status = 200, description = "The booking (JSON), or `text/calendar`", body = Booking),
+        (status = 200, description = "The booking", body = Booking),
         (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
     )
@@ -320,10 +322,9 @@ pub async fn booking_or_ics(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, ics) = match id.strip_suffix(".ics") {
-        Some(id) => (id.to_owned(), true),
-        None => (id, false),
-    };
+    if let Some(id) = id.strip_suffix(".ics") {
+        return calendar(&state, &caller, id).await;
+    }
     let (_, view) = load_booking(&state, &id).await?;
     let event = load_event(&state, view.record.event).await?;
     let holder = view.record.user == caller.user.id;
@@ -331,14 +332,43 @@ pub async fn booking_or_ics(
         return Err(ApiError::forbidden("not your booking"));
     }
     let booking = view.record.to_api(view.waitlist_position);
-    if !ics {
-        let b = if holder {
-            with_code(&state, booking)
-        } else {
-            booking
-        };
-        return Ok(Json(b).into_response());
+    let b = if holder {
+        with_code(&state, booking)
+    } else {
+        booking
+    };
+    Ok(Json(b).into_response())
+}
+
+/// A booking's calendar entry (RFC 5545, Asia/Shanghai time) for the phone's
+/// calendar. The holder, the event's site managers and admins.
+#[utoipa::path(
+    get,
+    path = "/v1/bookings/{id}/calendar.ics",
+    tag = "events",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "An iCalendar file with one VEVENT", body = String, content_type = "text/calendar"),
+        (status = 403, description = "Not your booking", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn booking_ics(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    calendar(&state, &caller, &id).await
+}
+
+async fn calendar(state: &AppState, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    let (_, view) = load_booking(state, id).await?;
+    let event = load_event(state, view.record.event).await?;
+    if view.record.user != caller.user.id && !event.managed_by(&caller.user) {
+        return Err(ApiError::forbidden("not your booking"));
     }
+    let booking = view.record.to_api(view.waitlist_position);
     let location = match (&event.draft.venue_name, event.draft.site_id) {
         (Some(v), _) => v.clone(),
         (None, Some(s)) => match state.store.get_site(s).await? {

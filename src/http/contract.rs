@@ -17,8 +17,6 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::site::Status;
-
 /// The generated document, tightened. It is handled as JSON because utoipa's
 /// typed model cannot hold every schema here (a schema without a type, a
 /// type list with `null`).
@@ -122,7 +120,7 @@ fn param_schema(op: &str, name: &str) -> Option<Value> {
         ("find_unions", "adcode") => {
             json!({"type": "string", "pattern": "^([0-9]{2}|[0-9]{4}|[0-9]{6})$"})
         }
-        ("inbox", "before") => json!({"type": "string", "pattern": id_pattern("n")}),
+        ("inbox", "before" | "cursor") => json!({"type": "string", "pattern": id_pattern("n")}),
         ("attendees", "format") => json!({"type": "string", "enum": ["json", "csv"]}),
         ("holiday_year" | "put_holiday_year", "year") => integer(2000, 2100),
         ("tile", "z") => integer(0, i64::from(crate::index::cluster::MAX_ZOOM)),
@@ -152,7 +150,7 @@ fn body_schema(op: &str) -> Option<Value> {
     let site_id = json!({"type": "string", "pattern": id_pattern("s")});
     let union_id = json!({"type": "string", "pattern": id_pattern("u")});
     let event_id = json!({"type": "string", "pattern": id_pattern("e")});
-    let join_policy = json!({"type": "string", "enum": ["auto", "review"]});
+    let join_policy = json!({"$ref": "#/components/schemas/JoinPolicy"});
     let event_status = json!({"$ref": "#/components/schemas/EventStatus"});
     let obj = |props: Value, required: &[&str]| json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
     Some(match op {
@@ -272,7 +270,6 @@ fn body_schema(op: &str) -> Option<Value> {
         }
         "create_site" | "patch_site" => {
             let creating = op == "create_site";
-            let statuses: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
             let props = json!({
                 "ref": nullable(text(100)),
                 "kind": {"$ref": "#/components/schemas/Kind"},
@@ -281,9 +278,9 @@ fn body_schema(op: &str) -> Option<Value> {
                 "adcode": adcode,
                 "lat": number(-90.0, 90.0),
                 "lon": number(-180.0, 180.0),
-                "opening_hours": {"description": "The weekly hours (see SiteDoc.opening_hours)"},
+                "opening_hours": {"type": "string", "description": "OpenStreetMap opening_hours syntax, read in Asia/Shanghai with China's holiday calendar (422 naming the field when it does not parse)"},
                 "amenities": {"type": "array", "items": {"$ref": "#/components/schemas/Amenity"}, "uniqueItems": true},
-                "status": {"type": "string", "enum": statuses},
+                "status": {"$ref": "#/components/schemas/Status"},
                 "status_reason": nullable(text(200)),
                 "reopens_at": {"type": ["string", "null"], "description": "An RFC 3339 time or a YYYY-MM-DD date"},
                 "closures": {"type": "array", "maxItems": 100, "items": {"$ref": "#/components/schemas/Closure"}},
@@ -375,6 +372,53 @@ fn tighten_components(doc: &mut Value) {
             *crs = json!({"$ref": "#/components/schemas/Crs"});
         }
     }
+    // Every problem's `type`: absolute URIs under one base (this document's
+    // base is the local server's; a served document names its own).
+    let types: Vec<String> = crate::error::ProblemType::ALL
+        .iter()
+        .map(|t| format!("{}/problems/{}", crate::error::DEFAULT_BASE, t.slug()))
+        .collect();
+    let list: Vec<String> = crate::error::ProblemType::ALL
+        .iter()
+        .map(|t| {
+            let text = t.text();
+            format!("- `…/{}` ({}): {}", t.slug(), text.title_zh, text.about_en)
+        })
+        .collect();
+    schemas.insert(
+        "ProblemType".into(),
+        json!({"type": "string", "format": "uri", "enum": types,
+               "description": format!("Every problem `type` yizhan answers, under the base of the server that answers it (`--public-url`, or the scheme and host the request came to; this list is written for `{}`). Each URI answers a page for people. Branch on the last segment:\n\n{}", crate::error::DEFAULT_BASE, list.join("\n"))}),
+    );
+    if let Some(t) = schemas
+        .get_mut("Problem")
+        .and_then(|p| p.pointer_mut("/properties/type"))
+    {
+        // One of the list, or (from a server under another base) a URI: a
+        // client generated from this document still reads the latter.
+        *t = json!({"anyOf": [{"$ref": "#/components/schemas/ProblemType"}, {"type": "string", "format": "uri"}]});
+        t["description"] = json!(
+            "The problem type: one of `ProblemType`, an absolute URI under this server's base; its last segment names the kind."
+        );
+    }
+    // Fields the Rust types keep as strings but that take a fixed set of values.
+    schemas.insert(
+        "HistoryAction".into(),
+        json!({"type": "string", "enum": ["create", "update", "retire"],
+               "description": "What a change did to a site"}),
+    );
+    if let Some(action) = schemas
+        .get_mut("HistoryItem")
+        .and_then(|h| h.pointer_mut("/properties/action"))
+    {
+        *action = json!({"$ref": "#/components/schemas/HistoryAction"});
+    }
+    if let Some(t) = schemas
+        .get_mut("TokenResponse")
+        .and_then(|h| h.pointer_mut("/properties/token_type"))
+    {
+        *t = json!({"type": "string", "enum": ["Bearer"], "description": "Always `Bearer`"});
+    }
     for (name, not_null) in [
         ("SubscribeBody", &["types"][..]),
         ("SubscriptionKeys", &[]),
@@ -417,8 +461,41 @@ fn tighten_components(doc: &mut Value) {
     }
 }
 
+/// The component name of an operation's field-by-field body: the operation
+/// in CamelCase and `Body` (`create_event` → `CreateEventBody`); joining
+/// and transferring name a union the same way, so they share one.
+fn body_name(op: &str) -> String {
+    if matches!(op, "join" | "transfer") {
+        return "UnionChoice".to_owned();
+    }
+    let mut name: String = op
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    name.push_str("Body");
+    name
+}
+
 pub fn tighten(doc: &mut Value) {
     tighten_components(doc);
+    let mut bodies = Vec::new();
+    tighten_paths(doc, &mut bodies);
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, schema) in bodies {
+            schemas.insert(name, schema);
+        }
+    }
+}
+
+fn tighten_paths(doc: &mut Value, bodies: &mut Vec<(String, Value)>) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -476,9 +553,13 @@ pub fn tighten(doc: &mut Value) {
             }
             let has_body = op.contains_key("requestBody");
             if let Some(schema) = body_schema(&op_id) {
+                // A named component, so a generated client has one class per body.
+                let name = body_name(&op_id);
+                let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+                bodies.push((name, schema));
                 op.insert(
                     "requestBody".into(),
-                    json!({"content": {"application/json": {"schema": schema}}, "required": true}),
+                    json!({"content": {"application/json": {"schema": reference}}, "required": true}),
                 );
             }
             if has_params || has_body {
@@ -523,6 +604,17 @@ pub fn tighten(doc: &mut Value) {
                     )),
                 );
             }
+            // The HTTP layer's own refusals, before any handler: no body.
+            add_response(
+                op,
+                "414",
+                json!({"description": "The request line is longer than the server reads (no body; the connection closes)"}),
+            );
+            add_response(
+                op,
+                "431",
+                json!({"description": "The request's headers are larger than the server reads (no body; the connection closes)"}),
+            );
             add_response(
                 op,
                 "503",
@@ -560,6 +652,10 @@ mod tests {
             let responses = &op["responses"];
             assert!(
                 responses["503"]["headers"]["Retry-After"].is_object(),
+                "{at}"
+            );
+            assert!(
+                responses["414"].is_object() && responses["431"].is_object(),
                 "{at}"
             );
             let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());

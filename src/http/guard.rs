@@ -55,6 +55,9 @@ pub struct GuardConfig {
     pub trusted_proxies: Vec<Cidr>,
     /// Origins allowed to call the API from a browser (CORS); empty: none.
     pub cors_origins: Vec<HeaderValue>,
+    /// Where apps reach this yizhan (no trailing `/`): the base of problem
+    /// types; `None`: each request's own scheme and host.
+    pub public_url: Option<std::sync::Arc<str>>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// The header-read timeout and the connection cap of each listener.
@@ -73,6 +76,7 @@ impl Default for GuardConfig {
             user_writes_per_minute: 0,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            public_url: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             connections: Default::default(),
             write_queue: Default::default(),
@@ -199,6 +203,28 @@ fn is_ops(path: &str) -> bool {
 }
 
 /// Origins as `--cors-origins` takes them: `https://app.example.cn,http://localhost:5173`.
+/// `--public-url`: an `http` or `https` URL with a host and no query; a
+/// trailing `/` is dropped.
+pub fn parse_public_url(v: &str) -> Result<std::sync::Arc<str>, String> {
+    let v = v.trim().trim_end_matches('/');
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .ok_or_else(|| format!("'{v}' is not an http or https URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"?#\"<>".contains(&b));
+    if !ok {
+        return Err(format!("'{v}' is not a URL of a host (and path)"));
+    }
+    Ok(v.into())
+}
+
 pub fn parse_origins(s: &str) -> Result<Vec<HeaderValue>, String> {
     s.split(',')
         .map(str::trim)

@@ -5,12 +5,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use serde_json::{Value, json};
-use utoipa::IntoParams;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::params::{self, Params};
-use super::sites::{nearby_item, tagged};
+use super::sites::{NearbyItem, nearby_item, tagged};
 use crate::domain::coords::{LatLon, haversine_m, to_wgs84};
 use crate::error::{ApiError, Problem};
 use crate::index::LonLatBox;
@@ -39,6 +40,71 @@ pub struct ViewportParams {
     limit: Option<u32>,
     /// Evaluate opening hours at this RFC 3339 instant (default: now).
     at: Option<String>,
+}
+
+/// GeoJSON's `type` of a FeatureCollection.
+#[derive(Serialize, ToSchema)]
+pub enum FeatureCollectionType {
+    FeatureCollection,
+}
+
+/// GeoJSON's `type` of a Feature.
+#[derive(Serialize, ToSchema)]
+pub enum FeatureType {
+    Feature,
+}
+
+/// GeoJSON's `type` of a Point.
+#[derive(Serialize, ToSchema)]
+pub enum PointType {
+    Point,
+}
+
+/// An RFC 7946 Point.
+#[derive(Serialize, ToSchema)]
+pub struct Point {
+    #[serde(rename = "type")]
+    pub type_: PointType,
+    /// `[lon, lat]` in the requested `crs` (RFC 7946 order).
+    #[schema(min_items = 2, max_items = 2)]
+    pub coordinates: [f64; 2],
+}
+
+/// One site as an RFC 7946 Feature: its id, its point, and the same
+/// properties as a nearby item (`distance_m` is null).
+#[derive(Serialize, ToSchema)]
+pub struct SiteFeature {
+    #[serde(rename = "type")]
+    pub type_: FeatureType,
+    /// The site's id (as `properties.id`).
+    pub id: String,
+    pub geometry: Point,
+    pub properties: NearbyItem,
+}
+
+/// What a viewport answer holds besides its features.
+#[derive(Serialize, ToSchema)]
+pub struct ViewportMetadata {
+    /// Coordinate system of the features' coordinates.
+    pub crs: &'static str,
+    /// Sites in the box that match the filters.
+    pub total: usize,
+    /// Features in this answer (at most `limit`).
+    pub returned: usize,
+    /// More sites matched than `limit`: the nearest the box's centre are returned.
+    pub truncated: bool,
+    /// The `at` the opening states were evaluated at, when it was given (null: now).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The map's answer: an RFC 7946 FeatureCollection of sites, with `metadata`
+/// (a foreign member).
+#[derive(Serialize, ToSchema)]
+pub struct SiteFeatureCollection {
+    #[serde(rename = "type")]
+    pub type_: FeatureCollectionType,
+    pub metadata: ViewportMetadata,
+    pub features: Vec<SiteFeature>,
 }
 
 pub fn parse_bbox(v: &str) -> Result<[f64; 4], String> {
@@ -74,7 +140,7 @@ pub fn parse_bbox(v: &str) -> Result<[f64; 4], String> {
     tag = "map",
     params(ViewportParams),
     responses(
-        (status = 200, description = "GeoJSON FeatureCollection of sites; properties as in nearby items; `metadata` says crs, at, total, truncated", content_type = "application/geo+json", headers(("ETag" = String, description = "Entity tag of this body"))),
+        (status = 200, description = "GeoJSON FeatureCollection of sites; properties as in nearby items; `metadata` says crs, at, total, truncated", body = SiteFeatureCollection, content_type = "application/geo+json", headers(("ETag" = String, description = "Entity tag of this body"))),
         (status = 304, description = "Not modified (If-None-Match matched)"),
         (status = 400, description = "A parameter is malformed", body = Problem, content_type = "application/problem+json"),
     )
@@ -119,35 +185,36 @@ pub async fn viewport(
         .collect();
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
     keyed.truncate(limit);
-    let features: Vec<Value> = keyed
+    let features: Vec<SiteFeature> = keyed
         .iter()
         .map(|(_, e)| {
             let item = nearby_item(e.site.view(), crs, None, e.state(at));
-            json!({
-                "type": "Feature",
-                "id": item.id.to_string(),
-                "geometry": {"type": "Point", "coordinates": [item.lon, item.lat]},
-                "properties": item,
-            })
+            SiteFeature {
+                type_: FeatureType::Feature,
+                id: item.id.to_string(),
+                geometry: Point {
+                    type_: PointType::Point,
+                    coordinates: [item.lon, item.lat],
+                },
+                properties: item,
+            }
         })
         .collect();
-    let mut metadata = json!({
-        "crs": crs.as_str(),
-        "total": total,
-        "returned": features.len(),
-        "truncated": truncated,
-    });
-    // Echo `at` only when asked for: "now" in the body would change the ETag on
-    // every request, while the opening states it decides change rarely.
-    if p.raw("at").is_some() {
-        metadata["at"] = json!(at);
-    }
-    let body = json!({
-        "type": "FeatureCollection",
-        "metadata": metadata,
-        "features": features,
-    });
-    let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
+    let body = SiteFeatureCollection {
+        type_: FeatureCollectionType::FeatureCollection,
+        metadata: ViewportMetadata {
+            crs: crs.as_str(),
+            total,
+            returned: features.len(),
+            truncated,
+            // `at` only when asked for: "now" in the body would change the
+            // ETag on every request, while the opening states it decides
+            // change rarely.
+            at: p.raw("at").is_some().then_some(at),
+        },
+        features,
+    };
+    let bytes = serde_json::to_vec(&body).expect("the collection serializes");
     Ok(tagged(&headers, "application/geo+json", bytes))
 }
 

@@ -85,11 +85,37 @@ pub struct AppState {
     pub wechat: Option<std::sync::Arc<crate::wechat::Wechat>>,
 }
 
+/// The scheme and host a request came to (`X-Forwarded-Proto`/`-Host` when a
+/// proxy sets them, else `Host`): `http://127.0.0.1:8080`.
+pub fn public_base(headers: &axum::http::HeaderMap) -> String {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let scheme = match value("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let host = value("x-forwarded-host")
+        .or_else(|| value("host"))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
 /// The whole API as a router, ready to serve.
 pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let (limits, shed) = (state.guard.clone(), state.metrics.clone());
     let cors = state.guard.cors_layer();
+    let public_url = state.guard.config.public_url.clone();
     Router::new()
         .merge(sites::router())
         .merge(feed::router())
@@ -151,6 +177,18 @@ pub fn app(state: AppState) -> Router {
             tracing::error!("handler panicked");
             status_problem(StatusCode::INTERNAL_SERVER_ERROR, "an internal error occurred; it has been logged")
         }))
+        // Outermost: every problem (a panic's and a shed request's too) gets
+        // its `type`'s base and the language the request asks for.
+        .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
+            let headers = req.headers();
+            let ctx = crate::error::ProblemContext {
+                base: public_url.clone().unwrap_or_else(|| public_base(headers).into()),
+                chinese: crate::error::prefers_chinese(
+                    headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+                ),
+            };
+            crate::error::with_problem_context(ctx, next.run(req))
+        }))
 }
 
 #[derive(OpenApi)]
@@ -160,8 +198,8 @@ pub fn app(state: AppState) -> Router {
         description = "Service sites of China's trade unions (outdoor-worker stations, mother rooms, union stations, craftsman studios) for workers' phone apps. Coordinates: every endpoint takes `crs=wgs84|gcj02|bd09` for its input and output. Errors are RFC 9457 problem+json.",
         license(name = "MIT")
     ),
-    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, push::vapid_public_key, push::subscribe, push::my_subscriptions, push::unsubscribe, push::get_settings, push::put_settings, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics, front::index, front::openapi, front::openapi_json, unions::create_union, unions::find_unions, unions::union_detail, unions::patch_union, unions::join_code, unions::rotate_join_code, unions::qr_svg, unions::applications, unions::stats, memberships::join, memberships::membership, memberships::approve, memberships::reject, memberships::transfer, memberships::withdraw, memberships::my_memberships, wechat::wechat_sign_in, wechat::unbind_wechat, wechat::wechat_subscriptions, applications::apply, applications::application, applications::withdraw, applications::my_applications, applications::draw_record),
-    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::WechatBinding, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, push::VapidPublicKey, push::SubscriptionDoc, push::SubscribeBody, push::SubscriptionKeys, push::SubscriptionsResponse, push::QuietHoursDoc, push::NotificationSettingsDoc, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput, unions::UnionDoc, unions::UnionsResponse, unions::JoinCodeDoc, unions::ApplicantDoc, unions::ApplicationDoc, unions::ApplicationsResponse, unions::MonthDoc, unions::FiguresDoc, unions::StatsResponse, memberships::MembershipDoc, memberships::MyMemberships, crate::domain::union::JoinPolicy, crate::domain::union::MembershipStatus, crate::domain::union::MonthCounts, wechat::ConsentsDoc, applications::MyApplications, applications::DrawRecord, applications::Entrant, crate::domain::application::Application, crate::domain::application::ApplicationStatus, crate::domain::event::Allocation, crate::domain::draw::PriorityGroup)),
+    paths(sites::nearby, sites::site_detail, feed::changes, map::viewport, clusters::clusters, tiles::tile, search::search, account::request_code, account::sign_in, account::logout, account::me, account::put_profile, account::my_follows, account::user_by_id, manage::create_site, manage::patch_site, manage::retire_site, manage::history, manage::follow, manage::unfollow, events::create_event, events::event_detail, events::find_events, bookings::book, bookings::cancel, bookings::my_bookings, bookings::booking_or_ics, bookings::booking_ics, attendees::attendees_csv, checkins::check_in, attendees::attendees, bookings::accept, events::patch_event, notifications::inbox, notifications::read_one, notifications::read_all, push::vapid_public_key, push::subscribe, push::my_subscriptions, push::unsubscribe, push::get_settings, push::put_settings, holidays::holiday_year, holidays::put_holiday_year, ops::healthz, ops::readyz, ops::metrics, front::index, front::openapi, front::openapi_json, unions::create_union, unions::find_unions, unions::union_detail, unions::patch_union, unions::join_code, unions::rotate_join_code, unions::qr_svg, unions::applications, unions::stats, memberships::join, memberships::membership, memberships::approve, memberships::reject, memberships::transfer, memberships::withdraw, memberships::my_memberships, wechat::wechat_sign_in, wechat::unbind_wechat, wechat::wechat_subscriptions, applications::apply, applications::application, applications::withdraw, applications::my_applications, applications::draw_record),
+    components(schemas(crate::error::Problem, sites::NearbyResponse, sites::NearbyItem, sites::SiteDoc, feed::ChangesResponse, feed::ChangeItem, feed::ChangeOp, clusters::ClustersResponse, clusters::ClusterItem, clusters::CountsByKind, account::CodeSent, account::TokenResponse, account::Me, account::WechatBinding, account::FollowsResponse, manage::HistoryResponse, manage::HistoryItem, crate::domain::user::Profile, crate::domain::user::Role, crate::domain::user::Gender, crate::domain::user::MaritalStatus, crate::domain::site::Closure, events::EventDoc, events::EventsResponse, bookings::MyBookings, bookings::MyBooking, bookings::EventSummary, checkins::CheckinResponse, attendees::Attendee, attendees::AttendeesResponse, notifications::NotificationDoc, notifications::InboxResponse, notifications::ReadAll, push::VapidPublicKey, push::SubscriptionDoc, push::SubscribeBody, push::SubscriptionKeys, push::SubscriptionsResponse, push::QuietHoursDoc, push::NotificationSettingsDoc, crate::domain::notify::NoticeType, crate::domain::event::Booking, crate::domain::event::BookingStatus, crate::domain::event::EventKind, crate::domain::event::EventStatus, crate::domain::event::Quota, crate::domain::event::QuotaAttribute, crate::domain::event::Eligibility, holidays::HolidayYearDoc, holidays::HolidayDay, holidays::HolidayYearBody, holidays::HolidayDayInput, unions::UnionDoc, unions::UnionsResponse, unions::JoinCodeDoc, unions::ApplicantDoc, unions::ApplicationDoc, unions::ApplicationsResponse, unions::MonthDoc, unions::FiguresDoc, unions::StatsResponse, memberships::MembershipDoc, memberships::MyMemberships, crate::domain::union::JoinPolicy, crate::domain::union::MembershipStatus, crate::domain::union::MonthCounts, wechat::ConsentsDoc, applications::MyApplications, applications::DrawRecord, applications::Entrant, crate::domain::application::Application, crate::domain::application::ApplicationStatus, crate::domain::event::Allocation, crate::domain::draw::PriorityGroup, map::SiteFeatureCollection, map::SiteFeature, map::Point, map::ViewportMetadata, map::FeatureType, map::PointType, map::FeatureCollectionType)),
     modifiers(&BearerAuth),
     tags(
         (name = "sites", description = "Finding service sites"),

@@ -59,7 +59,10 @@ impl From<NotificationRecord> for NotificationDoc {
 pub struct InboxResponse {
     /// Newest first.
     pub items: Vec<NotificationDoc>,
-    /// Pass as `before` for the next (older) page; absent on the last page.
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// The same as `next_cursor` (what `before` took before `cursor`).
+    #[schema(deprecated)]
     pub next: Option<String>,
 }
 
@@ -70,7 +73,8 @@ pub struct InboxResponse {
     tag = "notifications",
     security(("bearer" = [])),
     params(
-        ("before" = Option<String>, Query, description = "A notification id: only older ones (the previous page's `next`)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`: the page after it (older notifications)"),
+        ("before" = Option<String>, Query, deprecated, description = "The same as `cursor` (kept for apps that use it)"),
         ("limit" = Option<u32>, Query, description = "1–100, default 20"),
     ),
     responses(
@@ -85,9 +89,10 @@ pub async fn inbox(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<InboxResponse>, ApiError> {
     let p = Params::parse(raw.as_deref())?;
-    let before = p.optional("before", |v| {
-        v.parse::<NotificationId>().map_err(|e| e.to_string())
-    })?;
+    let id = |v: &str| v.parse::<NotificationId>().map_err(|e| e.to_string());
+    // Both are checked; `cursor` wins when both are given.
+    let cursor = p.optional("cursor", id)?;
+    let before = cursor.or(p.optional("before", id)?);
     let limit = p
         .optional("limit", |v| match v.parse::<i64>() {
             Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -103,6 +108,7 @@ pub async fn inbox(
     };
     Ok(Json(InboxResponse {
         items: items.into_iter().map(NotificationDoc::from).collect(),
+        next_cursor: next.clone(),
         next,
     }))
 }

@@ -376,34 +376,11 @@ pub struct JoinCodeDoc {
 
 /// Where the service is reached from outside, as the request says
 /// (`X-Forwarded-Proto`/`X-Forwarded-Host` from a proxy, else `Host`).
-fn public_base(headers: &HeaderMap) -> String {
-    let value = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let scheme = match value("x-forwarded-proto") {
-        Some("https") => "https",
-        _ => "http",
-    };
-    let host = value("x-forwarded-host")
-        .or_else(|| value("host"))
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("{scheme}://{host}")
-}
-
 fn join_code_doc(key: &[u8], union: &Union, headers: &HeaderMap) -> JoinCodeDoc {
     let code = union::join_code(key, union.id, union.code_version);
     JoinCodeDoc {
         union_id: union.id.to_string(),
-        join_url: format!("{}/join?code={code}", public_base(headers)),
+        join_url: format!("{}/join?code={code}", super::public_base(headers)),
         code,
         version: union.code_version,
     }

@@ -1013,7 +1013,15 @@ async fn the_root_points_to_the_console_the_reference_and_the_probes() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/yaml");
     let yaml = r.text().await.unwrap();
-    assert_eq!(yaml, yizhan::http::openapi_yaml());
+    // The checked-in document, with problem types under this server's base.
+    let checked_in = yizhan::http::openapi_yaml();
+    let base = format!("http://{}/problems/", app.addr);
+    assert!(checked_in.contains("http://127.0.0.1:8080/problems/not-found"));
+    assert_eq!(
+        yaml,
+        checked_in.replace("http://127.0.0.1:8080/problems/", &base)
+    );
+    assert!(yaml.contains(&format!("{base}not-found")), "{base}");
     // The same document as JSON.
     let r = app.get(body["openapi"]["json"].as_str().unwrap()).await;
     assert_eq!(r.headers()["content-type"], "application/json");

@@ -388,6 +388,20 @@ fn table() -> Vec<Row> {
             SITE_B,
         ),
         row(
+            M::GET,
+            "/v1/events/{id}/attendees.csv",
+            Res::EventA,
+            none,
+            SITE_A,
+        ),
+        row(
+            M::GET,
+            "/v1/events/{id}/attendees.csv",
+            Res::EventB,
+            none,
+            SITE_B,
+        ),
+        row(
             M::POST,
             "/v1/checkins",
             Res::None,
@@ -410,6 +424,13 @@ fn table() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(M::GET, "/v1/bookings/{id}", Res::BookingW, none, BOOKING_W),
+        row(
+            M::GET,
+            "/v1/bookings/{id}/calendar.ics",
+            Res::BookingW,
+            none,
+            BOOKING_W,
+        ),
         row(
             M::POST,
             "/v1/bookings/{id}/accept",

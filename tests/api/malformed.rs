@@ -417,3 +417,100 @@ async fn random_query_strings_never_fail_the_server() {
         }
     }
 }
+
+/// What the contract says of every operation before any handler runs: a
+/// request line or headers past what the server reads are 414 and 431,
+/// with no body.
+#[tokio::test]
+async fn oversized_request_lines_and_headers_are_414_and_431() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(vec![]).await;
+    let status_of = |request: Vec<u8>| async move {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(&request).await.unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.unwrap();
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.split(' ').nth(1).unwrap_or_default().to_owned();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+        (status, body)
+    };
+    let long_uri = format!(
+        "GET /healthz?{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    assert_eq!(
+        status_of(long_uri.into_bytes()).await,
+        ("414".to_owned(), String::new())
+    );
+    // More header fields than the server reads (hyper's 100).
+    let fields: String = (0..200).map(|i| format!("X-Field-{i}: a\r\n")).collect();
+    let big_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
+    assert_eq!(
+        status_of(big_header.into_bytes()).await,
+        ("431".to_owned(), String::new())
+    );
+}
+
+/// Problem types are absolute URIs under the server's base, each answers a
+/// page for people, and `detail` and `title` are Chinese when
+/// `Accept-Language` prefers it (English otherwise).
+#[tokio::test]
+async fn problems_name_their_type_page_and_speak_chinese_when_asked() {
+    let app = spawn_app(vec![]).await;
+    let base = format!("http://{}", app.addr);
+    let ask = |lang: Option<&'static str>| {
+        let mut r = app
+            .client
+            .get(format!("{base}/v1/sites/nearby?lat=91&lon=117"));
+        if let Some(l) = lang {
+            r = r.header("Accept-Language", l);
+        }
+        r.send()
+    };
+    let en: Value = ask(None).await.unwrap().json().await.unwrap();
+    assert_eq!(en["type"], format!("{base}/problems/invalid-parameter"));
+    assert_eq!(en["param"], "lat");
+    assert_eq!(en["title"], "Invalid parameter");
+    assert!(en["detail"].as_str().unwrap().starts_with("lat: "), "{en}");
+    for lang in ["zh-CN", "en;q=0.5, zh-Hans;q=0.8", "zh"] {
+        let zh: Value = ask(Some(lang)).await.unwrap().json().await.unwrap();
+        assert_eq!(zh["type"], en["type"], "{lang}");
+        assert_eq!(zh["param"], "lat");
+        assert_eq!(zh["title"], "参数有误");
+        assert_eq!(zh["detail"], "参数 `lat` 格式不对或超出范围。", "{lang}");
+    }
+    for lang in ["en-US", "en, zh;q=0.5", "zh;q=0"] {
+        let other: Value = ask(Some(lang)).await.unwrap().json().await.unwrap();
+        assert_eq!(other["title"], "Invalid parameter", "{lang}");
+    }
+    // The type answers a page for people; an unknown kind is a problem.
+    let page = app
+        .client
+        .get(en["type"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("参数有误") && html.contains("Invalid parameter"),
+        "{html}"
+    );
+    let index = app.get("/problems/").await.text().await.unwrap();
+    for t in yizhan::error::ProblemType::ALL {
+        assert!(
+            index.contains(&format!("href=\"{}\"", t.slug())),
+            "{}",
+            t.slug()
+        );
+    }
+    let none = app.get("/problems/no-such-kind").await;
+    assert_eq!(none.status(), 404);
+}

@@ -110,22 +110,41 @@ async fn the_inbox_pages_newest_first_and_reads_all() {
             .collect()
     };
     assert_eq!(ids(&first), [events[4].clone(), events[3].clone()]);
+    // `cursor`/`next_cursor`, and their older names `before`/`next`.
+    assert_eq!(first["next_cursor"], first["next"]);
     let second = inbox(
+        &app,
+        &w,
+        &format!("?limit=2&cursor={}", first["next_cursor"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(ids(&second), [events[2].clone(), events[1].clone()]);
+    let older = inbox(
         &app,
         &w,
         &format!("?limit=2&before={}", first["next"].as_str().unwrap()),
     )
     .await;
-    assert_eq!(ids(&second), [events[2].clone(), events[1].clone()]);
+    assert_eq!(older, second);
     let last = inbox(
         &app,
         &w,
-        &format!("?limit=2&before={}", second["next"].as_str().unwrap()),
+        &format!(
+            "?limit=2&cursor={}",
+            second["next_cursor"].as_str().unwrap()
+        ),
     )
     .await;
     assert_eq!(ids(&last), [events[0].clone()]);
-    assert!(last["next"].is_null());
-    for bad in ["?limit=0", "?limit=101", "?before=x"] {
+    assert!(last["next_cursor"].is_null() && last["next"].is_null());
+    let cursor = first["next_cursor"].as_str().unwrap();
+    for bad in [
+        "?limit=0".to_owned(),
+        "?limit=101".to_owned(),
+        "?before=x".to_owned(),
+        "?cursor=x".to_owned(),
+        format!("?cursor={cursor}&before=x"),
+    ] {
         let r = app
             .call(
                 Method::GET,
