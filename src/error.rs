@@ -300,10 +300,8 @@ pub struct Problem {
     /// `Accept-Language` prefers `zh`.
     pub detail: String,
     /// The request parameter or body field at fault, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub param: Option<String>,
     /// Where in the field's value the fault is (0-based character offset), when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
 }
 

@@ -134,9 +134,12 @@ pub struct Application {
     /// The booking the draw made (accept or decline an offer through it).
     #[schema(value_type = Option<String>)]
     pub booking_id: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub offer_expires_at: Option<DateTime<Utc>>,
     pub not_eligible_rule: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub updated_at: DateTime<Utc>,
 }
 

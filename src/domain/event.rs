@@ -434,12 +434,15 @@ pub struct Booking {
     pub waitlist_position: Option<u32>,
     /// The quota the seat counts against (`gender=female`), if any.
     pub quota: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub offer_expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub updated_at: DateTime<Utc>,
     /// For the holder of a confirmed booking: the signed code to show as a QR
     /// at the door.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub checkin_code: Option<String>,
 }
 

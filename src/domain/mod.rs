@@ -18,6 +18,7 @@ pub mod retry;
 pub mod secret;
 pub mod site;
 pub mod sms;
+pub mod timestamp;
 pub mod union;
 pub mod user;
 pub mod wechat;

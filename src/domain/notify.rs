@@ -158,7 +158,9 @@ pub fn for_transition(t: &Transition, e: &Event) -> Option<Notice> {
                     "抽签结果：您已中签「{title}」，请在{}前确认，逾期将顺延给下一位。",
                     local(deadline)
                 ),
-                data(serde_json::json!({"offer_expires_at": deadline, "drawn": true})),
+                data(
+                    serde_json::json!({"offer_expires_at": super::timestamp::format(&deadline), "drawn": true}),
+                ),
                 Some(deadline),
             ))
         }
@@ -179,7 +181,7 @@ pub fn for_transition(t: &Transition, e: &Event) -> Option<Notice> {
                     "「{title}」空出一个名额，请在{}前确认，逾期将顺延给下一位。",
                     local(deadline)
                 ),
-                data(serde_json::json!({"offer_expires_at": deadline})),
+                data(serde_json::json!({"offer_expires_at": super::timestamp::format(&deadline)})),
                 Some(deadline),
             ))
         }
@@ -358,7 +360,7 @@ pub fn event_changed(
             local(a.ends_at)
         ),
         url: event_url(after),
-        data: serde_json::json!({"event_id": after.id.to_string(), "starts_at": a.starts_at, "ends_at": a.ends_at}),
+        data: serde_json::json!({"event_id": after.id.to_string(), "starts_at": super::timestamp::format(&a.starts_at), "ends_at": super::timestamp::format(&a.ends_at)}),
         expires_at: Some(a.starts_at),
         topic: Some(format!("{}-changed", after.id)),
     })
@@ -455,7 +457,7 @@ pub fn reminder(
                 .unwrap_or_default()
         ),
         url: event_url(e),
-        data: serde_json::json!({"event_id": e.id.to_string(), "booking_id": booking, "starts_at": e.draft.starts_at}),
+        data: serde_json::json!({"event_id": e.id.to_string(), "booking_id": booking, "starts_at": super::timestamp::format(&e.draft.starts_at)}),
         expires_at: Some(e.draft.starts_at),
         topic: Some(format!("{}-reminder", e.id)),
     }

@@ -373,8 +373,10 @@ pub struct ClosureInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Closure {
     #[schema(value_type = String, format = DateTime, example = "2026-12-24T14:00:00+08:00")]
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub from: DateTime<Utc>,
     #[schema(value_type = String, format = DateTime, example = "2026-12-24T18:00:00+08:00")]
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub to: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -166,6 +166,7 @@ pub struct TokenResponse {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
     pub token_type: &'static str,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub expires_at: DateTime<Utc>,
     pub user: Me,
 }
@@ -309,15 +310,12 @@ pub struct Me {
     pub unions: Vec<crate::domain::union::UnionId>,
     pub profile: Profile,
     /// Unread notifications in the inbox (on `GET /v1/me`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_notifications: Option<u64>,
     /// Whether texts reach this number (on `GET /v1/me`): when not, ask
     /// the person for a new number.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sms: Option<SmsReach>,
     /// Whether the person signed in with WeChat (on `GET /v1/me`): when not,
     /// the mini program may offer to bind it (`POST /v1/auth/wechat`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub wechat: Option<WechatBinding>,
 }
 
@@ -335,11 +333,10 @@ pub struct SmsReach {
     /// yizhan stopped texting it (until a sign-in code reaches it again).
     pub reachable: bool,
     /// Why not: `invalid_number`, `unsubscribed` or `blacklisted`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub reason: Option<&'static str>,
     /// Since when.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub since: Option<DateTime<Utc>>,
 }
 

@@ -253,12 +253,14 @@ pub struct DrawRecord {
     pub event_id: String,
     /// `hex(SHA-256(S))`, published when the event was made.
     pub seed_commitment: String,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub draw_at: DateTime<Utc>,
     /// The groups' names, in order.
     pub priority_groups: Vec<String>,
     /// The value mixed into the seed (empty if none); may change until the draw.
     pub public_value: String,
     /// `null` until the draw is made; so are the fields below.
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub drawn_at: Option<DateTime<Utc>>,
     /// `hex(S)`: revealed with the draw.
     pub secret: Option<String>,

@@ -37,6 +37,7 @@ pub struct Attendee {
     pub status: BookingStatus,
     pub quota: Option<String>,
     pub waitlist_position: Option<u32>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub checked_in_at: Option<DateTime<Utc>>,
 }
 
@@ -168,7 +169,10 @@ pub fn csv_response(items: &[Attendee]) -> Result<Response, ApiError> {
             a.waitlist_position
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
-            a.checked_in_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            a.checked_in_at
+                .as_ref()
+                .map(crate::domain::timestamp::format)
+                .unwrap_or_default(),
         ])
         .map_err(|e| ApiError::Internal(e.into()))?;
     }

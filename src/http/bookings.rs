@@ -254,7 +254,9 @@ pub struct EventSummary {
     pub id: String,
     pub kind: EventKind,
     pub title: String,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub starts_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub ends_at: DateTime<Utc>,
     pub status: EventStatus,
 }

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
 pub struct CheckinResponse {
     pub booking: Booking,
     /// When the booking was first checked in.
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub checked_in_at: DateTime<Utc>,
     /// This scan was not the first: the person had already checked in.
     pub already_checked_in: bool,

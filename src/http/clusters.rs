@@ -60,7 +60,7 @@ pub struct ClustersResponse {
     /// More clusters matched than `limit`; only `limit` were returned.
     pub truncated: bool,
     /// The instant opening hours were evaluated at, when `at` was given.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub at: Option<DateTime<Utc>>,
     pub clusters: Vec<ClusterItem>,
 }

@@ -175,15 +175,13 @@ fn body_schema(op: &str) -> Option<Value> {
             json!({"event_id": event_id, "code": text(64)}),
             &["event_id", "code"],
         ),
-        "join" | "transfer" => {
-            let mut v = obj(json!({"code": text(500), "union_id": union_id}), &[]);
-            v["description"] = json!(
-                "The union: `code` (a scanned join code or the join URL) or `union_id`, exactly one."
-            );
-            v["minProperties"] = json!(1);
-            v["maxProperties"] = json!(1);
-            v
-        }
+        "join" | "transfer" => json!({
+            "description": "The union: `code` (a scanned join code or the join URL) or `union_id`, exactly one.",
+            "oneOf": [
+                obj(json!({"code": text(500)}), &["code"]),
+                obj(json!({"union_id": union_id}), &["union_id"]),
+            ],
+        }),
         "reject" => obj(json!({"reason": text(500)}), &["reason"]),
         "put_settings" => obj(
             json!({
@@ -401,6 +399,68 @@ fn tighten_components(doc: &mut Value) {
             "The problem type: one of `ProblemType`, an absolute URI under this server's base; its last segment names the kind."
         );
     }
+    // A quota's value depends on its attribute: one shape per attribute,
+    // told apart by `attribute`.
+    if let Some(quota) = schemas.get("Quota").cloned() {
+        let seats = quota["properties"]["seats"].clone();
+        let mut mapping = Map::new();
+        let mut alternatives = Vec::new();
+        for (attribute, name, value) in [
+            (
+                "gender",
+                "GenderQuota",
+                json!({"$ref": "#/components/schemas/Gender"}),
+            ),
+            (
+                "marital_status",
+                "MaritalStatusQuota",
+                json!({"$ref": "#/components/schemas/MaritalStatus"}),
+            ),
+            (
+                "frontline",
+                "FrontlineQuota",
+                json!({"type": "string", "enum": ["true", "false"], "description": "`true`: front-line workers; `false`: the others"}),
+            ),
+        ] {
+            let reference = format!("#/components/schemas/{name}");
+            mapping.insert(attribute.into(), json!(reference));
+            alternatives.push(json!({"$ref": reference}));
+            schemas.insert(
+                name.into(),
+                json!({
+                    "type": "object",
+                    "description": format!("Seats reserved for people whose `{attribute}` is `value`"),
+                    "properties": {
+                        "attribute": {"type": "string", "const": attribute},
+                        "value": value,
+                        "seats": seats,
+                    },
+                    "required": ["attribute", "value", "seats"],
+                }),
+            );
+        }
+        schemas.insert(
+            "Quota".into(),
+            json!({
+                "description": quota["description"],
+                "oneOf": alternatives,
+                "discriminator": {"propertyName": "attribute", "mapping": mapping},
+            }),
+        );
+        // Each shape names its attribute itself.
+        schemas.remove("QuotaAttribute");
+    }
+    // The quota a seat counts against, as `attribute=value`.
+    for holder in ["Booking", "Attendee"] {
+        if let Some(q) = schemas
+            .get_mut(holder)
+            .and_then(|h| h.pointer_mut("/properties/quota"))
+        {
+            q["pattern"] = json!(
+                "^(gender=(male|female)|marital_status=(single|married|divorced|widowed)|frontline=(true|false))$"
+            );
+        }
+    }
     // Fields the Rust types keep as strings but that take a fixed set of values.
     schemas.insert(
         "HistoryAction".into(),
@@ -468,7 +528,12 @@ fn body_name(op: &str) -> String {
     if matches!(op, "join" | "transfer") {
         return "UnionChoice".to_owned();
     }
-    let mut name: String = op
+    camel(op) + "Body"
+}
+
+/// `create_event` → `CreateEvent`.
+fn camel(snake: &str) -> String {
+    snake
         .split('_')
         .map(|w| {
             let mut c = w.chars();
@@ -476,9 +541,7 @@ fn body_name(op: &str) -> String {
                 .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
                 .unwrap_or_default()
         })
-        .collect();
-    name.push_str("Body");
-    name
+        .collect()
 }
 
 pub fn tighten(doc: &mut Value) {
@@ -492,6 +555,186 @@ pub fn tighten(doc: &mut Value) {
         for (name, schema) in bodies {
             schemas.insert(name, schema);
         }
+    }
+    always_present(doc);
+    add_links(doc);
+}
+
+/// What a create's answer leads to: the operations its `id` (or another
+/// field) is the path `id` of. Declared as OpenAPI links, so that a client
+/// generator or a stateful tester follows a created thing to its reads and
+/// changes.
+const LINKS: &[(&str, &str, &[&str])] = &[
+    (
+        "create_site",
+        "id",
+        &[
+            "site_detail",
+            "patch_site",
+            "retire_site",
+            "history",
+            "follow",
+            "unfollow",
+        ],
+    ),
+    (
+        "create_event",
+        "id",
+        &[
+            "event_detail",
+            "patch_event",
+            "book",
+            "apply_for_draw",
+            "attendees",
+            "attendees_csv",
+            "draw_record",
+        ],
+    ),
+    (
+        "book",
+        "id",
+        &["booking_or_ics", "booking_ics", "cancel", "accept"],
+    ),
+    ("book", "event_id", &["event_detail", "attendees"]),
+    (
+        "apply_for_draw",
+        "id",
+        &["get_application", "withdraw_application"],
+    ),
+    ("apply_for_draw", "event_id", &["draw_record"]),
+    (
+        "create_union",
+        "id",
+        &[
+            "union_detail",
+            "patch_union",
+            "join_code",
+            "rotate_join_code",
+            "qr_svg",
+            "applications",
+            "stats",
+        ],
+    ),
+    (
+        "join",
+        "id",
+        &["membership", "approve", "reject", "transfer", "withdraw"],
+    ),
+    (
+        "transfer",
+        "id",
+        &["membership", "approve", "reject", "withdraw"],
+    ),
+    ("subscribe", "id", &["unsubscribe"]),
+];
+
+fn add_links(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut())
+        {
+            let op_id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            for (_, field, targets) in LINKS.iter().filter(|(from, ..)| *from == op_id) {
+                // `event_detail` by the answer's id is `EventDetail`; by
+                // another field, `EventDetailByEventId`.
+                let via = match *field {
+                    "id" => String::new(),
+                    f => format!("By{}", camel(f)),
+                };
+                let Some(responses) = op["responses"].as_object_mut() else {
+                    continue;
+                };
+                for (status, response) in responses.iter_mut() {
+                    if !matches!(status.as_str(), "200" | "201") {
+                        continue;
+                    }
+                    for target in *targets {
+                        response["links"][format!("{}{via}", camel(target))] = json!({
+                            "operationId": target,
+                            "parameters": {"id": format!("$response.body#/{field}")},
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The component names `value` refers to (`$ref`), at any depth.
+fn refs_in(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(r) = map.get("$ref").and_then(Value::as_str)
+                && let Some(name) = r.strip_prefix("#/components/schemas/")
+            {
+                out.push(name.to_owned());
+            }
+            map.values().for_each(|v| refs_in(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
+        _ => {}
+    }
+}
+
+/// Whether a property's schema admits `null`.
+fn nullable(schema: &Value) -> bool {
+    match &schema["type"] {
+        Value::Array(types) => types.iter().any(|t| t == "null"),
+        t => {
+            *t == "null"
+                || ["oneOf", "anyOf"].iter().any(|k| {
+                    schema[*k]
+                        .as_array()
+                        .is_some_and(|alts| alts.iter().any(nullable))
+                })
+        }
+    }
+}
+
+/// One shape per field in answers: a nullable field of a schema that only
+/// answers (no request body uses it) is always sent, `null` when empty, so
+/// it is required. Request bodies keep theirs optional: an absent field
+/// there means "unchanged" or "none".
+fn always_present(doc: &mut Value) {
+    let mut in_requests = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for item in paths.values() {
+            for op in item.as_object().into_iter().flat_map(|i| i.values()) {
+                refs_in(&op["requestBody"], &mut in_requests);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = in_requests.pop() {
+        if seen.insert(name.clone()) {
+            refs_in(&doc["components"]["schemas"][&name], &mut in_requests);
+        }
+    }
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, schema) in schemas.iter_mut() {
+        if seen.contains(name) {
+            continue;
+        }
+        let Some(props) = schema["properties"].as_object() else {
+            continue;
+        };
+        let mut required: Vec<Value> = schema["required"].as_array().cloned().unwrap_or_default();
+        for (field, s) in props {
+            if nullable(s) && !required.iter().any(|r| r == field) {
+                required.push(json!(field));
+            }
+        }
+        schema["required"] = json!(required);
     }
 }
 
@@ -700,6 +943,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn links_lead_to_operations_with_an_id_and_answers_are_whole() {
+        let doc = exact(&crate::http::ApiDoc::openapi());
+        let ops = operations(&doc);
+        let path_of = |id: &str| {
+            ops.iter()
+                .find(|(_, _, op)| op["operationId"] == id)
+                .map(|(path, ..)| path.clone())
+        };
+        let mut links = 0;
+        for (path, method, op) in &ops {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let target = link["operationId"].as_str().unwrap();
+                    let to = path_of(target)
+                        .unwrap_or_else(|| panic!("{method} {path} {status} {name}: no {target}"));
+                    assert!(to.contains("{id}"), "{name}: {to}");
+                    let field = link["parameters"]["id"].as_str().unwrap();
+                    let field = field.strip_prefix("$response.body#/").unwrap();
+                    // The field is in the answer's schema.
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    let schema = schema.as_str().unwrap().rsplit('/').next().unwrap();
+                    assert!(
+                        doc["components"]["schemas"][schema]["properties"][field].is_object(),
+                        "{name}: {schema}.{field}"
+                    );
+                    links += 1;
+                }
+            }
+        }
+        assert!(links >= 30, "{links}");
+        // Nullable fields of answers are always sent, so required.
+        let me = &doc["components"]["schemas"]["Me"];
+        assert!(
+            me["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("wechat")),
+            "{me}"
+        );
+        let booking = &doc["components"]["schemas"]["Booking"];
+        assert!(
+            booking["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("checkin_code"))
+        );
+        // A body's nullable fields stay optional (absent: unchanged).
+        let patch = &doc["components"]["schemas"]["PatchSiteBody"];
+        assert!(patch["required"].as_array().unwrap().is_empty(), "{patch}");
     }
 
     #[test]

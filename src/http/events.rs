@@ -50,16 +50,20 @@ pub struct EventDoc {
     pub crs: String,
     pub lat: f64,
     pub lon: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub distance_m: Option<f64>,
     pub title: String,
     pub description: String,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub starts_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub ends_at: DateTime<Utc>,
     pub capacity: u32,
     pub seats_left: u32,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub booking_opens_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub booking_closes_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub cancel_deadline: DateTime<Utc>,
     pub waitlist: bool,
     pub status: EventStatus,
@@ -70,6 +74,7 @@ pub struct EventDoc {
     /// at `draw_at`; `GET /v1/events/{id}/draw` is its public record).
     pub allocation: Allocation,
     /// A draw: when it runs.
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub draw_at: Option<DateTime<Utc>>,
     /// A draw: in order; a person belongs to the first whose condition they meet.
     pub priority_groups: Option<Vec<PriorityGroup>>,
@@ -78,6 +83,7 @@ pub struct EventDoc {
     /// A draw: `hex(SHA-256(S))`, published before anyone applies.
     pub seed_commitment: Option<String>,
     /// A draw: when it was made (`null` until then).
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub drawn_at: Option<DateTime<Utc>>,
 }
 

@@ -508,6 +508,7 @@ pub struct HistoryResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct HistoryItem {
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub at: DateTime<Utc>,
     /// The version this change made.
     pub version: i64,

@@ -94,6 +94,7 @@ pub struct ViewportMetadata {
     /// More sites matched than `limit`: the nearest the box's centre are returned.
     pub truncated: bool,
     /// The `at` the opening states were evaluated at, when it was given (null: now).
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub at: Option<DateTime<Utc>>,
 }
 

@@ -45,13 +45,17 @@ pub struct MembershipDoc {
     pub status: MembershipStatus,
     /// Issued when the membership became active: the union's adcode, then a number.
     pub member_no: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub applied_at: DateTime<Utc>,
     /// When the union's admins approved or rejected it, or its applicant withdrew it.
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub decided_at: Option<DateTime<Utc>>,
     /// Why it was rejected.
     pub reason: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub activated_at: Option<DateTime<Utc>>,
     /// When it ended (a transfer).
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub ended_at: Option<DateTime<Utc>>,
     /// The membership this one was transferred from.
     #[schema(value_type = Option<String>)]

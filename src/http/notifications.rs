@@ -36,7 +36,9 @@ pub struct NotificationDoc {
     pub url: String,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub read_at: Option<DateTime<Utc>>,
 }
 

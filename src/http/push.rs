@@ -64,6 +64,7 @@ pub struct SubscriptionDoc {
     pub endpoint: String,
     /// The types pushed to this browser; null: all.
     pub types: Option<Vec<NoticeType>>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -118,11 +118,11 @@ pub struct NearbyItem {
     /// Longitude in the requested `crs`.
     pub lon: f64,
     /// Great-circle (haversine) distance from the query point in metres (absent where there is no query point).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub distance_m: Option<f64>,
     /// Open at the request's `at` time (a temporarily closed site is never open).
     pub is_open: bool,
     /// When `is_open` next flips, if within a year.
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub next_change: Option<DateTime<Utc>>,
     /// OpenStreetMap opening_hours syntax, evaluated in Asia/Shanghai with China's official holiday calendar.
     pub opening_hours: String,
@@ -134,6 +134,7 @@ pub struct NearbyItem {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NearbyResponse {
     pub crs: String,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub at: DateTime<Utc>,
     pub items: Vec<NearbyItem>,
 }
@@ -249,6 +250,7 @@ pub struct SiteDoc {
     /// With `temporarily_closed`: why.
     pub status_reason: Option<String>,
     /// With `temporarily_closed`: when it expects to reopen.
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub reopens_at: Option<DateTime<Utc>>,
     /// Intervals when the site is closed whatever its hours say.
     pub closures: Vec<Closure>,
@@ -256,9 +258,11 @@ pub struct SiteDoc {
     #[schema(value_type = Option<String>)]
     pub union_id: Option<UnionId>,
     pub is_open: bool,
+    #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub next_change: Option<DateTime<Utc>>,
     /// Incremented on every change.
     pub version: i64,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -55,8 +55,8 @@ pub struct UnionDoc {
     /// Where its office is, in `crs` (absent when not given).
     pub lat: Option<f64>,
     pub lon: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub distance_m: Option<f64>,
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -716,13 +716,13 @@ async fn a_managers_change_shows_in_the_very_next_nearby_query() {
         .unwrap()
         .clone();
     assert_eq!(item["is_open"], false);
-    assert_eq!(item["next_change"], "2026-11-24T03:00:00Z");
+    assert_eq!(item["next_change"], "2026-11-24T03:00:00.000Z");
 
     patch(json!({"closures": [], "status": "temporarily_closed", "status_reason": "水管维修", "reopens_at": "2026-11-30"})).await;
     assert_eq!(is_open(&app.get_json(&nearby).await), Some(false));
     let doc = app.get_json(&format!("/v1/sites/{a}")).await;
     assert_eq!(doc["status_reason"], "水管维修");
-    assert_eq!(doc["reopens_at"], "2026-11-29T16:00:00Z");
+    assert_eq!(doc["reopens_at"], "2026-11-29T16:00:00.000Z");
 
     patch(json!({"status": "open"})).await;
     assert_eq!(is_open(&app.get_json(&nearby).await), Some(true));

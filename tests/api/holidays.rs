@@ -129,9 +129,9 @@ async fn states(app: &TestApp, at: &str) -> HashMap<String, (bool, Value)> {
 /// Before 2027 is known: 2027-02-08 is an ordinary Monday, 2027-02-20 an ordinary Saturday.
 async fn assert_2027_unknown(app: &TestApp) {
     let holiday = states(app, HOLIDAY).await;
-    assert_eq!(holiday["test-1"], (true, json!("2027-02-08T12:00:00Z")));
+    assert_eq!(holiday["test-1"], (true, json!("2027-02-08T12:00:00.000Z")));
     let makeup = states(app, MAKEUP_SATURDAY).await;
-    assert_eq!(makeup["test-2"], (false, json!("2027-02-22T01:00:00Z")));
+    assert_eq!(makeup["test-2"], (false, json!("2027-02-22T01:00:00.000Z")));
     assert_eq!(app.get("/v1/holidays?year=2027").await.status(), 404);
 }
 
@@ -139,9 +139,12 @@ async fn assert_2027_unknown(app: &TestApp) {
 /// Saturday as on a Friday.
 async fn assert_2027_known(app: &TestApp) {
     let holiday = states(app, HOLIDAY).await;
-    assert_eq!(holiday["test-1"], (false, json!("2027-02-15T00:00:00Z")));
+    assert_eq!(
+        holiday["test-1"],
+        (false, json!("2027-02-15T00:00:00.000Z"))
+    );
     let makeup = states(app, MAKEUP_SATURDAY).await;
-    assert_eq!(makeup["test-2"], (true, json!("2027-02-20T09:00:00Z")));
+    assert_eq!(makeup["test-2"], (true, json!("2027-02-20T09:00:00.000Z")));
     let year = app.get_json("/v1/holidays?year=2027").await;
     assert_eq!(year["year"], 2027);
     assert_eq!(
@@ -373,11 +376,11 @@ async fn a_calendar_put_through_the_api_applies_at_once_on_this_node_and_soon_on
 async fn assert_2027_unknown_days(app: &TestApp) {
     assert_eq!(
         states(app, HOLIDAY).await["test-1"],
-        (true, json!("2027-02-08T12:00:00Z"))
+        (true, json!("2027-02-08T12:00:00.000Z"))
     );
     assert_eq!(
         states(app, MAKEUP_SATURDAY).await["test-2"],
-        (false, json!("2027-02-22T01:00:00Z"))
+        (false, json!("2027-02-22T01:00:00.000Z"))
     );
 }
 

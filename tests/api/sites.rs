@@ -95,7 +95,7 @@ async fn opening_hours_and_status_decide_is_open() {
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["is_open"], true);
-    assert_eq!(items[0]["next_change"], "2026-11-18T09:00:00Z");
+    assert_eq!(items[0]["next_change"], "2026-11-18T09:00:00.000Z");
     assert_eq!(
         items[1]["is_open"], false,
         "temporarily closed is never open"

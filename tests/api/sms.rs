@@ -210,7 +210,10 @@ async fn sign_in_by_text(p: Provider) {
         .json()
         .await
         .unwrap();
-    assert_eq!(me["sms"], json!({"reachable": true}));
+    assert_eq!(
+        me["sms"],
+        json!({"reachable": true, "reason": null, "since": null})
+    );
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let name = p.as_str();
     assert!(
