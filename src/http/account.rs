@@ -471,6 +471,8 @@ pub struct FollowsResponse {
     pub crs: String,
     /// Followed sites that are not retired, as nearby items without distance.
     pub items: Vec<NearbyItem>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// The sites the caller follows.
@@ -479,7 +481,7 @@ pub struct FollowsResponse {
     path = "/v1/me/follows",
     tag = "accounts",
     security(("bearer" = [])),
-    params(("crs" = Option<String>, Query, description = "wgs84 (default), gcj02 or bd09")),
+    params(("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"), ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`"), ("crs" = Option<String>, Query, description = "wgs84 (default), gcj02 or bd09")),
     responses(
         (status = 200, description = "Followed sites", body = FollowsResponse),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -492,16 +494,20 @@ pub async fn my_follows(
 ) -> Result<Json<FollowsResponse>, ApiError> {
     let p = Params::parse(raw.as_deref())?;
     let crs = p.crs()?;
+    let page = super::paging::Page::parse(&p, 1)?;
     let at = state.auth.clock.now();
     let ids = state.store.follows(caller.user.id).await?;
     let snapshot = state.index.snapshot();
-    let items = ids
+    let items: Vec<NearbyItem> = ids
         .iter()
         .filter_map(|id| snapshot.get(*id))
         .map(|s| nearby_item(s.view(), crs, None, s.state(at)))
         .collect();
+    // By site id.
+    let (items, next_cursor) = page.of(items, |s| vec![super::paging::id_key(&s.id.to_string())]);
     Ok(Json(FollowsResponse {
         crs: crs.as_str().to_owned(),
         items,
+        next_cursor,
     }))
 }

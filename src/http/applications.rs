@@ -17,6 +17,7 @@ use super::AppState;
 use super::bookings::idempotency_key;
 use super::caller::Caller;
 use super::events::{event_id, load_event};
+use super::paging::{Page, id_key, ms};
 use crate::domain::application::{
     Application, ApplicationId, ApplicationRecord, ApplyOutcome, BadApplicationId,
 };
@@ -212,6 +213,8 @@ pub async fn withdraw(
 pub struct MyApplications {
     /// Newest first.
     pub items: Vec<Application>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Your applications, newest first.
@@ -220,6 +223,7 @@ pub struct MyApplications {
     path = "/v1/me/applications",
     tag = "draws",
     security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"), ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`")),
     responses(
         (status = 200, description = "Your applications", body = MyApplications),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -228,12 +232,16 @@ pub struct MyApplications {
 pub async fn my_applications(
     State(state): State<AppState>,
     caller: Caller,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<MyApplications>, ApiError> {
+    let page = Page::parse(&super::params::Params::parse(raw.as_deref())?, 2)?;
     let mut items = Vec::new();
     for a in state.store.user_applications(caller.user.id).await? {
         items.push(application_doc(&state, &a).await?);
     }
-    Ok(Json(MyApplications { items }))
+    // Newest first.
+    let (items, next_cursor) = page.of(items, |a| vec![-ms(a.created_at), -id_key(&a.id)]);
+    Ok(Json(MyApplications { items, next_cursor }))
 }
 
 /// One entrant of a draw: ids only, no names or phones.

@@ -39,11 +39,16 @@ pub struct Attendee {
     pub waitlist_position: Option<u32>,
     #[serde(serialize_with = "crate::domain::timestamp::ms_opt")]
     pub checked_in_at: Option<DateTime<Utc>>,
+    /// When the booking was made.
+    #[serde(serialize_with = "crate::domain::timestamp::ms")]
+    pub booked_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct AttendeesResponse {
     pub items: Vec<Attendee>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Everyone booked on an event (managers of its site, admins), as JSON or,
@@ -54,7 +59,7 @@ pub struct AttendeesResponse {
     path = "/v1/events/{id}/attendees",
     tag = "events",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Event id"), ("format" = Option<String>, Query, description = "json (default) or csv (as `attendees.csv` answers)")),
+    params(("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"), ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`"), ("id" = String, Path, description = "Event id"), ("format" = Option<String>, Query, description = "json (default) or csv (as `attendees.csv` answers)")),
     responses(
         (status = 200, description = "Attendees (`text/csv` with `format=csv` or `Accept: text/csv`)", content(
             (AttendeesResponse = "application/json"),
@@ -84,11 +89,20 @@ pub async fn attendees(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/csv")),
     };
+    let page = super::paging::Page::parse(&p, 2)?;
     let items = attendee_list(&state, &caller.user, id).await?;
-    if !csv {
-        return Ok(Json(AttendeesResponse { items }).into_response());
+    if csv {
+        // The CSV is the whole list: a download for a spreadsheet.
+        return csv_response(&items);
     }
-    csv_response(&items)
+    // In booking order.
+    let (items, next_cursor) = page.of(items, |a| {
+        vec![
+            super::paging::ms(a.booked_at),
+            super::paging::id_key(&a.booking_id),
+        ]
+    });
+    Ok(Json(AttendeesResponse { items, next_cursor }).into_response())
 }
 
 /// Everyone booked on an event as CSV (UTF-8, a header row; the columns are
@@ -140,6 +154,7 @@ pub async fn attendee_list(
             quota: r.booking.quota,
             waitlist_position: positions.get(&r.booking.id).copied(),
             checked_in_at: r.booking.checked_in_at,
+            booked_at: r.booking.created_at,
         })
         .collect())
 }

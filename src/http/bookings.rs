@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -15,6 +15,8 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::caller::Caller;
 use super::events::{event_id, load_event};
+use super::paging::{Page, id_key, ms};
+use super::params::Params;
 use crate::domain::booking::Canceller;
 use crate::domain::event::{BookOutcome, Booking, BookingId, EventKind, EventStatus};
 use crate::domain::{checkin, ics};
@@ -237,6 +239,8 @@ pub async fn accept(
 pub struct MyBookings {
     /// Upcoming first (soonest first), then past (latest first).
     pub items: Vec<MyBooking>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -267,6 +271,10 @@ pub struct EventSummary {
     path = "/v1/me/bookings",
     tag = "events",
     security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`"),
+    ),
     responses(
         (status = 200, description = "The caller's bookings: upcoming first (soonest first), then past ones (latest first)", body = MyBookings),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -275,7 +283,9 @@ pub struct EventSummary {
 pub async fn my_bookings(
     State(state): State<AppState>,
     caller: Caller,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<MyBookings>, ApiError> {
+    let page = Page::parse(&Params::parse(raw.as_deref())?, 3)?;
     let now = state.auth.clock.now();
     let rows = state.store.user_bookings(caller.user.id).await?;
     let mut items = Vec::with_capacity(rows.len());
@@ -295,13 +305,15 @@ pub async fn my_bookings(
             },
         });
     }
-    items.sort_by(|a, b| match (a.upcoming, b.upcoming) {
-        (true, true) => a.event.starts_at.cmp(&b.event.starts_at),
-        (false, false) => b.event.starts_at.cmp(&a.event.starts_at),
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
+    // Upcoming ones soonest first, then past ones latest first.
+    let (items, next_cursor) = page.of(items, |b| {
+        let (part, start) = match b.upcoming {
+            true => (0, ms(b.event.starts_at)),
+            false => (1, -ms(b.event.starts_at)),
+        };
+        vec![part, start, id_key(&b.booking.id)]
     });
-    Ok(Json(MyBookings { items }))
+    Ok(Json(MyBookings { items, next_cursor }))
 }
 
 /// A booking. The holder, the event's site managers and admins. (`GET

@@ -86,6 +86,13 @@ fn date_time() -> Value {
 
 /// A query or path parameter's exact schema, by operation and name.
 fn param_schema(op: &str, name: &str) -> Option<Value> {
+    if let Some((_, arity)) = super::paging::PAGED.iter().find(|(o, _)| *o == op) {
+        match name {
+            "cursor" => return Some(super::paging::cursor_schema(*arity)),
+            "limit" => return Some(integer(1, super::paging::MAX_LIMIT)),
+            _ => {}
+        }
+    }
     let coord = r"-?(0|[1-9][0-9]?|1[0-7][0-9])(\.[0-9]{1,6})?";
     let lat = r"-?(0|[1-8]?[0-9])(\.[0-9]{1,6})?";
     Some(match (op, name) {

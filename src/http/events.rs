@@ -371,6 +371,8 @@ pub async fn event_detail(
 pub struct EventsResponse {
     pub crs: String,
     pub items: Vec<EventDoc>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Published events near a point, nearest first, with seats left.
@@ -386,6 +388,8 @@ pub struct EventsResponse {
         ("from" = Option<String>, Query, description = "Events ending after this RFC 3339 time (default now)"),
         ("to" = Option<String>, Query, description = "Events starting before this RFC 3339 time (default a year on)"),
         ("crs" = Option<String>, Query, description = "wgs84 (default), gcj02 or bd09"),
+        ("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`"),
     ),
     responses(
         (status = 200, description = "Events, nearest first", body = EventsResponse),
@@ -404,6 +408,7 @@ pub async fn find_events(
         .optional("radius_m", |v| params::in_range(v, 1.0, 2_000_000.0))?
         .unwrap_or(50_000.0);
     let kind = p.optional("kind", |v| v.parse::<EventKind>())?;
+    let page = super::paging::Page::parse(&p, 2)?;
     let now = state.auth.clock.now();
     let from = p.optional("from", params::rfc3339)?.unwrap_or(now);
     let to = p
@@ -411,7 +416,7 @@ pub async fn find_events(
         .unwrap_or(now + chrono::Duration::days(366));
     let (wlat, wlon) = to_wgs84(crs, lat, lon);
     let origin = LatLon::new(wlat, wlon).map_err(|e| ApiError::param("lat", e.to_string()))?;
-    let mut found: Vec<(f64, Event)> = state
+    let found: Vec<(f64, Event)> = state
         .store
         .published_events(from, to)
         .await?
@@ -423,14 +428,17 @@ pub async fn find_events(
             (d <= radius).then_some((d, e))
         })
         .collect();
-    found.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Nearest first (to the millimetre), then by id.
+    let (found, next_cursor) = page.of(found, |(d, e)| {
+        vec![(d * 1000.0).round() as i64, e.id.as_i64()]
+    });
     Ok(Json(EventsResponse {
         crs: crs.as_str().to_owned(),
         items: found
             .iter()
-            .take(200)
             .map(|(d, e)| event_doc(e, crs, Some(*d)))
             .collect(),
+        next_cursor,
     }))
 }
 

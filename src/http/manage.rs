@@ -504,6 +504,8 @@ pub async fn retire_site(
 #[derive(Serialize, ToSchema)]
 pub struct HistoryResponse {
     pub items: Vec<HistoryItem>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -527,7 +529,7 @@ pub struct HistoryItem {
     path = "/v1/sites/{id}/history",
     tag = "management",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Site id")),
+    params(("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"), ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`"), ("id" = String, Path, description = "Site id")),
     responses(
         (status = 200, description = "The audit log", body = HistoryResponse),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -539,10 +541,14 @@ pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let id = site_id(&id)?;
+    let page = super::paging::Page::parse(&super::params::Params::parse(raw.as_deref())?, 1)?;
     let items = site_history(&state, &caller.user, id).await?;
-    Ok(Json(HistoryResponse { items }))
+    // Oldest first: by version.
+    let (items, next_cursor) = page.of(items, |h| vec![h.version]);
+    Ok(Json(HistoryResponse { items, next_cursor }))
 }
 
 /// A site's audit log, oldest first, for its managers and admins (the API

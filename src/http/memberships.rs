@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::body::{self, JsonObject};
 use super::caller::Caller;
+use super::paging::{Page, id_key, ms};
 use super::unions::{load_union, run_union};
 use crate::domain::union::{
     self, BadMembershipId, MembershipId, MembershipRecord, MembershipStatus, UnionId,
@@ -374,6 +375,8 @@ pub struct MyMemberships {
     pub active: Option<MembershipDoc>,
     /// Every membership and application, newest first: the member's history.
     pub items: Vec<MembershipDoc>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// The caller's memberships: the active one and the whole history (joins,
@@ -383,6 +386,7 @@ pub struct MyMemberships {
     path = "/v1/me/memberships",
     tag = "unions",
     security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"), ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`")),
     responses(
         (status = 200, description = "The caller's memberships", body = MyMemberships),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -391,7 +395,9 @@ pub struct MyMemberships {
 pub async fn my_memberships(
     State(state): State<AppState>,
     caller: Caller,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<MyMemberships>, ApiError> {
+    let page = Page::parse(&super::params::Params::parse(raw.as_deref())?, 2)?;
     let mut items = Vec::new();
     let mut active = None;
     for m in state.store.user_memberships(caller.user.id).await? {
@@ -401,5 +407,11 @@ pub async fn my_memberships(
         }
         items.push(d);
     }
-    Ok(Json(MyMemberships { active, items }))
+    // Newest application first.
+    let (items, next_cursor) = page.of(items, |m| vec![-ms(m.applied_at), -id_key(&m.id)]);
+    Ok(Json(MyMemberships {
+        active,
+        items,
+        next_cursor,
+    }))
 }

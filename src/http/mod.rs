@@ -21,6 +21,7 @@ pub mod map;
 pub mod memberships;
 pub mod notifications;
 pub mod ops;
+pub mod paging;
 pub mod params;
 pub mod push;
 pub mod search;

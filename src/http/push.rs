@@ -185,6 +185,8 @@ pub async fn subscribe(
 #[derive(Serialize, ToSchema)]
 pub struct SubscriptionsResponse {
     pub items: Vec<SubscriptionDoc>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// The caller's subscribed browsers.
@@ -193,6 +195,7 @@ pub struct SubscriptionsResponse {
     path = "/v1/push/subscriptions",
     tag = "push",
     security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"), ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`")),
     responses(
         (status = 200, description = "Oldest first", body = SubscriptionsResponse),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -201,11 +204,19 @@ pub struct SubscriptionsResponse {
 pub async fn my_subscriptions(
     State(state): State<AppState>,
     caller: Caller,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<SubscriptionsResponse>, ApiError> {
+    let page = super::paging::Page::parse(&super::params::Params::parse(raw.as_deref())?, 2)?;
     let items = state.store.subscriptions(caller.user.id).await?;
-    Ok(Json(SubscriptionsResponse {
-        items: items.into_iter().map(SubscriptionDoc::from).collect(),
-    }))
+    let items: Vec<SubscriptionDoc> = items.into_iter().map(SubscriptionDoc::from).collect();
+    // Oldest first.
+    let (items, next_cursor) = page.of(items, |d| {
+        vec![
+            super::paging::ms(d.created_at),
+            super::paging::id_key(&d.id),
+        ]
+    });
+    Ok(Json(SubscriptionsResponse { items, next_cursor }))
 }
 
 /// Unsubscribe a browser.

@@ -497,6 +497,8 @@ pub struct ApplicationDoc {
 #[derive(Serialize, ToSchema)]
 pub struct ApplicationsResponse {
     pub items: Vec<ApplicationDoc>,
+    /// The `cursor` of the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Applications waiting for the union's decision, oldest first (the union's
@@ -506,7 +508,7 @@ pub struct ApplicationsResponse {
     path = "/v1/unions/{id}/applications",
     tag = "unions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Union id")),
+    params(("limit" = Option<u32>, Query, description = "Items a page, 1–200 (default 50)"), ("cursor" = Option<String>, Query, description = "The previous page's `next_cursor`"), ("id" = String, Path, description = "Union id")),
     responses(
         (status = 200, description = "Pending applications", body = ApplicationsResponse),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -518,8 +520,10 @@ pub async fn applications(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<ApplicationsResponse>, ApiError> {
     let union = run_union(&state, &caller, union_id(&id)?).await?;
+    let page = super::paging::Page::parse(&Params::parse(raw.as_deref())?, 2)?;
     let items = state
         .store
         .applications(union.id)
@@ -535,7 +539,14 @@ pub async fn applications(
             membership: super::memberships::membership_doc(&a.membership, &union.draft.name),
         })
         .collect();
-    Ok(Json(ApplicationsResponse { items }))
+    // Oldest application first.
+    let (items, next_cursor) = page.of(items, |a: &ApplicationDoc| {
+        vec![
+            super::paging::ms(a.membership.applied_at),
+            super::paging::id_key(&a.membership.id),
+        ]
+    });
+    Ok(Json(ApplicationsResponse { items, next_cursor }))
 }
 
 #[derive(Serialize, ToSchema)]

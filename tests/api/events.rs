@@ -601,12 +601,14 @@ async fn check_in_once_refuse_foreign_codes_and_list_attendees() {
         )
         .await;
     let list: Value = r.json().await.unwrap();
-    let statuses: Vec<&str> = list["items"]
+    // (Booked in the same millisecond: in the order of their ids.)
+    let mut statuses: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| i["status"].as_str().unwrap())
         .collect();
+    statuses.sort();
     assert_eq!(statuses, vec!["checked_in", "confirmed"]);
     assert!(list["items"][0]["phone"].as_str().unwrap().contains("****"));
     app.clock.advance(std::time::Duration::from_secs(5 * 3600));
@@ -1155,4 +1157,116 @@ async fn the_signing_keys_exist_before_the_first_request() {
         names.iter().any(|n| n == "checkin-hmac") && names.iter().any(|n| n == "union-join-hmac"),
         "{names:?}"
     );
+}
+
+/// Lists page one way: `limit` and `cursor` in, `items` and `next_cursor`
+/// out. Walking an event's attendees and a worker's bookings page by page
+/// gives the whole list once, in its order; a cursor not of the list's form
+/// is 400 naming `cursor`.
+#[tokio::test]
+async fn lists_page_by_cursor_through_the_whole_list_once() {
+    let (app, site, admin) = setup().await;
+    let crowd = people(&app, 7).await;
+    let event = make_event(&app, &admin, &site, json!({"quotas": [], "capacity": 4})).await;
+    let mut events = vec![event.clone()];
+    for (i, p) in crowd.iter().enumerate() {
+        let (status, _) = book(&app, &event, &p.token, &format!("page-{i}")).await;
+        assert_eq!(status, 201);
+        app.clock.advance(std::time::Duration::from_millis(3));
+    }
+    let walk = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let mut items = Vec::new();
+            let mut pages = 0;
+            let mut cursor: Option<String> = None;
+            loop {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                let mut url = format!("{path}{sep}limit=2");
+                if let Some(c) = &cursor {
+                    url.push_str(&format!("&cursor={c}"));
+                }
+                let r = app.call(Method::GET, &url, Some(&token), None, None).await;
+                assert_eq!(r.status(), 200, "{url}");
+                let page: Value = r.json().await.unwrap();
+                let got = page["items"].as_array().unwrap().clone();
+                assert!(got.len() <= 2);
+                items.extend(got);
+                pages += 1;
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            (items, pages)
+        }
+    };
+    let (attendees, pages) = walk(format!("/v1/events/{event}/attendees"), admin.clone()).await;
+    assert_eq!(pages, 4);
+    let whole: Value = app
+        .call(
+            Method::GET,
+            &format!("/v1/events/{event}/attendees?limit=200"),
+            Some(&admin),
+            None,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(Value::Array(attendees.clone()), whole["items"]);
+    assert!(whole["next_cursor"].is_null());
+    let booked: Vec<&str> = attendees
+        .iter()
+        .map(|a| a["booked_at"].as_str().unwrap())
+        .collect();
+    assert!(booked.windows(2).all(|w| w[0] < w[1]), "{booked:?}");
+    assert_eq!(
+        attendees
+            .iter()
+            .filter(|a| a["status"] == "waitlisted")
+            .count(),
+        3
+    );
+
+    // A worker's bookings: upcoming ones soonest first, across pages.
+    let worker = &crowd[0].token;
+    for days in [30, 20] {
+        let e = make_event(
+            &app,
+            &admin,
+            &site,
+            json!({"quotas": [], "starts_at": (app.clock_now() + chrono::Duration::days(days)).to_rfc3339(),
+                   "ends_at": (app.clock_now() + chrono::Duration::days(days) + chrono::Duration::hours(1)).to_rfc3339()}),
+        )
+        .await;
+        assert_eq!(book(&app, &e, worker, &format!("mine-{days}")).await.0, 201);
+        events.push(e);
+    }
+    let (mine, pages) = walk("/v1/me/bookings".to_owned(), worker.clone()).await;
+    assert_eq!(pages, 2);
+    let order: Vec<&str> = mine
+        .iter()
+        .map(|b| b["event"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [events[0].as_str(), events[2].as_str(), events[1].as_str()]
+    );
+
+    for bad in ["x", "1", "1.2.3", "1..2"] {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/events/{event}/attendees?cursor={bad}"),
+                Some(&admin),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["param"], "cursor");
+    }
 }
