@@ -27,6 +27,7 @@ crate::domain::id::opaque_id!(
     "booking"
 );
 
+/// What an event is: a skills course, a recuperation trip (疗休养) or a matchmaking event for single workers (联谊).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -35,6 +36,7 @@ pub enum EventKind {
     Matchmaking,
 }
 
+/// An event's state: `draft` (not listed), `published`, `cancelled`, `finished`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
@@ -372,6 +374,7 @@ impl Event {
     }
 }
 
+/// Where a booking stands: `confirmed` (a seat), `waitlisted`, `offered` (a freed seat to accept before `offer_expires_at`), `cancelled`, `checked_in`, `no_show`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {

@@ -99,6 +99,7 @@ pub struct Union {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
+/// Where a membership stands: `pending` review, `active`, `rejected`, `transferred` to another union, `withdrawn`.
 #[serde(rename_all = "snake_case")]
 pub enum MembershipStatus {
     /// Waiting for the union's admins.

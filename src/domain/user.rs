@@ -80,6 +80,7 @@ impl FromStr for Phone {
     PartialOrd,
     Ord,
 )]
+/// What a person may do: `worker`, `site_manager` (of their sites), `union_admin` (of their unions), `admin`.
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     #[default]
@@ -116,6 +117,7 @@ impl FromStr for Role {
     }
 }
 
+/// As the person gave it in their profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
@@ -123,6 +125,7 @@ pub enum Gender {
     Female,
 }
 
+/// As the person gave it in their profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MaritalStatus {

@@ -38,6 +38,7 @@ fn phone_field(obj: &JsonObject) -> Result<Phone, ApiError> {
     obj.required("phone", body::parsed::<Phone>)
 }
 
+/// A sign-in code was texted: how long it lives and when another may be asked for.
 #[derive(Serialize, ToSchema)]
 pub struct CodeSent {
     /// The code expires after this many seconds.
@@ -161,6 +162,7 @@ pub async fn send_code(state: &AppState, ip: &str, obj: &JsonObject) -> Result<C
     })
 }
 
+/// A bearer token and the person it signs in.
 #[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     /// Send as `Authorization: Bearer <token>`.
@@ -466,6 +468,7 @@ pub async fn user_by_id(
     Ok(Json(Me::of(&user)))
 }
 
+/// The sites the caller follows, by site id, a page of them.
 #[derive(Serialize, ToSchema)]
 pub struct FollowsResponse {
     pub crs: String,

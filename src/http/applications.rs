@@ -209,6 +209,7 @@ pub async fn withdraw(
     Ok(Json(application_doc(&state, &a).await?))
 }
 
+/// The caller's applications for draws, newest first, a page of them.
 #[derive(Serialize, ToSchema)]
 pub struct MyApplications {
     /// Newest first.

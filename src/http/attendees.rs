@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/events/{id}/attendees.csv", get(attendees_csv))
 }
 
+/// One booking on an event, as its managers see it (phone masked).
 #[derive(Serialize, ToSchema)]
 pub struct Attendee {
     #[schema(value_type = String)]
@@ -44,6 +45,7 @@ pub struct Attendee {
     pub booked_at: DateTime<Utc>,
 }
 
+/// An event's bookings, a page of them, in booking order.
 #[derive(Serialize, ToSchema)]
 pub struct AttendeesResponse {
     pub items: Vec<Attendee>,

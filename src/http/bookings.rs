@@ -235,6 +235,7 @@ pub async fn accept(
     Ok(Json(with_code(&state, record.to_api(None))))
 }
 
+/// The caller's bookings, a page of them: upcoming first (soonest first), then past (latest first).
 #[derive(Serialize, ToSchema)]
 pub struct MyBookings {
     /// Upcoming first (soonest first), then past (latest first).
@@ -243,6 +244,7 @@ pub struct MyBookings {
     pub next_cursor: Option<String>,
 }
 
+/// One of the caller's bookings, with its event.
 #[derive(Serialize, ToSchema)]
 pub struct MyBooking {
     #[serde(flatten)]
@@ -252,6 +254,7 @@ pub struct MyBooking {
     pub upcoming: bool,
 }
 
+/// The event a booking is for, in brief.
 #[derive(Serialize, ToSchema)]
 pub struct EventSummary {
     #[schema(value_type = String)]

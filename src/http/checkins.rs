@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/checkins", post(check_in))
 }
 
+/// A scanned check-in code: who, and whether they were checked in already.
 #[derive(Serialize, ToSchema)]
 pub struct CheckinResponse {
     pub booking: Booking,

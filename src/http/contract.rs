@@ -528,6 +528,20 @@ fn tighten_components(doc: &mut Value) {
     }
 }
 
+/// What a body without its own description is, by operation.
+fn body_description(op: &str) -> String {
+    match op {
+        "request_code" => "The phone to text a sign-in code to".into(),
+        "sign_in" => "The phone and the code texted to it".into(),
+        "wechat_sign_in" => "`wx.login`'s code, and the phone-number button's code when asked for".into(),
+        "wechat_subscriptions" => "What `wx.requestSubscribeMessage` answered: template ids accepted and rejected".into(),
+        "check_in" => "A code scanned at the door, for this event".into(),
+        "reject" => "Why the application is rejected (the applicant is told)".into(),
+        "put_settings" => "Which notice types are muted, and the quiet hours (China time); absent fields stay as they are".into(),
+        op => format!("The body of `{op}`"),
+    }
+}
+
 /// The component name of an operation's field-by-field body: the operation
 /// in CamelCase and `Body` (`create_event` → `CreateEventBody`); joining
 /// and transferring name a union the same way, so they share one.
@@ -806,6 +820,10 @@ fn tighten_paths(doc: &mut Value, bodies: &mut Vec<(String, Value)>) {
                 // A named component, so a generated client has one class per body.
                 let name = body_name(&op_id);
                 let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+                let mut schema = schema;
+                if schema.get("description").is_none() {
+                    schema["description"] = json!(body_description(&op_id));
+                }
                 bodies.push((name, schema));
                 op.insert(
                     "requestBody".into(),

@@ -367,6 +367,7 @@ pub async fn event_detail(
     Ok(Json(event_doc(&e, crs, None)))
 }
 
+/// Published events near a point, nearest first, a page of them.
 #[derive(Serialize, ToSchema)]
 pub struct EventsResponse {
     pub crs: String,

@@ -34,6 +34,7 @@ pub struct ChangesParams {
     crs: Option<String>,
 }
 
+/// What a change did: `upsert` (created or edited) or `retire`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeOp {
@@ -43,6 +44,7 @@ pub enum ChangeOp {
     Retire,
 }
 
+/// One change to the registry: a site written (`upsert`, with the site) or retired.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChangeItem {
     /// Position in the feed; strictly increasing.
@@ -52,6 +54,7 @@ pub struct ChangeItem {
     pub site: SiteDoc,
 }
 
+/// Changes after `since`, oldest first; `next` is the `since` of the next page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChangesResponse {
     pub items: Vec<ChangeItem>,

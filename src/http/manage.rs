@@ -501,6 +501,7 @@ pub async fn retire_site(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A site's audit log, oldest first, a page of it.
 #[derive(Serialize, ToSchema)]
 pub struct HistoryResponse {
     pub items: Vec<HistoryItem>,
@@ -508,6 +509,7 @@ pub struct HistoryResponse {
     pub next_cursor: Option<String>,
 }
 
+/// One change to a site in its audit log.
 #[derive(Serialize, ToSchema)]
 pub struct HistoryItem {
     #[serde(serialize_with = "crate::domain::timestamp::ms")]

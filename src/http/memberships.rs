@@ -369,6 +369,7 @@ pub async fn withdraw(
     Ok(Json(doc(&state, &m).await?))
 }
 
+/// The caller's union memberships (newest application first, a page of them) and the active one.
 #[derive(Serialize, ToSchema)]
 pub struct MyMemberships {
     /// The active membership, if any: what `union_members_only` events check.

@@ -235,5 +235,65 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI document as YAML (checked in as `openapi.yaml`), with the
 /// exact parameter and body schemas and cross-cutting answers of [`contract`].
 pub fn openapi_yaml() -> String {
-    yaml_serde::to_string(&contract::exact(&ApiDoc::openapi())).expect("openapi serializes")
+    let yaml =
+        yaml_serde::to_string(&contract::exact(&ApiDoc::openapi())).expect("openapi serializes");
+    quote_dates(&yaml)
+}
+
+/// A string that looks like a date (`2027-02-06`, `2026-12-24T14:00:00+08:00`)
+/// is left bare by the serializer, and YAML 1.1 readers (PyYAML, so
+/// schemathesis and most generators) read it back as a date, not the string
+/// the JSON document has: such scalars are quoted.
+fn quote_dates(yaml: &str) -> String {
+    let looks_like_date = |v: &str| {
+        let b = v.as_bytes();
+        b.len() >= 10
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && b[5..7].iter().all(u8::is_ascii_digit)
+            && b[7] == b'-'
+            && b[8..10].iter().all(u8::is_ascii_digit)
+            && (b.len() == 10 || b[10] == b'T')
+            && v.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-:.+".contains(&c))
+    };
+    let mut out = String::with_capacity(yaml.len() + 64);
+    for line in yaml.lines() {
+        match line.split_once(": ") {
+            Some((key, value)) if looks_like_date(value) => {
+                out.push_str(&format!("{key}: '{value}'"));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn date_like_scalars_are_quoted_and_nothing_else_changes() {
+        let yaml = "a:\n  example: 2027-02-06\n  b: 2026-12-24T14:00:00+08:00\n  c: 2026\n  d: 2026-12-24 holiday\n  e: '2027-01-01'\n";
+        assert_eq!(
+            super::quote_dates(yaml),
+            "a:\n  example: '2027-02-06'\n  b: '2026-12-24T14:00:00+08:00'\n  c: 2026\n  d: 2026-12-24 holiday\n  e: '2027-01-01'\n"
+        );
+        // The document has no bare date left.
+        let doc = super::openapi_yaml();
+        assert!(
+            doc.contains("example: '2027-02-06'"),
+            "the holiday example is quoted"
+        );
+        for line in doc.lines() {
+            if let Some((_, v)) = line.split_once(": ") {
+                assert!(
+                    !(v.len() >= 10
+                        && v.as_bytes()[4] == b'-'
+                        && v[..4].bytes().all(|b| b.is_ascii_digit())),
+                    "{line}"
+                );
+            }
+        }
+    }
 }

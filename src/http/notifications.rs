@@ -57,6 +57,7 @@ impl From<NotificationRecord> for NotificationDoc {
     }
 }
 
+/// The caller's notifications, newest first, a page of them.
 #[derive(Serialize, ToSchema)]
 pub struct InboxResponse {
     /// Newest first.
@@ -152,6 +153,7 @@ pub async fn read_one(
     Ok(Json(n.into()))
 }
 
+/// How many notifications were marked read.
 #[derive(Serialize, ToSchema)]
 pub struct ReadAll {
     /// How many were unread.

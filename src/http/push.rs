@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// The server's VAPID public key, for `PushManager.subscribe`.
 #[derive(Serialize, ToSchema)]
 pub struct VapidPublicKey {
     /// The 65-byte uncompressed P-256 point in base64url: the
@@ -93,6 +94,7 @@ pub struct SubscribeBody {
     pub expiration_time: Option<f64>,
 }
 
+/// A browser's push subscription keys (`PushSubscription.toJSON().keys`).
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct SubscriptionKeys {
@@ -182,6 +184,7 @@ pub async fn subscribe(
     Ok((status, Json(SubscriptionDoc::from(stored))))
 }
 
+/// The caller's Web Push subscriptions, a page of them (keys are never shown back).
 #[derive(Serialize, ToSchema)]
 pub struct SubscriptionsResponse {
     pub items: Vec<SubscriptionDoc>,

@@ -131,6 +131,7 @@ pub struct NearbyItem {
     pub phone: Option<String>,
 }
 
+/// The nearest sites to a point, nearest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NearbyResponse {
     pub crs: String,

@@ -272,6 +272,7 @@ pub async fn patch_union(
     Ok(Json(union_doc(&union, crs, None)))
 }
 
+/// Unions found, nearest first or by name.
 #[derive(Serialize, ToSchema)]
 pub struct UnionsResponse {
     pub crs: String,
@@ -362,6 +363,7 @@ pub async fn find_unions(
     }))
 }
 
+/// A union's join code (入会码): the code, the URL it is printed as, and its version.
 #[derive(Serialize, ToSchema)]
 pub struct JoinCodeDoc {
     #[schema(value_type = String)]
@@ -479,6 +481,7 @@ pub async fn qr_svg(
         .into_response())
 }
 
+/// Who applied to join a union, as its admins see them (phone masked).
 #[derive(Serialize, ToSchema)]
 pub struct ApplicantDoc {
     pub user_id: i64,
@@ -488,12 +491,14 @@ pub struct ApplicantDoc {
     pub employer: Option<String>,
 }
 
+/// A pending membership application with its applicant.
 #[derive(Serialize, ToSchema)]
 pub struct ApplicationDoc {
     pub membership: super::memberships::MembershipDoc,
     pub applicant: ApplicantDoc,
 }
 
+/// A union's pending applications, a page of them.
 #[derive(Serialize, ToSchema)]
 pub struct ApplicationsResponse {
     pub items: Vec<ApplicationDoc>,
@@ -549,6 +554,7 @@ pub async fn applications(
     Ok(Json(ApplicationsResponse { items, next_cursor }))
 }
 
+/// One month of a union's figures.
 #[derive(Serialize, ToSchema)]
 pub struct MonthDoc {
     /// `YYYY-MM`, China time.
@@ -557,6 +563,7 @@ pub struct MonthDoc {
     pub counts: MonthCounts,
 }
 
+/// A union's membership figures for one month.
 #[derive(Serialize, ToSchema)]
 pub struct FiguresDoc {
     #[schema(value_type = String)]
@@ -571,6 +578,7 @@ pub struct FiguresDoc {
     pub months: Vec<MonthDoc>,
 }
 
+/// A union's membership figures, month by month.
 #[derive(Serialize, ToSchema)]
 pub struct StatsResponse {
     /// The union and every union below it, added up.
