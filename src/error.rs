@@ -222,11 +222,50 @@ impl ProblemType {
 
 /// What a problem's rendering depends on besides the problem: the base of
 /// its `type` and the language asked for. Set per request by
-/// [`problem_context`]; outside a request, the defaults (`DEFAULT_BASE`, English).
-#[derive(Debug, Clone)]
+/// [`with_problem_context`] with the request's headers, kept as they came
+/// (cheap clones): they are read only when a problem is rendered, so a
+/// request answered without one pays nothing for them. Outside a request,
+/// `DEFAULT_BASE` and English.
+#[derive(Debug, Clone, Default)]
 pub struct ProblemContext {
-    pub base: std::sync::Arc<str>,
-    pub chinese: bool,
+    /// `--public-url`, when set: the base whatever the request says.
+    pub public_url: Option<std::sync::Arc<str>>,
+    pub forwarded_proto: Option<HeaderValue>,
+    pub forwarded_host: Option<HeaderValue>,
+    pub host: Option<HeaderValue>,
+    pub accept_language: Option<HeaderValue>,
+}
+
+impl ProblemContext {
+    /// The request's headers that rendering reads.
+    pub fn of(public_url: Option<std::sync::Arc<str>>, headers: &axum::http::HeaderMap) -> Self {
+        let get = |name: &str| headers.get(name).cloned();
+        ProblemContext {
+            public_url,
+            forwarded_proto: get("x-forwarded-proto"),
+            forwarded_host: get("x-forwarded-host"),
+            host: get("host"),
+            accept_language: get("accept-language"),
+        }
+    }
+
+    fn base(&self) -> String {
+        fn text(v: &Option<HeaderValue>) -> Option<&str> {
+            v.as_ref().and_then(|v| v.to_str().ok())
+        }
+        match &self.public_url {
+            Some(url) => url.to_string(),
+            None => crate::http::request_base(
+                text(&self.forwarded_proto),
+                text(&self.forwarded_host),
+                text(&self.host),
+            ),
+        }
+    }
+
+    fn chinese(&self) -> bool {
+        prefers_chinese(self.accept_language.as_ref().and_then(|v| v.to_str().ok()))
+    }
 }
 
 /// The base problem types have where no request says otherwise (the README's
@@ -246,17 +285,15 @@ pub async fn with_problem_context<F: std::future::Future>(
 }
 
 /// The base of problem types for the request under way.
-pub fn problem_base() -> std::sync::Arc<str> {
-    context().base
+pub fn problem_base() -> String {
+    CONTEXT
+        .try_with(ProblemContext::base)
+        .unwrap_or_else(|_| DEFAULT_BASE.to_owned())
 }
 
-fn context() -> ProblemContext {
-    CONTEXT
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| ProblemContext {
-            base: DEFAULT_BASE.into(),
-            chinese: false,
-        })
+/// Whether the request under way asked for Chinese.
+fn chinese() -> bool {
+    CONTEXT.try_with(ProblemContext::chinese).unwrap_or(false)
 }
 
 /// Whether `Accept-Language` prefers Chinese: its first language of the
@@ -529,15 +566,14 @@ impl Problem {
         param: Option<String>,
         position: Option<usize>,
     ) -> Problem {
-        let ctx = context();
         let text = kind.text();
-        let (title, detail) = if ctx.chinese {
+        let (title, detail) = if chinese() {
             (text.title_zh.to_owned(), kind.detail_zh(param.as_deref()))
         } else {
             (text.title_en.to_owned(), detail)
         };
         Problem {
-            type_: format!("{}/problems/{}", ctx.base, kind.slug()),
+            type_: format!("{}/problems/{}", problem_base(), kind.slug()),
             title,
             status: status.as_u16(),
             detail,

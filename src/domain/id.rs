@@ -4,6 +4,18 @@
 
 pub(crate) const B32: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
+/// The value of an id's digits (after its prefix): `None` unless there are
+/// 12 of them, all base32.
+pub(crate) fn digits_value(digits: &str) -> Option<u64> {
+    if digits.len() != 12 {
+        return None;
+    }
+    digits.bytes().try_fold(0u64, |v, c| {
+        let d = B32.iter().position(|b| *b == c)? as u64;
+        Some((v << 5) | d)
+    })
+}
+
 /// Defines an id type `$name` shown with prefix `$prefix`, and its parse error `$bad`.
 macro_rules! opaque_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $bad:ident, $what:literal) => {
@@ -57,14 +69,7 @@ macro_rules! opaque_id {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let bad = || $bad(s.chars().take(64).collect());
                 let digits = s.strip_prefix($prefix).ok_or_else(bad)?;
-                if digits.len() != 12 {
-                    return Err(bad());
-                }
-                let mut v: u64 = 0;
-                for c in digits.bytes() {
-                    let d = $crate::domain::id::B32.iter().position(|b| *b == c).ok_or_else(bad)? as u64;
-                    v = (v << 5) | d;
-                }
+                let v = $crate::domain::id::digits_value(digits).ok_or_else(bad)?;
                 $name::from_u64(v).ok_or_else(bad)
             }
         }

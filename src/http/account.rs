@@ -507,7 +507,7 @@ pub async fn my_follows(
         .map(|s| nearby_item(s.view(), crs, None, s.state(at)))
         .collect();
     // By site id.
-    let (items, next_cursor) = page.of(items, |s| vec![super::paging::id_key(&s.id.to_string())]);
+    let (items, next_cursor) = page.of(items, |s| vec![s.id.as_i64()]);
     Ok(Json(FollowsResponse {
         crs: crs.as_str().to_owned(),
         items,

@@ -156,12 +156,7 @@ fn html_page(title: &str, body: &str) -> Response {
          <style>body{{font-family:sans-serif;max-width:40em;margin:1em auto;padding:0 1em;line-height:1.5}}\
          code{{background:#eee;padding:0 .2em}}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
     );
-    let mut r = page.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
+    axum::response::Html(page).into_response()
 }
 
 /// Every problem type, for people: what each means and what to do.

@@ -89,20 +89,31 @@ pub struct AppState {
 /// The scheme and host a request came to (`X-Forwarded-Proto`/`-Host` when a
 /// proxy sets them, else `Host`): `http://127.0.0.1:8080`.
 pub fn public_base(headers: &axum::http::HeaderMap) -> String {
-    let value = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    request_base(
+        text("x-forwarded-proto"),
+        text("x-forwarded-host"),
+        text("host"),
+    )
+}
+
+/// [`public_base`] from the three headers' values.
+pub fn request_base(
+    forwarded_proto: Option<&str>,
+    forwarded_host: Option<&str>,
+    host: Option<&str>,
+) -> String {
+    fn first(v: Option<&str>) -> Option<&str> {
+        v.and_then(|v| v.split(',').next())
             .map(str::trim)
             .filter(|v| !v.is_empty())
-    };
-    let scheme = match value("x-forwarded-proto") {
+    }
+    let scheme = match first(forwarded_proto) {
         Some("https") => "https",
         _ => "http",
     };
-    let host = value("x-forwarded-host")
-        .or_else(|| value("host"))
+    let host = first(forwarded_host)
+        .or_else(|| first(host))
         .filter(|h| {
             h.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
@@ -181,13 +192,7 @@ pub fn app(state: AppState) -> Router {
         // Outermost: every problem (a panic's and a shed request's too) gets
         // its `type`'s base and the language the request asks for.
         .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
-            let headers = req.headers();
-            let ctx = crate::error::ProblemContext {
-                base: public_url.clone().unwrap_or_else(|| public_base(headers).into()),
-                chinese: crate::error::prefers_chinese(
-                    headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
-                ),
-            };
+            let ctx = crate::error::ProblemContext::of(public_url.clone(), req.headers());
             crate::error::with_problem_context(ctx, next.run(req))
         }))
 }

@@ -96,16 +96,12 @@ pub fn cursor_schema(arity: usize) -> Value {
     })
 }
 
-/// An id's number, for a key: its digits after the prefix, in the ids'
-/// base 32 (`domain::id`), so that keys order as the ids do.
+/// An id's number, for a key, from its text (any prefix): keys order as
+/// the ids do (`domain::id` decodes it; 0 for a string not of an id's form).
 pub fn id_key(id: &str) -> i64 {
-    id.bytes().skip(1).fold(0i64, |n, b| {
-        let d = crate::domain::id::B32
-            .iter()
-            .position(|x| *x == b)
-            .unwrap_or(0) as i64;
-        n.wrapping_mul(32).wrapping_add(d)
-    })
+    id.get(1..)
+        .and_then(crate::domain::id::digits_value)
+        .map_or(0, |v| v as i64)
 }
 
 /// Milliseconds since the epoch, for a key.
