@@ -635,7 +635,7 @@ impl std::fmt::Display for Month {
 impl std::str::FromStr for Month {
     type Err = String;
     fn from_str(s: &str) -> Result<Month, String> {
-        let bad = || format!("'{s}' is not a month (YYYY-MM)");
+        let bad = || format!("'{s}' is not a month (YYYY-MM, from 1900-01)");
         let (y, m) = s.split_once('-').ok_or_else(bad)?;
         if y.len() != 4 || m.len() != 2 {
             return Err(bad());

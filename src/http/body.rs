@@ -165,9 +165,18 @@ pub fn number_in(lo: f64, hi: f64) -> impl Fn(&Value) -> Result<f64, String> {
     }
 }
 
+/// An integer in `lo..=hi`. As in JSON Schema, a number with no fractional
+/// part is an integer (`40.0` is 40), whatever the sender's JSON library wrote.
 pub fn int_in(lo: i64, hi: i64) -> impl Fn(&Value) -> Result<i64, String> {
     move |v| {
-        let x = v.as_i64().ok_or("expected an integer")?;
+        let x = v
+            .as_i64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .ok_or("expected an integer")?;
         if (lo..=hi).contains(&x) {
             Ok(x)
         } else {
@@ -191,5 +200,22 @@ pub fn array<T>(
             .enumerate()
             .map(|(i, x)| item(x).map_err(|e| format!("item {i}: {e}")))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_integer_may_be_written_as_a_whole_number() {
+        let capacity = int_in(1, 100);
+        assert_eq!(capacity(&json!(40)), Ok(40));
+        assert_eq!(capacity(&json!(40.0)), Ok(40));
+        assert_eq!(capacity(&json!(40.5)), Err("expected an integer".into()));
+        assert_eq!(capacity(&json!("40")), Err("expected an integer".into()));
+        assert_eq!(capacity(&json!(1e300)), Err("expected an integer".into()));
+        assert_eq!(capacity(&json!(0.0)), Err("0 is outside 1..100".into()));
     }
 }

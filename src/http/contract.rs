@@ -84,6 +84,10 @@ fn date_time() -> Value {
     json!({"type": "string", "format": "date-time"})
 }
 
+fn date_time_eg(example: &str) -> Value {
+    json!({"type": "string", "format": "date-time", "example": example})
+}
+
 /// A query or path parameter's exact schema, by operation and name.
 fn param_schema(op: &str, name: &str) -> Option<Value> {
     if let Some((_, arity)) = super::paging::PAGED.iter().find(|(o, _)| *o == op) {
@@ -104,7 +108,7 @@ fn param_schema(op: &str, name: &str) -> Option<Value> {
         (_, "at") => date_time(),
         ("find_events", "from" | "to") => date_time(),
         ("stats", "from" | "to") => {
-            json!({"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$", "description": "A month, YYYY-MM"})
+            json!({"type": "string", "pattern": "^(19|[2-9][0-9])[0-9]{2}-(0[1-9]|1[0-2])$", "description": "A month, YYYY-MM, from 1900-01"})
         }
         (_, "lat") => number(-90.0, 90.0),
         (_, "lon") => number(-180.0, 180.0),
@@ -226,12 +230,13 @@ fn body_schema(op: &str) -> Option<Value> {
             let mut props = json!({
                 "title": text(100),
                 "description": multiline(5000),
-                "starts_at": date_time(),
-                "ends_at": date_time(),
+                // Examples in the order the times must keep.
+                "starts_at": date_time_eg("2030-06-01T09:00:00+08:00"),
+                "ends_at": date_time_eg("2030-06-01T11:00:00+08:00"),
                 "capacity": integer(1, 100_000),
-                "booking_opens_at": date_time(),
-                "booking_closes_at": date_time(),
-                "cancel_deadline": date_time(),
+                "booking_opens_at": date_time_eg("2030-05-01T09:00:00+08:00"),
+                "booking_closes_at": date_time_eg("2030-05-31T18:00:00+08:00"),
+                "cancel_deadline": date_time_eg("2030-05-31T12:00:00+08:00"),
                 "waitlist": {"type": "boolean"},
                 "status": event_status,
                 "draw_at": date_time(),
@@ -283,9 +288,9 @@ fn body_schema(op: &str) -> Option<Value> {
                 "adcode": adcode,
                 "lat": number(-90.0, 90.0),
                 "lon": number(-180.0, 180.0),
-                "opening_hours": {"type": "string", "description": "OpenStreetMap opening_hours syntax, read in Asia/Shanghai with China's holiday calendar (422 naming the field when it does not parse)"},
+                "opening_hours": {"type": "string", "minLength": 1, "example": "Mo-Fr 08:00-18:00; PH off", "description": "OpenStreetMap opening_hours syntax, read in Asia/Shanghai with China's holiday calendar (422 naming the field when it does not parse)"},
                 "amenities": {"type": "array", "items": {"$ref": "#/components/schemas/Amenity"}, "uniqueItems": true},
-                "status": {"$ref": "#/components/schemas/Status"},
+                "status": {"$ref": "#/components/schemas/SettableStatus"},
                 "status_reason": nullable(text(200)),
                 "reopens_at": {"type": ["string", "null"], "description": "An RFC 3339 time or a YYYY-MM-DD date"},
                 "closures": {"type": "array", "maxItems": 100, "items": {"$ref": "#/components/schemas/Closure"}},
@@ -474,6 +479,11 @@ fn tighten_components(doc: &mut Value) {
         json!({"type": "string", "enum": ["create", "update", "retire"],
                "description": "What a change did to a site"}),
     );
+    schemas.insert(
+        "SettableStatus".into(),
+        json!({"type": "string", "enum": ["open", "temporarily_closed"],
+               "description": "The statuses a write gives a site (retire it with `DELETE /v1/sites/{id}`)"}),
+    );
     if let Some(action) = schemas
         .get_mut("HistoryItem")
         .and_then(|h| h.pointer_mut("/properties/action"))
@@ -503,6 +513,18 @@ fn tighten_components(doc: &mut Value) {
                 *t = kept.into_iter().next().unwrap_or(Value::Null);
             }
         }
+    }
+    if let Some(holidays) = schemas.get_mut("HolidayYearBody") {
+        // Every year has New Year's Day (422 naming holidays otherwise).
+        holidays["properties"]["holidays"]["minItems"] = json!(1);
+    }
+    if let Some(name) = schemas
+        .get_mut("PriorityGroup")
+        .and_then(|g| g.pointer_mut("/properties/name"))
+    {
+        name["pattern"] = json!(one_line());
+        name["minLength"] = json!(1);
+        name["maxLength"] = json!(50);
     }
     if let Some(quiet) = schemas.get_mut("QuietHoursDoc") {
         for bound in ["from", "to"] {
@@ -545,6 +567,33 @@ fn body_description(op: &str) -> String {
 /// The component name of an operation's field-by-field body: the operation
 /// in CamelCase and `Body` (`create_event` → `CreateEventBody`); joining
 /// and transferring name a union the same way, so they share one.
+/// A whole, valid body for the writes whose fields depend on each other
+/// (times in order, hours that parse), for the reference page and for
+/// clients' tests. The site id is of the right form; a real one is the
+/// caller's.
+fn body_example(op: &str) -> Option<Value> {
+    Some(match op {
+        "create_event" => json!({
+            "kind": "training", "site_id": "s000000000001", "title": "电动车安全骑行培训",
+            "starts_at": "2030-06-01T09:00:00+08:00", "ends_at": "2030-06-01T11:00:00+08:00",
+            "capacity": 40, "booking_opens_at": "2030-05-01T09:00:00+08:00",
+            "booking_closes_at": "2030-05-31T18:00:00+08:00"
+        }),
+        "patch_event" => json!({"title": "电动车安全骑行培训（第二期）", "capacity": 60}),
+        "create_site" => json!({
+            "kind": "outdoor_station", "name": "泉城路环卫工人驿站", "address": "济南市历下区泉城路1号",
+            "adcode": "370102", "lat": 36.66, "lon": 117.13,
+            "opening_hours": "Mo-Fr 08:00-18:00; PH off",
+            "amenities": ["drinking_water", "microwave", "phone_charging"]
+        }),
+        "patch_site" => json!({
+            "opening_hours": "Mo-Su 07:00-20:00",
+            "amenities": ["drinking_water", "ebike_charging"]
+        }),
+        _ => return None,
+    })
+}
+
 fn body_name(op: &str) -> String {
     if matches!(op, "join" | "transfer") {
         return "UnionChoice".to_owned();
@@ -825,9 +874,13 @@ fn tighten_paths(doc: &mut Value, bodies: &mut Vec<(String, Value)>) {
                     schema["description"] = json!(body_description(&op_id));
                 }
                 bodies.push((name, schema));
+                let mut content = json!({"schema": reference});
+                if let Some(example) = body_example(&op_id) {
+                    content["example"] = example;
+                }
                 op.insert(
                     "requestBody".into(),
-                    json!({"content": {"application/json": {"schema": reference}}, "required": true}),
+                    json!({"content": {"application/json": content}, "required": true}),
                 );
             }
             if has_params || has_body {

@@ -234,14 +234,22 @@ async fn check_union(state: &AppState, draft: &SiteDraft) -> Result<(), ApiError
 }
 
 /// The version an `If-Match` tag names: tags are `"<id>-<version>-<crs>-<state>"`
-/// as `GET /v1/sites/{id}` gives them, in any crs or state.
-fn if_match_version(headers: &HeaderMap, id: SiteId) -> Result<Option<i64>, ApiError> {
+/// as `GET /v1/sites/{id}` gives them, in any crs or state; `*` names the
+/// `current` version, whichever it is (RFC 9110 13.1.1).
+fn if_match_version(
+    headers: &HeaderMap,
+    id: SiteId,
+    current: i64,
+) -> Result<Option<i64>, ApiError> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let bad =
         || ApiError::PreconditionFailed("If-Match does not name a version of this site".into());
     let v = v.to_str().map_err(|_| bad())?.trim();
+    if v == "*" {
+        return Ok(Some(current));
+    }
     let tag = v.trim_start_matches("W/").trim_matches('"');
     let mut parts = tag.split('-');
     let (Some(tid), Some(version)) = (parts.next(), parts.next()) else {
@@ -301,6 +309,7 @@ fn need_admin(caller: &Caller) -> Result<(), ApiError> {
         (status = 201, description = "Created", body = crate::http::sites::SiteDoc, headers(("ETag" = String), ("Location" = String))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another site has this `ref`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid (named in `param`; `position` for opening_hours)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -335,10 +344,7 @@ pub async fn create_site(
         .store
         .create_site(draft, Some(caller.user.id), now)
         .await
-        .map_err(|e| match e {
-            StoreError::Duplicate(_) => ApiError::Conflict("a site with this ref exists".into()),
-            e => e.into(),
-        })?;
+        .map_err(ref_taken)?;
     index_now(&state, &site).await?;
     let mut resp = doc_response(
         &site,
@@ -364,13 +370,14 @@ pub async fn create_site(
     path = "/v1/sites/{id}",
     tag = "management",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Site id"), ("crs" = Option<String>, Query, description = "Coordinate system of lat/lon in the body and the response"), ("If-Match" = String, Header, description = "ETag of the version being edited")),
+    params(("id" = String, Path, description = "Site id"), ("crs" = Option<String>, Query, description = "Coordinate system of lat/lon in the body and the response"), ("If-Match" = String, Header, description = "ETag of the version being edited, or `*` for whichever is current (RFC 9110)")),
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 200, description = "The edited site", body = crate::http::sites::SiteDoc, headers(("ETag" = String))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not this site's manager, or a field outside the role (named in `param`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such site", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another site has this `ref`", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The site changed since that ETag", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
@@ -386,7 +393,7 @@ pub async fn patch_site(
 ) -> Result<Response, ApiError> {
     let id = site_id(&id)?;
     let crs = Params::parse(raw.as_deref())?.crs()?;
-    let expected = |_: &Site| if_match_version(&headers, id);
+    let expected = |s: &Site| if_match_version(&headers, id, s.version);
     let (site, now) = edit_site(&state, &caller.user, id, expected, &obj, crs).await?;
     Ok(doc_response(
         &site,
@@ -395,6 +402,14 @@ pub async fn patch_site(
         &state.index.calendar(),
         StatusCode::OK,
     ))
+}
+
+/// A site's `ref` (the operator's own reference) names one site only.
+fn ref_taken(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Duplicate(_) => ApiError::Conflict("ref: another site has this ref".into()),
+        e => e.into(),
+    }
 }
 
 /// Edit site `id` as `user` with the fields of `obj` (coordinates in `crs`):
@@ -447,7 +462,8 @@ pub async fn edit_site(
     let site = state
         .store
         .update_site(id, expected, draft, Some(user.id), now)
-        .await?;
+        .await
+        .map_err(ref_taken)?;
     index_now(state, &site).await?;
     Ok((site, now))
 }
@@ -459,7 +475,7 @@ pub async fn edit_site(
     path = "/v1/sites/{id}",
     tag = "management",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Site id"), ("If-Match" = Option<String>, Header, description = "ETag of the version being retired: 412 when the site changed since")),
+    params(("id" = String, Path, description = "Site id"), ("If-Match" = Option<String>, Header, description = "ETag of the version being retired (412 when the site changed since), or `*` for whichever is current")),
     responses(
         (status = 204, description = "Retired"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -481,7 +497,7 @@ pub async fn retire_site(
         .get_site(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no site with id {id}")))?;
-    let expected = if_match_version(&headers, id)?.unwrap_or(current.version);
+    let expected = if_match_version(&headers, id, current.version)?.unwrap_or(current.version);
     if current.draft.status == Status::Retired {
         return Ok(StatusCode::NO_CONTENT);
     }

@@ -89,7 +89,7 @@ pub struct SubscribeBody {
     pub keys: SubscriptionKeys,
     /// Push only these types here (the inbox still gets all).
     pub types: Option<Vec<NoticeType>>,
-    /// As browsers send it; ignored.
+    /// As browsers send it (ms since the epoch, or null); checked, not kept.
     #[serde(rename = "expirationTime")]
     pub expiration_time: Option<f64>,
 }
@@ -144,7 +144,7 @@ fn nested_string(
         (status = 200, description = "This endpoint was subscribed already: the same id, with the keys and types now given", body = SubscriptionDoc),
         (status = 400, description = "Not a JSON object", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is unacceptable (`param` names it: endpoint, keys.p256dh, keys.auth, types)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is unacceptable (`param` names it: endpoint, keys.p256dh, keys.auth, types, expirationTime)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn subscribe(
@@ -164,6 +164,11 @@ pub async fn subscribe(
         nested_string(&keys, "keys", "auth")?,
     );
     let types = body.optional("types", types_field)?;
+    // Browsers send null or a time in ms; it is not kept, but it is checked.
+    body.nullable("expirationTime", |v| {
+        v.as_f64()
+            .ok_or_else(|| "expected a number or null".to_owned())
+    })?;
     let sub = rules::validate_subscription(
         &endpoint,
         &p256dh,

@@ -593,6 +593,46 @@ async fn edits_need_a_current_if_match() {
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["phone"], Value::Null);
     assert_eq!(doc["version"], 3);
+    // `If-Match: *` names whichever version is current (RFC 9110 13.1.1).
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/sites/{a}"),
+            Some(&other),
+            Some(json!({"phone": "0531-1234567"})),
+            Some("*"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["version"], 4);
+    // A ref already another site's is 409, and the site stays as it was.
+    let admin = other;
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/sites",
+            Some(&admin),
+            Some(json!({"kind": "union_station", "name": "另一站", "address": "济南市", "adcode": "370102",
+                        "lat": 36.67, "lon": 117.13, "opening_hours": "24/7", "ref": "taken-1"})),
+            None,
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let p = problem(
+        app.call(
+            Method::PATCH,
+            &format!("/v1/sites/{a}"),
+            Some(&admin),
+            Some(json!({"ref": "taken-1"})),
+            Some("*"),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().starts_with("ref:"), "{p}");
+    assert_eq!(app.get_json(&format!("/v1/sites/{a}")).await["version"], 4);
 }
 
 #[tokio::test]

@@ -108,6 +108,7 @@ async fn subscriptions_are_validated_kept_once_per_endpoint_and_removed() {
     // The same endpoint again: the same id, now with types.
     let mut again = browser.clone();
     again["types"] = json!(["seat_offered", "event_cancelled"]);
+    again["expirationTime"] = json!(1_800_000_000_000u64);
     let r = subscribe(&app, &w, &again).await;
     assert_eq!(r.status(), 200);
     let second: Value = r.json().await.unwrap();
@@ -138,6 +139,8 @@ async fn subscriptions_are_validated_kept_once_per_endpoint_and_removed() {
         (bad(&["types"], json!(["spam"])), "types"),
         (bad(&["types"], json!([])), "types"),
         (bad(&["extra"], json!(1)), "extra"),
+        (bad(&["expirationTime"], json!({"at": 1})), "expirationTime"),
+        (bad(&["expirationTime"], json!("soon")), "expirationTime"),
     ] {
         let r = subscribe(&app, &w, &body).await;
         assert_eq!(r.status(), 422, "{body}");
