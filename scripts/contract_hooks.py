@@ -1,39 +1,106 @@
 """schemathesis hooks for scripts/contract (SCHEMATHESIS_HOOKS=contract_hooks).
 
-schemathesis.toml fixes a few body fields to real test data (a site's id, a
-genuine check-in or join code, a push service's URL and a browser's keys),
-and schemathesis 4.32.5 applies such `body.*` parameters to the bodies it
-generates in the fuzzing and stateful phases, but not to those the examples
-and coverage phases derive from the schema alone. Those could then never
-succeed: a made-up site id is 422 "no such site" whatever else the body holds.
-This hook gives those phases' valid bodies the same fixed fields; their
-invalid bodies are left as generated, so what they test is unchanged.
+Valid generated requests should reach the success paths; invalid ones are
+left exactly as generated, so what they test is unchanged. Two things stand
+in the way that schemathesis.toml cannot mend (schemathesis 4.32.5):
+
+- Body fields that must name real things: a site, a genuine check-in or join
+  code, a push service and a browser's keys. A `body.*` parameter in
+  schemathesis.toml is applied only in the fuzzing and stateful phases, is
+  added beside a one-of body's other shape (`{code}` or `{union_id}` becomes
+  both), and, fixing every field of a body, leaves nothing for invalid bodies
+  to break (a failed health check). So CONTRACT_BODIES (JSON, written by
+  scripts/contract-fixtures) names them per operation, and this hook sets
+  them in every valid body of every phase; a one-of body keeps only them.
+- Rules across fields that JSON Schema cannot state: `lat` and `lon` go
+  together (400 naming the missing one), and `draw_at`, `priority_groups`
+  and `public_value` belong to a draw (`allocation: draw`, 422 otherwise).
+  A valid request breaking one is mended: a lone `lat` or `lon` is dropped,
+  a first-come event loses a draw's fields and a draw gets a `draw_at`
+  between its window's close and its start.
+- WeChat's codes work once. A valid `POST /v1/auth/wechat` gets a fresh
+  login code and phone code, issued by the WeChat stand-in's control API
+  (CONTRACT_WECHAT) for the run's own WeChat user (CONTRACT_WECHAT_USER).
+- Resources a success uses up. Booking an event or applying to a draw
+  succeeds once per person; afterwards it is 409. CONTRACT_POOLS names, per
+  operation, a pool of such resources for a path parameter: each valid
+  request outside the stateful phase takes the next one, so every phase books
+  and applies for real. (The stateful phase follows its links to the events
+  it created.)
 """
 
+import itertools
+import json
+import os
+import urllib.request
+
 import schemathesis
+
+BODIES = json.loads(os.environ.get("CONTRACT_BODIES", "{}"))
+POOLS = {
+    operation: {name: itertools.cycle(values) for name, values in params.items()}
+    for operation, params in json.loads(os.environ.get("CONTRACT_POOLS", "{}")).items()
+}
 
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
     meta = case.meta
+    # Valid as a whole and in every part: a case can be generated valid with
+    # one part made invalid, and schemathesis judges it by its parts once a
+    # hook has edited it.
     if (
         meta is None
-        or meta.phase.name not in ("examples", "coverage")
         or not meta.generation.mode.is_positive
-        or not isinstance(case.body, dict)
+        or not all(part.mode.is_positive for part in meta.components.values())
     ):
         return
-    config = case.operation.schema.config.operations.get_for_operation(case.operation)
-    fixed = {
-        key.removeprefix("body."): value
-        for key, value in config.parameters.items()
-        if key.startswith("body.") and "." not in key.removeprefix("body.")
-    }
-    if not fixed:
-        return
-    # A body of one of several shapes (a join code or a union's id) keeps only
-    # the fixed fields: another shape's field beside them makes it invalid.
-    schema = case.operation.body[0].definition.get("schema", {})
-    if "oneOf" in schema:
-        case.body = {}
-    case.body.update(fixed)
+    operation = case.operation
+    label = f"{operation.method.upper()} {operation.path}"
+    if meta.phase.name != "stateful":
+        for name, values in POOLS.get(label, {}).items():
+            case.path_parameters[name] = next(values)
+    query = case.query if isinstance(case.query, dict) else {}
+    if ("lat" in query) != ("lon" in query):
+        query.pop("lat", None)
+        query.pop("lon", None)
+    if label == "POST /v1/auth/wechat" and isinstance(case.body, dict):
+        case.body = wechat_codes()
+    fixed = BODIES.get(label)
+    if fixed and isinstance(case.body, dict):
+        if "oneOf" in operation.body[0].definition.get("schema", {}):
+            case.body = {}
+        case.body.update(fixed)
+        if label == "POST /v1/events":
+            draw_fields(case.body)
+
+
+def draw_fields(body):
+    """A draw has a draw_at after its window closes; nothing else has one."""
+    if body.get("allocation") == "draw":
+        body["draw_at"] = body["booking_closes_at"]
+    else:
+        for field in ("draw_at", "priority_groups", "public_value"):
+            body.pop(field, None)
+
+
+CODES = itertools.count()
+
+
+def wechat_codes():
+    """A login code and a phone code, issued now, each good once."""
+    user = json.loads(os.environ["CONTRACT_WECHAT_USER"])
+    n = next(CODES)
+    body = {"login_code": f"generated-login-{n}", "phone_code": f"generated-phone-{n}"}
+    for kind, code, value in (
+        ("login_codes", body["login_code"], {"openid": user["openid"]}),
+        ("phone_codes", body["phone_code"], {"phone": user["phone"]}),
+    ):
+        request = urllib.request.Request(
+            f"{os.environ['CONTRACT_WECHAT']}/control/{kind}/{code}",
+            data=json.dumps(value).encode(),
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request).read()
+    return body

@@ -636,6 +636,8 @@ pub async fn stats(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<StatsResponse>, ApiError> {
     let id = union_id(&id)?;
+    // Who may ask first, then what they ask.
+    let root = run_union(&state, &caller, id).await?;
     let p = Params::parse(raw.as_deref())?;
     let month = |v: &str| v.parse::<Month>();
     let to = p
@@ -649,7 +651,6 @@ pub async fn stats(
     if months.len() > 120 {
         return Err(ApiError::param("from", "at most 120 months at once"));
     }
-    let root = run_union(&state, &caller, id).await?;
     let mut unions = state.store.union_subtree(root.id).await?;
     // The union first, then the others by id.
     unions.sort_by_key(|u| (u.id != root.id, u.id));
