@@ -448,7 +448,12 @@ pub(super) async fn created(
         Err(bad) => return Ok(Err(bad)),
     };
     obj.0.insert("site_id".into(), json!(site.to_string()));
-    let e = answered(new_event(state, &s.user, &obj, Crs::Wgs84).await, refused)?;
+    let e = answered(
+        new_event(state, &s.user, &obj, Crs::Wgs84, None)
+            .await
+            .map(|(e, _)| e),
+        refused,
+    )?;
     Ok(e.map(|e| see_other(&format!("/console/events/{}?saved=created", e.id))))
 }
 

@@ -31,6 +31,7 @@ use crate::domain::site::SiteId;
 use crate::domain::user::{Role, User};
 use crate::error::{ApiError, Problem};
 use crate::store::Commands;
+use crate::store::keyed::Keyed;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -159,10 +160,10 @@ fn json_of<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
     path = "/v1/events",
     tag = "events",
     security(("bearer" = [])),
-    params(("crs" = Option<String>, Query, description = "Coordinate system of a venue's lat/lon")),
+    params(("crs" = Option<String>, Query, description = "Coordinate system of a venue's lat/lon"), ("Idempotency-Key" = Option<String>, Header, description = "A unique key per attempt (1–100 characters): a retry with it gets the event the first attempt created")),
     request_body(content = Object, content_type = "application/json"),
     responses(
-        (status = 201, description = "Created", body = EventDoc, headers(("Location" = String, description = "/v1/events/{id}"))),
+        (status = 201, description = "Created", body = EventDoc, headers(("Location" = String, description = "/v1/events/{id}"), ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key (the event as it is now)"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a manager of the site, nor an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
@@ -172,27 +173,40 @@ pub async fn create_event(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
     obj: JsonObject,
 ) -> Result<Response, ApiError> {
     let crs = Params::parse(raw.as_deref())?.crs()?;
-    let event = new_event(&state, &caller.user, &obj, crs).await?;
+    let target = format!("/v1/events?{}", raw.as_deref().unwrap_or(""));
+    let key = super::memberships::keyed(&caller, &headers, &target, &obj)?;
+    let (event, replayed) = new_event(&state, &caller.user, &obj, crs, key.as_ref()).await?;
     let location = format!("/v1/events/{}", event.id);
-    Ok((
+    let mut resp = (
         StatusCode::CREATED,
         [(axum::http::header::LOCATION, location)],
         Json(event_doc(&event, crs, None)),
     )
-        .into_response())
+        .into_response();
+    if replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
 }
 
 /// Create an event as `user` from the fields of `obj` (a venue's coordinates
 /// in `crs`): `POST /v1/events` and the managers' console both come here.
+/// With `key`, a retry of the same request gets the event the first one
+/// created, as it is now (`true`: replayed).
 pub async fn new_event(
     state: &AppState,
     user: &User,
     obj: &JsonObject,
     crs: Crs,
-) -> Result<Event, ApiError> {
+    key: Option<&Keyed>,
+) -> Result<(Event, bool), ApiError> {
     let site_id = obj.optional("site_id", body::parsed::<SiteId>)?;
     match site_id {
         Some(s) if !user.manages(s) => {
@@ -324,7 +338,7 @@ pub async fn new_event(
         .map_err(|(field, detail)| ApiError::unprocessable(field, detail))?;
     Ok(state
         .store
-        .create_event(draft, Some(user.id), state.auth.clock.now())
+        .create_event_keyed(draft, Some(user.id), state.auth.clock.now(), key)
         .await?)
 }
 

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -23,6 +23,7 @@ use crate::domain::union::{
 };
 use crate::error::{ApiError, Problem};
 use crate::store::StoreError;
+use crate::store::keyed::Keyed;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -150,13 +151,20 @@ fn refused(e: StoreError) -> ApiError {
     }
 }
 
-fn created(doc: MembershipDoc) -> Response {
-    (
+fn created(doc: MembershipDoc, replayed: bool) -> Response {
+    let mut resp = (
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/memberships/{}", doc.id))],
         Json(doc),
     )
-        .into_response()
+        .into_response();
+    if replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    resp
 }
 
 /// Join a union (入会), signed in with a name in the profile: `{"code": …}`
@@ -169,9 +177,10 @@ fn created(doc: MembershipDoc) -> Response {
     path = "/v1/memberships",
     tag = "unions",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per attempt (1–100 characters): a retry with it gets the membership the first attempt made")),
     request_body(content = Object, description = "`{\"code\": \"…\"}` or `{\"union_id\": \"u…\"}`", content_type = "application/json"),
     responses(
-        (status = 201, description = "Active or pending", body = MembershipDoc, headers(("Location" = String))),
+        (status = 201, description = "Active or pending", body = MembershipDoc, headers(("Location" = String), ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key (the membership as it is now)"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A member already (transfer instead), or an application is pending", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a genuine or no longer current code, no such union, or no display_name in the profile", body = Problem, content_type = "application/problem+json"),
@@ -180,16 +189,37 @@ fn created(doc: MembershipDoc) -> Response {
 pub async fn join(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     obj: JsonObject,
 ) -> Result<Response, ApiError> {
+    let key = keyed(&caller, &headers, "/v1/memberships", &obj)?;
     obj.only(&["code", "union_id"])?;
     let union = target_union(&state, &obj).await?;
-    let m = state
+    let (m, replayed) = state
         .store
-        .join_union(&caller.user, union, state.auth.clock.now())
+        .join_union_keyed(&caller.user, union, state.auth.clock.now(), key.as_ref())
         .await
         .map_err(refused)?;
-    Ok(created(doc(&state, &m).await?))
+    Ok(created(doc(&state, &m).await?, replayed))
+}
+
+/// The request's `Idempotency-Key`, if sent, with a hash of what it asks
+/// (the target and the body's JSON, keys in order).
+pub(super) fn keyed(
+    caller: &Caller,
+    headers: &HeaderMap,
+    target: &str,
+    obj: &JsonObject,
+) -> Result<Option<Keyed>, ApiError> {
+    let Some(key) = super::bookings::idempotency_key(headers)? else {
+        return Ok(None);
+    };
+    let body = serde_json::to_string(&obj.0).expect("a JSON object serializes");
+    Ok(Some(Keyed {
+        user: caller.user.id,
+        key,
+        request_hash: crate::auth::sha256_hex(format!("{target}\n{body}").as_bytes()),
+    }))
 }
 
 /// Move an active membership to another union (转会) in one step:
@@ -201,10 +231,10 @@ pub async fn join(
     path = "/v1/memberships/{id}/transfer",
     tag = "unions",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The active membership to move")),
+    params(("id" = String, Path, description = "The active membership to move"), ("Idempotency-Key" = Option<String>, Header, description = "A unique key per attempt (1–100 characters): a retry with it gets the membership the first attempt made")),
     request_body(content = Object, description = "`{\"code\": \"…\"}` or `{\"union_id\": \"u…\"}`", content_type = "application/json"),
     responses(
-        (status = 201, description = "The new membership, active or pending", body = MembershipDoc, headers(("Location" = String))),
+        (status = 201, description = "The new membership, active or pending", body = MembershipDoc, headers(("Location" = String), ("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key (the membership as it is now)"))),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the caller's membership", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such membership", body = Problem, content_type = "application/problem+json"),
@@ -216,9 +246,16 @@ pub async fn transfer(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     obj: JsonObject,
 ) -> Result<Response, ApiError> {
     let id = membership_id(&id)?;
+    let key = keyed(
+        &caller,
+        &headers,
+        &format!("/v1/memberships/{id}/transfer"),
+        &obj,
+    )?;
     let old = load_membership(&state, id).await?;
     if old.user != caller.user.id {
         return Err(ApiError::forbidden(
@@ -227,12 +264,18 @@ pub async fn transfer(
     }
     obj.only(&["code", "union_id"])?;
     let union = target_union(&state, &obj).await?;
-    let m = state
+    let (m, replayed) = state
         .store
-        .transfer_membership(&caller.user, id, union, state.auth.clock.now())
+        .transfer_membership(
+            &caller.user,
+            id,
+            union,
+            state.auth.clock.now(),
+            key.as_ref(),
+        )
         .await
         .map_err(refused)?;
-    Ok(created(doc(&state, &m).await?))
+    Ok(created(doc(&state, &m).await?, replayed))
 }
 
 /// One membership: its member, and the admins of its union.

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod commands;
 pub mod draws;
 pub mod holidays;
+pub mod keyed;
 pub mod postgres;
 mod postgres_events;
 mod postgres_holidays;
@@ -393,12 +394,6 @@ pub trait AccountStore: Send + Sync + 'static {
 /// booking is a command in [`commands`].
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    async fn create_event(
-        &self,
-        draft: EventDraft,
-        actor: Option<UserId>,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError>;
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError>;
     /// Published events overlapping `[from, to]`, by start.
     async fn published_events(
@@ -718,6 +713,14 @@ pub trait Store:
 #[async_trait]
 pub trait WriteTx: draws::DrawTx + Send {
     // --- events and bookings -------------------------------------------------
+    /// A new event (version 1, nothing held; a draw's secret and its seal
+    /// made here), as stored.
+    async fn insert_event(
+        &mut self,
+        draft: &EventDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError>;
     /// Read an event and hold it against concurrent commands until commit
     /// (PostgreSQL: `FOR UPDATE`; SQLite: the write lock is already held).
     async fn lock_event(&mut self, id: EventId) -> Result<Option<Event>, StoreError>;

@@ -158,52 +158,6 @@ fn statuses(statuses: &[BookingStatus]) -> Vec<String> {
 
 #[async_trait]
 impl EventStore for PgStore {
-    async fn create_event(
-        &self,
-        d: EventDraft,
-        actor: Option<UserId>,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError> {
-        let (secret, seal) = super::draws::new_secret(&d);
-        let sql = format!(
-            "INSERT INTO events (id, kind, site_id, venue_name, lat, lon, title, description, \
-             starts_at, ends_at, capacity, booking_opens_at, booking_closes_at, cancel_deadline, \
-             waitlist, status, quotas, eligibility, offer_hours, held, version, updated_at, \
-             settled_at, created_by, draw_at, draw, draw_secret) VALUES ($1, $2, $3, $4, $5, $6, \
-             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18::jsonb, $19, 0, 1, $20, \
-             NULL, $21, $22, $23::jsonb, $24) RETURNING {}",
-            event_columns("events", "")
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(EventId::random().as_i64())
-            .bind(d.kind.as_str())
-            .bind(d.site_id.map(SiteId::as_i64))
-            .bind(d.venue_name.clone())
-            .bind(d.lat)
-            .bind(d.lon)
-            .bind(d.title.clone())
-            .bind(d.description.clone())
-            .bind(d.starts_at)
-            .bind(d.ends_at)
-            .bind(d.capacity as i32)
-            .bind(d.booking_opens_at)
-            .bind(d.booking_closes_at)
-            .bind(d.cancel_deadline)
-            .bind(d.waitlist)
-            .bind(d.status.as_str())
-            .bind(serde_json::to_string(&d.quotas).expect("quotas serialize"))
-            .bind(serde_json::to_string(&d.eligibility).expect("eligibility serializes"))
-            .bind(d.offer_hours.map(|h| h as i32))
-            .bind(super::micros(at))
-            .bind(actor)
-            .bind(d.draw.as_ref().map(|p| p.draw_at))
-            .bind(super::draws::draw_json(&d, seal.as_ref()))
-            .bind(secret)
-            .fetch_one(self.pool())
-            .await?;
-        event_from_row(&row, "")
-    }
-
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
         let sql = format!(
             "SELECT {} FROM events e WHERE e.id = $1",
@@ -407,6 +361,52 @@ impl PgTx {
 
 #[async_trait]
 impl WriteTx for PgTx {
+    async fn insert_event(
+        &mut self,
+        d: &EventDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        let (secret, seal) = super::draws::new_secret(d);
+        let sql = format!(
+            "INSERT INTO events (id, kind, site_id, venue_name, lat, lon, title, description, \
+             starts_at, ends_at, capacity, booking_opens_at, booking_closes_at, cancel_deadline, \
+             waitlist, status, quotas, eligibility, offer_hours, held, version, updated_at, \
+             settled_at, created_by, draw_at, draw, draw_secret) VALUES ($1, $2, $3, $4, $5, $6, \
+             $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18::jsonb, $19, 0, 1, $20, \
+             NULL, $21, $22, $23::jsonb, $24) RETURNING {}",
+            event_columns("events", "")
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(EventId::random().as_i64())
+            .bind(d.kind.as_str())
+            .bind(d.site_id.map(SiteId::as_i64))
+            .bind(d.venue_name.clone())
+            .bind(d.lat)
+            .bind(d.lon)
+            .bind(d.title.clone())
+            .bind(d.description.clone())
+            .bind(d.starts_at)
+            .bind(d.ends_at)
+            .bind(d.capacity as i32)
+            .bind(d.booking_opens_at)
+            .bind(d.booking_closes_at)
+            .bind(d.cancel_deadline)
+            .bind(d.waitlist)
+            .bind(d.status.as_str())
+            .bind(serde_json::to_string(&d.quotas).expect("quotas serialize"))
+            .bind(serde_json::to_string(&d.eligibility).expect("eligibility serializes"))
+            .bind(d.offer_hours.map(|h| h as i32))
+            .bind(super::micros(at))
+            .bind(actor)
+            .bind(d.draw.as_ref().map(|p| p.draw_at))
+            .bind(super::draws::draw_json(d, seal.as_ref()))
+            .bind(secret)
+            .fetch_one(&mut *self.0)
+            .await?;
+        event_from_row(&row, "")
+    }
+
     async fn lock_event(&mut self, id: EventId) -> Result<Option<Event>, StoreError> {
         let sql = format!(
             "SELECT {} FROM events e WHERE e.id = $1 FOR UPDATE",

@@ -141,51 +141,6 @@ fn statuses_sql(statuses: &[BookingStatus]) -> String {
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn create_event(
-        &self,
-        d: EventDraft,
-        actor: Option<UserId>,
-        at: DateTime<Utc>,
-    ) -> Result<Event, StoreError> {
-        let id = EventId::random();
-        let (secret, seal) = super::draws::new_secret(&d);
-        let mut tx = self.write_tx().await?;
-        let sql = format!(
-            "INSERT INTO events ({EVENT_COLUMNS}, created_by, draw_secret) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, NULL, ?, NULL, ?, ?, ?)"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.as_i64())
-            .bind(d.kind.as_str())
-            .bind(d.site_id.map(SiteId::as_i64))
-            .bind(d.venue_name.clone())
-            .bind(d.lat)
-            .bind(d.lon)
-            .bind(d.title.clone())
-            .bind(d.description.clone())
-            .bind(fmt_time(d.starts_at))
-            .bind(fmt_time(d.ends_at))
-            .bind(i64::from(d.capacity))
-            .bind(fmt_time(d.booking_opens_at))
-            .bind(fmt_time(d.booking_closes_at))
-            .bind(fmt_time(d.cancel_deadline))
-            .bind(i64::from(d.waitlist))
-            .bind(d.status.as_str())
-            .bind(serde_json::to_string(&d.quotas).expect("quotas serialize"))
-            .bind(serde_json::to_string(&d.eligibility).expect("eligibility serializes"))
-            .bind(d.offer_hours.map(i64::from))
-            .bind(fmt_time(super::micros(at)))
-            .bind(d.draw.as_ref().map(|p| fmt_time(p.draw_at)))
-            .bind(super::draws::draw_json(&d, seal.as_ref()))
-            .bind(actor)
-            .bind(secret)
-            .execute(&mut *tx)
-            .await?;
-        let event = load_event(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        Ok(event)
-    }
-
     async fn get_event(&self, id: EventId) -> Result<Option<Event>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -435,6 +390,50 @@ impl SqliteTx {
 
 #[async_trait]
 impl WriteTx for SqliteTx {
+    async fn insert_event(
+        &mut self,
+        d: &EventDraft,
+        actor: Option<UserId>,
+        at: DateTime<Utc>,
+    ) -> Result<Event, StoreError> {
+        let id = EventId::random();
+        let (secret, seal) = super::draws::new_secret(d);
+        let sql = format!(
+            "INSERT INTO events ({EVENT_COLUMNS}, created_by, draw_secret) VALUES \
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1, ?, NULL, ?, NULL, ?, ?, ?)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_i64())
+            .bind(d.kind.as_str())
+            .bind(d.site_id.map(SiteId::as_i64))
+            .bind(d.venue_name.clone())
+            .bind(d.lat)
+            .bind(d.lon)
+            .bind(d.title.clone())
+            .bind(d.description.clone())
+            .bind(fmt_time(d.starts_at))
+            .bind(fmt_time(d.ends_at))
+            .bind(i64::from(d.capacity))
+            .bind(fmt_time(d.booking_opens_at))
+            .bind(fmt_time(d.booking_closes_at))
+            .bind(fmt_time(d.cancel_deadline))
+            .bind(i64::from(d.waitlist))
+            .bind(d.status.as_str())
+            .bind(serde_json::to_string(&d.quotas).expect("quotas serialize"))
+            .bind(serde_json::to_string(&d.eligibility).expect("eligibility serializes"))
+            .bind(d.offer_hours.map(i64::from))
+            .bind(fmt_time(super::micros(at)))
+            .bind(d.draw.as_ref().map(|p| fmt_time(p.draw_at)))
+            .bind(super::draws::draw_json(d, seal.as_ref()))
+            .bind(actor)
+            .bind(secret)
+            .execute(&mut *self.0)
+            .await?;
+        load_event(&mut self.0, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
     async fn lock_event(&mut self, id: EventId) -> Result<Option<Event>, StoreError> {
         load_event(&mut self.0, id).await
     }

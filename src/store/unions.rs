@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::keyed::{self, Keyed};
 use super::{Store, StoreError, WriteTx};
 use crate::domain::union::{
     self, Decision, JoinSnapshot, MembershipId, MembershipRecord, MembershipStatus, ReviewSnapshot,
@@ -101,6 +102,35 @@ async fn join_snapshot(
     })
 }
 
+/// A join or a transfer, decided by `decide` on the snapshot, with its
+/// Idempotency-Key kept in the same transaction.
+async fn keyed_membership(
+    store: &dyn Store,
+    at: DateTime<Utc>,
+    key: Option<&Keyed>,
+    decide: impl FnOnce(
+        &JoinSnapshot,
+        DateTime<Utc>,
+    ) -> Result<Decision<MembershipRecord>, crate::domain::booking::Refused>,
+    union: UnionId,
+    user: UserId,
+) -> Result<(MembershipRecord, bool), StoreError> {
+    let at = super::micros(at);
+    let mut tx = store.begin().await?;
+    if let Some(id) = keyed::earlier(&mut tx, key, at).await? {
+        let record = tx
+            .membership(keyed::stored(&id)?)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        return Ok((record, true));
+    }
+    let s = join_snapshot(&mut tx, union, user).await?;
+    let d = decide(&s, at)?;
+    keyed::remember(&mut tx, key, &d.outcome.id.to_string(), at).await?;
+    Ok((commit(tx, d).await?, false))
+}
+
 impl dyn Store {
     /// `user` joins `union` (see [`union::join`]); `NotFound` for no such union.
     pub async fn join_union(
@@ -109,26 +139,48 @@ impl dyn Store {
         union: UnionId,
         at: DateTime<Utc>,
     ) -> Result<MembershipRecord, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let s = join_snapshot(&mut tx, union, user.id).await?;
-        let d = union::join(&s, user, MembershipId::random(), at)?;
-        commit(tx, d).await
+        Ok(self.join_union_keyed(user, union, at, None).await?.0)
     }
 
-    /// Move `user`'s active membership `from` to `union` (see [`union::transfer`]).
+    /// [`Self::join_union`], or for a retry of a keyed request the membership
+    /// the first one made, as it is now (`true`: replayed).
+    pub async fn join_union_keyed(
+        &self,
+        user: &User,
+        union: UnionId,
+        at: DateTime<Utc>,
+        key: Option<&Keyed>,
+    ) -> Result<(MembershipRecord, bool), StoreError> {
+        keyed_membership(
+            self,
+            at,
+            key,
+            |s, at| union::join(s, user, MembershipId::random(), at),
+            union,
+            user.id,
+        )
+        .await
+    }
+
+    /// Move `user`'s active membership `from` to `union` (see
+    /// [`union::transfer`]); a keyed retry as for [`Self::join_union_keyed`].
     pub async fn transfer_membership(
         &self,
         user: &User,
         from: MembershipId,
         union: UnionId,
         at: DateTime<Utc>,
-    ) -> Result<MembershipRecord, StoreError> {
-        let at = super::micros(at);
-        let mut tx = self.begin().await?;
-        let s = join_snapshot(&mut tx, union, user.id).await?;
-        let d = union::transfer(&s, user, from, MembershipId::random(), at)?;
-        commit(tx, d).await
+        key: Option<&Keyed>,
+    ) -> Result<(MembershipRecord, bool), StoreError> {
+        keyed_membership(
+            self,
+            at,
+            key,
+            |s, at| union::transfer(s, user, from, MembershipId::random(), at),
+            union,
+            user.id,
+        )
+        .await
     }
 
     /// Approve a pending application (by admin `by`).

@@ -1555,3 +1555,104 @@ async fn a_unions_staff_edit_it_and_a_bad_edit_changes_nothing() {
         "an edit leaves the code's version alone"
     );
 }
+
+/// POST with an Idempotency-Key: the status, the Idempotent-Replayed header
+/// and the body.
+async fn keyed_post(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> (u16, bool, Value) {
+    let r = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let replayed = r
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    (r.status().as_u16(), replayed, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn creating_an_event_joining_and_transferring_are_safe_to_retry_with_a_key() {
+    let (app, site, admin) = setup().await;
+    let now = app.clock_now();
+    let event = json!({
+        "kind": "training", "site_id": site, "title": "电动车安全骑行培训", "capacity": 30,
+        "starts_at": (now + chrono::Duration::days(10)).to_rfc3339(),
+        "ends_at": (now + chrono::Duration::days(10) + chrono::Duration::hours(2)).to_rfc3339(),
+        "booking_opens_at": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+    });
+    // An event: the retry answers with the event the first request made.
+    let (s, replayed, first) = keyed_post(&app, "/v1/events", &admin, "ev-1", &event).await;
+    assert_eq!((s, replayed), (201, false), "{first}");
+    let (s, replayed, again) = keyed_post(&app, "/v1/events", &admin, "ev-1", &event).await;
+    assert_eq!((s, replayed), (201, true), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    // The same key for another request is refused, naming the header.
+    let mut other = event.clone();
+    other["title"] = json!("另一场培训");
+    let (s, _, p) = keyed_post(&app, "/v1/events", &admin, "ev-1", &other).await;
+    assert_eq!(
+        (s, p["param"].as_str()),
+        (422, Some("Idempotency-Key")),
+        "{p}"
+    );
+    // Another key is another event.
+    let (s, replayed, second) = keyed_post(&app, "/v1/events", &admin, "ev-2", &other).await;
+    assert_eq!((s, replayed), (201, false));
+    assert_ne!(second["id"], first["id"]);
+
+    // Joining and transferring: a retry answers with the membership made,
+    // where without the key it would be refused (a member already).
+    let auto = make_union(
+        &app,
+        &admin,
+        json!({"name": "历下区快递行业联合工会", "adcode": "370102", "join_policy": "auto"}),
+    )
+    .await;
+    let review = make_union(
+        &app,
+        &admin,
+        json!({"name": "历城区总工会", "adcode": "370112", "join_policy": "review"}),
+    )
+    .await;
+    let rider = worker(&app, "13900000077", "王师傅").await;
+    let join = json!({"union_id": auto});
+    let (s, replayed, m) = keyed_post(&app, "/v1/memberships", &rider, "join-1", &join).await;
+    assert_eq!(
+        (s, replayed, m["status"].as_str()),
+        (201, false, Some("active")),
+        "{m}"
+    );
+    let (s, replayed, again) = keyed_post(&app, "/v1/memberships", &rider, "join-1", &join).await;
+    assert_eq!((s, replayed), (201, true), "{again}");
+    assert_eq!(again["id"], m["id"]);
+    problem(
+        post(&app, "/v1/memberships", Some(&rider), join.clone()).await,
+        409,
+    )
+    .await;
+    let to = json!({"union_id": review});
+    let path = format!("/v1/memberships/{}/transfer", m["id"].as_str().unwrap());
+    let (s, replayed, t) = keyed_post(&app, &path, &rider, "move-1", &to).await;
+    assert_eq!(
+        (s, replayed, t["status"].as_str()),
+        (201, false, Some("pending")),
+        "{t}"
+    );
+    let (s, replayed, again) = keyed_post(&app, &path, &rider, "move-1", &to).await;
+    assert_eq!((s, replayed), (201, true), "{again}");
+    assert_eq!(again["id"], t["id"]);
+    // One membership and one application, not two of either.
+    let items = mine(&app, &rider).await["items"].as_array().unwrap().len();
+    assert_eq!(items, 2);
+}
