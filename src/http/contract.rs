@@ -514,6 +514,7 @@ fn tighten_components(doc: &mut Value) {
             }
         }
     }
+    notice_data(schemas);
     if let Some(holidays) = schemas.get_mut("HolidayYearBody") {
         // Every year has New Year's Day (422 naming holidays otherwise).
         holidays["properties"]["holidays"]["minItems"] = json!(1);
@@ -944,6 +945,121 @@ fn tighten_paths(doc: &mut Value, bodies: &mut Vec<(String, Value)>) {
                 )),
             );
         }
+    }
+}
+
+/// A notice's `data` by its type: one schema per shape, told apart by
+/// `data.type` (a discriminator), which the inbox adds to every notice's data.
+fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
+    let id = |prefix: &str, what: &str| json!({"type": "string", "pattern": id_pattern(prefix), "description": what});
+    let time = |what: &str| json!({"type": "string", "format": "date-time", "description": what});
+    let event = id("e", "The event");
+    let booking = id("b", "The booking");
+    // (name, description, the notice types of this shape, fields, required)
+    type Shape<'a> = (&'a str, &'a str, &'a [&'a str], Value, &'a [&'a str]);
+    let shapes: [Shape; 9] = [
+        (
+            "BookingNoticeData",
+            "A booking's news: confirmed, promoted from the waitlist, or its offer lapsed.",
+            &["booking_confirmed", "waitlist_promoted", "offer_lapsed"],
+            json!({"event_id": event, "booking_id": booking}),
+            &["event_id", "booking_id"],
+        ),
+        (
+            "SeatOfferedData",
+            "A seat offered: accept it before `offer_expires_at` (`drawn`: by a draw).",
+            &["seat_offered"],
+            json!({"event_id": event, "booking_id": booking,
+                   "offer_expires_at": time("The offer's deadline"),
+                   "drawn": {"type": "boolean", "description": "The offer is a draw's"}}),
+            &["event_id", "booking_id", "offer_expires_at"],
+        ),
+        (
+            "EventCancelledData",
+            "An event was cancelled: the booking it cancelled, or the application of a draw that will not be made.",
+            &["event_cancelled"],
+            json!({"event_id": event, "booking_id": booking,
+                   "application_id": id("a", "The application")}),
+            &["event_id"],
+        ),
+        (
+            "EventReminderData",
+            "An event the person holds a seat for starts soon.",
+            &["event_reminder"],
+            json!({"event_id": event, "booking_id": booking, "starts_at": time("When it starts")}),
+            &["event_id", "booking_id", "starts_at"],
+        ),
+        (
+            "EventChangedData",
+            "An event moved in time or place: its times now.",
+            &["event_changed"],
+            json!({"event_id": event, "starts_at": time("When it starts now"),
+                   "ends_at": time("When it ends now")}),
+            &["event_id", "starts_at", "ends_at"],
+        ),
+        (
+            "SiteNoticeData",
+            "A followed site closed, reopened or changed its hours.",
+            &["site_hours_changed", "site_closed", "site_reopened"],
+            json!({"site_id": id("s", "The site")}),
+            &["site_id"],
+        ),
+        (
+            "MembershipApprovedData",
+            "An application to a union was approved: the member number.",
+            &["membership_approved"],
+            json!({"membership_id": id("m", "The membership"),
+                   "member_no": {"type": "string", "description": "The member number"}}),
+            &["membership_id", "member_no"],
+        ),
+        (
+            "MembershipRejectedData",
+            "An application to a union was rejected, and why.",
+            &["membership_rejected"],
+            json!({"membership_id": id("m", "The membership"),
+                   "reason": {"type": "string", "description": "The union's reason"}}),
+            &["membership_id", "reason"],
+        ),
+        (
+            "DrawResultData",
+            "A draw did not place the person: waiting (`rank`, `waitlist_position`) or not eligible.",
+            &["draw_result"],
+            json!({"event_id": event, "application_id": id("a", "The application"),
+                   "result": {"type": "string", "enum": ["waiting", "not_eligible"], "description": "What the draw made of the application"},
+                   "rank": {"type": "integer", "minimum": 1, "description": "The place the draw gave"},
+                   "waitlist_position": {"type": "integer", "minimum": 1, "description": "The place on the waitlist"}}),
+            &["event_id", "application_id", "result"],
+        ),
+    ];
+    let mut refs = Vec::new();
+    let mut mapping = serde_json::Map::new();
+    for (name, description, types, mut properties, required) in shapes {
+        let reference = format!("#/components/schemas/{name}");
+        for t in types {
+            mapping.insert((*t).into(), json!(reference));
+        }
+        properties["type"] = match types {
+            [one] => json!({"type": "string", "const": one, "description": "The notice's type"}),
+            many => json!({"type": "string", "enum": many, "description": "The notice's type"}),
+        };
+        let mut required: Vec<&str> = required.to_vec();
+        required.insert(0, "type");
+        schemas.insert(
+            name.into(),
+            json!({"type": "object", "description": description,
+                   "properties": properties, "required": required}),
+        );
+        refs.push(json!({"$ref": reference}));
+    }
+    if let Some(data) = schemas
+        .get_mut("NotificationDoc")
+        .and_then(|n| n.pointer_mut("/properties/data"))
+    {
+        *data = json!({
+            "description": "What the notice is about, by its type (`data.type`, the notice's own `type`)",
+            "oneOf": refs,
+            "discriminator": {"propertyName": "type", "mapping": mapping},
+        });
     }
 }
 

@@ -50,11 +50,23 @@ impl From<NotificationRecord> for NotificationDoc {
             title: n.title,
             body: n.body,
             url: n.url,
-            data: n.data,
+            data: with_type(n.data, n.kind),
             created_at: n.created_at,
             read_at: n.read_at,
         }
     }
+}
+
+/// A notice's data names its type too, so that a client can tell its shape
+/// by `data.type` alone (the contract's `NoticeData` union).
+fn with_type(
+    mut data: serde_json::Value,
+    kind: crate::domain::notify::NoticeType,
+) -> serde_json::Value {
+    if let Some(d) = data.as_object_mut() {
+        d.insert("type".into(), serde_json::json!(kind.as_str()));
+    }
+    data
 }
 
 /// The caller's notifications, newest first, a page of them.

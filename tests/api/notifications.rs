@@ -75,6 +75,12 @@ async fn a_freed_seat_tells_the_promoted_person_in_their_inbox() {
     let n = &page["items"][0];
     assert_eq!(n["url"], format!("/events/{event}"));
     assert_eq!(n["data"]["event_id"], event);
+    // The data names its shape (the contract's NoticeData) by the notice's type.
+    assert_eq!(n["data"]["type"], "waitlist_promoted");
+    assert!(
+        n["data"]["booking_id"].as_str().unwrap().starts_with('b'),
+        "{n}"
+    );
     assert!(n["body"].as_str().unwrap().contains("候补成功"), "{n}");
     assert!(n["read_at"].is_null());
     assert_eq!(unread(&app, &b).await, 1);
