@@ -955,18 +955,17 @@ fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
     let time = |what: &str| json!({"type": "string", "format": "date-time", "description": what});
     let event = id("e", "The event");
     let booking = id("b", "The booking");
-    // (name, description, the notice types of this shape, fields, required)
-    type Shape<'a> = (&'a str, &'a str, &'a [&'a str], Value, &'a [&'a str]);
+    // (description, the notice types of this shape, fields, required): one
+    // schema per type, `{Type}Data`, its `type` a constant.
+    type Shape<'a> = (&'a str, &'a [&'a str], Value, &'a [&'a str]);
     let shapes: [Shape; 9] = [
         (
-            "BookingNoticeData",
             "A booking's news: confirmed, promoted from the waitlist, or its offer lapsed.",
             &["booking_confirmed", "waitlist_promoted", "offer_lapsed"],
             json!({"event_id": event, "booking_id": booking}),
             &["event_id", "booking_id"],
         ),
         (
-            "SeatOfferedData",
             "A seat offered: accept it before `offer_expires_at` (`drawn`: by a draw).",
             &["seat_offered"],
             json!({"event_id": event, "booking_id": booking,
@@ -975,7 +974,6 @@ fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
             &["event_id", "booking_id", "offer_expires_at"],
         ),
         (
-            "EventCancelledData",
             "An event was cancelled: the booking it cancelled, or the application of a draw that will not be made.",
             &["event_cancelled"],
             json!({"event_id": event, "booking_id": booking,
@@ -983,14 +981,12 @@ fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
             &["event_id"],
         ),
         (
-            "EventReminderData",
             "An event the person holds a seat for starts soon.",
             &["event_reminder"],
             json!({"event_id": event, "booking_id": booking, "starts_at": time("When it starts")}),
             &["event_id", "booking_id", "starts_at"],
         ),
         (
-            "EventChangedData",
             "An event moved in time or place: its times now.",
             &["event_changed"],
             json!({"event_id": event, "starts_at": time("When it starts now"),
@@ -998,14 +994,12 @@ fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
             &["event_id", "starts_at", "ends_at"],
         ),
         (
-            "SiteNoticeData",
             "A followed site closed, reopened or changed its hours.",
             &["site_hours_changed", "site_closed", "site_reopened"],
             json!({"site_id": id("s", "The site")}),
             &["site_id"],
         ),
         (
-            "MembershipApprovedData",
             "An application to a union was approved: the member number.",
             &["membership_approved"],
             json!({"membership_id": id("m", "The membership"),
@@ -1013,7 +1007,6 @@ fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
             &["membership_id", "member_no"],
         ),
         (
-            "MembershipRejectedData",
             "An application to a union was rejected, and why.",
             &["membership_rejected"],
             json!({"membership_id": id("m", "The membership"),
@@ -1021,7 +1014,6 @@ fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
             &["membership_id", "reason"],
         ),
         (
-            "DrawResultData",
             "A draw did not place the person: waiting (`rank`, `waitlist_position`) or not eligible.",
             &["draw_result"],
             json!({"event_id": event, "application_id": id("a", "The application"),
@@ -1033,23 +1025,23 @@ fn notice_data(schemas: &mut serde_json::Map<String, Value>) {
     ];
     let mut refs = Vec::new();
     let mut mapping = serde_json::Map::new();
-    for (name, description, types, mut properties, required) in shapes {
-        let reference = format!("#/components/schemas/{name}");
-        for t in types {
-            mapping.insert((*t).into(), json!(reference));
-        }
-        properties["type"] = match types {
-            [one] => json!({"type": "string", "const": one, "description": "The notice's type"}),
-            many => json!({"type": "string", "enum": many, "description": "The notice's type"}),
-        };
+    for (description, types, properties, required) in shapes {
         let mut required: Vec<&str> = required.to_vec();
         required.insert(0, "type");
-        schemas.insert(
-            name.into(),
-            json!({"type": "object", "description": description,
-                   "properties": properties, "required": required}),
-        );
-        refs.push(json!({"$ref": reference}));
+        for t in types {
+            let name = format!("{}Data", camel(t));
+            let reference = format!("#/components/schemas/{name}");
+            let mut properties = properties.clone();
+            properties["type"] =
+                json!({"type": "string", "const": t, "description": "The notice's type"});
+            schemas.insert(
+                name,
+                json!({"type": "object", "description": description,
+                       "properties": properties, "required": required}),
+            );
+            mapping.insert((*t).into(), json!(reference));
+            refs.push(json!({"$ref": reference}));
+        }
     }
     if let Some(data) = schemas
         .get_mut("NotificationDoc")
