@@ -93,9 +93,7 @@ def before_call(ctx, case, **kwargs):
         # judges it again once the token is set: left as it is.
         return
     for name, value in headers.items():
-        # (Only keys of the header's form: a generated key may end in a
-        # line break that the request drops, and an edited header is judged
-        # again as it stands.)
+        # Keys of up to 91 characters: with the prefix, at most 100.
         if name.lower() == "idempotency-key" and re.fullmatch("[!-~]{1,91}", str(value)):
             headers[name] = f"{zlib.crc32(label.encode()):08x}-{value}"
     if meta.phase.name != "stateful":
