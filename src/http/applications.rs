@@ -14,7 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::bookings::idempotency_key;
+use super::bookings::{idempotency_key, mark_replayed};
 use super::caller::Caller;
 use super::events::{event_id, load_event};
 use super::paging::{Page, id_key, ms};
@@ -90,7 +90,7 @@ pub async fn apply(
             StoreError::NotFound => ApiError::NotFound(format!("no event with id {id}")),
             e => e.into(),
         })?;
-    let mut resp = match applied.outcome {
+    let resp = match applied.outcome {
         ApplyOutcome::Applied { application } => {
             let location = format!("/v1/applications/{}", application.id);
             let mut r = (StatusCode::CREATED, Json(application)).into_response();
@@ -120,13 +120,7 @@ pub async fn apply(
         )
         .into_response(),
     };
-    if applied.replayed {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            header::HeaderValue::from_static("true"),
-        );
-    }
-    Ok(resp)
+    Ok(mark_replayed(resp, applied.replayed))
 }
 
 fn application_id(id: &str) -> Result<ApplicationId, ApiError> {

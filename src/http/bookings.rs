@@ -13,6 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::body::JsonObject;
 use super::caller::Caller;
 use super::events::{event_id, load_event};
 use super::paging::{Page, id_key, ms};
@@ -21,6 +22,7 @@ use crate::domain::booking::Canceller;
 use crate::domain::event::{BookOutcome, Booking, BookingId, EventKind, EventStatus};
 use crate::domain::{checkin, ics};
 use crate::error::{ApiError, Problem};
+use crate::store::keyed::Keyed;
 use crate::store::{BookRequest, BookingView, Commands, StoreError};
 
 pub fn router() -> Router<AppState> {
@@ -60,7 +62,7 @@ pub(super) fn with_code(state: &AppState, mut b: Booking) -> Booking {
     b
 }
 
-/// The `Idempotency-Key` header, if sent (bookings, applications).
+/// The `Idempotency-Key` header, if sent (every create that honours it).
 pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     headers
         .get("idempotency-key")
@@ -72,6 +74,38 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
                 .ok_or_else(|| ApiError::param("Idempotency-Key", "1–100 visible ASCII characters"))
         })
         .transpose()
+}
+
+/// Mark `resp` as the stored answer to an earlier request with the same
+/// Idempotency-Key (`Idempotent-Replayed: true`) when it is one.
+pub(super) fn mark_replayed(mut resp: Response, replayed: bool) -> Response {
+    if replayed {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+/// The request's `Idempotency-Key`, if sent, with a hash of what it asks
+/// (the target and the body's JSON, keys in order), for a create the store
+/// keeps the key of ([`Keyed`]).
+pub(super) fn keyed(
+    caller: &Caller,
+    headers: &HeaderMap,
+    target: &str,
+    obj: &JsonObject,
+) -> Result<Option<Keyed>, ApiError> {
+    let Some(key) = idempotency_key(headers)? else {
+        return Ok(None);
+    };
+    let body = serde_json::to_string(&obj.0).expect("a JSON object serializes");
+    Ok(Some(Keyed {
+        user: caller.user.id,
+        key,
+        request_hash: crate::auth::sha256_hex(format!("{target}\n{body}").as_bytes()),
+    }))
 }
 
 /// Book a seat. Send an `Idempotency-Key` header: a retry with the same key
@@ -131,14 +165,7 @@ pub async fn book(
         },
         other => other,
     };
-    let mut resp = outcome_response(outcome);
-    if booked.replayed {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            header::HeaderValue::from_static("true"),
-        );
-    }
-    Ok(resp)
+    Ok(mark_replayed(outcome_response(outcome), booked.replayed))
 }
 
 fn outcome_response(outcome: BookOutcome) -> Response {

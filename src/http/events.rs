@@ -178,22 +178,16 @@ pub async fn create_event(
 ) -> Result<Response, ApiError> {
     let crs = Params::parse(raw.as_deref())?.crs()?;
     let target = format!("/v1/events?{}", raw.as_deref().unwrap_or(""));
-    let key = super::memberships::keyed(&caller, &headers, &target, &obj)?;
+    let key = super::bookings::keyed(&caller, &headers, &target, &obj)?;
     let (event, replayed) = new_event(&state, &caller.user, &obj, crs, key.as_ref()).await?;
     let location = format!("/v1/events/{}", event.id);
-    let mut resp = (
+    let resp = (
         StatusCode::CREATED,
         [(axum::http::header::LOCATION, location)],
         Json(event_doc(&event, crs, None)),
     )
         .into_response();
-    if replayed {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            axum::http::HeaderValue::from_static("true"),
-        );
-    }
-    Ok(resp)
+    Ok(super::bookings::mark_replayed(resp, replayed))
 }
 
 /// Create an event as `user` from the fields of `obj` (a venue's coordinates

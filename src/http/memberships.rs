@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::body::{self, JsonObject};
+use super::bookings::{keyed, mark_replayed};
 use super::caller::Caller;
 use super::paging::{Page, id_key, ms};
 use super::unions::{load_union, run_union};
@@ -23,7 +24,6 @@ use crate::domain::union::{
 };
 use crate::error::{ApiError, Problem};
 use crate::store::StoreError;
-use crate::store::keyed::Keyed;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -152,19 +152,13 @@ fn refused(e: StoreError) -> ApiError {
 }
 
 fn created(doc: MembershipDoc, replayed: bool) -> Response {
-    let mut resp = (
+    let resp = (
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/memberships/{}", doc.id))],
         Json(doc),
     )
         .into_response();
-    if replayed {
-        resp.headers_mut().insert(
-            "idempotent-replayed",
-            header::HeaderValue::from_static("true"),
-        );
-    }
-    resp
+    mark_replayed(resp, replayed)
 }
 
 /// Join a union (入会), signed in with a name in the profile: `{"code": …}`
@@ -201,25 +195,6 @@ pub async fn join(
         .await
         .map_err(refused)?;
     Ok(created(doc(&state, &m).await?, replayed))
-}
-
-/// The request's `Idempotency-Key`, if sent, with a hash of what it asks
-/// (the target and the body's JSON, keys in order).
-pub(super) fn keyed(
-    caller: &Caller,
-    headers: &HeaderMap,
-    target: &str,
-    obj: &JsonObject,
-) -> Result<Option<Keyed>, ApiError> {
-    let Some(key) = super::bookings::idempotency_key(headers)? else {
-        return Ok(None);
-    };
-    let body = serde_json::to_string(&obj.0).expect("a JSON object serializes");
-    Ok(Some(Keyed {
-        user: caller.user.id,
-        key,
-        request_hash: crate::auth::sha256_hex(format!("{target}\n{body}").as_bytes()),
-    }))
 }
 
 /// Move an active membership to another union (转会) in one step:

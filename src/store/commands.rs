@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::keyed::{self, Keyed};
 use super::writer::Writer;
 use super::{OTP_REQUEST_MEMORY, OtpRequester, Store, StoreError, WriteTx};
 use crate::domain::application::{
@@ -23,7 +24,6 @@ use crate::domain::booking::{
     self, BookingRecord, Cancelled, Canceller, CheckIn, Decision, Effect, EventPatch, EventState,
 };
 use crate::domain::event::{BookOutcome, BookingId, BookingStatus, Event, EventId};
-use crate::domain::idempotency::{self, IdempotencyRecord, Replay};
 use crate::domain::otp::{self, OtpCheck, StoredCode};
 use crate::domain::user::{Phone, User, UserId};
 
@@ -358,23 +358,21 @@ async fn apply(
     c: &ApplyCommand,
 ) -> Result<(Answer, Vec<Effect>), StoreError> {
     let at = super::micros(c.at);
-    if let Some(key) = &c.key {
-        let found = tx.idempotencies(&[(c.user.id, key.clone())]).await?;
-        match idempotency::judge(found.first().map(|(_, _, r)| r), &c.request_hash, at) {
-            Replay::Fresh => {}
-            Replay::Answer(body) => {
-                let outcome = serde_json::from_str(body)
-                    .map_err(|e| StoreError::Corrupt(format!("a stored answer: {e}")))?;
-                return Ok((
-                    Answer::Applied(Applied {
-                        outcome,
-                        replayed: true,
-                    }),
-                    vec![],
-                ));
-            }
-            Replay::KeyReuse => return Err(StoreError::KeyReuse),
-        }
+    let key = c.key.as_ref().map(|key| Keyed {
+        user: c.user.id,
+        key: key.clone(),
+        request_hash: c.request_hash.clone(),
+    });
+    if let Some(body) = keyed::earlier(tx, key.as_ref(), at).await? {
+        let outcome = serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("a stored answer: {e}")))?;
+        return Ok((
+            Answer::Applied(Applied {
+                outcome,
+                replayed: true,
+            }),
+            vec![],
+        ));
     }
     let event = tx.lock_event(c.event).await?.ok_or(StoreError::NotFound)?;
     let d = &event.draft;
@@ -396,14 +394,9 @@ async fn apply(
         trips_this_year,
     };
     let d = application::apply(&snapshot, &c.user, ApplicationId::random(), at);
-    if let Some(key) = &c.key {
-        let record = IdempotencyRecord {
-            request_hash: c.request_hash.clone(),
-            body: serde_json::to_string(&d.outcome).expect("an outcome serializes"),
-            created_at: at,
-        };
-        tx.put_idempotencies(&[(c.user.id, key.clone(), record)])
-            .await?;
+    if key.is_some() {
+        let body = serde_json::to_string(&d.outcome).expect("an outcome serializes");
+        keyed::remember(tx, key.as_ref(), &body, at).await?;
     }
     Ok((
         Answer::Applied(Applied {

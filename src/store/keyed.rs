@@ -3,8 +3,9 @@
 //! read (and held) first; a retry of the same request answers with what the
 //! first one created, and the first one's record is written in the same
 //! transaction as what it created, so a crash leaves both or neither.
-//! (Bookings and applications keep their whole answers the same way, in
-//! their commands; creates keep the id of what they made.)
+//! (Applications keep their whole answer through the same two calls;
+//! creates keep the id of what they made. Bookings, decided in batches, keep
+//! theirs in `store::batch`.)
 
 use chrono::{DateTime, Utc};
 
@@ -21,8 +22,8 @@ pub struct Keyed {
     pub request_hash: String,
 }
 
-/// The id the key's first request created, if this is a retry of it;
-/// `KeyReuse` if the key was used for another request.
+/// What the key's first request stored (a create: the id it made), if this
+/// is a retry of it; `KeyReuse` if the key was used for another request.
 pub(super) async fn earlier(
     tx: &mut Box<dyn WriteTx>,
     key: Option<&Keyed>,
@@ -37,17 +38,18 @@ pub(super) async fn earlier(
     }
 }
 
-/// Remember that the key's request created `id` (in the create's transaction).
+/// Remember the key's answer, `body` (a create: the id it made), in the
+/// request's own transaction.
 pub(super) async fn remember(
     tx: &mut Box<dyn WriteTx>,
     key: Option<&Keyed>,
-    id: &str,
+    body: &str,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let Some(k) = key else { return Ok(()) };
     let record = IdempotencyRecord {
         request_hash: k.request_hash.clone(),
-        body: id.to_owned(),
+        body: body.to_owned(),
         created_at: at,
     };
     tx.put_idempotencies(&[(k.user, k.key.clone(), record)])
